@@ -1,0 +1,620 @@
+//! A floe project's configuration: `floe.yaml` and `tables/*.yaml`.
+//!
+//! Loading checks everything it can before any data moves and reports every problem at once,
+//! each naming the file, line, column and field, with a suggestion for likely typos.
+//!
+//! # Layout
+//! - `raw`: the files as written (serde structs, unknown keys rejected, positions kept).
+//! - [`types`]: column types.
+//! - [`error`]: located errors.
+//! - this module: the validated model ([`Project`], [`TableConfig`]) and the loader.
+
+mod error;
+mod raw;
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_schema::{Field, Schema, SchemaRef};
+use floe_core::id::check_identifier;
+use floe_core::{Layer, TableRef};
+use serde_saphyr::{Location, Spanned};
+
+pub use error::{ConfigError, ConfigErrors, did_you_mean, suggest};
+pub use types::ColumnType;
+
+/// The project file's name.
+pub const PROJECT_FILE: &str = "floe.yaml";
+/// The folder of table configs.
+pub const TABLES_DIR: &str = "tables";
+
+/// Which engine runs the SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// DataFusion over Iceberg tables on local disk (the default).
+    Local,
+    /// Amazon Athena over Iceberg tables in the Glue catalog.
+    Athena,
+}
+
+/// `floe.yaml`, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The project's name.
+    pub name: String,
+    /// The engine.
+    pub engine: Engine,
+    /// The embedded lake's folder (absolute).
+    pub lake_dir: PathBuf,
+    /// The local landing folder (absolute).
+    pub landing_dir: PathBuf,
+    /// How many SQL statements may run at once.
+    pub concurrency: u32,
+    /// AWS settings, required when `engine: athena`.
+    pub athena: Option<AthenaSettings>,
+    /// Where failure notifications go.
+    pub webhook: Option<String>,
+}
+
+/// The `athena:` section of `floe.yaml`.
+#[derive(Debug, Clone)]
+pub struct AthenaSettings {
+    /// AWS region.
+    pub region: String,
+    /// Athena workgroup.
+    pub workgroup: String,
+    /// s3:// location for query results.
+    pub output_location: String,
+    /// The landing bucket.
+    pub landing_bucket: String,
+    /// s3:// location of the Iceberg warehouse.
+    pub lake_location: String,
+    /// An endpoint override (a local AWS stand-in).
+    pub endpoint_url: Option<String>,
+    /// Price per TB scanned, for cost estimates (default 5.0).
+    pub price_per_tb_usd: f64,
+}
+
+/// How a table's extracts are loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadKind {
+    /// Each extract is a full snapshot of the table.
+    Full,
+    /// Each extract holds change rows (insert, update, delete) with a change timestamp.
+    Cdc,
+}
+
+/// File formats the landing service accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Comma-separated with a header row.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// What a full load does with a key missing from an extract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletesPolicy {
+    /// Nothing: the key's current version stays current.
+    Ignore,
+    /// Close the current version at the extract time.
+    Invalidate,
+    /// Close it and add a version flagged `is_deleted` from the extract time.
+    NewRecord,
+}
+
+/// The change columns of a cdc table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdcColumns {
+    /// Column holding I, U or D.
+    pub operation_column: String,
+    /// Column holding the change time.
+    pub timestamp_column: String,
+}
+
+/// One column of a source table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnConfig {
+    /// The standardised (snake_case) name.
+    pub name: String,
+    /// Its type.
+    pub ty: ColumnType,
+    /// Whether NULL is allowed (default true; false for key columns).
+    pub nullable: bool,
+    /// Free text for docs.
+    pub description: Option<String>,
+}
+
+/// One source table, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableConfig {
+    /// The source system.
+    pub source: String,
+    /// The table name.
+    pub name: String,
+    /// Free text for docs.
+    pub description: Option<String>,
+    /// Key columns, in order.
+    pub primary_key: Vec<String>,
+    /// Full or cdc.
+    pub load: LoadKind,
+    /// File format.
+    pub format: FileFormat,
+    /// What a missing key means (full loads).
+    pub deletes: DeletesPolicy,
+    /// Keep the latest row per key by this column instead of failing on a duplicate key.
+    pub dedupe_by: Option<String>,
+    /// Change columns (cdc loads).
+    pub cdc: Option<CdcColumns>,
+    /// Largest accepted file, in MiB.
+    pub max_file_mb: u64,
+    /// Columns in declared order.
+    pub columns: Vec<ColumnConfig>,
+    /// The file that declared it.
+    pub file: PathBuf,
+}
+
+impl TableConfig {
+    /// `source.table`.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.source, self.name)
+    }
+
+    /// The table in a layer, for example `bronze_nomis.people`.
+    pub fn table_ref(&self, layer: Layer) -> TableRef {
+        TableRef::in_layer(layer, &self.source, &self.name)
+            .expect("source and table names are checked when the config loads")
+    }
+
+    /// The declared columns as an Arrow schema.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.ty.arrow(), c.nullable))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// A column by name.
+    pub fn column(&self, name: &str) -> Option<&ColumnConfig> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// A loaded, validated project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project folder.
+    pub root: PathBuf,
+    /// `floe.yaml`.
+    pub settings: Settings,
+    /// Tables by `source.table`, in name order.
+    pub tables: BTreeMap<String, TableConfig>,
+}
+
+impl Project {
+    /// Loads and checks the project in `root`, reporting every problem found.
+    pub fn load(root: &Path) -> Result<Project, ConfigErrors> {
+        let root = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
+        let mut errors = Vec::new();
+        let settings = load_settings(&root, &mut errors);
+        let tables = load_tables(&root, &mut errors);
+        match settings {
+            Some(settings) if errors.is_empty() => Ok(Project {
+                root,
+                settings,
+                tables,
+            }),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+
+    /// A table by `source.table`, with a suggestion when it is unknown.
+    pub fn table(&self, qualified: &str) -> Result<&TableConfig, floe_core::Error> {
+        self.tables.get(qualified).ok_or_else(|| {
+            let hint = did_you_mean(qualified, self.tables.keys().map(String::as_str));
+            floe_core::Error::Config(format!(
+                "unknown table '{qualified}'{hint}; declared tables: {}",
+                if self.tables.is_empty() {
+                    "none (add one under tables/)".to_owned()
+                } else {
+                    self.tables.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
+            ))
+        })
+    }
+}
+
+fn loc<T>(s: &Spanned<T>) -> Option<(u64, u64)> {
+    location(&s.referenced)
+}
+
+fn location(l: &Location) -> Option<(u64, u64)> {
+    (l.line() > 0).then(|| (l.line(), l.column()))
+}
+
+/// Parses one YAML file into `T`, turning parser and serde errors into located errors.
+fn parse_file<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    shown: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Option<(T, String)> {
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            errors.push(ConfigError::at(shown, None, None, format!("cannot read: {e}")));
+            return None;
+        }
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let line = 1 + e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() as u64;
+            errors.push(ConfigError::at(
+                shown,
+                Some((line, 1)),
+                None,
+                "not UTF-8 text: save the file as UTF-8".into(),
+            ));
+            return None;
+        }
+    };
+    let mut path = String::new();
+    let result = serde_saphyr::with_deserializer_from_str(&text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            path = e.path().to_string();
+            e.into_inner()
+        })
+    });
+    match result {
+        Ok(v) => Some((v, text)),
+        Err(e) => {
+            errors.push(yaml_error(shown, &path, &e));
+            None
+        }
+    }
+}
+
+fn yaml_error(shown: &Path, path: &str, e: &serde_saphyr::Error) -> ConfigError {
+    use serde_saphyr::Error as E;
+    let inner = e.without_snippet();
+    let position = inner.location().as_ref().and_then(location);
+    // `Spanned<T>` shows up in serde paths as a `value` segment the user never wrote.
+    let path = path.replace(".value.", ".");
+    let path = path.strip_suffix(".value").unwrap_or(&path);
+    let field = (!path.is_empty() && path != ".").then(|| path.to_owned());
+    let message = match inner {
+        E::SerdeUnknownField {
+            field: name,
+            expected,
+            ..
+        } => {
+            let hint = did_you_mean(name, expected.iter().copied());
+            format!(
+                "unknown key '{name}'{hint}; allowed keys here: {}",
+                expected.join(", ")
+            )
+        }
+        E::SerdeMissingField { field: name, .. } => {
+            format!("required key '{name}' is missing")
+        }
+        other => strip_location(&other.to_string()),
+    };
+    // serde_path_to_error names the parent for an unknown key: point at the key itself.
+    let field = match inner {
+        E::SerdeUnknownField { field: name, .. } => Some(match field {
+            Some(p) if p.ends_with(&format!(".{name}")) => p,
+            Some(p) => format!("{p}.{name}"),
+            None => name.clone(),
+        }),
+        _ => field,
+    };
+    ConfigError::at(shown, position, field, message)
+}
+
+/// Drops serde-saphyr's trailing " at line X, column Y": the error prints its own position.
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+fn relative(root: &Path, file: &Path) -> PathBuf {
+    file.strip_prefix(root).unwrap_or(file).to_owned()
+}
+
+fn load_settings(root: &Path, errors: &mut Vec<ConfigError>) -> Option<Settings> {
+    let file = root.join(PROJECT_FILE);
+    let shown = PathBuf::from(PROJECT_FILE);
+    if !file.exists() {
+        errors.push(ConfigError::at(
+            &shown,
+            None,
+            None,
+            format!(
+                "not found in {}: run `floe init {}` to create a project, or pass --project DIR",
+                root.display(),
+                root.display()
+            ),
+        ));
+        return None;
+    }
+    let (raw, _): (raw::RawProject, _) = parse_file(&file, &shown, errors)?;
+    let before = errors.len();
+    let mut err = |at: Option<(u64, u64)>, field: &str, msg: String| {
+        errors.push(ConfigError::at(&shown, at, Some(field.into()), msg));
+    };
+    if let Err(e) = check_identifier("project", &raw.name.value) {
+        err(loc(&raw.name), "name", e.to_string());
+    }
+    let engine = match raw.engine.as_ref().map(|e| e.value.as_str()) {
+        None | Some("local") => Engine::Local,
+        Some("athena") => Engine::Athena,
+        Some(other) => {
+            let hint = did_you_mean(other, ["local", "athena"]);
+            err(
+                raw.engine.as_ref().and_then(loc),
+                "engine",
+                format!("unknown engine '{other}'{hint}; use local or athena"),
+            );
+            Engine::Local
+        }
+    };
+    let concurrency = raw.concurrency.as_ref().map(|c| c.value).unwrap_or(4);
+    if concurrency == 0 {
+        err(
+            raw.concurrency.as_ref().and_then(loc),
+            "concurrency",
+            "must be at least 1".into(),
+        );
+    }
+    let athena = raw.athena.map(|a| AthenaSettings {
+        region: a.region.value,
+        workgroup: a.workgroup.value,
+        output_location: a.output_location.value,
+        landing_bucket: a.landing_bucket.value,
+        lake_location: a.lake_location.value,
+        endpoint_url: a.endpoint_url.map(|e| e.value),
+        price_per_tb_usd: a.price_per_tb_usd.unwrap_or(5.0),
+    });
+    if engine == Engine::Athena && athena.is_none() {
+        err(
+            raw.engine.as_ref().and_then(loc),
+            "engine",
+            "engine is athena but there is no `athena:` section (region, workgroup, \
+             output_location, landing_bucket, lake_location)"
+                .into(),
+        );
+    }
+    let dir = |v: Option<Spanned<String>>, default: &str| root.join(v.map(|s| s.value).unwrap_or_else(|| default.into()));
+    let settings = Settings {
+        name: raw.name.value,
+        engine,
+        lake_dir: dir(raw.lake, "lake"),
+        landing_dir: dir(raw.landing, "landing"),
+        concurrency,
+        athena,
+        webhook: raw.notify.and_then(|n| n.webhook).map(|w| w.value),
+    };
+    (errors.len() == before).then_some(settings)
+}
+
+fn load_tables(root: &Path, errors: &mut Vec<ConfigError>) -> BTreeMap<String, TableConfig> {
+    let dir = root.join(TABLES_DIR);
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    let mut tables: BTreeMap<String, TableConfig> = BTreeMap::new();
+    // Where each table was first declared, to report duplicates with both places.
+    let mut declared: BTreeMap<String, (PathBuf, Option<(u64, u64)>)> = BTreeMap::new();
+    for file in files {
+        let shown = relative(root, &file);
+        let Some((raw, text)) = parse_file::<raw::RawSource>(&file, &shown, errors) else {
+            continue;
+        };
+        for table in validate_source(raw, &text, &shown, errors) {
+            let (t, at) = table;
+            let key = t.qualified_name();
+            if let Some((first_file, first_at)) = declared.get(&key) {
+                let first = match first_at {
+                    Some((l, _)) => format!("{}:{l}", first_file.display()),
+                    None => first_file.display().to_string(),
+                };
+                errors.push(ConfigError::at(
+                    &shown,
+                    at,
+                    Some(format!("tables.{}", t.name)),
+                    format!("table '{key}' is declared twice (first at {first}); keep one"),
+                ));
+                continue;
+            }
+            declared.insert(key.clone(), (shown.clone(), at));
+            tables.insert(key, t);
+        }
+    }
+    tables
+}
+
+/// The position of the first `key:` after line `after` (1-based): map keys are plain strings in
+/// the raw structs, so their lines come from the text.
+fn key_position(text: &str, key: &str, after: u64) -> Option<(u64, u64)> {
+    text.lines().enumerate().skip(after as usize).find_map(|(i, line)| {
+        let body = line.trim_start();
+        let indent = (line.len() - body.len()) as u64;
+        let unquoted = body.strip_prefix(key);
+        let quoted = body
+            .strip_prefix('"')
+            .and_then(|b| b.strip_prefix(key))
+            .and_then(|b| b.strip_prefix('"'))
+            .or_else(|| body.strip_prefix('\'').and_then(|b| b.strip_prefix(key)).and_then(|b| b.strip_prefix('\'')));
+        let rest = unquoted.or(quoted)?;
+        rest.trim_start().starts_with(':').then_some((i as u64 + 1, indent + 1))
+    })
+}
+
+fn validate_source(
+    raw: raw::RawSource,
+    text: &str,
+    shown: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(TableConfig, Option<(u64, u64)>)> {
+    let mut out = Vec::new();
+    let mut err = |at: Option<(u64, u64)>, field: String, msg: String| {
+        errors.push(ConfigError::at(shown, at, Some(field), msg));
+    };
+    let source = raw.source.value.clone();
+    if let Err(e) = check_identifier("source", &source) {
+        err(loc(&raw.source), "source".into(), e.to_string());
+        return out;
+    }
+    let tables_line = key_position(text, "tables", 0).map(|p| p.0).unwrap_or(0);
+    for (name, t) in raw.tables {
+        let name_at = key_position(text, &name, tables_line);
+        let field = |f: &str| format!("tables.{name}.{f}");
+        if let Err(e) = check_identifier("table", &name) {
+            err(name_at, format!("tables.{name}"), e.to_string());
+            continue;
+        }
+        let mut ok = true;
+        let mut columns = Vec::new();
+        for (col, c) in &t.columns.value {
+            if let Err(e) = check_identifier("column", col) {
+                let at = key_position(text, col, name_at.map(|p| p.0).unwrap_or(tables_line));
+                err(at, field(&format!("columns.{col}")), e.to_string());
+                ok = false;
+                continue;
+            }
+            match ColumnType::parse(&c.ty.value) {
+                Ok(ty) => columns.push(ColumnConfig {
+                    name: col.clone(),
+                    ty,
+                    nullable: c.nullable.unwrap_or(true),
+                    description: c.description.clone(),
+                }),
+                Err(msg) => {
+                    err(loc(&c.ty), field(&format!("columns.{col}.type")), msg);
+                    ok = false;
+                }
+            }
+        }
+        if t.columns.value.is_empty() {
+            err(loc(&t.columns), field("columns"), "a table needs at least one column".into());
+            ok = false;
+        }
+        let names: Vec<&str> = t.columns.value.keys().map(String::as_str).collect();
+        let column_ref = |what: &str, v: &Spanned<String>, err: &mut dyn FnMut(Option<(u64, u64)>, String, String)| -> bool {
+            if names.contains(&v.value.as_str()) {
+                true
+            } else {
+                let hint = did_you_mean(&v.value, names.iter().copied());
+                err(
+                    loc(v),
+                    field(what),
+                    format!(
+                        "'{}' is not a column of {source}.{name}{hint}; its columns are: {}",
+                        v.value,
+                        names.join(", ")
+                    ),
+                );
+                false
+            }
+        };
+        if t.primary_key.value.is_empty() {
+            err(loc(&t.primary_key), field("primary_key"), "list at least one key column".into());
+            ok = false;
+        }
+        for (i, k) in t.primary_key.value.iter().enumerate() {
+            ok &= column_ref(&format!("primary_key[{i}]"), k, &mut err);
+        }
+        if let Some(d) = &t.dedupe_by {
+            ok &= column_ref("dedupe_by", d, &mut err);
+        }
+        if let Some(c) = &t.cdc {
+            ok &= column_ref("cdc.operation_column", &c.operation_column, &mut err);
+            ok &= column_ref("cdc.timestamp_column", &c.timestamp_column, &mut err);
+        }
+        let load = match t.load.as_ref().map(|l| l.value.as_str()) {
+            None | Some("full") => LoadKind::Full,
+            Some("cdc") => LoadKind::Cdc,
+            Some(other) => {
+                let hint = did_you_mean(other, ["full", "cdc"]);
+                err(t.load.as_ref().and_then(loc), field("load"), format!("unknown load '{other}'{hint}; use full or cdc"));
+                ok = false;
+                LoadKind::Full
+            }
+        };
+        if load == LoadKind::Cdc && t.cdc.is_none() {
+            err(
+                t.load.as_ref().and_then(loc),
+                field("load"),
+                "a cdc table needs `cdc: {operation_column: ..., timestamp_column: ...}`".into(),
+            );
+            ok = false;
+        }
+        let format = match t.format.as_ref().map(|l| l.value.as_str()) {
+            None | Some("csv") => FileFormat::Csv,
+            Some("parquet") => FileFormat::Parquet,
+            Some("jsonl") | Some("json") => FileFormat::Jsonl,
+            Some(other) => {
+                let hint = did_you_mean(other, ["csv", "parquet", "jsonl"]);
+                err(t.format.as_ref().and_then(loc), field("format"), format!("unknown format '{other}'{hint}; use csv, parquet or jsonl"));
+                ok = false;
+                FileFormat::Csv
+            }
+        };
+        let deletes = match t.deletes.as_ref().map(|l| l.value.as_str()) {
+            None | Some("ignore") => DeletesPolicy::Ignore,
+            Some("invalidate") => DeletesPolicy::Invalidate,
+            Some("new_record") => DeletesPolicy::NewRecord,
+            Some(other) => {
+                let hint = did_you_mean(other, ["ignore", "invalidate", "new_record"]);
+                err(t.deletes.as_ref().and_then(loc), field("deletes"), format!("unknown deletes policy '{other}'{hint}; use ignore, invalidate or new_record"));
+                ok = false;
+                DeletesPolicy::Ignore
+            }
+        };
+        if !ok {
+            continue;
+        }
+        // Key columns can never be NULL, whatever the config says.
+        for c in &mut columns {
+            if t.primary_key.value.iter().any(|k| k.value == c.name) {
+                c.nullable = false;
+            }
+        }
+        out.push((
+            TableConfig {
+                source: source.clone(),
+                name: name.clone(),
+                description: t.description,
+                primary_key: t.primary_key.value.iter().map(|k| k.value.clone()).collect(),
+                load,
+                format,
+                deletes,
+                dedupe_by: t.dedupe_by.map(|d| d.value),
+                cdc: t.cdc.map(|c| CdcColumns {
+                    operation_column: c.operation_column.value,
+                    timestamp_column: c.timestamp_column.value,
+                }),
+                max_file_mb: t.max_file_mb.map(|m| m.value).unwrap_or(1024),
+                columns,
+                file: shown.to_owned(),
+            },
+            name_at,
+        ));
+    }
+    out
+}

@@ -1,0 +1,269 @@
+//! Identifiers users and services pass around: layers, tables, objects, batches and runs.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+/// The lake's layers: bronze keeps every extract, silver the standardised history, gold the models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    /// Every extract as delivered, plus batch metadata.
+    Bronze,
+    /// Standardised, full change history (SCD2).
+    Silver,
+    /// Conformed models.
+    Gold,
+}
+
+impl Layer {
+    /// The namespace of a source's tables in this layer: `bronze_<source>`, `silver_<source>`,
+    /// and `gold` for every model.
+    pub fn namespace(self, source: &str) -> String {
+        match self {
+            Layer::Bronze => format!("bronze_{source}"),
+            Layer::Silver => format!("silver_{source}"),
+            Layer::Gold => "gold".to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layer::Bronze => "bronze",
+            Layer::Silver => "silver",
+            Layer::Gold => "gold",
+        })
+    }
+}
+
+/// Checks a source, table, model or namespace name: lowercase letters, digits and underscores,
+/// starting with a letter, as Glue and Athena accept them unquoted.
+pub fn check_identifier(what: &str, name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 255;
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "{what} name '{name}' is not valid: use lowercase letters, digits and underscores, \
+             starting with a letter (for example 'people' or 'case_notes')"
+        )))
+    }
+}
+
+/// A table in the lake: `namespace.name`, for example `silver_nomis.people`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableRef {
+    /// The namespace (Glue database): `bronze_<source>`, `silver_<source>` or `gold`.
+    pub namespace: String,
+    /// The table name within the namespace.
+    pub name: String,
+}
+
+impl TableRef {
+    /// A table from its namespace and name, both checked.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Result<Self> {
+        let t = TableRef {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        check_identifier("namespace", &t.namespace)?;
+        check_identifier("table", &t.name)?;
+        Ok(t)
+    }
+
+    /// The table of `source.table` in `layer`.
+    pub fn in_layer(layer: Layer, source: &str, table: &str) -> Result<Self> {
+        TableRef::new(layer.namespace(source), table)
+    }
+}
+
+impl fmt::Display for TableRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.namespace, self.name)
+    }
+}
+
+impl FromStr for TableRef {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.split_once('.') {
+            Some((ns, name)) if !name.contains('.') => TableRef::new(ns, name),
+            _ => Err(Error::Config(format!(
+                "'{s}' is not a table name: write it as namespace.table, for example silver_nomis.people"
+            ))),
+        }
+    }
+}
+
+/// An object in a bucket (or the local landing folder), as an S3 event names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// The bucket (locally: the project's landing root).
+    pub bucket: String,
+    /// The key, not URL-encoded.
+    pub key: String,
+    /// The object version, when the bucket is versioned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// The entity tag (content hash for single-part uploads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// Size in bytes.
+    #[serde(default)]
+    pub size: u64,
+}
+
+/// The identity of one landed file's journey through the pipeline.
+///
+/// Derived from bucket, key and object version (or etag when unversioned), so two deliveries of
+/// the same S3 event name the same batch and every stage can recognise a replay.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BatchId(String);
+
+impl BatchId {
+    /// The batch id of a landed object.
+    pub fn for_object(object: &ObjectRef) -> Self {
+        let mut h = Sha256::new();
+        for part in [
+            object.bucket.as_str(),
+            object.key.as_str(),
+            object.version_id.as_deref().unwrap_or(""),
+            object.etag.as_deref().map(|e| e.trim_matches('"')).unwrap_or(""),
+        ] {
+            h.update(part.as_bytes());
+            // A separator that cannot occur in S3 keys keeps ("a","bc") apart from ("ab","c").
+            h.update([0u8]);
+        }
+        let digest = h.finalize();
+        BatchId(format!("b{}", hex::encode(&digest[..12])))
+    }
+
+    /// A batch id from its string form (as stored in snapshot summaries and messages).
+    pub fn parse(s: &str) -> Result<Self> {
+        let ok = s.len() == 25
+            && s.starts_with('b')
+            && s[1..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        if ok {
+            Ok(BatchId(s.to_owned()))
+        } else {
+            Err(Error::MalformedMessage(format!(
+                "'{s}' is not a batch id (expected 'b' and 24 lowercase hex digits)"
+            )))
+        }
+    }
+
+    /// The string form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One invocation of the pipeline (a `floe run`, a landed file's chain, a retry).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(String);
+
+impl RunId {
+    /// A fresh, time-ordered run id.
+    pub fn new() -> Self {
+        RunId(format!("r{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    /// A run id from its string form.
+    pub fn from_string(s: impl Into<String>) -> Self {
+        RunId(s.into())
+    }
+
+    /// The string form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for RunId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(key: &str, version: Option<&str>, etag: Option<&str>) -> ObjectRef {
+        ObjectRef {
+            bucket: "landing".into(),
+            key: key.into(),
+            version_id: version.map(Into::into),
+            etag: etag.map(Into::into),
+            size: 10,
+        }
+    }
+
+    #[test]
+    fn batch_id_is_deterministic_and_sensitive_to_each_part() {
+        let a = BatchId::for_object(&obj("landing/nomis/people/1/a.csv", Some("v1"), None));
+        let again = BatchId::for_object(&obj("landing/nomis/people/1/a.csv", Some("v1"), None));
+        assert_eq!(a, again);
+        let other_version = BatchId::for_object(&obj("landing/nomis/people/1/a.csv", Some("v2"), None));
+        let other_key = BatchId::for_object(&obj("landing/nomis/people/2/a.csv", Some("v1"), None));
+        assert_ne!(a, other_version);
+        assert_ne!(a, other_key);
+        // The size is not part of the identity: the same object version is the same batch.
+        let mut bigger = obj("landing/nomis/people/1/a.csv", Some("v1"), None);
+        bigger.size = 99;
+        assert_eq!(a, BatchId::for_object(&bigger));
+        assert_eq!(BatchId::parse(a.as_str()).unwrap(), a);
+    }
+
+    #[test]
+    fn etag_quotes_do_not_change_the_batch() {
+        let quoted = BatchId::for_object(&obj("k", None, Some("\"abc\"")));
+        let bare = BatchId::for_object(&obj("k", None, Some("abc")));
+        assert_eq!(quoted, bare);
+    }
+
+    #[test]
+    fn parts_are_separated() {
+        let mut x = obj("bc", None, None);
+        x.bucket = "a".into();
+        let mut y = obj("c", None, None);
+        y.bucket = "ab".into();
+        assert_ne!(BatchId::for_object(&x), BatchId::for_object(&y));
+    }
+
+    #[test]
+    fn table_refs_parse_and_reject_bad_names() {
+        let t: TableRef = "silver_nomis.people".parse().unwrap();
+        assert_eq!(t, TableRef::in_layer(Layer::Silver, "nomis", "people").unwrap());
+        assert_eq!(t.to_string(), "silver_nomis.people");
+        assert!("people".parse::<TableRef>().is_err());
+        assert!("a.b.c".parse::<TableRef>().is_err());
+        let err = "Silver.People".parse::<TableRef>().unwrap_err().to_string();
+        assert!(err.contains("lowercase"), "{err}");
+        assert!(BatchId::parse("nope").is_err());
+    }
+}

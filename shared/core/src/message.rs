@@ -1,0 +1,182 @@
+//! The messages the stages pass each other through their queues.
+//!
+//! Every message is one JSON object with `schema_version`, a deterministic `batch_id`, the
+//! `run_id`, the delivery `attempt` and a `stage`-tagged body. A consumer reads `schema_version`
+//! first, so a message from a newer floe is a clear, permanent error rather than a guess.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{BatchId, Error, ObjectRef, Result, RunId, TableRef};
+
+/// The message format this build writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A message between two stages.
+// No `deny_unknown_fields`: serde cannot combine it with the flattened body, and a newer minor
+// floe may add optional fields; incompatible changes bump `schema_version`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Always [`SCHEMA_VERSION`] when written by this build.
+    pub schema_version: u32,
+    /// The batch this message belongs to (see [`BatchId::for_object`]).
+    pub batch_id: BatchId,
+    /// The run this message belongs to.
+    pub run_id: RunId,
+    /// How many times this step has been attempted (1 on first delivery).
+    pub attempt: u32,
+    /// What the next stage must do.
+    #[serde(flatten)]
+    pub body: StageMessage,
+}
+
+/// The work a message hands to the next stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum StageMessage {
+    /// A file was appended to bronze: standardise it into silver.
+    Standardise {
+        /// The landed file.
+        object: ObjectRef,
+        /// The bronze table it was appended to.
+        bronze: TableRef,
+        /// The bronze snapshot holding the batch.
+        bronze_snapshot_id: i64,
+        /// The extract time from the landing key.
+        extract_ts: DateTime<Utc>,
+    },
+    /// A table was written but not published: test it, then publish or reject.
+    Audit {
+        /// The table readers see.
+        table: TableRef,
+        /// The staged snapshot (or staging table) awaiting its tests.
+        staged: Staged,
+    },
+    /// A table was published: build the models downstream of it.
+    Model {
+        /// The published table.
+        table: TableRef,
+        /// Its published snapshot.
+        snapshot_id: i64,
+    },
+}
+
+/// Where a staged write waits for its audit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Staged {
+    /// A snapshot of the live table that its main branch does not point to yet.
+    Snapshot {
+        /// The staged snapshot id.
+        snapshot_id: i64,
+    },
+    /// A separate staging table to publish over the live one.
+    Table {
+        /// The staging table.
+        table: TableRef,
+    },
+}
+
+impl Envelope {
+    /// A first-attempt message of the current schema version.
+    pub fn new(batch_id: BatchId, run_id: RunId, body: StageMessage) -> Self {
+        Envelope {
+            schema_version: SCHEMA_VERSION,
+            batch_id,
+            run_id,
+            attempt: 1,
+            body,
+        }
+    }
+
+    /// The JSON form put on a queue.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an envelope always serialises")
+    }
+
+    /// Reads a message, checking its schema version before anything else.
+    pub fn from_json(body: &str) -> Result<Self> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            schema_version: Option<u32>,
+        }
+        let version: VersionOnly = serde_json::from_str(body).map_err(|e| {
+            Error::MalformedMessage(format!("not a JSON object ({e}): {}", preview(body)))
+        })?;
+        match version.schema_version {
+            None => Err(Error::MalformedMessage(format!(
+                "no schema_version field: {}",
+                preview(body)
+            ))),
+            Some(v) if v != SCHEMA_VERSION => Err(Error::UnsupportedSchemaVersion {
+                found: v,
+                supported: SCHEMA_VERSION,
+            }),
+            Some(_) => serde_json::from_str(body)
+                .map_err(|e| Error::MalformedMessage(format!("{e}: {}", preview(body)))),
+        }
+    }
+}
+
+fn preview(body: &str) -> String {
+    const MAX: usize = 200;
+    if body.len() <= MAX {
+        body.to_owned()
+    } else {
+        let cut = (0..=MAX).rev().find(|i| body.is_char_boundary(*i)).unwrap_or(0);
+        format!("{}…", &body[..cut])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Envelope {
+        let object = ObjectRef {
+            bucket: "landing".into(),
+            key: "landing/nomis/people/2026-11-01T00:00:00Z/people.csv".into(),
+            version_id: None,
+            etag: Some("abc".into()),
+            size: 42,
+        };
+        Envelope::new(
+            BatchId::for_object(&object),
+            RunId::from_string("r1"),
+            StageMessage::Standardise {
+                bronze: "bronze_nomis.people".parse().unwrap(),
+                bronze_snapshot_id: 7,
+                extract_ts: "2026-11-01T00:00:00Z".parse().unwrap(),
+                object,
+            },
+        )
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let m = sample();
+        let json = m.to_json();
+        assert!(json.contains("\"stage\":\"standardise\""), "{json}");
+        assert!(json.contains("\"schema_version\":1"), "{json}");
+        assert_eq!(Envelope::from_json(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn an_unknown_schema_version_is_a_clear_permanent_error() {
+        let json = sample().to_json().replace("\"schema_version\":1", "\"schema_version\":9");
+        let err = Envelope::from_json(&json).unwrap_err();
+        assert!(matches!(err, Error::UnsupportedSchemaVersion { found: 9, supported: 1 }));
+        assert!(!err.is_retryable());
+        assert!(err.to_string().contains("schema_version 9"), "{err}");
+    }
+
+    #[test]
+    fn malformed_messages_say_what_is_missing() {
+        let err = Envelope::from_json("[1,2]").unwrap_err();
+        assert!(matches!(err, Error::MalformedMessage(_)), "{err}");
+        let err = Envelope::from_json("{\"batch_id\":\"x\"}").unwrap_err();
+        assert!(err.to_string().contains("schema_version"), "{err}");
+        let err = Envelope::from_json("{\"schema_version\":1,\"stage\":\"model\"}").unwrap_err();
+        assert!(err.to_string().contains("batch_id"), "{err}");
+    }
+}

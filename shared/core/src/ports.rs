@@ -1,0 +1,217 @@
+//! The ports: what a handler needs from the outside world, as traits.
+//!
+//! Handlers take these, never a concrete SDK client or local type, so the embedded runtime, the
+//! Lambda services and the tests all call the very same handler code. Each trait documents the
+//! invariants every implementation must keep; the contract suites in the adapters' crates check
+//! them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::{BatchId, ObjectRef, Result, RunId, TableRef};
+
+/// Which version of a table a read sees.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ReadAt {
+    /// What the table's main branch points to now (the published version).
+    #[default]
+    Current,
+    /// One snapshot by id; it must belong to the (single) table the read names.
+    Snapshot(i64),
+    /// The snapshot that was current at this instant (the newest one committed at or before it).
+    Timestamp(DateTime<Utc>),
+}
+
+/// What a write records and how it commits.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// The batch this write belongs to. A table never commits the same batch id twice: a write
+    /// whose batch id is in an existing snapshot is a no-op that returns that snapshot.
+    pub batch_id: Option<BatchId>,
+    /// The run that made the write, recorded in the snapshot summary.
+    pub run_id: Option<RunId>,
+    /// Stage the snapshot without publishing it: readers keep seeing the previous version until
+    /// [`Lake::publish_snapshot`] (write-audit-publish on one table).
+    pub stage_only: bool,
+    /// For an overwrite computed from a read: the snapshot that read saw. If the table moved
+    /// since, the overwrite fails with a conflict instead of dropping the other writer's rows.
+    pub expected_snapshot_id: Option<i64>,
+    /// Extra `floe.*`-style properties recorded in the snapshot summary.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl WriteOptions {
+    /// Options for a batch of a run.
+    pub fn batch(batch_id: BatchId, run_id: RunId) -> Self {
+        WriteOptions {
+            batch_id: Some(batch_id),
+            run_id: Some(run_id),
+            ..Default::default()
+        }
+    }
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommitOutcome {
+    /// The snapshot holding the write (the earlier one when it was already committed).
+    pub snapshot_id: i64,
+    /// True when the batch had been committed before and nothing was written now.
+    pub already_committed: bool,
+    /// Rows added by the write.
+    pub rows_added: u64,
+    /// Data files added by the write.
+    pub files_added: usize,
+}
+
+/// One snapshot of a table, as `floe history` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotInfo {
+    /// The snapshot id.
+    pub snapshot_id: i64,
+    /// The snapshot it was built on.
+    pub parent_id: Option<i64>,
+    /// When it was committed.
+    pub committed_at: DateTime<Utc>,
+    /// `append`, `overwrite`, ...
+    pub operation: String,
+    /// The batch recorded in the summary, if any.
+    pub batch_id: Option<String>,
+    /// The run recorded in the summary, if any.
+    pub run_id: Option<String>,
+    /// Rows added by this snapshot.
+    pub added_rows: Option<u64>,
+    /// Rows in the table as of this snapshot.
+    pub total_rows: Option<u64>,
+    /// Whether the main branch points to it now.
+    pub is_current: bool,
+    /// Whether it was ever published on the main branch (false for a staged snapshot).
+    pub published: bool,
+    /// The whole snapshot summary.
+    pub summary: BTreeMap<String, String>,
+}
+
+/// The lake: tables with snapshots, SQL reads and atomic commits.
+///
+/// Invariants every implementation keeps:
+/// - A commit is atomic: a reader sees a table as of one snapshot, never a partial write.
+/// - A write whose `batch_id` is already in one of the table's snapshots changes nothing and
+///   reports `already_committed` (SQS and S3 deliver at least once).
+/// - Two concurrent committers never lose an update: an append rebases on the other's snapshot
+///   and retries; a conflict that cannot be resolved is [`crate::Error::CommitConflict`].
+/// - A write that fails before its commit leaves the table exactly as it was; files written for
+///   it are removed, or reported by `orphan_files` when the process died first.
+/// - `publish_*` switch what readers see in one atomic step: the old version or the new one,
+///   never neither and never a mix.
+#[async_trait]
+pub trait Lake: Send + Sync {
+    /// Creates the namespace if it does not exist.
+    async fn ensure_namespace(&self, namespace: &str) -> Result<()>;
+    /// Creates an empty table; [`crate::Error::AlreadyExists`] if it exists.
+    async fn create_table(&self, table: &TableRef, schema: SchemaRef) -> Result<()>;
+    /// Whether the table exists.
+    async fn table_exists(&self, table: &TableRef) -> Result<bool>;
+    /// The table's current Arrow schema.
+    async fn table_schema(&self, table: &TableRef) -> Result<SchemaRef>;
+    /// The tables of one namespace, or of all namespaces.
+    async fn list_tables(&self, namespace: Option<&str>) -> Result<Vec<TableRef>>;
+    /// Drops the table from the catalog and deletes its files.
+    async fn drop_table(&self, table: &TableRef) -> Result<()>;
+    /// Appends rows as one new snapshot.
+    async fn append(
+        &self,
+        table: &TableRef,
+        batches: Vec<RecordBatch>,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome>;
+    /// Replaces the table's contents with these rows as one new snapshot.
+    async fn overwrite(
+        &self,
+        table: &TableRef,
+        batches: Vec<RecordBatch>,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome>;
+    /// Points the main branch at a staged snapshot. Fails with a conflict if main moved since the
+    /// snapshot was staged.
+    async fn publish_snapshot(&self, table: &TableRef, snapshot_id: i64) -> Result<()>;
+    /// Publishes a staging table's contents over `live` (created if absent) and drops the
+    /// staging table. `live` keeps its history: the publish is one more snapshot of it.
+    async fn publish_table(
+        &self,
+        staged: &TableRef,
+        live: &TableRef,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome>;
+    /// Renames a table; fails if `to` exists.
+    async fn rename_table(&self, from: &TableRef, to: &TableRef) -> Result<()>;
+    /// The table's snapshots, oldest first.
+    async fn snapshots(&self, table: &TableRef) -> Result<Vec<SnapshotInfo>>;
+    /// Runs a read-only SQL query; tables are named `namespace.table`.
+    async fn query(&self, sql: &str, at: &ReadAt) -> Result<Vec<RecordBatch>>;
+}
+
+/// A file store: the landing zone and the quarantine (S3 in AWS, a folder locally).
+///
+/// Invariants: a `put` is atomic (a reader never sees half an object) and returns the object's
+/// identity (version or etag) from which [`BatchId::for_object`] is derived.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Writes an object and returns its identity.
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<ObjectRef>;
+    /// Reads a whole object; [`crate::Error::NotFound`] if absent.
+    async fn get(&self, key: &str) -> Result<Vec<u8>>;
+    /// The objects under a prefix, in key order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectRef>>;
+    /// Deletes an object; deleting an absent object is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+}
+
+/// A message received from a [`Queue`].
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The queue's id of the message.
+    pub message_id: String,
+    /// The handle that acknowledges this delivery.
+    pub receipt: String,
+    /// The message body.
+    pub body: String,
+    /// How many times the message has been received, this time included.
+    pub receive_count: u32,
+}
+
+/// A work queue between two stages (SQS in AWS, a durable local queue on one machine).
+///
+/// Invariants: at-least-once delivery; a received message is invisible to other receivers for
+/// the visibility timeout and comes back if not deleted; after the queue's maximum receive count
+/// it moves to the dead-letter queue instead of being delivered again.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Sends one message and returns its id.
+    async fn send(&self, body: &str) -> Result<String>;
+    /// Receives up to `max` messages, hiding them for `visibility`.
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>>;
+    /// Acknowledges (deletes) a delivery.
+    async fn delete(&self, receipt: &str) -> Result<()>;
+}
+
+/// The time source, so tests can pin "now".
+pub trait Clock: Send + Sync {
+    /// The current instant.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The machine's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
