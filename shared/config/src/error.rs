@@ -20,7 +20,12 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// An error at a place in a file.
-    pub fn at(file: &Path, loc: Option<(u64, u64)>, field: Option<String>, message: String) -> Self {
+    pub fn at(
+        file: &Path,
+        loc: Option<(u64, u64)>,
+        field: Option<String>,
+        message: String,
+    ) -> Self {
         ConfigError {
             file: file.to_owned(),
             line: loc.map(|l| l.0),
@@ -98,7 +103,10 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(suggest("primay_key", ["primary_key", "load"]), Some("primary_key"));
+        assert_eq!(
+            suggest("primay_key", ["primary_key", "load"]),
+            Some("primary_key")
+        );
         assert_eq!(suggest("zzz", ["primary_key", "load"]), None);
         let e = ConfigError::at(
             Path::new("tables/a.yaml"),
@@ -106,6 +114,9 @@ mod tests {
             Some("tables.x.load".into()),
             "bad".into(),
         );
-        assert_eq!(e.to_string(), "tables/a.yaml:3:5: field `tables.x.load`: bad");
+        assert_eq!(
+            e.to_string(),
+            "tables/a.yaml:3:5: field `tables.x.load`: bad"
+        );
     }
 }

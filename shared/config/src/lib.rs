@@ -248,7 +248,12 @@ fn parse_file<T: serde::de::DeserializeOwned>(
     let bytes = match std::fs::read(file) {
         Ok(b) => b,
         Err(e) => {
-            errors.push(ConfigError::at(shown, None, None, format!("cannot read: {e}")));
+            errors.push(ConfigError::at(
+                shown,
+                None,
+                None,
+                format!("cannot read: {e}"),
+            ));
             return None;
         }
     };
@@ -394,7 +399,9 @@ fn load_settings(root: &Path, errors: &mut Vec<ConfigError>) -> Option<Settings>
                 .into(),
         );
     }
-    let dir = |v: Option<Spanned<String>>, default: &str| root.join(v.map(|s| s.value).unwrap_or_else(|| default.into()));
+    let dir = |v: Option<Spanned<String>>, default: &str| {
+        root.join(v.map(|s| s.value).unwrap_or_else(|| default.into()))
+    };
     let settings = Settings {
         name: raw.name.value,
         engine,
@@ -451,18 +458,27 @@ fn load_tables(root: &Path, errors: &mut Vec<ConfigError>) -> BTreeMap<String, T
 /// The position of the first `key:` after line `after` (1-based): map keys are plain strings in
 /// the raw structs, so their lines come from the text.
 fn key_position(text: &str, key: &str, after: u64) -> Option<(u64, u64)> {
-    text.lines().enumerate().skip(after as usize).find_map(|(i, line)| {
-        let body = line.trim_start();
-        let indent = (line.len() - body.len()) as u64;
-        let unquoted = body.strip_prefix(key);
-        let quoted = body
-            .strip_prefix('"')
-            .and_then(|b| b.strip_prefix(key))
-            .and_then(|b| b.strip_prefix('"'))
-            .or_else(|| body.strip_prefix('\'').and_then(|b| b.strip_prefix(key)).and_then(|b| b.strip_prefix('\'')));
-        let rest = unquoted.or(quoted)?;
-        rest.trim_start().starts_with(':').then_some((i as u64 + 1, indent + 1))
-    })
+    text.lines()
+        .enumerate()
+        .skip(after as usize)
+        .find_map(|(i, line)| {
+            let body = line.trim_start();
+            let indent = (line.len() - body.len()) as u64;
+            let unquoted = body.strip_prefix(key);
+            let quoted = body
+                .strip_prefix('"')
+                .and_then(|b| b.strip_prefix(key))
+                .and_then(|b| b.strip_prefix('"'))
+                .or_else(|| {
+                    body.strip_prefix('\'')
+                        .and_then(|b| b.strip_prefix(key))
+                        .and_then(|b| b.strip_prefix('\''))
+                });
+            let rest = unquoted.or(quoted)?;
+            rest.trim_start()
+                .starts_with(':')
+                .then_some((i as u64 + 1, indent + 1))
+        })
 }
 
 fn validate_source(
@@ -511,11 +527,18 @@ fn validate_source(
             }
         }
         if t.columns.value.is_empty() {
-            err(loc(&t.columns), field("columns"), "a table needs at least one column".into());
+            err(
+                loc(&t.columns),
+                field("columns"),
+                "a table needs at least one column".into(),
+            );
             ok = false;
         }
         let names: Vec<&str> = t.columns.value.keys().map(String::as_str).collect();
-        let column_ref = |what: &str, v: &Spanned<String>, err: &mut dyn FnMut(Option<(u64, u64)>, String, String)| -> bool {
+        let column_ref = |what: &str,
+                          v: &Spanned<String>,
+                          err: &mut dyn FnMut(Option<(u64, u64)>, String, String)|
+         -> bool {
             if names.contains(&v.value.as_str()) {
                 true
             } else {
@@ -533,7 +556,11 @@ fn validate_source(
             }
         };
         if t.primary_key.value.is_empty() {
-            err(loc(&t.primary_key), field("primary_key"), "list at least one key column".into());
+            err(
+                loc(&t.primary_key),
+                field("primary_key"),
+                "list at least one key column".into(),
+            );
             ok = false;
         }
         for (i, k) in t.primary_key.value.iter().enumerate() {
@@ -551,7 +578,11 @@ fn validate_source(
             Some("cdc") => LoadKind::Cdc,
             Some(other) => {
                 let hint = did_you_mean(other, ["full", "cdc"]);
-                err(t.load.as_ref().and_then(loc), field("load"), format!("unknown load '{other}'{hint}; use full or cdc"));
+                err(
+                    t.load.as_ref().and_then(loc),
+                    field("load"),
+                    format!("unknown load '{other}'{hint}; use full or cdc"),
+                );
                 ok = false;
                 LoadKind::Full
             }
@@ -570,7 +601,11 @@ fn validate_source(
             Some("jsonl") | Some("json") => FileFormat::Jsonl,
             Some(other) => {
                 let hint = did_you_mean(other, ["csv", "parquet", "jsonl"]);
-                err(t.format.as_ref().and_then(loc), field("format"), format!("unknown format '{other}'{hint}; use csv, parquet or jsonl"));
+                err(
+                    t.format.as_ref().and_then(loc),
+                    field("format"),
+                    format!("unknown format '{other}'{hint}; use csv, parquet or jsonl"),
+                );
                 ok = false;
                 FileFormat::Csv
             }
@@ -581,7 +616,13 @@ fn validate_source(
             Some("new_record") => DeletesPolicy::NewRecord,
             Some(other) => {
                 let hint = did_you_mean(other, ["ignore", "invalidate", "new_record"]);
-                err(t.deletes.as_ref().and_then(loc), field("deletes"), format!("unknown deletes policy '{other}'{hint}; use ignore, invalidate or new_record"));
+                err(
+                    t.deletes.as_ref().and_then(loc),
+                    field("deletes"),
+                    format!(
+                        "unknown deletes policy '{other}'{hint}; use ignore, invalidate or new_record"
+                    ),
+                );
                 ok = false;
                 DeletesPolicy::Ignore
             }
@@ -600,7 +641,12 @@ fn validate_source(
                 source: source.clone(),
                 name: name.clone(),
                 description: t.description,
-                primary_key: t.primary_key.value.iter().map(|k| k.value.clone()).collect(),
+                primary_key: t
+                    .primary_key
+                    .value
+                    .iter()
+                    .map(|k| k.value.clone())
+                    .collect(),
                 load,
                 format,
                 deletes,

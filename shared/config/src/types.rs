@@ -135,9 +135,16 @@ mod tests {
     #[test]
     fn parses_names_and_decimals() {
         assert_eq!(ColumnType::parse("BIGINT").unwrap(), ColumnType::Bigint);
-        assert_eq!(ColumnType::parse("decimal(12, 2)").unwrap(), ColumnType::Decimal(12, 2));
+        assert_eq!(
+            ColumnType::parse("decimal(12, 2)").unwrap(),
+            ColumnType::Decimal(12, 2)
+        );
         assert_eq!(ColumnType::Decimal(12, 2).to_string(), "decimal(12,2)");
-        assert!(ColumnType::parse("decimal(40,2)").unwrap_err().contains("precision 1 to 38"));
+        assert!(
+            ColumnType::parse("decimal(40,2)")
+                .unwrap_err()
+                .contains("precision 1 to 38")
+        );
         let e = ColumnType::parse("bigit").unwrap_err();
         assert!(e.contains("did you mean 'bigint'"), "{e}");
     }

@@ -32,12 +32,17 @@ fn project(files: &[(&str, &[u8])]) -> tempfile::TempDir {
 
 fn errors(files: &[(&str, &[u8])]) -> Vec<ConfigError> {
     let dir = project(files);
-    Project::load(dir.path()).expect_err("the config should be rejected").0
+    Project::load(dir.path())
+        .expect_err("the config should be rejected")
+        .0
 }
 
 #[test]
 fn a_good_project_loads() {
-    let dir = project(&[("floe.yaml", PROJECT.as_bytes()), ("tables/nomis.yaml", GOOD_TABLES.as_bytes())]);
+    let dir = project(&[
+        ("floe.yaml", PROJECT.as_bytes()),
+        ("tables/nomis.yaml", GOOD_TABLES.as_bytes()),
+    ]);
     let p = Project::load(dir.path()).unwrap();
     let t = p.table("nomis.people").unwrap();
     assert_eq!(t.primary_key, ["person_id"]);
@@ -45,7 +50,10 @@ fn a_good_project_loads() {
     assert_eq!(t.deletes, DeletesPolicy::Invalidate);
     assert_eq!(t.columns.len(), 3);
     assert!(!t.column("person_id").unwrap().nullable);
-    assert_eq!(t.table_ref(floe_core::Layer::Silver).to_string(), "silver_nomis.people");
+    assert_eq!(
+        t.table_ref(floe_core::Layer::Silver).to_string(),
+        "silver_nomis.people"
+    );
     assert_eq!(p.settings.lake_dir, dir.path().join("lake"));
     let err = p.table("nomis.peple").unwrap_err().to_string();
     assert!(err.contains("did you mean 'nomis.people'"), "{err}");
@@ -143,15 +151,24 @@ fn each_error_names_file_line_and_field(
     #[case] field: &str,
     #[case] says: &str,
 ) {
-    let mut files: Vec<(&str, &[u8])> = vec![("floe.yaml", PROJECT.as_bytes()), ("tables/nomis.yaml", GOOD_TABLES.as_bytes())];
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("floe.yaml", PROJECT.as_bytes()),
+        ("tables/nomis.yaml", GOOD_TABLES.as_bytes()),
+    ];
     files.retain(|(f, _)| *f != file);
     files.push((file, body.as_bytes()));
     let errs = errors(&files);
     assert_eq!(errs.len(), 1, "{errs:#?}");
     let msg = errs[0].to_string();
-    assert!(msg.starts_with(place), "'{msg}' should start with '{place}'");
+    assert!(
+        msg.starts_with(place),
+        "'{msg}' should start with '{place}'"
+    );
     assert!(errs[0].line.is_some(), "{msg}");
-    assert!(msg.contains(&format!("`{field}")), "'{msg}' should name field '{field}'");
+    assert!(
+        msg.contains(&format!("`{field}")),
+        "'{msg}' should name field '{field}'"
+    );
     assert!(msg.contains(says), "'{msg}' should say '{says}'");
 }
 
@@ -167,14 +184,20 @@ fn a_table_declared_twice_names_both_places() {
     let msg = errs[0].to_string();
     assert!(msg.starts_with("tables/b.yaml:4:"), "{msg}");
     assert!(msg.contains("field `tables.people`"), "{msg}");
-    assert!(msg.contains("declared twice (first at tables/a.yaml:3)"), "{msg}");
+    assert!(
+        msg.contains("declared twice (first at tables/a.yaml:3)"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn a_file_that_is_not_utf8_names_its_line() {
     let mut body = GOOD_TABLES.as_bytes().to_vec();
     body.extend_from_slice(b"# caf\xe9\n");
-    let errs = errors(&[("floe.yaml", PROJECT.as_bytes()), ("tables/nomis.yaml", &body)]);
+    let errs = errors(&[
+        ("floe.yaml", PROJECT.as_bytes()),
+        ("tables/nomis.yaml", &body),
+    ]);
     let msg = errs[0].to_string();
     assert!(msg.starts_with("tables/nomis.yaml:11:"), "{msg}");
     assert!(msg.contains("UTF-8"), "{msg}");
@@ -182,8 +205,13 @@ fn a_file_that_is_not_utf8_names_its_line() {
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let bad = GOOD_TABLES.replace("[person_id]", "[person]").replace("{type: string}", "{type: strng}");
-    let errs = errors(&[("floe.yaml", b"name: demo\nengine: x\n"), ("tables/nomis.yaml", bad.as_bytes())]);
+    let bad = GOOD_TABLES
+        .replace("[person_id]", "[person]")
+        .replace("{type: string}", "{type: strng}");
+    let errs = errors(&[
+        ("floe.yaml", b"name: demo\nengine: x\n"),
+        ("tables/nomis.yaml", bad.as_bytes()),
+    ]);
     assert_eq!(errs.len(), 3, "{errs:#?}");
 }
 

@@ -139,7 +139,11 @@ impl BatchId {
             object.bucket.as_str(),
             object.key.as_str(),
             object.version_id.as_deref().unwrap_or(""),
-            object.etag.as_deref().map(|e| e.trim_matches('"')).unwrap_or(""),
+            object
+                .etag
+                .as_deref()
+                .map(|e| e.trim_matches('"'))
+                .unwrap_or(""),
         ] {
             h.update(part.as_bytes());
             // A separator that cannot occur in S3 keys keeps ("a","bc") apart from ("ab","c").
@@ -153,7 +157,9 @@ impl BatchId {
     pub fn parse(s: &str) -> Result<Self> {
         let ok = s.len() == 25
             && s.starts_with('b')
-            && s[1..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+            && s[1..]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
         if ok {
             Ok(BatchId(s.to_owned()))
         } else {
@@ -228,7 +234,8 @@ mod tests {
         let a = BatchId::for_object(&obj("landing/nomis/people/1/a.csv", Some("v1"), None));
         let again = BatchId::for_object(&obj("landing/nomis/people/1/a.csv", Some("v1"), None));
         assert_eq!(a, again);
-        let other_version = BatchId::for_object(&obj("landing/nomis/people/1/a.csv", Some("v2"), None));
+        let other_version =
+            BatchId::for_object(&obj("landing/nomis/people/1/a.csv", Some("v2"), None));
         let other_key = BatchId::for_object(&obj("landing/nomis/people/2/a.csv", Some("v1"), None));
         assert_ne!(a, other_version);
         assert_ne!(a, other_key);
@@ -258,7 +265,10 @@ mod tests {
     #[test]
     fn table_refs_parse_and_reject_bad_names() {
         let t: TableRef = "silver_nomis.people".parse().unwrap();
-        assert_eq!(t, TableRef::in_layer(Layer::Silver, "nomis", "people").unwrap());
+        assert_eq!(
+            t,
+            TableRef::in_layer(Layer::Silver, "nomis", "people").unwrap()
+        );
         assert_eq!(t.to_string(), "silver_nomis.people");
         assert!("people".parse::<TableRef>().is_err());
         assert!("a.b.c".parse::<TableRef>().is_err());

@@ -123,7 +123,10 @@ fn preview(body: &str) -> String {
     if body.len() <= MAX {
         body.to_owned()
     } else {
-        let cut = (0..=MAX).rev().find(|i| body.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=MAX)
+            .rev()
+            .find(|i| body.is_char_boundary(*i))
+            .unwrap_or(0);
         format!("{}…", &body[..cut])
     }
 }
@@ -163,9 +166,17 @@ mod tests {
 
     #[test]
     fn an_unknown_schema_version_is_a_clear_permanent_error() {
-        let json = sample().to_json().replace("\"schema_version\":1", "\"schema_version\":9");
+        let json = sample()
+            .to_json()
+            .replace("\"schema_version\":1", "\"schema_version\":9");
         let err = Envelope::from_json(&json).unwrap_err();
-        assert!(matches!(err, Error::UnsupportedSchemaVersion { found: 9, supported: 1 }));
+        assert!(matches!(
+            err,
+            Error::UnsupportedSchemaVersion {
+                found: 9,
+                supported: 1
+            }
+        ));
         assert!(!err.is_retryable());
         assert!(err.to_string().contains("schema_version 9"), "{err}");
     }

@@ -1,1 +1,695 @@
-//! placeholder
+//! The embedded lake: Apache Iceberg tables on local disk, a SQL catalog on SQLite, and
+//! DataFusion for SQL.
+//!
+//! The catalog uses the layout of Iceberg's JDBC/SQL catalog (`iceberg_tables`,
+//! `iceberg_namespace_properties`), so other Iceberg clients (pyiceberg, Spark, DuckDB) read the
+//! same tables. Commits go through floe's own snapshot producer ([`commit`]) so that the lake can
+//! append, overwrite, stage and publish atomically, which iceberg-rust 0.10 does not offer.
+//!
+//! # Layout
+//! - `lib.rs`: [`LocalLake`], the [`Lake`] port over the catalog.
+//! - [`commit`]: manifests, snapshots, metadata files and the pointer swap.
+//! - `query`: DataFusion sessions with every table pinned to one snapshot.
+//! - `schema`: Arrow <-> Iceberg schemas.
+//! - `orphans`: files under a table that no snapshot references.
+
+pub mod commit;
+mod orphans;
+mod query;
+mod schema;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use floe_core::ports::{CommitOutcome, Lake, ReadAt, SnapshotInfo, WriteOptions};
+use floe_core::{Error, Result, TableRef};
+use iceberg::arrow::{FieldMatchMode, schema_to_arrow_schema};
+use iceberg::io::{FileIO, LocalFsStorageFactory};
+use iceberg::spec::{DataFile, DataFileFormat};
+use iceberg::table::Table;
+use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::file_writer::ParquetWriterBuilder;
+use iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator,
+};
+use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent};
+use iceberg_catalog_sql::{
+    SQL_CATALOG_PROP_BIND_STYLE, SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE, SqlBindStyle,
+    SqlCatalog, SqlCatalogBuilder,
+};
+use parquet::file::properties::WriterProperties;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use commit::{AttemptFiles, CommitKind};
+pub use orphans::OrphanReport;
+
+/// The catalog name recorded in every catalog row (pyiceberg: `SqlCatalog("floe", ...)`).
+pub const CATALOG_NAME: &str = "floe";
+/// The catalog database inside the lake folder.
+pub const CATALOG_FILE: &str = "catalog.db";
+/// How many times a commit that lost a race is rebuilt on the new table version.
+const COMMIT_ATTEMPTS: u32 = 10;
+
+/// A failure to simulate inside a commit, after every file is written and before the pointer
+/// swap: how the contract tests prove that a failed write leaves no trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The commit fails and cleans up after itself, as on an I/O error.
+    FailBeforeSwap,
+    /// The process "dies": nothing is cleaned up, files stay behind as orphans.
+    CrashBeforeSwap,
+}
+
+/// The embedded lake in one folder: `catalog.db` plus one folder per namespace and table.
+pub struct LocalLake {
+    root: PathBuf,
+    catalog: Arc<SqlCatalog>,
+    pool: SqlitePool,
+    io: FileIO,
+    fault: Mutex<Option<Fault>>,
+}
+
+impl std::fmt::Debug for LocalLake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalLake")
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+/// Maps an iceberg error to floe's, saying what floe was doing.
+pub(crate) fn ice(doing: &'static str) -> impl Fn(iceberg::Error) -> Error {
+    move |e| {
+        use iceberg::ErrorKind as K;
+        let msg = format!("{doing}: {e}");
+        match e.kind() {
+            K::TableNotFound | K::NamespaceNotFound => Error::NotFound(msg),
+            K::TableAlreadyExists | K::NamespaceAlreadyExists => Error::AlreadyExists(msg),
+            K::CatalogCommitConflicts => Error::CommitConflict {
+                table: String::new(),
+                detail: msg,
+            },
+            _ if e.retryable() => Error::Transient(msg),
+            _ => Error::Internal(msg),
+        }
+    }
+}
+
+fn sqlx_err(doing: &'static str) -> impl Fn(sqlx::Error) -> Error {
+    move |e| match &e {
+        sqlx::Error::Database(d)
+            if d.message().contains("locked") || d.message().contains("busy") =>
+        {
+            Error::Transient(format!("{doing}: {e}"))
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => Error::Transient(format!("{doing}: {e}")),
+        _ => Error::Internal(format!("{doing}: {e}")),
+    }
+}
+
+fn ident(t: &TableRef) -> TableIdent {
+    TableIdent::new(NamespaceIdent::new(t.namespace.clone()), t.name.clone())
+}
+
+impl LocalLake {
+    /// Opens the lake in `dir`, creating the folder and the catalog if needed.
+    pub async fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::Config(format!(
+                "cannot create the lake folder {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let root = dir.canonicalize().map_err(|e| {
+            Error::Config(format!(
+                "cannot open the lake folder {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let db = root.join(CATALOG_FILE);
+        let uri = format!("sqlite://{}?mode=rwc", db.display());
+        // WAL lets readers (floe query, pyiceberg) read while a commit writes.
+        let options = SqliteConnectOptions::from_str(&uri)
+            .map_err(sqlx_err("reading the catalog address"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(sqlx_err("opening the catalog"))?;
+        let catalog = SqlCatalogBuilder::default()
+            .with_storage_factory(Arc::new(LocalFsStorageFactory))
+            .load(
+                CATALOG_NAME,
+                HashMap::from([
+                    (SQL_CATALOG_PROP_URI.to_string(), uri),
+                    (
+                        SQL_CATALOG_PROP_WAREHOUSE.to_string(),
+                        format!("file://{}", root.display()),
+                    ),
+                    (
+                        SQL_CATALOG_PROP_BIND_STYLE.to_string(),
+                        SqlBindStyle::QMark.to_string(),
+                    ),
+                ]),
+            )
+            .await
+            .map_err(ice("opening the catalog"))?;
+        Ok(LocalLake {
+            root,
+            catalog: Arc::new(catalog),
+            pool,
+            io: FileIO::new_with_fs(),
+            fault: Mutex::new(None),
+        })
+    }
+
+    /// The lake folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Makes the next commit fail at its last step (see [`Fault`]). For tests and drills.
+    pub fn inject_fault(&self, fault: Fault) {
+        *self.fault.lock().expect("fault lock") = Some(fault);
+    }
+
+    fn take_fault(&self) -> Option<Fault> {
+        self.fault.lock().expect("fault lock").take()
+    }
+
+    pub(crate) async fn load(&self, t: &TableRef) -> Result<Table> {
+        self.catalog
+            .load_table(&ident(t))
+            .await
+            .map_err(|e| match e.kind() {
+                iceberg::ErrorKind::TableNotFound | iceberg::ErrorKind::NamespaceNotFound => {
+                    Error::NotFound(format!("table {t}"))
+                }
+                _ => ice("loading a table")(e),
+            })
+    }
+
+    /// The folder a new table gets: `<lake>/<namespace>/<table>`, or a unique sibling if that
+    /// folder is still in use (a renamed or staged table keeps its folder).
+    fn new_location(&self, t: &TableRef) -> String {
+        let base = self.root.join(&t.namespace).join(&t.name);
+        let dir = if base.exists() {
+            self.root.join(&t.namespace).join(format!(
+                "{}-{}",
+                t.name,
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ))
+        } else {
+            base
+        };
+        format!("file://{}", dir.display())
+    }
+
+    async fn create_at(&self, t: &TableRef, schema: &SchemaRef, location: String) -> Result<()> {
+        self.ensure_namespace(&t.namespace).await?;
+        let creation = TableCreation::builder()
+            .name(t.name.clone())
+            .location(location)
+            .schema(schema::iceberg_schema(schema)?)
+            .properties(HashMap::from([(
+                "write.parquet.compression-codec".to_string(),
+                "zstd".to_string(),
+            )]))
+            .build();
+        self.catalog
+            .create_table(&NamespaceIdent::new(t.namespace.clone()), creation)
+            .await
+            .map_err(|e| match e.kind() {
+                iceberg::ErrorKind::TableAlreadyExists => {
+                    Error::AlreadyExists(format!("table {t}"))
+                }
+                _ => ice("creating a table")(e),
+            })?;
+        Ok(())
+    }
+
+    /// Creates a staging table for `live`: `<live>__staging_<id>`, with its files inside the live
+    /// table's folder, ready for [`Lake::publish_table`].
+    pub async fn create_staging_table(
+        &self,
+        live: &TableRef,
+        schema: SchemaRef,
+    ) -> Result<TableRef> {
+        let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let staged = TableRef::new(
+            live.namespace.clone(),
+            format!("{}__staging_{id}", live.name),
+        )?;
+        let location = match self.load(live).await {
+            Ok(t) => format!("{}/staging/{id}", t.metadata().location()),
+            // No live table yet: the staging table takes the folder the live one would get, and
+            // publishing it is a rename.
+            Err(Error::NotFound(_)) => self.new_location(live),
+            Err(e) => return Err(e),
+        };
+        self.create_at(&staged, &schema, location).await?;
+        Ok(staged)
+    }
+
+    /// Writes batches as Parquet data files of `table`, returning the files (not yet committed).
+    async fn write_data_files(
+        &self,
+        table: &Table,
+        batches: &[RecordBatch],
+    ) -> Result<Vec<DataFile>> {
+        let md = table.metadata();
+        let target: SchemaRef = Arc::new(
+            schema_to_arrow_schema(md.current_schema())
+                .map_err(ice("converting the table schema"))?,
+        );
+        let name = table.identifier().to_string();
+        let fitted = batches
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| schema::fit_batch(&name, b, &target))
+            .collect::<Result<Vec<_>>>()?;
+        if fitted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let props = WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+            .build();
+        let parquet = ParquetWriterBuilder::new(props, md.current_schema().clone())
+            .with_match_mode(FieldMatchMode::Name);
+        let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+            parquet,
+            table.file_io().clone(),
+            DefaultLocationGenerator::new(md).map_err(ice("locating data files"))?,
+            DefaultFileNameGenerator::new(
+                uuid::Uuid::now_v7().simple().to_string(),
+                None,
+                DataFileFormat::Parquet,
+            ),
+        );
+        let mut writer = DataFileWriterBuilder::new(rolling)
+            .build(None)
+            .await
+            .map_err(ice("opening a data file"))?;
+        for b in fitted {
+            writer.write(b).await.map_err(ice("writing a data file"))?;
+        }
+        writer.close().await.map_err(ice("closing a data file"))
+    }
+
+    /// Swaps the catalog pointer from `expected` to `new`; false if another commit moved it.
+    async fn swap_pointer(&self, t: &TableRef, expected: &str, new: &str) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
+             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? \
+             AND metadata_location = ?",
+        )
+        .bind(new)
+        .bind(expected)
+        .bind(CATALOG_NAME)
+        .bind(&t.namespace)
+        .bind(&t.name)
+        .bind(expected)
+        .execute(&self.pool)
+        .await
+        .map_err(sqlx_err("swapping the table pointer"))?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// The commit loop: prepare on the latest metadata, swap, and on a lost race rebuild.
+    async fn commit(
+        &self,
+        t: &TableRef,
+        kind: CommitKind,
+        files: Vec<DataFile>,
+        written: AttemptFiles,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        let mut backoff = Duration::from_millis(5);
+        for attempt in 1..=COMMIT_ATTEMPTS {
+            let table = match self.load(t).await {
+                Ok(table) => table,
+                Err(e) => {
+                    written.remove(&self.io).await;
+                    return Err(e);
+                }
+            };
+            let md = table.metadata();
+            if let Some(batch) = &options.batch_id
+                && let Some(existing) = commit::snapshot_of_batch(md, batch.as_str())
+            {
+                written.remove(&self.io).await;
+                tracing::info!(table = %t, batch_id = %batch, snapshot_id = existing, "batch already committed: nothing to do");
+                return Ok(CommitOutcome {
+                    snapshot_id: existing,
+                    already_committed: true,
+                    rows_added: 0,
+                    files_added: 0,
+                });
+            }
+            if let Some(expected) = options.expected_snapshot_id
+                && md.current_snapshot_id() != Some(expected)
+            {
+                written.remove(&self.io).await;
+                return Err(commit::conflict(
+                    &t.to_string(),
+                    format!(
+                        "the write was computed from snapshot {expected} but the table is now at {}; \
+                         read it again and recompute",
+                        md.current_snapshot_id()
+                            .map_or("no snapshot".into(), |s| s.to_string())
+                    ),
+                ));
+            }
+            let prepared = match commit::prepare(&table, kind, &files, options).await {
+                Ok(p) => p,
+                Err(e) => {
+                    written.remove(&self.io).await;
+                    return Err(e);
+                }
+            };
+            let current = table
+                .metadata_location_result()
+                .map_err(ice("reading the metadata location"))?;
+            match self.take_fault() {
+                Some(Fault::FailBeforeSwap) => {
+                    prepared.attempt_files.remove(&self.io).await;
+                    written.remove(&self.io).await;
+                    return Err(Error::Transient(format!(
+                        "injected failure before committing to {t}"
+                    )));
+                }
+                Some(Fault::CrashBeforeSwap) => {
+                    return Err(Error::Transient(format!(
+                        "injected crash before committing to {t}"
+                    )));
+                }
+                None => {}
+            }
+            match self.swap_pointer(t, current, &prepared.new_location).await {
+                Ok(true) => {
+                    tracing::debug!(table = %t, snapshot_id = prepared.snapshot_id, attempt, "committed");
+                    return Ok(CommitOutcome {
+                        snapshot_id: prepared.snapshot_id,
+                        already_committed: false,
+                        rows_added: prepared.rows_added,
+                        files_added: prepared.files_added,
+                    });
+                }
+                Ok(false) => {
+                    // Another writer committed first: drop this attempt's metadata, keep the data
+                    // files, and rebuild on the new version.
+                    prepared.attempt_files.remove(&self.io).await;
+                    tracing::debug!(table = %t, attempt, "commit lost a race; retrying");
+                    let jitter =
+                        Duration::from_micros(u64::from(uuid::Uuid::new_v4().as_u128() as u16));
+                    tokio::time::sleep(backoff + jitter).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+                Err(e) => {
+                    prepared.attempt_files.remove(&self.io).await;
+                    written.remove(&self.io).await;
+                    return Err(e);
+                }
+            }
+        }
+        written.remove(&self.io).await;
+        Err(commit::conflict(
+            &t.to_string(),
+            format!(
+                "gave up after {COMMIT_ATTEMPTS} attempts: other writers keep committing; retry later"
+            ),
+        ))
+    }
+
+    async fn write(
+        &self,
+        t: &TableRef,
+        kind: CommitKind,
+        batches: Vec<RecordBatch>,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        let table = self.load(t).await?;
+        // A replay is recognised before any file is written.
+        if let Some(batch) = &options.batch_id
+            && let Some(existing) = commit::snapshot_of_batch(table.metadata(), batch.as_str())
+        {
+            return Ok(CommitOutcome {
+                snapshot_id: existing,
+                already_committed: true,
+                rows_added: 0,
+                files_added: 0,
+            });
+        }
+        let files = self.write_data_files(&table, &batches).await?;
+        let written = AttemptFiles(files.iter().map(|f| f.file_path().to_owned()).collect());
+        self.commit(t, kind, files, written, options).await
+    }
+
+    /// Files under the table's folder that no snapshot or metadata file references: left by a
+    /// process that died between writing and committing.
+    pub async fn orphan_files(&self, t: &TableRef) -> Result<OrphanReport> {
+        // Staging tables of this table keep their files inside its folder until published.
+        let prefix = format!("{}__staging_", t.name);
+        let active: Vec<String> = self
+            .list_tables(Some(&t.namespace))
+            .await?
+            .into_iter()
+            .filter_map(|s| s.name.strip_prefix(&prefix).map(str::to_owned))
+            .collect();
+        orphans::find(&self.load(t).await?, &active).await
+    }
+
+    /// Deletes orphan files older than `min_age` (younger ones may belong to a running commit).
+    pub async fn remove_orphan_files(
+        &self,
+        t: &TableRef,
+        min_age: Duration,
+    ) -> Result<OrphanReport> {
+        let report = self.orphan_files(t).await?;
+        orphans::remove(&report, min_age)
+    }
+}
+
+#[async_trait]
+impl Lake for LocalLake {
+    async fn ensure_namespace(&self, namespace: &str) -> Result<()> {
+        floe_core::id::check_identifier("namespace", namespace)?;
+        let ns = NamespaceIdent::new(namespace.to_owned());
+        if self
+            .catalog
+            .namespace_exists(&ns)
+            .await
+            .map_err(ice("checking a namespace"))?
+        {
+            return Ok(());
+        }
+        match self.catalog.create_namespace(&ns, HashMap::new()).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == iceberg::ErrorKind::NamespaceAlreadyExists => Ok(()),
+            Err(e) => Err(ice("creating a namespace")(e)),
+        }
+    }
+
+    async fn create_table(&self, t: &TableRef, schema: SchemaRef) -> Result<()> {
+        let location = self.new_location(t);
+        self.create_at(t, &schema, location).await
+    }
+
+    async fn table_exists(&self, t: &TableRef) -> Result<bool> {
+        self.catalog
+            .table_exists(&ident(t))
+            .await
+            .map_err(ice("checking a table"))
+    }
+
+    async fn table_schema(&self, t: &TableRef) -> Result<SchemaRef> {
+        let table = self.load(t).await?;
+        Ok(Arc::new(
+            schema_to_arrow_schema(table.metadata().current_schema())
+                .map_err(ice("converting a schema"))?,
+        ))
+    }
+
+    async fn list_tables(&self, namespace: Option<&str>) -> Result<Vec<TableRef>> {
+        let namespaces = match namespace {
+            Some(ns) => vec![NamespaceIdent::new(ns.to_owned())],
+            None => self
+                .catalog
+                .list_namespaces(None)
+                .await
+                .map_err(ice("listing namespaces"))?,
+        };
+        let mut out = Vec::new();
+        for ns in namespaces {
+            let tables = match self.catalog.list_tables(&ns).await {
+                Ok(t) => t,
+                Err(e) if e.kind() == iceberg::ErrorKind::NamespaceNotFound => continue,
+                Err(e) => return Err(ice("listing tables")(e)),
+            };
+            for t in tables {
+                out.push(TableRef::new(t.namespace.to_url_string(), t.name)?);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn drop_table(&self, t: &TableRef) -> Result<()> {
+        let table = self.load(t).await?;
+        self.catalog
+            .drop_table(&ident(t))
+            .await
+            .map_err(ice("dropping a table"))?;
+        let dir = table
+            .metadata()
+            .location()
+            .trim_start_matches("file://")
+            .to_owned();
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(%dir, error = %e, "dropped table's folder could not be removed");
+        }
+        Ok(())
+    }
+
+    async fn append(
+        &self,
+        t: &TableRef,
+        batches: Vec<RecordBatch>,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        self.write(t, CommitKind::Append, batches, options).await
+    }
+
+    async fn overwrite(
+        &self,
+        t: &TableRef,
+        batches: Vec<RecordBatch>,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        self.write(t, CommitKind::Overwrite, batches, options).await
+    }
+
+    async fn publish_snapshot(&self, t: &TableRef, snapshot_id: i64) -> Result<()> {
+        let table = self.load(t).await?;
+        let md = table.metadata();
+        let snap = md
+            .snapshot_by_id(snapshot_id)
+            .ok_or_else(|| Error::NotFound(format!("snapshot {snapshot_id} of {t}")))?;
+        if md.current_snapshot_id() == Some(snapshot_id) {
+            return Ok(()); // published already: a replay changes nothing
+        }
+        if snap.parent_snapshot_id() != md.current_snapshot_id() {
+            return Err(commit::conflict(
+                &t.to_string(),
+                format!(
+                    "snapshot {snapshot_id} was staged on {} but the table has moved to {}; stage it again",
+                    snap.parent_snapshot_id()
+                        .map_or("an empty table".into(), |p| p.to_string()),
+                    md.current_snapshot_id()
+                        .map_or("nothing".into(), |p| p.to_string()),
+                ),
+            ));
+        }
+        let (new_location, files) = commit::prepare_set_main(&table, snapshot_id).await?;
+        let current = table
+            .metadata_location_result()
+            .map_err(ice("reading the metadata location"))?;
+        if self.swap_pointer(t, current, &new_location).await? {
+            Ok(())
+        } else {
+            files.remove(&self.io).await;
+            Err(commit::conflict(
+                &t.to_string(),
+                "the table moved while publishing; try again",
+            ))
+        }
+    }
+
+    async fn publish_table(
+        &self,
+        staged: &TableRef,
+        live: &TableRef,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        let staging = self.load(staged).await?;
+        let staged_snapshot = staging.metadata().current_snapshot_id();
+        if !self.table_exists(live).await? {
+            // One catalog row changes name: readers see no table, then the whole new one.
+            self.rename_table(staged, live).await?;
+            return Ok(CommitOutcome {
+                snapshot_id: staged_snapshot.unwrap_or_default(),
+                already_committed: false,
+                rows_added: staging.metadata().current_snapshot().map_or(0, |s| {
+                    s.summary()
+                        .additional_properties
+                        .get("total-records")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0)
+                }),
+                files_added: 0,
+            });
+        }
+        // The live table keeps its history: its next snapshot replaces every row with the
+        // staging table's files. The staging entry is then dropped (its data files now belong to
+        // the live table; its own metadata files are removed).
+        let files = commit::live_data_files(&staging).await?;
+        let outcome = self
+            .commit(
+                live,
+                CommitKind::Overwrite,
+                files,
+                AttemptFiles::default(),
+                options,
+            )
+            .await?;
+        self.catalog
+            .drop_table(&ident(staged))
+            .await
+            .map_err(ice("dropping the staging table"))?;
+        let meta_dir = format!(
+            "{}/metadata",
+            staging.metadata().location().trim_start_matches("file://")
+        );
+        if let Err(e) = std::fs::remove_dir_all(&meta_dir) {
+            tracing::warn!(dir = %meta_dir, error = %e, "staging metadata could not be removed");
+        }
+        Ok(outcome)
+    }
+
+    async fn rename_table(&self, from: &TableRef, to: &TableRef) -> Result<()> {
+        self.ensure_namespace(&to.namespace).await?;
+        if self.table_exists(to).await? {
+            return Err(Error::AlreadyExists(format!("table {to}")));
+        }
+        self.catalog
+            .rename_table(&ident(from), &ident(to))
+            .await
+            .map_err(|e| match e.kind() {
+                iceberg::ErrorKind::TableNotFound => Error::NotFound(format!("table {from}")),
+                iceberg::ErrorKind::TableAlreadyExists => {
+                    Error::AlreadyExists(format!("table {to}"))
+                }
+                _ => ice("renaming a table")(e),
+            })
+    }
+
+    async fn snapshots(&self, t: &TableRef) -> Result<Vec<SnapshotInfo>> {
+        let table = self.load(t).await?;
+        Ok(query::snapshot_infos(table.metadata()))
+    }
+
+    async fn query(&self, sql: &str, at: &ReadAt) -> Result<Vec<RecordBatch>> {
+        query::run(self, sql, at).await
+    }
+}

@@ -1,0 +1,377 @@
+//! floe's own snapshot producer: manifests, manifest list, table metadata and an atomic swap of
+//! the table's metadata pointer in the SQL catalog.
+//!
+//! iceberg-rust 0.10 only commits appends, and keeps the commit type that would let us plug in
+//! other operations private. Its public spec builders are enough to write every file a commit
+//! needs; the one step left is the pointer swap, which is a compare-and-swap `UPDATE` of the
+//! catalog row (the same statement the SQL catalog runs). Writing order, as Iceberg requires:
+//! data files -> manifests -> manifest list -> metadata.json -> pointer swap. Nothing is visible
+//! before the swap, so a failure at any earlier step leaves the table as it was.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use floe_core::ports::WriteOptions;
+use floe_core::{Error, Result};
+use iceberg::MetadataLocation;
+use iceberg::io::FileIO;
+use iceberg::spec::{
+    DataFile, MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestList, ManifestWriterBuilder,
+    Operation, Snapshot, SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary,
+    TableMetadata, UNASSIGNED_SEQUENCE_NUMBER,
+};
+use iceberg::table::Table;
+
+use crate::ice;
+
+/// Snapshot summary key holding the batch id.
+pub const BATCH_ID: &str = "floe.batch-id";
+/// Snapshot summary key holding the run id.
+pub const RUN_ID: &str = "floe.run-id";
+/// Snapshot summary key marking a snapshot written as staged (not published when committed).
+pub const STAGED: &str = "floe.staged";
+
+/// How a commit changes the table's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitKind {
+    /// Keep every live file and add the new ones.
+    Append,
+    /// Mark every live file deleted and add the new ones.
+    Overwrite,
+}
+
+/// The files of one attempt that must go if the attempt does not land.
+#[derive(Debug, Default)]
+pub struct AttemptFiles(pub Vec<String>);
+
+impl AttemptFiles {
+    pub async fn remove(self, io: &FileIO) {
+        for path in self.0 {
+            if let Err(e) = io.delete(&path).await {
+                tracing::warn!(%path, error = %e, "could not remove a file of a failed commit");
+            }
+        }
+    }
+}
+
+/// A commit built against one version of the table's metadata, ready for the pointer swap.
+pub struct Prepared {
+    pub snapshot_id: i64,
+    pub new_location: String,
+    pub rows_added: u64,
+    pub files_added: usize,
+    pub attempt_files: AttemptFiles,
+}
+
+/// The snapshot whose summary records `batch_id`, if any.
+pub fn snapshot_of_batch(md: &TableMetadata, batch_id: &str) -> Option<i64> {
+    md.snapshots()
+        .find(|s| {
+            s.summary()
+                .additional_properties
+                .get(BATCH_ID)
+                .map(String::as_str)
+                == Some(batch_id)
+        })
+        .map(|s| s.snapshot_id())
+}
+
+fn new_snapshot_id(md: &TableMetadata) -> i64 {
+    loop {
+        let (l, r) = uuid::Uuid::new_v4().as_u64_pair();
+        let id = ((l ^ r) as i64) & i64::MAX;
+        if id != 0 && md.snapshot_by_id(id).is_none() {
+            return id;
+        }
+    }
+}
+
+async fn live_manifests(io: &FileIO, md: &TableMetadata) -> Result<Vec<ManifestFile>> {
+    let Some(current) = md.current_snapshot() else {
+        return Ok(Vec::new());
+    };
+    let bytes = io
+        .new_input(current.manifest_list())
+        .map_err(ice("opening a manifest list"))?
+        .read()
+        .await
+        .map_err(ice("reading a manifest list"))?;
+    let list = ManifestList::parse_with_version(&bytes, md.format_version())
+        .map_err(ice("parsing a manifest list"))?;
+    Ok(list.consume_entries().into_iter().collect())
+}
+
+/// The live data files of the table's current snapshot.
+pub async fn live_data_files(table: &Table) -> Result<Vec<DataFile>> {
+    let io = table.file_io();
+    let mut out = Vec::new();
+    for m in live_manifests(io, table.metadata()).await? {
+        if m.content != ManifestContentType::Data {
+            continue;
+        }
+        let manifest = m
+            .load_manifest(io)
+            .await
+            .map_err(ice("reading a manifest"))?;
+        out.extend(
+            manifest
+                .entries()
+                .iter()
+                .filter(|e| e.is_alive())
+                .map(|e| e.data_file().clone()),
+        );
+    }
+    Ok(out)
+}
+
+fn total(md: &TableMetadata, key: &str) -> u64 {
+    md.current_snapshot()
+        .and_then(|s| s.summary().additional_properties.get(key))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Writes the manifests, manifest list and metadata file of a commit on top of `table`.
+pub async fn prepare(
+    table: &Table,
+    kind: CommitKind,
+    files: &[DataFile],
+    options: &WriteOptions,
+) -> Result<Prepared> {
+    let md = table.metadata();
+    let io = table.file_io();
+    let schema = md.current_schema().clone();
+    let spec = md.default_partition_spec().clone();
+    let snapshot_id = new_snapshot_id(md);
+    let seq = md.next_sequence_number();
+    let parent = md.current_snapshot_id();
+    let commit_uuid = uuid::Uuid::now_v7();
+    let mut attempt = AttemptFiles::default();
+    let mut summary = SnapshotSummaryCollector::default();
+
+    let result: Result<Prepared> = async {
+        let mut manifests = Vec::new();
+        // The new files, in one manifest whose entries inherit this snapshot's sequence number.
+        if !files.is_empty() {
+            let path = format!("{}/metadata/{commit_uuid}-m0.avro", md.location());
+            attempt.0.push(path.clone());
+            let mut w = ManifestWriterBuilder::new(
+                io.new_output(&path).map_err(ice("creating a manifest"))?,
+                Some(snapshot_id),
+                schema.clone(),
+                spec.as_ref().clone(),
+            )
+            .build_v2_data();
+            for f in files {
+                summary.add_file(f, schema.clone(), spec.clone());
+                w.add_file(f.clone(), UNASSIGNED_SEQUENCE_NUMBER)
+                    .map_err(ice("adding a data file"))?;
+            }
+            manifests.push(
+                w.write_manifest_file()
+                    .await
+                    .map_err(ice("writing a manifest"))?,
+            );
+        }
+        let existing = live_manifests(io, md).await?;
+        let (mut total_files, mut total_records, mut total_size) = (
+            total(md, "total-data-files"),
+            total(md, "total-records"),
+            total(md, "total-files-size"),
+        );
+        match kind {
+            CommitKind::Append => manifests.extend(existing),
+            CommitKind::Overwrite => {
+                // Every live file is recorded as deleted, so the history says what was replaced.
+                let path = format!("{}/metadata/{commit_uuid}-m1.avro", md.location());
+                let mut w = ManifestWriterBuilder::new(
+                    io.new_output(&path).map_err(ice("creating a manifest"))?,
+                    Some(snapshot_id),
+                    schema.clone(),
+                    spec.as_ref().clone(),
+                )
+                .build_v2_data();
+                let mut deleted = 0;
+                for m in existing {
+                    if m.content != ManifestContentType::Data {
+                        manifests.push(m);
+                        continue;
+                    }
+                    let manifest = m
+                        .load_manifest(io)
+                        .await
+                        .map_err(ice("reading a manifest"))?;
+                    for e in manifest.entries().iter().filter(|e| e.is_alive()) {
+                        summary.remove_file(e.data_file(), schema.clone(), spec.clone());
+                        w.add_delete_file(
+                            e.data_file().clone(),
+                            e.sequence_number().unwrap_or(0),
+                            e.file_sequence_number,
+                        )
+                        .map_err(ice("recording a deleted file"))?;
+                        deleted += 1;
+                    }
+                }
+                if deleted > 0 {
+                    attempt.0.push(path);
+                    manifests.push(
+                        w.write_manifest_file()
+                            .await
+                            .map_err(ice("writing a manifest"))?,
+                    );
+                }
+                (total_files, total_records, total_size) = (0, 0, 0);
+            }
+        }
+
+        let list_path = format!(
+            "{}/metadata/snap-{snapshot_id}-0-{commit_uuid}.avro",
+            md.location()
+        );
+        attempt.0.push(list_path.clone());
+        let mut lw = iceberg::spec::ManifestListWriter::v2(
+            io.new_output(&list_path)
+                .map_err(ice("creating a manifest list"))?
+                .writer()
+                .await
+                .map_err(ice("creating a manifest list"))?,
+            snapshot_id,
+            parent,
+            seq,
+        );
+        lw.add_manifests(manifests.into_iter())
+            .map_err(ice("listing manifests"))?;
+        lw.close().await.map_err(ice("writing a manifest list"))?;
+
+        let rows_added: u64 = files.iter().map(|f| f.record_count()).sum();
+        let size_added: u64 = files.iter().map(|f| f.file_size_in_bytes()).sum();
+        let mut props: HashMap<String, String> = options
+            .properties
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(b) = &options.batch_id {
+            props.insert(BATCH_ID.into(), b.to_string());
+        }
+        if let Some(r) = &options.run_id {
+            props.insert(RUN_ID.into(), r.to_string());
+        }
+        if options.stage_only {
+            props.insert(STAGED.into(), "true".into());
+        }
+        props.extend(summary.build());
+        // Totals are always written: readers (and later commits) rely on them.
+        props.insert(
+            "total-data-files".into(),
+            (total_files + files.len() as u64).to_string(),
+        );
+        props.insert(
+            "total-records".into(),
+            (total_records + rows_added).to_string(),
+        );
+        props.insert(
+            "total-files-size".into(),
+            (total_size + size_added).to_string(),
+        );
+        for k in [
+            "total-delete-files",
+            "total-position-deletes",
+            "total-equality-deletes",
+        ] {
+            props.insert(k.into(), "0".into());
+        }
+        let snapshot = Snapshot::builder()
+            .with_snapshot_id(snapshot_id)
+            .with_parent_snapshot_id(parent)
+            .with_sequence_number(seq)
+            .with_timestamp_ms(
+                chrono::Utc::now()
+                    .timestamp_millis()
+                    .max(md.last_updated_ms()),
+            )
+            .with_manifest_list(list_path)
+            .with_summary(Summary {
+                operation: match kind {
+                    CommitKind::Append => Operation::Append,
+                    CommitKind::Overwrite => Operation::Overwrite,
+                },
+                additional_properties: props,
+            })
+            .with_schema_id(md.current_schema_id())
+            .build();
+        let current = table
+            .metadata_location_result()
+            .map_err(ice("reading the metadata location"))?;
+        let builder = md.clone().into_builder(Some(current.to_owned()));
+        let builder = if options.stage_only {
+            builder.add_snapshot(snapshot)
+        } else {
+            builder.set_branch_snapshot(snapshot, MAIN_BRANCH)
+        }
+        .map_err(ice("adding the snapshot"))?;
+        let new_md = builder
+            .build()
+            .map_err(ice("building table metadata"))?
+            .metadata;
+        let new_location = write_metadata(io, current, &new_md).await?;
+        attempt.0.push(new_location.clone());
+        Ok(Prepared {
+            snapshot_id,
+            new_location,
+            rows_added,
+            files_added: files.len(),
+            attempt_files: AttemptFiles::default(),
+        })
+    }
+    .await;
+    match result {
+        Ok(mut p) => {
+            p.attempt_files = attempt;
+            Ok(p)
+        }
+        Err(e) => {
+            attempt.remove(io).await;
+            Err(e)
+        }
+    }
+}
+
+/// New metadata with `main` pointing at an existing snapshot (publishing a staged snapshot).
+pub async fn prepare_set_main(table: &Table, snapshot_id: i64) -> Result<(String, AttemptFiles)> {
+    let md = table.metadata();
+    let current = table
+        .metadata_location_result()
+        .map_err(ice("reading the metadata location"))?;
+    let new_md = md
+        .clone()
+        .into_builder(Some(current.to_owned()))
+        .set_ref(
+            MAIN_BRANCH,
+            SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
+        )
+        .map_err(ice("moving the main branch"))?
+        .build()
+        .map_err(ice("building table metadata"))?
+        .metadata;
+    let loc = write_metadata(table.file_io(), current, &new_md).await?;
+    Ok((loc.clone(), AttemptFiles(vec![loc])))
+}
+
+async fn write_metadata(io: &FileIO, current: &str, md: &TableMetadata) -> Result<String> {
+    let loc = MetadataLocation::from_str(current)
+        .map_err(ice("parsing the metadata location"))?
+        .with_next_version()
+        .with_new_metadata(md);
+    md.write_to(io, &loc)
+        .await
+        .map_err(ice("writing table metadata"))?;
+    Ok(loc.to_string())
+}
+
+/// Maps a failed commit step to a floe error.
+pub fn conflict(table: &str, detail: impl Into<String>) -> Error {
+    Error::CommitConflict {
+        table: table.to_owned(),
+        detail: detail.into(),
+    }
+}

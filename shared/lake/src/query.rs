@@ -1,0 +1,199 @@
+//! SQL reads: a fresh DataFusion session per query, with every table it names pinned to one
+//! snapshot (the published one, or the one a time-travel read asks for).
+//!
+//! Pinning per query means a query never sees a table half-way through a commit, and reads made
+//! while other processes commit always see a consistent version of each table.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::config::Dialect;
+use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::sql::TableReference;
+use floe_core::ports::{ReadAt, SnapshotInfo};
+use floe_core::{Error, Result, TableRef};
+use iceberg::spec::TableMetadata;
+use iceberg_datafusion::IcebergStaticTableProvider;
+
+use crate::commit::{BATCH_ID, RUN_ID};
+use crate::{LocalLake, ice};
+
+fn sql_err(e: datafusion::error::DataFusionError) -> Error {
+    Error::Sql(e.to_string())
+}
+
+/// The snapshot of `md`'s main branch that was current at `at`.
+pub(crate) fn snapshot_at(table: &TableRef, md: &TableMetadata, at: DateTime<Utc>) -> Result<i64> {
+    let ms = at.timestamp_millis();
+    let history = md.history();
+    history
+        .iter()
+        .rev()
+        .find(|h| h.timestamp_ms <= ms)
+        .map(|h| h.snapshot_id)
+        .ok_or_else(|| {
+            let first = history
+                .first()
+                .and_then(|h| Utc.timestamp_millis_opt(h.timestamp_ms).single())
+                .map_or("it has no published snapshot".to_owned(), |t| {
+                    format!("its first snapshot was published at {}", t.to_rfc3339())
+                });
+            Error::NotFound(format!(
+                "a version of {table} as of {}: {first}",
+                at.to_rfc3339()
+            ))
+        })
+}
+
+pub(crate) async fn run(lake: &LocalLake, sql: &str, at: &ReadAt) -> Result<Vec<RecordBatch>> {
+    let ctx = SessionContext::new();
+    let state = ctx.state();
+    let statement = state
+        .sql_to_statement(sql, &Dialect::Generic)
+        .map_err(sql_err)?;
+    let references = state
+        .resolve_table_references(&statement)
+        .map_err(sql_err)?;
+    let mut tables: Vec<TableRef> = Vec::new();
+    for r in &references {
+        let t = match r {
+            TableReference::Partial { schema, table } => {
+                TableRef::new(schema.as_ref(), table.as_ref())?
+            }
+            TableReference::Bare { table } => {
+                let candidates: Vec<String> = lake
+                    .list_tables_named(table)
+                    .await?
+                    .into_iter()
+                    .map(|t| t.to_string())
+                    .collect();
+                return Err(Error::Sql(format!(
+                    "table '{table}' needs its namespace, for example silver_<source>.{table}{}",
+                    if candidates.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (found: {})", candidates.join(", "))
+                    }
+                )));
+            }
+            TableReference::Full { .. } => {
+                return Err(Error::Sql(format!(
+                    "'{r}': name tables as namespace.table (no catalog prefix)"
+                )));
+            }
+        };
+        if !tables.contains(&t) {
+            tables.push(t);
+        }
+    }
+    if let ReadAt::Snapshot(id) = at
+        && tables.len() != 1
+    {
+        return Err(Error::Sql(format!(
+            "--snapshot {id} pins one table, but the query reads {}; use --as-of TIMESTAMP to read \
+             several tables as they were at one instant",
+            if tables.is_empty() {
+                "none".to_owned()
+            } else {
+                tables
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )));
+    }
+    let catalog = ctx
+        .catalog("datafusion")
+        .ok_or_else(|| Error::Internal("DataFusion has no default catalog".into()))?;
+    for t in &tables {
+        let table = lake.load(t).await?;
+        let md = table.metadata();
+        let snapshot = match at {
+            ReadAt::Current => md.current_snapshot_id(),
+            ReadAt::Snapshot(id) => {
+                if md.snapshot_by_id(*id).is_none() {
+                    return Err(Error::NotFound(format!(
+                        "snapshot {id} of {t} (see `floe history {t}`)"
+                    )));
+                }
+                Some(*id)
+            }
+            ReadAt::Timestamp(ts) => Some(snapshot_at(t, md, *ts)?),
+        };
+        let provider = match snapshot {
+            Some(id) => IcebergStaticTableProvider::try_new_from_table_snapshot(table, id).await,
+            None => IcebergStaticTableProvider::try_new_from_table(table).await,
+        }
+        .map_err(ice("opening a table for reading"))?;
+        if catalog.schema(&t.namespace).is_none() {
+            catalog
+                .register_schema(&t.namespace, Arc::new(MemorySchemaProvider::new()))
+                .map_err(sql_err)?;
+        }
+        ctx.register_table(
+            TableReference::partial(t.namespace.as_str(), t.name.as_str()),
+            Arc::new(provider),
+        )
+        .map_err(sql_err)?;
+    }
+    let read_only = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let df = ctx
+        .sql_with_options(sql, read_only)
+        .await
+        .map_err(sql_err)?;
+    df.collect().await.map_err(sql_err)
+}
+
+impl LocalLake {
+    async fn list_tables_named(&self, name: &str) -> Result<Vec<TableRef>> {
+        use floe_core::ports::Lake;
+        Ok(self
+            .list_tables(None)
+            .await?
+            .into_iter()
+            .filter(|t| t.name == name)
+            .collect())
+    }
+}
+
+/// The table's snapshots, oldest first, as `floe history` shows them.
+pub(crate) fn snapshot_infos(md: &TableMetadata) -> Vec<SnapshotInfo> {
+    let current = md.current_snapshot_id();
+    let published: std::collections::HashSet<i64> =
+        md.history().iter().map(|h| h.snapshot_id).collect();
+    let mut out: Vec<SnapshotInfo> = md
+        .snapshots()
+        .map(|s| {
+            let props = &s.summary().additional_properties;
+            let num = |k: &str| props.get(k).and_then(|v| v.parse().ok());
+            SnapshotInfo {
+                snapshot_id: s.snapshot_id(),
+                parent_id: s.parent_snapshot_id(),
+                committed_at: Utc
+                    .timestamp_millis_opt(s.timestamp_ms())
+                    .single()
+                    .unwrap_or_default(),
+                operation: s.summary().operation.as_str().to_owned(),
+                batch_id: props.get(BATCH_ID).cloned(),
+                run_id: props.get(RUN_ID).cloned(),
+                added_rows: num("added-records").or(Some(0)),
+                total_rows: num("total-records"),
+                is_current: current == Some(s.snapshot_id()),
+                published: published.contains(&s.snapshot_id()),
+                summary: props
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<BTreeMap<_, _>>(),
+            }
+        })
+        .collect();
+    out.sort_by_key(|s| (s.committed_at, s.snapshot_id));
+    out
+}
