@@ -1,1 +1,95 @@
-//! helpers
+//! Helpers shared by the workspace-level tests.
+//!
+//! # Layout
+//! - [`pyiceberg`]: runs `tests/python/read_lake.py` with the test venv's Python, or says why it
+//!   cannot (and fails instead of skipping when `FLOE_REQUIRE_PYICEBERG=1`, as in CI).
+//! - [`rows_as_strings`]: query results in the same shape the Python reader prints.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+
+/// The Python with pyiceberg, or the reason there is none.
+pub fn python() -> Result<PathBuf, String> {
+    let candidate = std::env::var_os("FLOE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
+    let ok = Command::new(&candidate)
+        .args(["-c", "import pyiceberg, pyarrow"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if ok {
+        Ok(candidate)
+    } else {
+        Err(format!(
+            "no Python with pyiceberg at {} (run scripts/setup.sh, or set FLOE_PYTHON)",
+            candidate.display()
+        ))
+    }
+}
+
+/// The Python to use, or `None` after saying that the test is skipped. Panics instead when
+/// `FLOE_REQUIRE_PYICEBERG=1`: in CI an absent reader is a failure, not a pass.
+pub fn python_or_skip(test: &str) -> Option<PathBuf> {
+    match python() {
+        Ok(p) => Some(p),
+        Err(why) if std::env::var("FLOE_REQUIRE_PYICEBERG").as_deref() == Ok("1") => {
+            panic!("{test}: {why}")
+        }
+        Err(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            None
+        }
+    }
+}
+
+/// Reads tables with pyiceberg; returns the script's JSON.
+pub fn pyiceberg_read(python: &Path, lake: &Path, tables: &[&str]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/read_lake.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(lake)
+        .args(tables)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "pyiceberg failed to read the lake:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the reader prints JSON")
+}
+
+/// Rows as sorted lists of display strings (NULL as `None`), comparable with the Python reader.
+pub fn rows_as_strings(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
+    let options = FormatOptions::default();
+    let mut out = Vec::new();
+    for b in batches {
+        let formatters: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formattable"))
+            .collect();
+        for i in 0..b.num_rows() {
+            out.push(
+                b.columns()
+                    .iter()
+                    .zip(&formatters)
+                    .map(|(c, f)| (!c.is_null(i)).then(|| f.value(i).to_string()))
+                    .collect(),
+            );
+        }
+    }
+    out.sort_by(|a, b| {
+        let key = |r: &Vec<Option<String>>| {
+            r.iter()
+                .map(|x| x.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+        };
+        key(a).cmp(&key(b))
+    });
+    out
+}

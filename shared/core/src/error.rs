@@ -37,8 +37,9 @@ pub enum Error {
         /// The version this build reads.
         supported: u32,
     },
-    /// A table, namespace, snapshot or object does not exist.
-    #[error("{0} not found")]
+    /// A table, namespace, snapshot or object does not exist; the message says which and what to
+    /// do.
+    #[error("{0}")]
     NotFound(String),
     /// Something to create exists already.
     #[error("{0} already exists")]

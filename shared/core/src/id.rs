@@ -123,6 +123,20 @@ pub struct ObjectRef {
     pub size: u64,
 }
 
+impl ObjectRef {
+    /// An object held locally (the embedded landing zone), identified by its content: the same
+    /// bytes at the same key are the same object, as an unversioned S3 object's etag makes them.
+    pub fn local(bucket: &str, key: &str, bytes: &[u8]) -> Self {
+        ObjectRef {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: None,
+            etag: Some(hex::encode(&Sha256::digest(bytes)[..16])),
+            size: bytes.len() as u64,
+        }
+    }
+}
+
 /// The identity of one landed file's journey through the pipeline.
 ///
 /// Derived from bucket, key and object version (or etag when unversioned), so two deliveries of
@@ -244,6 +258,20 @@ mod tests {
         bigger.size = 99;
         assert_eq!(a, BatchId::for_object(&bigger));
         assert_eq!(BatchId::parse(a.as_str()).unwrap(), a);
+    }
+
+    #[test]
+    fn local_objects_are_identified_by_key_and_content() {
+        let a = ObjectRef::local("landing", "k", b"abc");
+        assert_eq!(
+            BatchId::for_object(&a),
+            BatchId::for_object(&ObjectRef::local("landing", "k", b"abc"))
+        );
+        assert_ne!(
+            BatchId::for_object(&a),
+            BatchId::for_object(&ObjectRef::local("landing", "k", b"abd"))
+        );
+        assert_eq!(a.size, 3);
     }
 
     #[test]

@@ -194,7 +194,7 @@ impl LocalLake {
             .await
             .map_err(|e| match e.kind() {
                 iceberg::ErrorKind::TableNotFound | iceberg::ErrorKind::NamespaceNotFound => {
-                    Error::NotFound(format!("table {t}"))
+                    Error::NotFound(format!("table {t} does not exist (`floe history` lists nothing for it; check the name)"))
                 }
                 _ => ice("loading a table")(e),
             })
@@ -585,7 +585,7 @@ impl Lake for LocalLake {
         let md = table.metadata();
         let snap = md
             .snapshot_by_id(snapshot_id)
-            .ok_or_else(|| Error::NotFound(format!("snapshot {snapshot_id} of {t}")))?;
+            .ok_or_else(|| Error::NotFound(format!("table {t} has no snapshot {snapshot_id}")))?;
         if md.current_snapshot_id() == Some(snapshot_id) {
             return Ok(()); // published already: a replay changes nothing
         }

@@ -42,7 +42,7 @@ pub(crate) fn snapshot_at(table: &TableRef, md: &TableMetadata, at: DateTime<Utc
                     format!("its first snapshot was published at {}", t.to_rfc3339())
                 });
             Error::NotFound(format!(
-                "a version of {table} as of {}: {first}",
+                "{table} has no version as of {}: {first}",
                 at.to_rfc3339()
             ))
         })
@@ -117,7 +117,7 @@ pub(crate) async fn run(lake: &LocalLake, sql: &str, at: &ReadAt) -> Result<Vec<
             ReadAt::Snapshot(id) => {
                 if md.snapshot_by_id(*id).is_none() {
                     return Err(Error::NotFound(format!(
-                        "snapshot {id} of {t} (see `floe history {t}`)"
+                        "table {t} has no snapshot {id} (`floe history {t}` lists its snapshots)"
                     )));
                 }
                 Some(*id)

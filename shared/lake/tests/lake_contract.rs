@@ -218,7 +218,7 @@ async fn time_travel_by_snapshot_id_and_by_timestamp(#[case] backend: Backend) {
         .unwrap_err();
     assert!(
         err.to_string()
-            .contains("snapshot 42 of silver_test.people"),
+            .contains("silver_test.people has no snapshot 42"),
         "{err}"
     );
 }

@@ -1,0 +1,132 @@
+//! Printing query results and snapshot histories as a table, CSV or JSON.
+
+use anyhow::Result;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use floe_core::ports::SnapshotInfo;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// A JSON array of objects.
+    Json,
+}
+
+pub fn print_batches(batches: &[RecordBatch], format: Format) -> Result<()> {
+    let stdout = std::io::stdout();
+    match format {
+        Format::Table => {
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            println!("{}", pretty_format_batches(batches)?);
+            println!("({rows} row{})", if rows == 1 { "" } else { "s" });
+        }
+        Format::Csv => {
+            let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(stdout.lock());
+            for b in batches {
+                w.write(b)?;
+            }
+        }
+        Format::Json => {
+            let mut w = datafusion::arrow::json::ArrayWriter::new(stdout.lock());
+            let refs: Vec<&RecordBatch> = batches.iter().collect();
+            w.write_batches(&refs)?;
+            w.finish()?;
+            println!();
+        }
+    }
+    Ok(())
+}
+
+pub fn print_history(snapshots: &[SnapshotInfo], format: Format) -> Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(snapshots)?),
+        Format::Csv => {
+            println!(
+                "snapshot_id,committed_at,operation,state,added_rows,total_rows,batch_id,run_id"
+            );
+            for s in snapshots {
+                println!(
+                    "{},{},{},{},{},{},{},{}",
+                    s.snapshot_id,
+                    s.committed_at.to_rfc3339(),
+                    s.operation,
+                    state(s),
+                    s.added_rows.unwrap_or(0),
+                    s.total_rows.map(|n| n.to_string()).unwrap_or_default(),
+                    s.batch_id.as_deref().unwrap_or(""),
+                    s.run_id.as_deref().unwrap_or("")
+                );
+            }
+        }
+        Format::Table => {
+            let header = [
+                "snapshot_id",
+                "committed_at (UTC)",
+                "operation",
+                "state",
+                "added",
+                "total",
+                "batch_id",
+                "run_id",
+            ];
+            let rows: Vec<[String; 8]> = snapshots
+                .iter()
+                .map(|s| {
+                    [
+                        s.snapshot_id.to_string(),
+                        s.committed_at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+                        s.operation.clone(),
+                        state(s).to_owned(),
+                        s.added_rows.unwrap_or(0).to_string(),
+                        s.total_rows.map(|n| n.to_string()).unwrap_or_default(),
+                        s.batch_id.clone().unwrap_or_default(),
+                        s.run_id.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            let widths: Vec<usize> = (0..header.len())
+                .map(|i| {
+                    rows.iter()
+                        .map(|r| r[i].len())
+                        .chain([header[i].len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let line = |cells: Vec<&str>| {
+                cells
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_owned()
+            };
+            println!("{}", line(header.to_vec()));
+            for r in &rows {
+                println!("{}", line(r.iter().map(String::as_str).collect()));
+            }
+            println!(
+                "({} snapshot{})",
+                snapshots.len(),
+                if snapshots.len() == 1 { "" } else { "s" }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn state(s: &SnapshotInfo) -> &'static str {
+    match (s.is_current, s.published) {
+        (true, _) => "current",
+        (false, true) => "published",
+        (false, false) => "staged",
+    }
+}
