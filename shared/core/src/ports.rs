@@ -32,7 +32,8 @@ pub enum ReadAt {
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
     /// The batch this write belongs to. A table never commits the same batch id twice: a write
-    /// whose batch id is in an existing snapshot is a no-op that returns that snapshot.
+    /// whose batch id is in a snapshot of the main branch's lineage, or in a staged snapshot that
+    /// can still be published, is a no-op that returns that snapshot.
     pub batch_id: Option<BatchId>,
     /// The run that made the write, recorded in the snapshot summary.
     pub run_id: Option<RunId>,
@@ -101,8 +102,8 @@ pub struct SnapshotInfo {
 ///
 /// Invariants every implementation keeps:
 /// - A commit is atomic: a reader sees a table as of one snapshot, never a partial write.
-/// - A write whose `batch_id` is already in one of the table's snapshots changes nothing and
-///   reports `already_committed` (SQS and S3 deliver at least once).
+/// - A write whose `batch_id` is already committed (see [`WriteOptions::batch_id`]) changes
+///   nothing and reports `already_committed` (SQS and S3 deliver at least once).
 /// - Two concurrent committers never lose an update: an append rebases on the other's snapshot
 ///   and retries; a conflict that cannot be resolved is [`crate::Error::CommitConflict`].
 /// - A write that fails before its commit leaves the table exactly as it was; files written for

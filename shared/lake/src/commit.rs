@@ -63,16 +63,30 @@ pub struct Prepared {
     pub attempt_files: AttemptFiles,
 }
 
-/// The snapshot whose summary records `batch_id`, if any.
+/// The snapshot that holds `batch_id`, if the batch is committed: a snapshot on the main branch's
+/// lineage, or a staged snapshot that can still be published (built on the current main).
+///
+/// A staged snapshot whose base has moved on can never be published; a retry of its batch must
+/// stage again, so it does not count.
 pub fn snapshot_of_batch(md: &TableMetadata, batch_id: &str) -> Option<i64> {
+    let current = md.current_snapshot_id();
+    let mut lineage = std::collections::HashSet::new();
+    let mut next = current;
+    while let Some(id) = next {
+        if !lineage.insert(id) {
+            break;
+        }
+        next = md.snapshot_by_id(id).and_then(|s| s.parent_snapshot_id());
+    }
     md.snapshots()
-        .find(|s| {
+        .filter(|s| {
             s.summary()
                 .additional_properties
                 .get(BATCH_ID)
                 .map(String::as_str)
                 == Some(batch_id)
         })
+        .find(|s| lineage.contains(&s.snapshot_id()) || s.parent_snapshot_id() == current)
         .map(|s| s.snapshot_id())
 }
 
