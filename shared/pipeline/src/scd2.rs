@@ -1,0 +1,274 @@
+//! Silver history (SCD2) as one query over bronze.
+//!
+//! Silver is a function of bronze: the query recomputes a table's whole history from every
+//! extract bronze holds, ordered by extract time (full loads) or change time (cdc loads). So a
+//! late, out-of-order or repeated delivery gives exactly the history of delivering every extract
+//! once, in order, and an identical re-delivery changes nothing. The query is plain SQL with
+//! window functions, rendered for DataFusion here; Athena runs the same plan (or a MERGE for
+//! incremental loads) once the AWS engine exists.
+//!
+//! Full loads, one extract at a time T (see DESIGN.md): a new key opens a version from T; a
+//! changed row (any non-key column, NULL-safe) closes the current version at T and opens one; an
+//! unchanged row does nothing; a missing key follows `deletes` (ignore: nothing; invalidate: close
+//! at T; new_record: close at T and open a deleted version from T); a key that reappears opens a
+//! new version. Two files with the same extract time: the one landed last is that extract.
+//!
+//! Cdc loads: each change row (`I`, `U`, `D`) is an event at its change time, in order (change
+//! time, then extract time, then position in the file). `I`/`U` open a version unless nothing
+//! changed; `D` closes the current version (and under `new_record` opens a deleted version with
+//! the last values). Identical change rows delivered twice count once.
+
+use floe_config::{DeletesPolicy, LoadKind, TableConfig};
+
+use crate::bronze::{BATCH_ID, EXTRACT_TS, LANDED_AT, ROW_NUMBER};
+use crate::sql::{quote, row_fingerprint, standardised};
+
+/// Silver's history columns, after the source columns.
+pub const VALID_FROM: &str = "valid_from";
+/// End of a version's validity (exclusive); NULL while current.
+pub const VALID_TO: &str = "valid_to";
+/// True for the version valid now.
+pub const IS_CURRENT: &str = "is_current";
+/// True for a version that records a deletion (`deletes: new_record`).
+pub const IS_DELETED: &str = "is_deleted";
+/// Fingerprint of the non-key values, for change detection.
+pub const ROW_HASH: &str = "_row_hash";
+
+fn list(cols: &[&str], prefix: &str) -> String {
+    cols.iter()
+        .map(|c| format!("{prefix}{}", quote(c)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn key_eq(keys: &[&str], a: &str, b: &str) -> String {
+    keys.iter()
+        .map(|k| format!("{a}.{q} = {b}.{q}", q = quote(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// The query computing `table`'s full silver history from its bronze table `bronze`.
+pub fn history_sql(table: &TableConfig, bronze: &str) -> String {
+    match table.load {
+        LoadKind::Full => full_load(table, bronze),
+        LoadKind::Cdc => cdc_load(table, bronze),
+    }
+}
+
+fn typed(table: &TableConfig, bronze: &str) -> String {
+    let cols: Vec<String> = table.columns.iter().map(standardised).collect();
+    format!(
+        "SELECT {}, {BATCH_ID}, {EXTRACT_TS}, {LANDED_AT}, {ROW_NUMBER} FROM {bronze}",
+        cols.join(", ")
+    )
+}
+
+fn full_load(table: &TableConfig, bronze: &str) -> String {
+    let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
+    let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    let values: Vec<&str> = all.iter().copied().filter(|c| !keys.contains(c)).collect();
+    let pk = list(&keys, "");
+    let deletes = table.deletes;
+    let tracks_deletes = deletes != DeletesPolicy::Ignore;
+    let dedupe = table
+        .dedupe_by
+        .as_ref()
+        .map(|d| format!("{} DESC NULLS LAST, ", quote(d)))
+        .unwrap_or_default();
+    let gap = if tracks_deletes {
+        " OR _prev_n < _n - 1"
+    } else {
+        ""
+    };
+    let gone = if tracks_deletes {
+        "CASE WHEN _next_n IS NULL AND _n < _max_n THEN _n + 1 \
+         WHEN _next_n > _n + 1 THEN _n + 1 END"
+    } else {
+        "CAST(NULL AS BIGINT)"
+    };
+    let out_cols = list(&all, "sp.");
+    let is_deleted = |v: &str| {
+        if deletes == DeletesPolicy::NewRecord {
+            format!(", {v} AS {IS_DELETED}")
+        } else {
+            String::new()
+        }
+    };
+    let mut sql = format!(
+        "WITH typed AS ({typed}),
+batches AS (
+  SELECT {EXTRACT_TS}, {BATCH_ID}, MAX({LANDED_AT}) AS _landed FROM typed GROUP BY {EXTRACT_TS}, {BATCH_ID}
+),
+extracts AS (
+  SELECT {EXTRACT_TS}, {BATCH_ID}, ROW_NUMBER() OVER (ORDER BY {EXTRACT_TS}) AS _n FROM (
+    SELECT {EXTRACT_TS}, {BATCH_ID},
+      ROW_NUMBER() OVER (PARTITION BY {EXTRACT_TS} ORDER BY _landed DESC, {BATCH_ID} DESC) AS _latest
+    FROM batches
+  ) b WHERE _latest = 1
+),
+last_extract AS (SELECT MAX(_n) AS _max_n FROM extracts),
+rows_in AS (
+  SELECT t.*, e._n FROM typed t
+  JOIN extracts e ON t.{BATCH_ID} = e.{BATCH_ID} AND t.{EXTRACT_TS} = e.{EXTRACT_TS}
+),
+deduped AS (
+  SELECT * FROM (
+    SELECT r.*, ROW_NUMBER() OVER (PARTITION BY {pk}, _n ORDER BY {dedupe}{ROW_NUMBER} DESC) AS _dup
+    FROM rows_in r
+  ) d WHERE _dup = 1
+),
+hashed AS (SELECT d.*, {fingerprint} AS {ROW_HASH} FROM deduped d),
+seq AS (
+  SELECT h.*,
+    LAG(_n) OVER (PARTITION BY {pk} ORDER BY _n) AS _prev_n,
+    LAG({ROW_HASH}) OVER (PARTITION BY {pk} ORDER BY _n) AS _prev_hash,
+    LEAD(_n) OVER (PARTITION BY {pk} ORDER BY _n) AS _next_n
+  FROM hashed h
+),
+marked AS (
+  SELECT s.*,
+    CASE WHEN _prev_n IS NULL{gap} OR _prev_hash <> {ROW_HASH} THEN 1 ELSE 0 END AS _starts,
+    {gone} AS _gone_n
+  FROM seq s CROSS JOIN last_extract
+),
+versioned AS (
+  SELECT m.*, SUM(_starts) OVER (PARTITION BY {pk} ORDER BY _n ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS _version
+  FROM marked m
+),
+ends AS (SELECT {pk}, _version, MAX(_gone_n) AS _gone_n FROM versioned GROUP BY {pk}, _version),
+starts AS (
+  SELECT v.*, LEAD(_n) OVER (PARTITION BY {pk} ORDER BY _n) AS _next_start_n
+  FROM versioned v WHERE _starts = 1
+),
+spans AS (
+  SELECT s.*, g._gone_n AS _end_n FROM starts s
+  JOIN ends g ON {join} AND s._version = g._version
+)
+SELECT {out_cols}, ef.{EXTRACT_TS} AS {VALID_FROM}, COALESCE(eg.{EXTRACT_TS}, en.{EXTRACT_TS}) AS {VALID_TO},
+  (sp._end_n IS NULL AND sp._next_start_n IS NULL) AS {IS_CURRENT}{live_flag},
+  sp.{ROW_HASH}, sp.{BATCH_ID}
+FROM spans sp
+JOIN extracts ef ON ef._n = sp._n
+LEFT JOIN extracts eg ON eg._n = sp._end_n
+LEFT JOIN extracts en ON en._n = sp._next_start_n",
+        typed = typed(table, bronze),
+        fingerprint = row_fingerprint(&values),
+        join = key_eq(&keys, "s", "g"),
+        live_flag = is_deleted("FALSE"),
+    );
+    if deletes == DeletesPolicy::NewRecord {
+        sql.push_str(&format!(
+            "
+UNION ALL
+SELECT {out_cols}, eg.{EXTRACT_TS} AS {VALID_FROM}, en.{EXTRACT_TS} AS {VALID_TO},
+  (sp._next_start_n IS NULL) AS {IS_CURRENT}, TRUE AS {IS_DELETED},
+  sp.{ROW_HASH}, eg.{BATCH_ID}
+FROM spans sp
+JOIN extracts eg ON eg._n = sp._end_n
+LEFT JOIN extracts en ON en._n = sp._next_start_n"
+        ));
+    }
+    sql
+}
+
+fn cdc_load(table: &TableConfig, bronze: &str) -> String {
+    let cdc = table
+        .cdc
+        .as_ref()
+        .expect("a cdc table has its change columns (checked by config)");
+    let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
+    let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    let op = quote(&cdc.operation_column);
+    let ts = quote(&cdc.timestamp_column);
+    let values: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|c| !keys.contains(c) && *c != cdc.operation_column && *c != cdc.timestamp_column)
+        .collect();
+    let pk = list(&keys, "");
+    let window = format!("PARTITION BY {pk} ORDER BY _i");
+    let new_record = table.deletes == DeletesPolicy::NewRecord;
+    let lags: String = values
+        .iter()
+        .map(|c| {
+            format!(
+                ", LAG({q}) OVER ({window}) AS {l}",
+                q = quote(c),
+                l = quote(&format!("_last_{c}"))
+            )
+        })
+        .collect();
+    let mut sql = format!(
+        "WITH typed AS ({typed}),
+hashed AS (SELECT t.*, UPPER(TRIM(CAST({op} AS VARCHAR))) AS _op, {fingerprint} AS {ROW_HASH} FROM typed t),
+uniq AS (
+  SELECT * FROM (
+    SELECT h.*, ROW_NUMBER() OVER (PARTITION BY {pk}, {ts}, _op, {ROW_HASH} ORDER BY {LANDED_AT}, {BATCH_ID}, {ROW_NUMBER}) AS _dup
+    FROM hashed h
+  ) x WHERE _dup = 1
+),
+ordered AS (
+  SELECT u.*, ROW_NUMBER() OVER (PARTITION BY {pk} ORDER BY {ts}, {EXTRACT_TS}, {ROW_NUMBER}, {BATCH_ID}) AS _i FROM uniq u
+),
+seq AS (
+  SELECT o.*, LAG(_op) OVER ({window}) AS _prev_op, LAG({ROW_HASH}) OVER ({window}) AS _prev_hash FROM ordered o
+),
+events AS (
+  SELECT * FROM seq
+  WHERE (_op <> 'D' AND (_prev_op IS NULL OR _prev_op = 'D' OR _prev_hash <> {ROW_HASH}))
+     OR (_op = 'D' AND _prev_op IS NOT NULL AND _prev_op <> 'D')
+),
+spans AS (
+  SELECT e.*, LEAD(CAST({ts} AS TIMESTAMP)) OVER ({window}) AS _next_ts{lags} FROM events e
+)
+SELECT {out_cols}, CAST({ts} AS TIMESTAMP) AS {VALID_FROM}, _next_ts AS {VALID_TO},
+  (_next_ts IS NULL) AS {IS_CURRENT}{live_flag}, {ROW_HASH}, {BATCH_ID}
+FROM spans WHERE _op <> 'D'",
+        typed = typed(table, bronze),
+        fingerprint = row_fingerprint(&values),
+        out_cols = list(&all, ""),
+        live_flag = if new_record { format!(", FALSE AS {IS_DELETED}") } else { String::new() },
+    );
+    if new_record {
+        let deleted_cols: Vec<String> = all
+            .iter()
+            .map(|c| {
+                if values.contains(c) {
+                    format!("{} AS {}", quote(&format!("_last_{c}")), quote(c))
+                } else {
+                    quote(c)
+                }
+            })
+            .collect();
+        sql.push_str(&format!(
+            "
+UNION ALL
+SELECT {}, CAST({ts} AS TIMESTAMP) AS {VALID_FROM}, _next_ts AS {VALID_TO},
+  (_next_ts IS NULL) AS {IS_CURRENT}, TRUE AS {IS_DELETED}, {ROW_HASH}, {BATCH_ID}
+FROM spans WHERE _op = 'D'",
+            deleted_cols.join(", ")
+        ));
+    }
+    sql
+}
+
+/// The silver table's schema: the typed source columns, then the history columns.
+pub fn silver_schema(table: &TableConfig) -> datafusion::arrow::datatypes::SchemaRef {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let mut fields: Vec<Field> = table
+        .columns
+        .iter()
+        .map(|c| Field::new(&c.name, c.ty.arrow(), c.nullable))
+        .collect();
+    fields.push(Field::new(VALID_FROM, ts.clone(), false));
+    fields.push(Field::new(VALID_TO, ts, true));
+    fields.push(Field::new(IS_CURRENT, DataType::Boolean, false));
+    if table.deletes == DeletesPolicy::NewRecord {
+        fields.push(Field::new(IS_DELETED, DataType::Boolean, false));
+    }
+    fields.push(Field::new(ROW_HASH, DataType::Utf8, false));
+    fields.push(Field::new(BATCH_ID, DataType::Utf8, false));
+    std::sync::Arc::new(Schema::new(fields))
+}

@@ -1,0 +1,458 @@
+//! SCD2 semantics: the silver history query against a reference model of DESIGN.md's contract,
+//! on real Iceberg bronze tables, for every deletes policy, full and cdc loads, with extracts
+//! delivered in random order and more than once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use datafusion::arrow::array::{
+    Array, ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use floe_config::{
+    CdcColumns, ColumnConfig, ColumnType, DeletesPolicy, FileFormat, LoadKind, TableConfig,
+};
+use floe_core::ports::{Lake, ReadAt, WriteOptions};
+use floe_core::{BatchId, ObjectRef, RunId, TableRef};
+use floe_lake::LocalLake;
+use floe_pipeline::{bronze, scd2};
+use proptest::prelude::*;
+
+fn column(name: &str, ty: ColumnType) -> ColumnConfig {
+    ColumnConfig {
+        name: name.into(),
+        ty,
+        nullable: name != "id",
+        description: None,
+    }
+}
+
+fn table(load: LoadKind, deletes: DeletesPolicy) -> TableConfig {
+    let mut columns = vec![
+        column("id", ColumnType::Bigint),
+        column("v", ColumnType::String),
+    ];
+    let cdc = (load == LoadKind::Cdc).then(|| {
+        columns.push(column("op", ColumnType::String));
+        columns.push(column("changed_at", ColumnType::Timestamp));
+        CdcColumns {
+            operation_column: "op".into(),
+            timestamp_column: "changed_at".into(),
+        }
+    });
+    TableConfig {
+        source: "s".into(),
+        name: "t".into(),
+        description: None,
+        primary_key: vec!["id".into()],
+        load,
+        format: FileFormat::Csv,
+        deletes,
+        dedupe_by: None,
+        cdc,
+        max_file_mb: 1,
+        columns,
+        file: "tables/s.yaml".into(),
+    }
+}
+
+fn day(n: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::days(n)
+}
+
+/// A full extract: its time and its rows (key -> value).
+type Extract = (DateTime<Utc>, BTreeMap<i64, Option<String>>);
+
+/// One row of history: id, v, valid_from, valid_to, is_current, is_deleted.
+type Version = (
+    i64,
+    Option<String>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    bool,
+    bool,
+);
+
+/// A file as it lands: extract time, rows as text (None = empty field), and a name.
+#[derive(Debug, Clone)]
+struct File {
+    extract: DateTime<Utc>,
+    rows: Vec<Vec<Option<String>>>,
+    name: String,
+}
+
+async fn land(lake: &LocalLake, t: &TableConfig, bronze_ref: &TableRef, file: &File, landed: i64) {
+    let schema = bronze::schema(t);
+    let n = file.rows.len();
+    let mut cols: Vec<ArrayRef> = (0..t.columns.len())
+        .map(|i| {
+            Arc::new(StringArray::from(
+                file.rows
+                    .iter()
+                    .map(|r| Some(r[i].clone().unwrap_or_default()))
+                    .collect::<Vec<_>>(),
+            )) as ArrayRef
+        })
+        .collect();
+    let object = ObjectRef::local("landing", &file.name, format!("{:?}", file.rows).as_bytes());
+    let batch = BatchId::for_object(&object);
+    let utc = |v: i64| {
+        Arc::new(TimestampMicrosecondArray::from(vec![v; n]).with_timezone("UTC")) as ArrayRef
+    };
+    cols.push(Arc::new(StringArray::from(vec![batch.as_str(); n])));
+    cols.push(utc(file.extract.timestamp_micros()));
+    cols.push(utc(landed));
+    cols.push(Arc::new(StringArray::from(vec![file.name.as_str(); n])));
+    cols.push(Arc::new(Int64Array::from(
+        (1..=n as i64).collect::<Vec<_>>(),
+    )));
+    let rb = RecordBatch::try_new(schema, cols).unwrap();
+    lake.append(
+        bronze_ref,
+        vec![rb],
+        &WriteOptions::batch(batch, RunId::from_string("test")),
+    )
+    .await
+    .unwrap();
+}
+
+async fn history(files: &[File], t: &TableConfig) -> BTreeSet<Version> {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LocalLake::open(dir.path()).await.unwrap();
+    let b: TableRef = "bronze_s.t".parse().unwrap();
+    lake.create_table(&b, bronze::schema(t)).await.unwrap();
+    for (i, f) in files.iter().enumerate() {
+        land(&lake, t, &b, f, i as i64).await;
+    }
+    let batches = lake
+        .query(&scd2::history_sql(t, "bronze_s.t"), &ReadAt::Current)
+        .await
+        .unwrap();
+    let mut out = BTreeSet::new();
+    for rb in batches {
+        let col = |name: &str| rb.column(rb.schema().index_of(name).unwrap()).clone();
+        let ids = cast(&col("id"), &DataType::Int64).unwrap();
+        let ids = ids.as_any().downcast_ref::<Int64Array>().unwrap();
+        let vs = cast(&col("v"), &DataType::Utf8).unwrap();
+        let vs = vs.as_any().downcast_ref::<StringArray>().unwrap();
+        let ts = |name: &str| {
+            cast(
+                &col(name),
+                &DataType::Timestamp(TimeUnit::Microsecond, None),
+            )
+            .unwrap()
+        };
+        let from = ts("valid_from");
+        let from = from
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        let to = ts("valid_to");
+        let to = to
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        let current = col("is_current");
+        let current = current
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::BooleanArray>()
+            .unwrap();
+        let deleted = rb
+            .schema()
+            .index_of("is_deleted")
+            .ok()
+            .map(|i| rb.column(i).clone());
+        for r in 0..rb.num_rows() {
+            let micros = |a: &TimestampMicrosecondArray| {
+                (!a.is_null(r)).then(|| Utc.timestamp_micros(a.value(r)).unwrap())
+            };
+            let is_deleted = deleted.as_ref().is_some_and(|d| {
+                d.as_any()
+                    .downcast_ref::<datafusion::arrow::array::BooleanArray>()
+                    .unwrap()
+                    .value(r)
+            });
+            out.insert((
+                ids.value(r),
+                (!vs.is_null(r)).then(|| vs.value(r).to_owned()),
+                micros(from).unwrap(),
+                micros(to),
+                current.value(r),
+                is_deleted,
+            ));
+        }
+    }
+    out
+}
+
+/// DESIGN.md's full-load contract, applied one extract at a time, in extract order.
+fn model_full(extracts: &[Extract], deletes: DeletesPolicy) -> BTreeSet<Version> {
+    let mut done: Vec<Version> = Vec::new();
+    // key -> (v, from, deleted)
+    let mut open: BTreeMap<i64, (Option<String>, DateTime<Utc>, bool)> = BTreeMap::new();
+    for (t, rows) in extracts {
+        for (k, v) in rows {
+            match open.get(k) {
+                Some((cur, _, false)) if cur == v => {}
+                Some((cur, from, deleted)) => {
+                    done.push((*k, cur.clone(), *from, Some(*t), false, *deleted));
+                    open.insert(*k, (v.clone(), *t, false));
+                }
+                None => {
+                    open.insert(*k, (v.clone(), *t, false));
+                }
+            }
+        }
+        let missing: Vec<i64> = open
+            .iter()
+            .filter(|(k, o)| !rows.contains_key(k) && !o.2)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in missing {
+            let (cur, from, _) = open[&k].clone();
+            match deletes {
+                DeletesPolicy::Ignore => {}
+                DeletesPolicy::Invalidate => {
+                    done.push((k, cur, from, Some(*t), false, false));
+                    open.remove(&k);
+                }
+                DeletesPolicy::NewRecord => {
+                    done.push((k, cur.clone(), from, Some(*t), false, false));
+                    open.insert(k, (cur, *t, true));
+                }
+            }
+        }
+    }
+    done.extend(
+        open.into_iter()
+            .map(|(k, (v, from, deleted))| (k, v, from, None, true, deleted)),
+    );
+    done.into_iter().collect()
+}
+
+fn full_files(extracts: &[Extract]) -> Vec<File> {
+    extracts
+        .iter()
+        .map(|(t, rows)| File {
+            extract: *t,
+            rows: rows
+                .iter()
+                .map(|(k, v)| vec![Some(k.to_string()), v.clone()])
+                .collect(),
+            name: format!("landing/s/t/{}/t.csv", t.to_rfc3339()),
+        })
+        .collect()
+}
+
+fn extracts_strategy() -> impl Strategy<Value = Vec<Extract>> {
+    let value = prop_oneof![
+        Just(None),
+        Just(Some("a".to_owned())),
+        Just(Some("b".to_owned()))
+    ];
+    let extract = proptest::collection::btree_map(1i64..6, value, 1..5);
+    proptest::collection::vec(extract, 1..6).prop_map(|xs| {
+        xs.into_iter()
+            .enumerate()
+            .map(|(i, rows)| (day(i as i64), rows))
+            .collect()
+    })
+}
+
+/// Delivery order: a permutation of the files, some delivered twice (the same object again, or
+/// the same extract re-landed under another name).
+fn delivery(files: Vec<File>, order: Vec<usize>, repeats: Vec<(usize, bool)>) -> Vec<File> {
+    let n = files.len();
+    let mut idx: Vec<usize> = (0..n).collect();
+    for (i, j) in order.iter().enumerate() {
+        idx.swap(i % n, j % n);
+    }
+    let mut out: Vec<File> = idx.iter().map(|i| files[*i].clone()).collect();
+    for (r, renamed) in repeats {
+        let mut f = files[r % n].clone();
+        if renamed {
+            f.name = format!("{}.again", f.name);
+        }
+        out.push(f);
+    }
+    out
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn five_extracts_give_exactly_the_expected_history() {
+    // Inserts, an update, a NULL change, an identical extract, a delete and a reappearing key.
+    let rows = |xs: &[(i64, Option<&str>)]| {
+        xs.iter()
+            .map(|(k, v)| (*k, v.map(str::to_owned)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let extracts = vec![
+        (
+            day(0),
+            rows(&[(1, Some("a")), (2, Some("b")), (3, Some("c"))]),
+        ),
+        (day(1), rows(&[(1, Some("a")), (2, Some("B")), (3, None)])),
+        (day(2), rows(&[(1, Some("a")), (2, Some("B")), (3, None)])),
+        (day(3), rows(&[(1, Some("a")), (3, None), (4, Some("d"))])),
+        (
+            day(4),
+            rows(&[
+                (1, Some("a")),
+                (2, Some("B")),
+                (3, Some("c")),
+                (4, Some("d")),
+            ]),
+        ),
+    ];
+    let v = |k: i64, val: Option<&str>, from: i64, to: Option<i64>, deleted: bool| -> Version {
+        (
+            k,
+            val.map(str::to_owned),
+            day(from),
+            to.map(day),
+            to.is_none(),
+            deleted,
+        )
+    };
+    let t = table(LoadKind::Full, DeletesPolicy::Invalidate);
+    let got = runtime().block_on(history(&full_files(&extracts), &t));
+    let expected: BTreeSet<Version> = [
+        v(1, Some("a"), 0, None, false),
+        v(2, Some("b"), 0, Some(1), false),
+        v(2, Some("B"), 1, Some(3), false),
+        v(2, Some("B"), 4, None, false),
+        v(3, Some("c"), 0, Some(1), false),
+        v(3, None, 1, Some(4), false),
+        v(3, Some("c"), 4, None, false),
+        v(4, Some("d"), 3, None, false),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, expected);
+    assert_eq!(got, model_full(&extracts, DeletesPolicy::Invalidate));
+
+    let t = table(LoadKind::Full, DeletesPolicy::NewRecord);
+    let got = runtime().block_on(history(&full_files(&extracts), &t));
+    assert!(
+        got.contains(&v(2, Some("B"), 3, Some(4), true)),
+        "a deleted version from day 3: {got:?}"
+    );
+    assert_eq!(got, model_full(&extracts, DeletesPolicy::NewRecord));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn full_loads_in_any_order_with_duplicates_match_in_order_delivery(
+        extracts in extracts_strategy(),
+        order in proptest::collection::vec(0usize..8, 0..8),
+        repeats in proptest::collection::vec((0usize..8, any::<bool>()), 0..3),
+        policy in prop_oneof![Just(DeletesPolicy::Ignore), Just(DeletesPolicy::Invalidate), Just(DeletesPolicy::NewRecord)],
+    ) {
+        let t = table(LoadKind::Full, policy);
+        let files = full_files(&extracts);
+        let got = runtime().block_on(history(&delivery(files, order, repeats), &t));
+        prop_assert_eq!(got, model_full(&extracts, policy));
+    }
+}
+
+/// A change row: key, operation, value.
+type Change = (i64, &'static str, Option<String>);
+
+/// DESIGN.md's cdc contract, applied one change at a time, in change-time order.
+fn model_cdc(changes: &[(DateTime<Utc>, Change)], deletes: DeletesPolicy) -> BTreeSet<Version> {
+    let mut done: Vec<Version> = Vec::new();
+    let mut open: BTreeMap<i64, (Option<String>, DateTime<Utc>, bool)> = BTreeMap::new();
+    for (t, (k, op, v)) in changes {
+        match (*op, open.get(k).cloned()) {
+            ("D", Some((cur, from, false))) => {
+                done.push((*k, cur.clone(), from, Some(*t), false, false));
+                if deletes == DeletesPolicy::NewRecord {
+                    open.insert(*k, (cur, *t, true));
+                } else {
+                    open.remove(k);
+                }
+            }
+            ("D", _) => {}
+            (_, Some((cur, _, false))) if &cur == v => {}
+            (_, Some((cur, from, deleted))) => {
+                done.push((*k, cur, from, Some(*t), false, deleted));
+                open.insert(*k, (v.clone(), *t, false));
+            }
+            (_, None) => {
+                open.insert(*k, (v.clone(), *t, false));
+            }
+        }
+    }
+    done.extend(
+        open.into_iter()
+            .map(|(k, (v, from, deleted))| (k, v, from, None, true, deleted)),
+    );
+    done.into_iter().collect()
+}
+
+/// Change rows (in change-time order) split into batches (several changes per key per batch).
+fn cdc_files(changes: &[(DateTime<Utc>, Change)], batch_of: &[usize]) -> Vec<File> {
+    let mut files: BTreeMap<usize, File> = BTreeMap::new();
+    for (i, (t, (k, op, v))) in changes.iter().enumerate() {
+        let b = batch_of.get(i).copied().unwrap_or(0) % 3;
+        files
+            .entry(b)
+            .or_insert_with(|| File {
+                extract: day(100 + b as i64),
+                rows: Vec::new(),
+                name: format!("landing/s/t/batch{b}/t.csv"),
+            })
+            .rows
+            .push(vec![
+                Some(k.to_string()),
+                v.clone(),
+                Some((*op).to_owned()),
+                Some(t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            ]);
+    }
+    files.into_values().collect()
+}
+
+fn changes_strategy() -> impl Strategy<Value = Vec<(DateTime<Utc>, Change)>> {
+    let value = prop_oneof![
+        Just(None),
+        Just(Some("a".to_owned())),
+        Just(Some("b".to_owned()))
+    ];
+    let op = prop_oneof![Just("I"), Just("U"), Just("D")];
+    proptest::collection::vec((1i64..4, op, value), 1..14).prop_map(|xs| {
+        xs.into_iter()
+            .enumerate()
+            .map(|(i, c)| (day(0) + chrono::Duration::minutes(i as i64), c))
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cdc_batches_in_any_order_with_duplicates_match_in_order_delivery(
+        changes in changes_strategy(),
+        batch_of in proptest::collection::vec(0usize..3, 14),
+        order in proptest::collection::vec(0usize..4, 0..4),
+        repeats in proptest::collection::vec((0usize..4, any::<bool>()), 0..3),
+        policy in prop_oneof![Just(DeletesPolicy::Ignore), Just(DeletesPolicy::Invalidate), Just(DeletesPolicy::NewRecord)],
+    ) {
+        let t = table(LoadKind::Cdc, policy);
+        let files = cdc_files(&changes, &batch_of);
+        let got = runtime().block_on(history(&delivery(files, order, repeats), &t));
+        prop_assert_eq!(got, model_cdc(&changes, policy));
+    }
+}
