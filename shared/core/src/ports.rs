@@ -199,6 +199,8 @@ pub trait Queue: Send + Sync {
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>>;
     /// Acknowledges (deletes) a delivery.
     async fn delete(&self, receipt: &str) -> Result<()>;
+    /// Makes a received message visible again after `delay` (a retry with backoff).
+    async fn retry_later(&self, receipt: &str, delay: Duration) -> Result<()>;
 }
 
 /// The time source, so tests can pin "now".

@@ -4,7 +4,11 @@
 //! - [`bronze`]: the bronze table layout (every extract as delivered, plus batch metadata).
 //! - [`sql`]: quoting and the declarative standardisation of one column.
 //! - [`scd2`]: silver history (SCD2) as one query over bronze, for full and cdc loads.
+//! - [`events`]: S3 "Object Created" events (EventBridge and S3-notification shapes).
+//! - [`local`]: the local runtime's adapters: durable SQLite queues, the landing folder.
 
 pub mod bronze;
+pub mod events;
+pub mod local;
 pub mod scd2;
 pub mod sql;

@@ -1,0 +1,119 @@
+//! The landing folder as an object store: `bucket` is a name for the folder, keys are paths below
+//! it. Writes go to a temporary file and are renamed into place, so a reader never sees half a
+//! file.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use floe_core::ports::ObjectStore;
+use floe_core::{Error, ObjectRef, Result};
+
+/// A folder holding objects.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    bucket: String,
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// The folder `root`, named `bucket` in events and batch ids.
+    pub fn new(bucket: &str, root: &Path) -> Self {
+        LocalStore {
+            bucket: bucket.to_owned(),
+            root: root.to_owned(),
+        }
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file behind a key; keys may not climb out of the folder.
+    pub fn path(&self, key: &str) -> Result<PathBuf> {
+        if key.split('/').any(|p| p == ".." || p.is_empty()) || key.starts_with('/') {
+            return Err(Error::InvalidData {
+                file: key.to_owned(),
+                detail: "object keys are relative paths without '..' or empty parts".into(),
+            });
+        }
+        Ok(self.root.join(key))
+    }
+
+    /// The identity of the object at `key` (its content hash as etag).
+    pub fn object_ref(&self, key: &str, bytes: &[u8]) -> ObjectRef {
+        ObjectRef::local(&self.bucket, key, bytes)
+    }
+}
+
+fn io(what: &str, path: &Path) -> impl Fn(std::io::Error) -> Error {
+    let msg = format!("{what} {}", path.display());
+    move |e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound(format!("{msg}: no such file")),
+        _ => Error::Transient(format!("{msg}: {e}")),
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<ObjectRef> {
+        let path = self.path(key)?;
+        let dir = path.parent().expect("a key names a file in a folder");
+        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        let tmp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&tmp, &bytes).map_err(io("writing", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("renaming into", &path))?;
+        Ok(self.object_ref(key, &bytes))
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let path = self.path(key)?;
+        std::fs::read(&path).map_err(io("reading", &path))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectRef>> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+            if !dir.exists() {
+                return Ok(());
+            }
+            for e in std::fs::read_dir(dir)? {
+                let p = e?.path();
+                if p.is_dir() {
+                    walk(&p, out)?;
+                } else if !p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'))
+                {
+                    out.push(p);
+                }
+            }
+            Ok(())
+        }
+        let mut files = Vec::new();
+        walk(&self.root, &mut files).map_err(io("listing", &self.root))?;
+        let mut out = Vec::new();
+        for f in files {
+            let key = f
+                .strip_prefix(&self.root)
+                .expect("walked below the root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            if key.starts_with(prefix) {
+                let bytes = std::fs::read(&f).map_err(io("reading", &f))?;
+                out.push(self.object_ref(&key, &bytes));
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("deleting", &path)(e)),
+        }
+    }
+}
