@@ -203,6 +203,25 @@ pub trait Queue: Send + Sync {
     async fn retry_later(&self, receipt: &str, delay: Duration) -> Result<()>;
 }
 
+/// Something that happened in the pipeline that people or systems downstream want to hear about:
+/// a table published, a batch failed or a file quarantined (EventBridge `floe.*` events in AWS).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PipelineEvent {
+    /// `floe.published`, `floe.failed` or `floe.quarantined`.
+    pub detail_type: String,
+    /// When it happened.
+    pub time: DateTime<Utc>,
+    /// What happened, for machines and people.
+    pub detail: serde_json::Value,
+}
+
+/// Where pipeline events go (EventBridge in AWS, a JSON-lines file locally).
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// Emits one event.
+    async fn emit(&self, event: PipelineEvent) -> Result<()>;
+}
+
 /// The time source, so tests can pin "now".
 pub trait Clock: Send + Sync {
     /// The current instant.

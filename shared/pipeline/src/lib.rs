@@ -5,10 +5,14 @@
 //! - [`sql`]: quoting and the declarative standardisation of one column.
 //! - [`scd2`]: silver history (SCD2) as one query over bronze, for full and cdc loads.
 //! - [`events`]: S3 "Object Created" events (EventBridge and S3-notification shapes).
+//! - [`extract`]: reading a landed file (CSV, Parquet, JSON lines) and checking it.
+//! - [`landing`]: the landing stage (file -> bronze, or quarantine).
 //! - [`local`]: the local runtime's adapters: durable SQLite queues, the landing folder.
 
 pub mod bronze;
 pub mod events;
+pub mod extract;
+pub mod landing;
 pub mod local;
 pub mod scd2;
 pub mod sql;

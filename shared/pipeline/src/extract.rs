@@ -1,0 +1,573 @@
+//! Reading a landed file into text columns, checked against its table config.
+//!
+//! Every problem names the line (file line, header = line 1) and column, says what is wrong and
+//! what to do; a file with any problem is refused whole, so nothing half-valid reaches bronze.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use floe_config::{ColumnType, FileFormat, LoadKind, TableConfig};
+use serde::Serialize;
+
+/// At most this many problems are listed in a quarantine report.
+pub const MAX_PROBLEMS: usize = 50;
+
+/// One thing wrong with a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The file line (1 = the header of a CSV file), when one line is at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// The column at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl Problem {
+    fn file(message: impl Into<String>) -> Self {
+        Problem {
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    fn at(line: u64, column: Option<&str>, message: impl Into<String>) -> Self {
+        Problem {
+            line: Some(line),
+            column: column.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    /// `file:line: column c: message`.
+    pub fn render(&self, file: &str) -> String {
+        let mut s = file.to_owned();
+        if let Some(l) = self.line {
+            s.push_str(&format!(":{l}"));
+        }
+        s.push_str(": ");
+        if let Some(c) = &self.column {
+            s.push_str(&format!("column {c}: "));
+        }
+        s.push_str(&self.message);
+        s
+    }
+}
+
+/// A file's rows as text, one array per declared column (config order), with each row's file line.
+#[derive(Debug)]
+pub struct Extract {
+    /// Declared columns, as text (trimmed values are checked; the text is kept as delivered).
+    pub columns: Vec<ArrayRef>,
+    /// The file line of each row.
+    pub lines: Vec<u64>,
+}
+
+impl Extract {
+    /// Rows in the file.
+    pub fn rows(&self) -> usize {
+        self.lines.len()
+    }
+}
+
+/// A header as floe names columns: snake_case (`Person ID` and `personId` both become `person_id`).
+pub fn snake_case(header: &str) -> String {
+    let mut out = String::new();
+    let mut prev: Option<char> = None;
+    for c in header.trim().chars() {
+        if c.is_alphanumeric() {
+            if c.is_uppercase() && prev.is_some_and(|p| p.is_lowercase() || p.is_ascii_digit()) {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else if !out.ends_with('_') && !out.is_empty() {
+            out.push('_');
+        }
+        prev = Some(c);
+    }
+    out.trim_end_matches('_').to_owned()
+}
+
+/// Reads and checks a file of `table`'s format.
+pub fn read(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(vec![Problem::file(
+            "the file is empty: land the extract again with its rows (an empty full extract would close every current version)",
+        )]);
+    }
+    let extract = match table.format {
+        FileFormat::Csv => read_csv(table, bytes)?,
+        FileFormat::Parquet => read_parquet(table, bytes)?,
+        FileFormat::Jsonl => read_jsonl(table, bytes)?,
+    };
+    if extract.rows() == 0 {
+        return Err(vec![Problem::file(
+            "the file has a header but no rows: land the extract again with its rows",
+        )]);
+    }
+    check_values(table, &extract)?;
+    Ok(extract)
+}
+
+/// Maps file column names to declared columns: every declared column must be there, nothing else.
+fn map_header(
+    table: &TableConfig,
+    names: &[String],
+    line: Option<u64>,
+) -> Result<Vec<usize>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut position: HashMap<String, usize> = HashMap::new();
+    for (i, raw) in names.iter().enumerate() {
+        let name = snake_case(raw);
+        if table.column(&name).is_none() {
+            let hint =
+                floe_config::did_you_mean(&name, table.columns.iter().map(|c| c.name.as_str()));
+            problems.push(Problem {
+                line,
+                column: Some(raw.clone()),
+                message: format!(
+                    "column '{raw}' is not declared for {}{hint}: add it to {} or drop it from the extract",
+                    table.qualified_name(),
+                    table.file.display()
+                ),
+            });
+        } else if position.insert(name.clone(), i).is_some() {
+            problems.push(Problem {
+                line,
+                column: Some(raw.clone()),
+                message: format!("column '{name}' appears twice"),
+            });
+        }
+    }
+    let mut order = Vec::new();
+    for c in &table.columns {
+        match position.get(&c.name) {
+            Some(i) => order.push(*i),
+            None => {
+                let what = if table.primary_key.contains(&c.name) {
+                    "primary key column"
+                } else {
+                    "column"
+                };
+                problems.push(Problem {
+                    line,
+                    column: Some(c.name.clone()),
+                    message: format!(
+                        "{what} '{}' is missing from the file; the extract must have every column declared in {}",
+                        c.name,
+                        table.file.display()
+                    ),
+                });
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(order)
+    } else {
+        Err(problems)
+    }
+}
+
+fn read_csv(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(false)
+        .from_reader(bytes);
+    let mut records = reader.byte_records();
+    let header = match records.next() {
+        Some(Ok(h)) => h,
+        Some(Err(e)) => {
+            return Err(vec![Problem::at(
+                1,
+                None,
+                format!("unreadable header: {e}"),
+            )]);
+        }
+        None => return Err(vec![Problem::file("the file is empty")]),
+    };
+    let mut names = Vec::new();
+    for (i, f) in header.iter().enumerate() {
+        match std::str::from_utf8(f) {
+            Ok(s) => names.push(s.to_owned()),
+            Err(_) => {
+                return Err(vec![Problem::at(
+                    1,
+                    None,
+                    format!(
+                        "header field {} is not UTF-8: save the file as UTF-8",
+                        i + 1
+                    ),
+                )]);
+            }
+        }
+    }
+    let order = map_header(table, &names, Some(1))?;
+    let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); table.columns.len()];
+    let mut lines = Vec::new();
+    let mut problems = Vec::new();
+    for record in records {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line());
+                let message = match e.kind() {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => format!(
+                        "{len} fields where the header has {expected_len}: check quoting and delimiters on this line"
+                    ),
+                    _ => format!("malformed CSV: {e}"),
+                };
+                problems.push(Problem {
+                    line,
+                    column: None,
+                    message,
+                });
+                if problems.len() >= MAX_PROBLEMS {
+                    break;
+                }
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        for (c, &i) in order.iter().enumerate() {
+            let raw = record.get(i).unwrap_or_default();
+            match std::str::from_utf8(raw) {
+                Ok(s) => values[c].push(Some(s.to_owned())),
+                Err(e) => {
+                    problems.push(Problem::at(line, Some(&table.columns[c].name), format!(
+                        "not UTF-8 text (invalid byte at offset {} of the value): save the file as UTF-8",
+                        e.valid_up_to()
+                    )));
+                    values[c].push(None);
+                }
+            }
+        }
+        lines.push(line);
+        if problems.len() >= MAX_PROBLEMS {
+            break;
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Extract {
+        columns: values
+            .into_iter()
+            .map(|v| std::sync::Arc::new(StringArray::from(v)) as ArrayRef)
+            .collect(),
+        lines,
+    })
+}
+
+fn text_columns(
+    table: &TableConfig,
+    batches: Vec<datafusion::arrow::array::RecordBatch>,
+    first_line: u64,
+) -> Result<Extract, Vec<Problem>> {
+    let Some(first) = batches.first() else {
+        return Ok(Extract {
+            columns: table
+                .columns
+                .iter()
+                .map(|_| {
+                    std::sync::Arc::new(StringArray::from(Vec::<Option<String>>::new())) as ArrayRef
+                })
+                .collect(),
+            lines: Vec::new(),
+        });
+    };
+    let names: Vec<String> = first
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let order = map_header(table, &names, None)?;
+    let mut columns = Vec::new();
+    for &i in &order {
+        let parts: Vec<ArrayRef> = batches
+            .iter()
+            .map(|b| cast_with_options(b.column(i), &DataType::Utf8, &CastOptions::default()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                vec![Problem::file(format!(
+                    "cannot read column '{}' as text: {e}",
+                    names[i]
+                ))]
+            })?;
+        let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+        columns.push(
+            datafusion::arrow::compute::concat(&refs)
+                .map_err(|e| vec![Problem::file(e.to_string())])?,
+        );
+    }
+    let n = batches.iter().map(|b| b.num_rows()).sum::<usize>() as u64;
+    Ok(Extract {
+        columns,
+        lines: (first_line..first_line + n).collect(),
+    })
+}
+
+fn read_parquet(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
+    let data = bytes::Bytes::copy_from_slice(bytes);
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)
+        .and_then(|b| b.build())
+        .map_err(|e| vec![Problem::file(format!("not a readable Parquet file: {e}"))])?;
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| vec![Problem::file(format!("corrupt Parquet data: {e}"))])?;
+    // Parquet has no lines: a row's "line" is its position, from 1.
+    text_columns(table, batches, 1)
+}
+
+fn read_jsonl(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
+        vec![Problem::at(
+            line,
+            None,
+            "not UTF-8 text: save the file as UTF-8",
+        )]
+    })?;
+    let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); table.columns.len()];
+    let mut lines = Vec::new();
+    let mut problems = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        let line = i as u64 + 1;
+        if l.trim().is_empty() {
+            continue;
+        }
+        let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(l) {
+            Ok(o) => o,
+            Err(e) => {
+                problems.push(Problem::at(line, None, format!("not a JSON object: {e}")));
+                continue;
+            }
+        };
+        let names: Vec<String> = obj.keys().cloned().collect();
+        if let Err(p) = map_header(table, &names, Some(line)) {
+            problems.extend(p);
+            continue;
+        }
+        let by_name: HashMap<String, &serde_json::Value> =
+            obj.iter().map(|(k, v)| (snake_case(k), v)).collect();
+        for (c, col) in table.columns.iter().enumerate() {
+            values[c].push(match by_name.get(&col.name) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                Some(v) => Some(v.to_string()),
+            });
+        }
+        lines.push(line);
+        if problems.len() >= MAX_PROBLEMS {
+            break;
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Extract {
+        columns: values
+            .into_iter()
+            .map(|v| std::sync::Arc::new(StringArray::from(v)) as ArrayRef)
+            .collect(),
+        lines,
+    })
+}
+
+/// The Arrow type standardise casts a column to (the same cast kernels DataFusion's CAST uses).
+fn cast_target(t: ColumnType) -> Option<DataType> {
+    match t {
+        ColumnType::String | ColumnType::Boolean => None,
+        ColumnType::Timestamp => Some(DataType::Timestamp(TimeUnit::Nanosecond, None)),
+        other => Some(other.arrow()),
+    }
+}
+
+const TRUE_WORDS: &[&str] = &["true", "t", "yes", "y", "1"];
+const FALSE_WORDS: &[&str] = &["false", "f", "no", "n", "0"];
+
+/// Values that standardise could not type, NULL keys, duplicate keys, bad cdc operations.
+fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
+    let mut problems = Vec::new();
+    let cleaned: Vec<StringArray> = x
+        .columns
+        .iter()
+        .map(|a| {
+            let a = a
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("text columns");
+            a.iter()
+                .map(|v| v.map(str::trim).filter(|v| !v.is_empty()))
+                .collect()
+        })
+        .collect();
+    for (c, col) in table.columns.iter().enumerate() {
+        let values = &cleaned[c];
+        let bad: Vec<usize> = match (col.ty, cast_target(col.ty)) {
+            (ColumnType::Boolean, _) => (0..values.len())
+                .filter(|&r| {
+                    values.is_valid(r) && {
+                        let v = values.value(r).to_ascii_lowercase();
+                        !TRUE_WORDS.contains(&v.as_str()) && !FALSE_WORDS.contains(&v.as_str())
+                    }
+                })
+                .collect(),
+            (_, Some(target)) => {
+                let typed = cast_with_options(
+                    values,
+                    &target,
+                    &CastOptions {
+                        safe: true,
+                        ..Default::default()
+                    },
+                )
+                .expect("casting text is supported for every column type");
+                (0..values.len())
+                    .filter(|&r| values.is_valid(r) && typed.is_null(r))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        for r in bad.into_iter().take(MAX_PROBLEMS) {
+            problems.push(Problem::at(
+                x.lines[r],
+                Some(&col.name),
+                format!(
+                    "'{}' is not a valid {}{}",
+                    values.value(r),
+                    col.ty,
+                    match col.ty {
+                        ColumnType::Timestamp => " (use ISO 8601, e.g. 2026-11-01T06:00:00Z)",
+                        ColumnType::Date => " (use YYYY-MM-DD)",
+                        ColumnType::Boolean => " (use true/false, yes/no or 1/0)",
+                        _ => "",
+                    }
+                ),
+            ));
+        }
+        if !col.nullable {
+            for r in (0..values.len())
+                .filter(|&r| values.is_null(r))
+                .take(MAX_PROBLEMS)
+            {
+                let what = if table.primary_key.contains(&col.name) {
+                    "a primary key column"
+                } else {
+                    "declared nullable: false"
+                };
+                problems.push(Problem::at(
+                    x.lines[r],
+                    Some(&col.name),
+                    format!("is empty but {} is {what}", col.name),
+                ));
+            }
+        }
+    }
+    if let Some(cdc) = &table.cdc
+        && table.load == LoadKind::Cdc
+    {
+        let c = table
+            .columns
+            .iter()
+            .position(|c| c.name == cdc.operation_column)
+            .expect("checked by config");
+        for r in 0..cleaned[c].len() {
+            let ok = cleaned[c].is_valid(r)
+                && matches!(
+                    cleaned[c].value(r).to_ascii_uppercase().as_str(),
+                    "I" | "U" | "D"
+                );
+            if !ok {
+                problems.push(Problem::at(
+                    x.lines[r],
+                    Some(&cdc.operation_column),
+                    format!(
+                        "'{}' is not a change operation: use I, U or D",
+                        if cleaned[c].is_valid(r) {
+                            cleaned[c].value(r)
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    if table.load == LoadKind::Full && table.dedupe_by.is_none() {
+        let keys: Vec<usize> = table
+            .primary_key
+            .iter()
+            .map(|k| {
+                table
+                    .columns
+                    .iter()
+                    .position(|c| &c.name == k)
+                    .expect("checked")
+            })
+            .collect();
+        let mut seen: HashMap<Vec<&str>, u64> = HashMap::new();
+        for r in 0..x.rows() {
+            let key: Vec<&str> = keys
+                .iter()
+                .map(|&k| {
+                    if cleaned[k].is_valid(r) {
+                        cleaned[k].value(r)
+                    } else {
+                        ""
+                    }
+                })
+                .collect();
+            if let Some(first) = seen.get(&key) {
+                let shown: Vec<String> = table
+                    .primary_key
+                    .iter()
+                    .zip(&key)
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                problems.push(Problem::at(x.lines[r], None, format!(
+                    "duplicate key ({}) first seen on line {first}: a full extract has one row per key; \
+                     fix the extract, or set dedupe_by in {} to keep the latest row",
+                    shown.join(", "),
+                    table.file.display()
+                )));
+                if problems.len() >= MAX_PROBLEMS {
+                    break;
+                }
+            } else {
+                seen.insert(key, x.lines[r]);
+            }
+        }
+    }
+    problems.truncate(MAX_PROBLEMS);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_become_snake_case() {
+        assert_eq!(snake_case("Person ID"), "person_id");
+        assert_eq!(snake_case("personId"), "person_id");
+        assert_eq!(snake_case(" date-of-birth "), "date_of_birth");
+        assert_eq!(snake_case("risk_score"), "risk_score");
+        assert_eq!(snake_case("Line1"), "line1");
+    }
+}

@@ -1,0 +1,362 @@
+//! The landing stage: an S3 "Object Created" event in, the file checked against its table config
+//! and appended to bronze as one batch, a standardise message out. A bad file is copied to
+//! `quarantine/` with a JSON report of every problem, a `floe.quarantined` event is emitted, and
+//! nothing else is held up.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use floe_config::{Project, TableConfig};
+use floe_core::message::{Envelope, StageMessage};
+use floe_core::ports::{Clock, EventSink, Lake, ObjectStore, PipelineEvent, WriteOptions};
+use floe_core::{BatchId, Error, Layer, ObjectRef, Result, RunId};
+use serde_json::json;
+
+use crate::bronze;
+use crate::events::{self, S3Event};
+use crate::extract::{self, Problem};
+
+/// Where a landed file belongs, from its key: `landing/<source>/<table>/<extract_ts>/<file>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LandingKey {
+    /// The source system.
+    pub source: String,
+    /// The table.
+    pub table: String,
+    /// The instant the extract describes.
+    pub extract_ts: DateTime<Utc>,
+    /// The file name.
+    pub file: String,
+}
+
+/// The prefix every landed key starts with.
+pub const LANDING_PREFIX: &str = "landing/";
+/// The prefix of quarantined files and their reports.
+pub const QUARANTINE_PREFIX: &str = "quarantine/";
+
+/// Parses an extract time as landing keys carry it: RFC 3339, `YYYY-MM-DDTHH:MM:SS` (UTC),
+/// the compact `YYYYMMDDTHHMMSSZ`, or a date (midnight UTC).
+pub fn parse_extract_ts(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y%m%dT%H%M%SZ",
+        "%Y-%m-%dT%H%M%SZ",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+            return Some(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+/// The landing key of a file of `source.table` extracted at `ts`.
+pub fn landing_key(source: &str, table: &str, ts: DateTime<Utc>, file: &str) -> String {
+    format!(
+        "{LANDING_PREFIX}{source}/{table}/{}/{file}",
+        ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
+/// Reads a landing key, or says why it is not one.
+pub fn parse_key(key: &str) -> std::result::Result<LandingKey, String> {
+    let layout = "landing keys look like landing/<source>/<table>/<extract_ts>/<file>, \
+                  e.g. landing/nomis/people/2026-11-01T06:00:00Z/people.csv";
+    let parts: Vec<&str> = key.split('/').collect();
+    let [prefix, source, table, ts, file] = parts[..] else {
+        return Err(format!("'{key}' is not a landing key: {layout}"));
+    };
+    if format!("{prefix}/") != LANDING_PREFIX
+        || source.is_empty()
+        || table.is_empty()
+        || file.is_empty()
+    {
+        return Err(format!("'{key}' is not a landing key: {layout}"));
+    }
+    let extract_ts = parse_extract_ts(ts).ok_or_else(|| {
+        format!("'{ts}' in '{key}' is not an extract time: use RFC 3339 (2026-11-01T06:00:00Z), 20261101T060000Z or 2026-11-01")
+    })?;
+    Ok(LandingKey {
+        source: source.into(),
+        table: table.into(),
+        extract_ts,
+        file: file.into(),
+    })
+}
+
+/// What the landing stage needs.
+pub struct Landing<'a> {
+    /// The project (table configs).
+    pub project: &'a Project,
+    /// The lake holding bronze.
+    pub lake: &'a dyn Lake,
+    /// Where landed files are read.
+    pub landing: &'a dyn ObjectStore,
+    /// Where bad files and their reports go.
+    pub quarantine: &'a dyn ObjectStore,
+    /// Where `floe.quarantined` events go.
+    pub events: &'a dyn EventSink,
+    /// Now.
+    pub clock: &'a dyn Clock,
+}
+
+/// What became of one landed object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Landed {
+    /// Appended to bronze (or found there already): standardise it next.
+    Bronze(Envelope),
+    /// Refused: copied to quarantine with a report.
+    Quarantined {
+        /// The landed key.
+        key: String,
+        /// The report's key.
+        report: String,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+}
+
+impl Landing<'_> {
+    /// Handles one queue message (an S3 event): every object it names is landed or quarantined.
+    /// Errors are for the message as a whole (unreadable event, storage or lake failures).
+    pub async fn handle(&self, body: &str, run_id: &RunId) -> Result<Vec<Landed>> {
+        let objects = match events::parse(body)? {
+            S3Event::Created(objects) => objects,
+            S3Event::Ignored(what) => {
+                tracing::debug!(%what, "event ignored");
+                return Ok(Vec::new());
+            }
+        };
+        let mut out = Vec::new();
+        for object in objects {
+            out.push(self.land(object, run_id).await?);
+        }
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip_all, fields(key = %object.key))]
+    async fn land(&self, object: ObjectRef, run_id: &RunId) -> Result<Landed> {
+        let batch_id = BatchId::for_object(&object);
+        let key = match parse_key(&object.key) {
+            Ok(k) => k,
+            Err(msg) => {
+                return self
+                    .quarantine(
+                        &object,
+                        &batch_id,
+                        None,
+                        vec![Problem {
+                            line: None,
+                            column: None,
+                            message: msg,
+                        }],
+                    )
+                    .await;
+            }
+        };
+        let table = match self.project.table(&format!("{}.{}", key.source, key.table)) {
+            Ok(t) => t,
+            Err(e) => {
+                let msg = format!(
+                    "{e}: declare the table under tables/ or land the file under its table's folder"
+                );
+                return self
+                    .quarantine(
+                        &object,
+                        &batch_id,
+                        None,
+                        vec![Problem {
+                            line: None,
+                            column: None,
+                            message: msg,
+                        }],
+                    )
+                    .await;
+            }
+        };
+        let limit = table.max_file_mb * 1024 * 1024;
+        if object.size > limit {
+            let msg = format!(
+                "the file is {} MiB, over max_file_mb ({}) for {}: split the extract or raise max_file_mb",
+                object.size / (1024 * 1024),
+                table.max_file_mb,
+                table.qualified_name()
+            );
+            return self
+                .quarantine(
+                    &object,
+                    &batch_id,
+                    Some(table),
+                    vec![Problem {
+                        line: None,
+                        column: None,
+                        message: msg,
+                    }],
+                )
+                .await;
+        }
+        let bytes = self.landing.get(&object.key).await?;
+        let extract = match extract::read(table, &bytes) {
+            Ok(x) => x,
+            Err(problems) => {
+                return self
+                    .quarantine(&object, &batch_id, Some(table), problems)
+                    .await;
+            }
+        };
+        let bronze_ref = table.table_ref(Layer::Bronze);
+        if !self.lake.table_exists(&bronze_ref).await? {
+            match self
+                .lake
+                .create_table(&bronze_ref, bronze::schema(table))
+                .await
+            {
+                Ok(()) | Err(Error::AlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let n = extract.rows();
+        let utc = |v: i64| {
+            Arc::new(TimestampMicrosecondArray::from(vec![v; n]).with_timezone("UTC")) as ArrayRef
+        };
+        let mut columns = extract.columns;
+        columns.push(Arc::new(StringArray::from(vec![batch_id.as_str(); n])));
+        columns.push(utc(key.extract_ts.timestamp_micros()));
+        columns.push(utc(self.clock.now().timestamp_micros()));
+        columns.push(Arc::new(StringArray::from(vec![object.key.as_str(); n])));
+        columns.push(Arc::new(Int64Array::from(
+            extract.lines.iter().map(|l| *l as i64).collect::<Vec<_>>(),
+        )));
+        let batch = RecordBatch::try_new(bronze::schema(table), columns)
+            .map_err(|e| Error::Internal(format!("building the bronze batch: {e}")))?;
+        let mut options = WriteOptions::batch(batch_id.clone(), run_id.clone());
+        options
+            .properties
+            .insert("floe.source-file".into(), object.key.clone());
+        options
+            .properties
+            .insert("floe.extract-ts".into(), key.extract_ts.to_rfc3339());
+        let outcome = self.lake.append(&bronze_ref, vec![batch], &options).await?;
+        tracing::info!(table = %bronze_ref, rows = n, snapshot_id = outcome.snapshot_id, replay = outcome.already_committed, "landed");
+        Ok(Landed::Bronze(Envelope::new(
+            batch_id,
+            run_id.clone(),
+            StageMessage::Standardise {
+                object,
+                bronze: bronze_ref,
+                bronze_snapshot_id: outcome.snapshot_id,
+                extract_ts: key.extract_ts,
+            },
+        )))
+    }
+
+    async fn quarantine(
+        &self,
+        object: &ObjectRef,
+        batch_id: &BatchId,
+        table: Option<&TableConfig>,
+        problems: Vec<Problem>,
+    ) -> Result<Landed> {
+        let rest = object
+            .key
+            .strip_prefix(LANDING_PREFIX)
+            .unwrap_or(&object.key);
+        let target = format!("{QUARANTINE_PREFIX}{rest}");
+        let report_key = format!("{target}.report.json");
+        match self.landing.get(&object.key).await {
+            Ok(bytes) => {
+                self.quarantine.put(&target, bytes).await?;
+            }
+            Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let rendered: Vec<String> = problems.iter().map(|p| p.render(&object.key)).collect();
+        let report = json!({
+            "file": object.key,
+            "bucket": object.bucket,
+            "batch_id": batch_id,
+            "table": table.map(|t| t.qualified_name()),
+            "quarantined_at": self.clock.now(),
+            "problems": problems,
+            "messages": rendered,
+            "what_to_do": "fix the file and land it again (same key, or a new extract time); nothing from this file reached bronze",
+        });
+        self.quarantine
+            .put(
+                &report_key,
+                serde_json::to_vec_pretty(&report).expect("reports serialise"),
+            )
+            .await?;
+        for line in &rendered {
+            tracing::warn!(problem = %line, "file quarantined");
+        }
+        self.events
+            .emit(PipelineEvent {
+                detail_type: "floe.quarantined".into(),
+                time: self.clock.now(),
+                detail: json!({
+                    "file": object.key,
+                    "batch_id": batch_id,
+                    "table": table.map(|t| t.qualified_name()),
+                    "report": report_key,
+                    "problems": rendered.iter().take(5).collect::<Vec<_>>(),
+                    "problem_count": problems.len(),
+                }),
+            })
+            .await?;
+        Ok(Landed::Quarantined {
+            key: object.key.clone(),
+            report: report_key,
+            problems,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_landing_layout() {
+        let k = parse_key("landing/nomis/people/2026-11-01T06:00:00Z/people.csv").unwrap();
+        assert_eq!(
+            (k.source.as_str(), k.table.as_str(), k.file.as_str()),
+            ("nomis", "people", "people.csv")
+        );
+        assert_eq!(
+            k.extract_ts,
+            "2026-11-01T06:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            parse_key("landing/nomis/people/20261101T060000Z/p.csv")
+                .unwrap()
+                .extract_ts,
+            k.extract_ts
+        );
+        assert!(
+            parse_key("landing/nomis/people/p.csv")
+                .unwrap_err()
+                .contains("not a landing key")
+        );
+        assert!(parse_key("other/nomis/people/2026-11-01/p.csv").is_err());
+        assert!(
+            parse_key("landing/nomis/people/yesterday/p.csv")
+                .unwrap_err()
+                .contains("not an extract time")
+        );
+        let ts = "2026-11-01T06:00:00Z".parse().unwrap();
+        assert_eq!(
+            landing_key("nomis", "people", ts, "p.csv"),
+            "landing/nomis/people/2026-11-01T06:00:00Z/p.csv"
+        );
+    }
+}
