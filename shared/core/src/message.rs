@@ -51,6 +51,9 @@ pub enum StageMessage {
         table: TableRef,
         /// The staged snapshot (or staging table) awaiting its tests.
         staged: Staged,
+        /// The message that produced the staged write: sent again if the write went stale
+        /// (another write was published first), so the stage recomputes on the new version.
+        redo: Box<StageMessage>,
     },
     /// A table was published: build the models downstream of it.
     Model {

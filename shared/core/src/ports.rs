@@ -26,6 +26,9 @@ pub enum ReadAt {
     Snapshot(i64),
     /// The snapshot that was current at this instant (the newest one committed at or before it).
     Timestamp(DateTime<Utc>),
+    /// These tables at these snapshots (staged ones included), every other table as published:
+    /// how an audit reads a staged write next to its inputs.
+    Pinned(BTreeMap<TableRef, i64>),
 }
 
 /// What a write records and how it commits.

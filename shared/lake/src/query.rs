@@ -123,6 +123,13 @@ pub(crate) async fn run(lake: &LocalLake, sql: &str, at: &ReadAt) -> Result<Vec<
                 Some(*id)
             }
             ReadAt::Timestamp(ts) => Some(snapshot_at(t, md, *ts)?),
+            ReadAt::Pinned(pins) => match pins.get(t) {
+                Some(id) if md.snapshot_by_id(*id).is_none() => {
+                    return Err(Error::NotFound(format!("table {t} has no snapshot {id}")));
+                }
+                Some(id) => Some(*id),
+                None => md.current_snapshot_id(),
+            },
         };
         let provider = match snapshot {
             Some(id) => IcebergStaticTableProvider::try_new_from_table_snapshot(table, id).await,

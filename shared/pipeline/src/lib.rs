@@ -7,12 +7,18 @@
 //! - [`events`]: S3 "Object Created" events (EventBridge and S3-notification shapes).
 //! - [`extract`]: reading a landed file (CSV, Parquet, JSON lines) and checking it.
 //! - [`landing`]: the landing stage (file -> bronze, or quarantine).
+//! - [`standardise`]: the standardise stage (bronze -> staged silver history).
+//! - [`audit`]: the silver audit (tests, then publish or reject).
+//! - [`runtime`]: the stages chained through local queues in one process.
 //! - [`local`]: the local runtime's adapters: durable SQLite queues, the landing folder.
 
+pub mod audit;
 pub mod bronze;
 pub mod events;
 pub mod extract;
 pub mod landing;
 pub mod local;
+pub mod runtime;
 pub mod scd2;
 pub mod sql;
+pub mod standardise;

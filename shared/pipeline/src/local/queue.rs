@@ -61,6 +61,13 @@ impl QueueStore {
         .await
         .map_err(db_err("creating the table"))?;
         sqlx::query(
+            "CREATE TABLE IF NOT EXISTS announced (key TEXT NOT NULL, etag TEXT NOT NULL, \
+             at INTEGER NOT NULL, PRIMARY KEY (key, etag))",
+        )
+        .execute(&pool)
+        .await
+        .map_err(db_err("creating the table"))?;
+        sqlx::query(
             "CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, id)",
         )
         .execute(&pool)
@@ -106,6 +113,41 @@ impl QueueStore {
                 )
             })
             .collect())
+    }
+
+    /// Makes every in-flight message visible now: after a crash, nobody is working on them.
+    pub async fn reclaim_in_flight(&self) -> Result<u64> {
+        let now = now_ms();
+        let res = sqlx::query(
+            "UPDATE messages SET visible_at = ? WHERE visible_at > ? AND receipt IS NOT NULL",
+        )
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err("reclaiming"))?;
+        Ok(res.rows_affected())
+    }
+
+    /// Landed objects already announced, as (key, etag).
+    pub async fn seen_keys(&self) -> Result<std::collections::HashSet<(String, String)>> {
+        let rows = sqlx::query("SELECT key, etag FROM announced")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err("listing announced files"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Records an announced object.
+    pub async fn mark_seen(&self, key: &str, etag: &str) -> Result<()> {
+        sqlx::query("INSERT OR IGNORE INTO announced (key, etag, at) VALUES (?, ?, ?)")
+            .bind(key)
+            .bind(etag)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err("recording an announced file"))?;
+        Ok(())
     }
 
     /// Moves every message of `from` (a dead-letter queue) back to `to`, visible now and with a

@@ -1,0 +1,299 @@
+//! The audit stage for silver: test a staged history, then publish it atomically, or reject it
+//! (the published version stays), emitting `floe.published` or `floe.failed`.
+//!
+//! Tests: one current row per key; no inverted or overlapping validity intervals; and the batch
+//! reconciles: every key of the landed extract has exactly the standardised values in the version
+//! valid at the extract time (full loads), or appears in the history (cdc loads).
+
+use std::collections::BTreeMap;
+
+use floe_config::{LoadKind, Project, TableConfig};
+use floe_core::message::{Envelope, StageMessage, Staged};
+use floe_core::ports::{EventSink, Lake, PipelineEvent, ReadAt};
+use floe_core::{Error, Result, TableRef};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::bronze::{BATCH_ID, EXTRACT_TS, LANDED_AT};
+use crate::scd2::{IS_CURRENT, IS_DELETED, ROW_HASH, VALID_FROM, VALID_TO};
+use crate::sql::{quote, row_fingerprint, standardised};
+use crate::standardise::{stage_name, table_config};
+
+/// How many times a stale staged write is recomputed before the message gives up.
+pub const MAX_RESTAGES: u32 = 20;
+
+/// One failed test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// The test's name.
+    pub test: String,
+    /// How many rows fail it.
+    pub failing_rows: u64,
+    /// A few failing rows, as text.
+    pub examples: Vec<String>,
+}
+
+/// What the audit decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// The staged snapshot is now what readers see.
+    Published {
+        /// The table.
+        table: TableRef,
+        /// Its new current snapshot.
+        snapshot_id: i64,
+    },
+    /// Tests failed: nothing was published.
+    Rejected {
+        /// The table.
+        table: TableRef,
+        /// The failed tests.
+        failures: Vec<Failure>,
+    },
+    /// Another write was published first: the stage must run again on the new version.
+    Stale(Envelope),
+}
+
+/// What the audit stage needs.
+pub struct Audit<'a> {
+    /// The project.
+    pub project: &'a Project,
+    /// The lake.
+    pub lake: &'a dyn Lake,
+    /// Where `floe.published` / `floe.failed` go.
+    pub events: &'a dyn EventSink,
+    /// Now.
+    pub clock: &'a dyn floe_core::ports::Clock,
+}
+
+fn keys(t: &TableConfig) -> String {
+    t.primary_key
+        .iter()
+        .map(|k| quote(k))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Audit<'_> {
+    /// Tests the staged write named by the message, then publishes or rejects it.
+    #[tracing::instrument(skip_all, fields(batch_id = %message.batch_id))]
+    pub async fn handle(&self, message: &Envelope) -> Result<Verdict> {
+        let StageMessage::Audit {
+            table: silver,
+            staged,
+            redo,
+        } = &message.body
+        else {
+            return Err(Error::MalformedMessage(format!(
+                "the audit queue got a {} message",
+                stage_name(&message.body)
+            )));
+        };
+        let Staged::Snapshot { snapshot_id } = staged else {
+            return Err(Error::MalformedMessage(
+                "silver audits take staged snapshots".into(),
+            ));
+        };
+        let config = table_config(self.project, silver)?;
+        let history = self.lake.snapshots(silver).await?;
+        let Some(snap) = history.iter().find(|s| s.snapshot_id == *snapshot_id) else {
+            return Err(Error::NotFound(format!(
+                "table {silver} has no snapshot {snapshot_id}"
+            )));
+        };
+        if snap.published {
+            // Published before: this is a replay of a batch that already went through.
+            return Ok(Verdict::Published {
+                table: silver.clone(),
+                snapshot_id: *snapshot_id,
+            });
+        }
+        let current = history.iter().find(|s| s.is_current).map(|s| s.snapshot_id);
+        if snap.parent_id != current {
+            if message.attempt >= MAX_RESTAGES {
+                return Err(Error::CommitConflict {
+                    table: silver.to_string(),
+                    detail: format!(
+                        "restaged {MAX_RESTAGES} times and other writes kept winning; redrive later"
+                    ),
+                });
+            }
+            tracing::info!(table = %silver, "staged history went stale: standardising again");
+            return Ok(Verdict::Stale(Envelope {
+                attempt: message.attempt + 1,
+                body: (**redo).clone(),
+                ..message.clone()
+            }));
+        }
+        let at = ReadAt::Pinned(BTreeMap::from([(silver.clone(), *snapshot_id)]));
+        let mut failures = Vec::new();
+        for (test, sql) in self.tests(config, silver, redo) {
+            let rows = self.lake.query(&sql, &at).await?;
+            let n: usize = rows.iter().map(|b| b.num_rows()).sum();
+            if n > 0 {
+                let examples = datafusion::arrow::util::pretty::pretty_format_batches(&rows)
+                    .map(|t| t.to_string().lines().take(12).map(str::to_owned).collect())
+                    .unwrap_or_default();
+                failures.push(Failure {
+                    test,
+                    failing_rows: n as u64,
+                    examples,
+                });
+            }
+        }
+        if failures.is_empty() {
+            match self.lake.publish_snapshot(silver, *snapshot_id).await {
+                Ok(()) => {}
+                Err(Error::CommitConflict { .. }) => {
+                    return Ok(Verdict::Stale(Envelope {
+                        attempt: message.attempt + 1,
+                        body: (**redo).clone(),
+                        ..message.clone()
+                    }));
+                }
+                Err(e) => return Err(e),
+            }
+            self.events
+                .emit(PipelineEvent {
+                    detail_type: "floe.published".into(),
+                    time: self.clock.now(),
+                    detail: json!({"table": silver.to_string(), "snapshot_id": snapshot_id, "batch_id": message.batch_id, "run_id": message.run_id}),
+                })
+                .await?;
+            tracing::info!(table = %silver, snapshot_id, "published");
+            Ok(Verdict::Published {
+                table: silver.clone(),
+                snapshot_id: *snapshot_id,
+            })
+        } else {
+            self.events
+                .emit(PipelineEvent {
+                    detail_type: "floe.failed".into(),
+                    time: self.clock.now(),
+                    detail: json!({
+                        "table": silver.to_string(),
+                        "staged_snapshot_id": snapshot_id,
+                        "batch_id": message.batch_id,
+                        "run_id": message.run_id,
+                        "reason": "silver tests failed; the published version is unchanged",
+                        "failures": failures,
+                    }),
+                })
+                .await?;
+            for f in &failures {
+                tracing::error!(table = %silver, test = %f.test, failing_rows = f.failing_rows, "audit failed");
+            }
+            Ok(Verdict::Rejected {
+                table: silver.clone(),
+                failures,
+            })
+        }
+    }
+
+    /// (name, query returning the failing rows).
+    fn tests(
+        &self,
+        t: &TableConfig,
+        silver: &TableRef,
+        redo: &StageMessage,
+    ) -> Vec<(String, String)> {
+        let pk = keys(t);
+        let mut tests = vec![
+            (
+                "one current row per key".to_owned(),
+                format!("SELECT {pk}, COUNT(*) AS current_rows FROM {silver} WHERE {IS_CURRENT} GROUP BY {pk} HAVING COUNT(*) > 1 LIMIT 20"),
+            ),
+            (
+                "validity intervals are not inverted".to_owned(),
+                format!("SELECT {pk}, {VALID_FROM}, {VALID_TO} FROM {silver} WHERE {VALID_TO} IS NOT NULL AND {VALID_TO} <= {VALID_FROM} LIMIT 20"),
+            ),
+            (
+                "validity intervals do not overlap".to_owned(),
+                format!(
+                    "SELECT {pk}, {VALID_FROM}, {VALID_TO}, next_from FROM (
+                       SELECT {pk}, {VALID_FROM}, {VALID_TO},
+                         LEAD({VALID_FROM}) OVER (PARTITION BY {pk} ORDER BY {VALID_FROM}) AS next_from
+                       FROM {silver}) v
+                     WHERE next_from IS NOT NULL AND ({VALID_TO} IS NULL OR {VALID_TO} > next_from) LIMIT 20"
+                ),
+            ),
+        ];
+        if let StageMessage::Standardise {
+            bronze, extract_ts, ..
+        } = redo
+        {
+            let batch = tests_batch_literal(redo);
+            let on: String = t
+                .primary_key
+                .iter()
+                .map(|k| format!("b.{q} = s.{q}", q = quote(k)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let first_key = quote(&t.primary_key[0]);
+            match t.load {
+                LoadKind::Full => {
+                    let values: Vec<&str> = t
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .filter(|c| !t.primary_key.iter().any(|k| k == c))
+                        .collect();
+                    let cols: Vec<String> = t.columns.iter().map(standardised).collect();
+                    let dedupe = t
+                        .dedupe_by
+                        .as_ref()
+                        .map(|d| format!("{} DESC NULLS LAST, ", quote(d)))
+                        .unwrap_or_default();
+                    let ts = extract_ts.format("%Y-%m-%dT%H:%M:%S%.6fZ");
+                    let not_deleted = if t.deletes == floe_config::DeletesPolicy::NewRecord {
+                        format!(" AND NOT {IS_DELETED}")
+                    } else {
+                        String::new()
+                    };
+                    // Only the extract's latest landed file defines it: an older file of the same
+                    // extract time, replaced since, is not reconciled.
+                    tests.push((
+                        "the landed extract reconciles with the history".to_owned(),
+                        format!(
+                            "WITH latest AS (
+                               SELECT {BATCH_ID} FROM {bronze} WHERE {EXTRACT_TS} = TIMESTAMP '{ts}'
+                               ORDER BY {LANDED_AT} DESC, {BATCH_ID} DESC LIMIT 1),
+                             typed AS (SELECT {cols}, _row_number FROM {bronze} WHERE {BATCH_ID} = '{batch}' AND {BATCH_ID} IN (SELECT {BATCH_ID} FROM latest)),
+                             b AS (SELECT * FROM (SELECT typed.*, {fp} AS h, ROW_NUMBER() OVER (PARTITION BY {pk} ORDER BY {dedupe}_row_number DESC) AS rn FROM typed) x WHERE rn = 1),
+                             s AS (SELECT * FROM {silver} WHERE {VALID_FROM} <= TIMESTAMP '{ts}' AND ({VALID_TO} IS NULL OR {VALID_TO} > TIMESTAMP '{ts}'){not_deleted})
+                             SELECT b.*, s.{ROW_HASH} AS silver_hash FROM b LEFT JOIN s ON {on}
+                             WHERE s.{first_key} IS NULL OR s.{ROW_HASH} <> b.h LIMIT 20",
+                            cols = cols.join(", "),
+                            fp = row_fingerprint(&values),
+                        ),
+                    ));
+                }
+                LoadKind::Cdc => {
+                    let key_cols: Vec<String> = t
+                        .primary_key
+                        .iter()
+                        .map(|k| standardised(t.column(k).expect("declared")))
+                        .collect();
+                    tests.push((
+                        "every key of the batch is in the history".to_owned(),
+                        format!(
+                            "WITH b AS (SELECT DISTINCT {} FROM {bronze} WHERE {BATCH_ID} = '{batch}')
+                             SELECT b.* FROM b LEFT JOIN (SELECT DISTINCT {pk} FROM {silver}) s ON {on} WHERE s.{first_key} IS NULL LIMIT 20",
+                            key_cols.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        tests
+    }
+}
+
+fn tests_batch_literal(redo: &StageMessage) -> String {
+    match redo {
+        StageMessage::Standardise { object, .. } => {
+            floe_core::BatchId::for_object(object).to_string()
+        }
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,338 @@
+//! The local runtime: the stage handlers chained through durable local queues, in one process.
+//!
+//! `landing` receives S3-shaped "Object Created" events; `standardise` and `audit` receive floe's
+//! stage messages. A handler's success deletes its message and sends the next ones; a retryable
+//! failure makes the message visible again after a backoff (and after `MAX_RECEIVES` receives the
+//! queue dead-letters it); a permanent failure dead-letters it at once and emits `floe.failed`.
+//! Every stage is idempotent per batch, so a message handled twice (a crash between the work and
+//! the delete) changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use floe_config::Project;
+use floe_core::message::Envelope;
+use floe_core::ports::{
+    Clock, Delivery, EventSink, Lake, ObjectStore, PipelineEvent, Queue, SystemClock,
+};
+use floe_core::{Error, ObjectRef, Result, RunId};
+use serde_json::json;
+
+use crate::audit::{Audit, Verdict};
+use crate::landing::{Landed, Landing, landing_key};
+use crate::local::events::EventLog;
+use crate::local::queue::{LocalQueue, QueueStore};
+use crate::local::store::LocalStore;
+use crate::standardise::Standardise;
+
+/// The stage queues, in pipeline order.
+pub const STAGES: [&str; 3] = ["landing", "standardise", "audit"];
+/// Receives before a message is dead-lettered.
+pub const MAX_RECEIVES: u32 = 5;
+/// How long a received message stays hidden while its handler runs.
+pub const VISIBILITY: Duration = Duration::from_secs(300);
+/// floe's working folder inside a project (queues, event log).
+pub const STATE_DIR: &str = ".floe";
+
+/// Stops the process at a named point when `FLOE_CRASH_AT` names it: how the kill tests (and
+/// drills) prove that a crash anywhere loses nothing.
+pub fn crash_point(name: &str) {
+    if std::env::var("FLOE_CRASH_AT").is_ok_and(|v| v == name) {
+        eprintln!("FLOE_CRASH_AT={name}: stopping the process here");
+        std::process::exit(86);
+    }
+}
+
+/// What a drain did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    /// Files appended to bronze (replays included).
+    pub landed: Vec<String>,
+    /// Files quarantined, with their report keys.
+    pub quarantined: Vec<(String, String)>,
+    /// Tables published, with snapshot ids.
+    pub published: Vec<(String, i64)>,
+    /// Tables whose tests failed.
+    pub rejected: Vec<(String, String)>,
+    /// Messages sent to a dead-letter queue, with the reason.
+    pub dead_lettered: Vec<(String, String)>,
+    /// Messages put back for a retry.
+    pub retried: usize,
+}
+
+/// One project's local pipeline.
+pub struct Runtime {
+    project: Project,
+    lake: Arc<dyn Lake>,
+    store: LocalStore,
+    queues: QueueStore,
+    events: EventLog,
+    clock: Arc<dyn Clock>,
+}
+
+impl Runtime {
+    /// The runtime of `project` over `lake`, with its state under `<project>/.floe`.
+    pub async fn open(project: Project, lake: Arc<dyn Lake>) -> Result<Self> {
+        let state = project.root.join(STATE_DIR);
+        let queues = QueueStore::open(&state.join("queues.db")).await?;
+        Ok(Runtime {
+            store: LocalStore::new("landing", &project.root),
+            events: EventLog::new(&state.join("events.jsonl")),
+            project,
+            lake,
+            queues,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// The project.
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
+
+    /// The queue database.
+    pub fn queues(&self) -> &QueueStore {
+        &self.queues
+    }
+
+    /// The event log.
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// A stage's queue (with its dead-letter queue).
+    pub fn queue(&self, stage: &str) -> LocalQueue {
+        self.queues
+            .queue(stage, Some((&format!("{stage}-dlq"), MAX_RECEIVES)))
+    }
+
+    /// Copies a file into the landing zone and announces it, as S3 + EventBridge would.
+    pub async fn land_file(
+        &self,
+        file: &Path,
+        table: &str,
+        extract_ts: DateTime<Utc>,
+    ) -> Result<ObjectRef> {
+        let (source, name) = table.split_once('.').ok_or_else(|| {
+            Error::Config(format!(
+                "'{table}' is not SOURCE.TABLE (for example nomis.people)"
+            ))
+        })?;
+        let bytes = std::fs::read(file)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", file.display())))?;
+        let file_name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::Config(format!("{} has no file name", file.display())))?;
+        let key = landing_key(source, name, extract_ts, file_name);
+        let object = self.store.put(&key, bytes).await?;
+        self.announce(&object).await?;
+        self.mark_announced(&object).await?;
+        Ok(object)
+    }
+
+    /// Puts an "Object Created" event for an object on the landing queue.
+    pub async fn announce(&self, object: &ObjectRef) -> Result<()> {
+        self.queue("landing")
+            .send(&crate::events::object_created(object, self.clock.now()))
+            .await
+            .map(|_| ())
+    }
+
+    /// Files under `landing/` that were never announced (for `floe up`, which watches the folder).
+    pub async fn unannounced(&self) -> Result<Vec<ObjectRef>> {
+        let seen = self.queues.seen_keys().await?;
+        Ok(self
+            .store
+            .list(crate::landing::LANDING_PREFIX)
+            .await?
+            .into_iter()
+            .filter(|o| !seen.contains(&(o.key.clone(), o.etag.clone().unwrap_or_default())))
+            .collect())
+    }
+
+    /// Records that an object was announced.
+    pub async fn mark_announced(&self, object: &ObjectRef) -> Result<()> {
+        self.queues
+            .mark_seen(&object.key, object.etag.as_deref().unwrap_or_default())
+            .await
+    }
+
+    /// Processes messages until every queue is empty (messages hidden by a crashed run become
+    /// visible after their visibility timeout, or at once with `reclaim`).
+    pub async fn drain(&self, reclaim: bool, mut progress: impl FnMut(&str)) -> Result<Report> {
+        if reclaim {
+            self.queues.reclaim_in_flight().await?;
+        }
+        let mut report = Report::default();
+        loop {
+            let mut handled = 0;
+            for stage in STAGES {
+                let queue = self.queue(stage);
+                for delivery in queue.receive(10, VISIBILITY).await? {
+                    handled += 1;
+                    self.process(stage, &queue, delivery, &mut report, &mut progress)
+                        .await?;
+                }
+            }
+            if handled == 0 {
+                let pending: u64 = {
+                    let mut n = 0;
+                    for stage in STAGES {
+                        n += self.queues.depth(stage).await?;
+                    }
+                    n
+                };
+                if pending == 0 {
+                    return Ok(report);
+                }
+                // Only hidden messages are left: wait for a retry's backoff to pass.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    async fn process(
+        &self,
+        stage: &str,
+        queue: &LocalQueue,
+        d: Delivery,
+        report: &mut Report,
+        progress: &mut impl FnMut(&str),
+    ) -> Result<()> {
+        let result = self.handle(stage, &d.body, report, progress).await;
+        match result {
+            Ok(next) => {
+                for (to, m) in next {
+                    self.queue(to).send(&m.to_json()).await?;
+                }
+                queue.delete(&d.receipt).await
+            }
+            Err(e) if e.is_retryable() && d.receive_count < MAX_RECEIVES => {
+                let backoff = Duration::from_millis(50 * 2u64.pow(d.receive_count.min(6)));
+                tracing::warn!(stage, error = %e, attempt = d.receive_count, "retrying later");
+                progress(&format!("{stage}: retrying after {backoff:?}: {e}"));
+                report.retried += 1;
+                queue.retry_later(&d.receipt, backoff).await
+            }
+            Err(e) => {
+                tracing::error!(stage, error = %e, "dead-lettering the message");
+                progress(&format!("{stage}: dead-lettered: {e}"));
+                self.queues
+                    .queue(&format!("{stage}-dlq"), None)
+                    .send(&d.body)
+                    .await?;
+                queue.delete(&d.receipt).await?;
+                report.dead_lettered.push((stage.to_owned(), e.to_string()));
+                self.events
+                    .emit(PipelineEvent {
+                        detail_type: "floe.failed".into(),
+                        time: self.clock.now(),
+                        detail: json!({"stage": stage, "reason": e.to_string(), "kind": e.kind(), "dead_letter_queue": format!("{stage}-dlq")}),
+                    })
+                    .await
+            }
+        }
+    }
+
+    async fn handle(
+        &self,
+        stage: &str,
+        body: &str,
+        report: &mut Report,
+        progress: &mut impl FnMut(&str),
+    ) -> Result<Vec<(&'static str, Envelope)>> {
+        let lake = self.lake.as_ref();
+        match stage {
+            "landing" => {
+                let landing = Landing {
+                    project: &self.project,
+                    lake,
+                    landing: &self.store,
+                    quarantine: &self.store,
+                    events: &self.events,
+                    clock: self.clock.as_ref(),
+                };
+                let mut next = Vec::new();
+                for landed in landing.handle(body, &RunId::new()).await? {
+                    match landed {
+                        Landed::Bronze(m) => {
+                            if let floe_core::message::StageMessage::Standardise {
+                                object,
+                                bronze,
+                                ..
+                            } = &m.body
+                            {
+                                progress(&format!("landed {} -> {bronze}", object.key));
+                                report.landed.push(object.key.clone());
+                            }
+                            crash_point("after_bronze_commit");
+                            next.push(("standardise", m));
+                        }
+                        Landed::Quarantined {
+                            key,
+                            report: r,
+                            problems,
+                        } => {
+                            progress(&format!(
+                                "quarantined {key}: {} problem(s), see {r}",
+                                problems.len()
+                            ));
+                            report.quarantined.push((key, r));
+                        }
+                    }
+                }
+                Ok(next)
+            }
+            "standardise" => {
+                let m = Envelope::from_json(body)?;
+                crash_point("during_scd2");
+                let audit = Standardise {
+                    project: &self.project,
+                    lake,
+                }
+                .handle(&m)
+                .await?;
+                Ok(vec![("audit", audit)])
+            }
+            "audit" => {
+                let m = Envelope::from_json(body)?;
+                crash_point("before_publish");
+                let verdict = Audit {
+                    project: &self.project,
+                    lake,
+                    events: &self.events,
+                    clock: self.clock.as_ref(),
+                }
+                .handle(&m)
+                .await?;
+                match verdict {
+                    Verdict::Published { table, snapshot_id } => {
+                        progress(&format!("published {table} (snapshot {snapshot_id})"));
+                        report.published.push((table.to_string(), snapshot_id));
+                        Ok(Vec::new())
+                    }
+                    Verdict::Rejected { table, failures } => {
+                        let why = failures
+                            .iter()
+                            .map(|f| format!("{} ({} rows)", f.test, f.failing_rows))
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        progress(&format!("rejected {table}: {why}"));
+                        report.rejected.push((table.to_string(), why));
+                        Ok(Vec::new())
+                    }
+                    Verdict::Stale(redo) => Ok(vec![("standardise", redo)]),
+                }
+            }
+            other => Err(Error::Internal(format!("no handler for queue {other}"))),
+        }
+    }
+}
+
+/// The folder of a project's local state.
+pub fn state_dir(project_root: &Path) -> PathBuf {
+    project_root.join(STATE_DIR)
+}
