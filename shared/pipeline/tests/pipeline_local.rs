@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use floe_config::Project;
-use floe_core::ports::{Lake, ReadAt};
+use floe_core::ports::{Lake, Queue, ReadAt};
 use floe_lake::LocalLake;
 use floe_pipeline::runtime::{Report, Runtime};
 
@@ -231,4 +231,192 @@ async fn cdc_changes_become_versions_at_their_change_time() {
             "2 | visit | 2026-11-01T10:00:00Z | NULL | true | false",
         ]
     );
+}
+
+/// Lands one bad file next to a good one of another table and checks: the bad file is quarantined
+/// with a report naming the file, line and column; the good one is published.
+async fn quarantined(
+    table: &str,
+    name: &str,
+    body: &[u8],
+    says: &str,
+    line: Option<u64>,
+    column: Option<&str>,
+) {
+    let p = pipeline().await;
+    p.land("nomis.cases", 1, "cases.csv", b"case_id,status\n1,open\n")
+        .await;
+    let file = p.dir.path().join(name);
+    std::fs::write(&file, body).unwrap();
+    let ts: DateTime<Utc> = "2026-11-01T06:00:00Z".parse().unwrap();
+    let key = match table {
+        // A key outside the landing layout: put straight into the landing folder.
+        "raw" => {
+            let key = "landing/nomis/people.csv".to_owned();
+            std::fs::create_dir_all(p.dir.path().join("landing/nomis")).unwrap();
+            std::fs::write(p.dir.path().join(&key), body).unwrap();
+            let object = floe_core::ObjectRef::local("landing", &key, body);
+            p.runtime.announce(&object).await.unwrap();
+            key
+        }
+        _ => p.runtime.land_file(&file, table, ts).await.unwrap().key,
+    };
+    let report = p.drain().await;
+    assert_eq!(
+        report.published,
+        vec![("silver_nomis.cases".to_owned(), report.published[0].1)],
+        "{report:?}"
+    );
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    let (bad, report_key) = &report.quarantined[0];
+    assert_eq!(bad, &key);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.dir.path().join(report_key)).unwrap()).unwrap();
+    let messages: Vec<String> = json["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains(says)),
+        "{messages:#?} should say {says}"
+    );
+    let first = &json["problems"][0];
+    assert_eq!(first["line"].as_u64(), line, "{json:#}");
+    assert_eq!(first["column"].as_str(), column, "{json:#}");
+    assert!(
+        messages[0].starts_with(&key),
+        "messages name the file: {messages:?}"
+    );
+    // The file itself is kept in quarantine, and nothing reached bronze.
+    assert!(
+        p.dir
+            .path()
+            .join(key.replacen("landing/", "quarantine/", 1))
+            .exists()
+    );
+    if table == "nomis.people" {
+        assert!(
+            !p.lake
+                .table_exists(&"bronze_nomis.people".parse().unwrap())
+                .await
+                .unwrap()
+        );
+    }
+    let events = p.runtime.events().read().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.detail_type == "floe.quarantined" && e.detail["file"] == key.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_csv_is_quarantined() {
+    quarantined("nomis.people", "p.csv", b"person_id,first_name,risk_score,born\n1,Ada,1.00,1985-12-10\n2,\"Alan,2.00,1979-06-23\n3,Grace\n", "fields where the header has 4", Some(3), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_column_types_are_quarantined() {
+    quarantined(
+        "nomis.people",
+        "p.csv",
+        b"person_id,first_name,risk_score,born\n1,Ada,1.00,1985-12-10\n2,Alan,lots,1979-06-23\n",
+        "'lots' is not a valid decimal(5,2)",
+        Some(3),
+        Some("risk_score"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_primary_key_column_is_quarantined() {
+    quarantined(
+        "nomis.people",
+        "p.csv",
+        b"first_name,risk_score,born\nAda,1.00,1985-12-10\n",
+        "primary key column 'person_id' is missing",
+        Some(1),
+        Some("person_id"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_file_is_quarantined() {
+    quarantined(
+        "nomis.people",
+        "p.csv",
+        b"",
+        "the file is empty",
+        None,
+        None,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_table_is_quarantined() {
+    quarantined(
+        "nomis.persons",
+        "p.csv",
+        b"person_id\n1\n",
+        "unknown table 'nomis.persons' (did you mean 'nomis.people'?)",
+        None,
+        None,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_outside_the_landing_layout_is_quarantined() {
+    quarantined(
+        "raw",
+        "p.csv",
+        b"person_id\n1\n",
+        "is not a landing key",
+        None,
+        None,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_key_in_a_full_extract_is_quarantined() {
+    quarantined("nomis.people", "p.csv", b"person_id,first_name,risk_score,born\n1,Ada,1.00,1985-12-10\n2,Alan,2.00,1979-06-23\n1,Ada,3.00,1985-12-10\n", "duplicate key (person_id=1) first seen on line 2", Some(4), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_that_is_not_utf8_is_quarantined() {
+    quarantined("nomis.people", "p.csv", b"person_id,first_name,risk_score,born\n1,Ada,1.00,1985-12-10\n2,Ren\xe9e,2.00,1979-06-23\n", "not UTF-8", Some(3), Some("first_name")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_message_is_dead_lettered_and_redrive_brings_it_back() {
+    let p = pipeline().await;
+    p.runtime
+        .queue("standardise")
+        .send("{\"schema_version\": 7}")
+        .await
+        .unwrap();
+    let report = p.drain().await;
+    assert_eq!(report.dead_lettered.len(), 1, "{report:?}");
+    assert!(
+        report.dead_lettered[0].1.contains("schema_version 7"),
+        "{report:?}"
+    );
+    assert_eq!(
+        p.runtime.queues().depth("standardise-dlq").await.unwrap(),
+        1
+    );
+    assert_eq!(
+        p.runtime
+            .queues()
+            .redrive("standardise-dlq", "standardise")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(p.runtime.queues().depth("standardise").await.unwrap(), 1);
 }
