@@ -3,13 +3,17 @@
 //! # Layout
 //! - `main.rs`: arguments, logging, dispatch, one function per verb.
 //! - `output`: tables, CSV and JSON for query results and history.
-//! - `sample`: the project `floe init` writes, and loading its sample extracts.
+//! - `sample`: the project `floe init` writes.
+//! - `demo`: the generated project `floe demo` runs.
 
+mod demo;
 mod output;
 mod sample;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
@@ -18,6 +22,7 @@ use floe_config::Project;
 use floe_core::TableRef;
 use floe_core::ports::{Lake, ReadAt};
 use floe_lake::LocalLake;
+use floe_pipeline::runtime::{Report, Runtime};
 
 use output::Format;
 
@@ -54,8 +59,54 @@ enum Command {
         #[arg(long)]
         no_sample: bool,
     },
+    /// Generate a demo project (two sources, six daily extracts, one bad file) and run the whole
+    /// local pipeline on it: landing -> bronze -> SCD2 silver -> audit -> publish.
+    Demo {
+        /// Where to create the demo project.
+        #[arg(long, default_value = "floe-demo")]
+        dir: PathBuf,
+        /// People in the generated source (other tables scale with it).
+        #[arg(long, default_value_t = 500)]
+        people: u64,
+        /// Daily extracts to generate.
+        #[arg(long, default_value_t = 6)]
+        days: i64,
+    },
     /// Check floe.yaml and tables/*.yaml; every problem is reported with file, line and field.
     Validate,
+    /// Land a file for a table: copy it into the landing zone and announce it to the pipeline.
+    ///
+    /// The file goes to landing/<source>/<table>/<extract_ts>/<file>. With --wait the pipeline
+    /// runs until the file is published (or quarantined) and the outcome is printed; without it the
+    /// file waits for `floe up`.
+    Land {
+        /// The data file (CSV, Parquet or JSON lines, as the table's `format` says).
+        file: PathBuf,
+        /// The table, as SOURCE.TABLE (e.g. nomis.people).
+        #[arg(long)]
+        table: String,
+        /// The instant the extract describes (default: now).
+        #[arg(long, value_parser = parse_instant)]
+        extract_ts: Option<DateTime<Utc>>,
+        /// Run the pipeline until this file (and anything before it) is through.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Run the local pipeline: watch landing/ for new files and process every queue until stopped.
+    Up {
+        /// Process what is there (including work a crashed run left in flight) and exit.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between scans of the landing folder.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+    },
+    /// Move dead-lettered messages back to their stage queue (landing, standardise or audit).
+    Redrive {
+        /// The stage queue (or its -dlq) to redrive.
+        #[arg(long)]
+        queue: String,
+    },
     /// Run a read-only SQL query over the lake (tables are namespace.table, e.g. silver_nomis.people).
     ///
     /// Time travel: --as-of reads every table as it was published at that instant;
@@ -128,6 +179,47 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init { dir, no_sample } => init(&dir, no_sample).await,
         Command::Validate => validate(&cli.project),
+        Command::Demo { dir, people, days } => run_demo(&dir, people, days).await,
+        Command::Land {
+            file,
+            table,
+            extract_ts,
+            wait,
+        } => {
+            let rt = runtime(&cli.project).await?;
+            rt.project().table(&table)?;
+            let ts = extract_ts.unwrap_or_else(|| {
+                let now = Utc::now();
+                now - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos()))
+            });
+            let object = rt.land_file(&file, &table, ts).await?;
+            println!("landed {} as {}", file.display(), object.key);
+            if wait {
+                let report = rt.drain(false, |m| println!("  {m}")).await?;
+                return outcome(&report);
+            }
+            println!(
+                "queued: run `floe up --project {}` to process it (or land with --wait)",
+                cli.project.display()
+            );
+            Ok(())
+        }
+        Command::Up { once, interval } => up(&cli.project, once, interval).await,
+        Command::Redrive { queue } => {
+            let rt = runtime(&cli.project).await?;
+            let stage = queue.trim_end_matches("-dlq");
+            if !floe_pipeline::runtime::STAGES.contains(&stage) {
+                bail!(
+                    "unknown queue '{queue}': use one of {}",
+                    floe_pipeline::runtime::STAGES.join(", ")
+                );
+            }
+            let moved = rt.queues().redrive(&format!("{stage}-dlq"), stage).await?;
+            println!(
+                "moved {moved} message(s) from {stage}-dlq back to {stage}; run `floe up --once` to process them"
+            );
+            Ok(())
+        }
         Command::Query {
             sql,
             as_of,
@@ -167,6 +259,166 @@ async fn run(cli: Cli) -> Result<()> {
             output::print_history(&lake.snapshots(&table).await?, format)
         }
     }
+}
+
+async fn runtime(dir: &Path) -> Result<Runtime> {
+    let project = load_project(dir)?;
+    let lake = Arc::new(LocalLake::open(&project.settings.lake_dir).await?);
+    Ok(Runtime::open(project, lake).await?)
+}
+
+/// Prints a drain's outcome; an error if anything was quarantined, rejected or dead-lettered.
+fn outcome(report: &Report) -> Result<()> {
+    let bad = report.quarantined.len() + report.rejected.len() + report.dead_lettered.len();
+    println!(
+        "{} file(s) landed, {} table version(s) published, {} quarantined, {} rejected, {} dead-lettered",
+        report.landed.len(),
+        report.published.len(),
+        report.quarantined.len(),
+        report.rejected.len(),
+        report.dead_lettered.len()
+    );
+    for (file, r) in &report.quarantined {
+        println!("  quarantined {file}: see {r}");
+    }
+    for (t, why) in &report.rejected {
+        println!("  rejected {t}: {why}");
+    }
+    for (q, why) in &report.dead_lettered {
+        println!("  dead-lettered on {q}: {why} (fix it, then `floe redrive --queue {q}`)");
+    }
+    if bad > 0 {
+        bail!("{bad} item(s) need attention (see above)");
+    }
+    Ok(())
+}
+
+async fn up(dir: &Path, once: bool, interval: f64) -> Result<()> {
+    let rt = runtime(dir).await?;
+    let mut first = true;
+    println!(
+        "floe up: watching {}",
+        rt.project().root.join("landing").display()
+    );
+    loop {
+        for object in rt.unannounced().await? {
+            println!("  new file {}", object.key);
+            rt.announce(&object).await?;
+            rt.mark_announced(&object).await?;
+        }
+        // After a crash, work left in flight is picked up at once on the first pass.
+        let report = rt.drain(first, |m| println!("  {m}")).await?;
+        first = false;
+        if once {
+            return outcome(&report);
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                println!("stopping");
+                return Ok(());
+            }
+            _ = tokio::time::sleep(std::time::Duration::from_secs_f64(interval.max(0.1))) => {}
+        }
+    }
+}
+
+async fn count(lake: &LocalLake, sql: &str) -> Result<i64> {
+    let batches = lake.query(sql, &ReadAt::Current).await?;
+    Ok(batches
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0))
+}
+
+async fn run_demo(dir: &Path, people: u64, days: i64) -> Result<()> {
+    if dir.join(floe_config::PROJECT_FILE).exists() {
+        bail!(
+            "{} already holds a project: remove it or pick another --dir",
+            dir.display()
+        );
+    }
+    let started = Instant::now();
+    demo::write_project(dir, "floe_demo")?;
+    let rt = runtime(dir).await?;
+    let files = demo::generate(people, days);
+    println!(
+        "floe demo: {} extracts of 3 tables over {days} days, into {}",
+        files.len(),
+        dir.display()
+    );
+    let mut report = Report::default();
+    for f in &files {
+        let path = dir
+            .join("samples")
+            .join(f.table)
+            .join(f.extract_ts.format("%Y-%m-%d").to_string())
+            .join(&f.name);
+        std::fs::create_dir_all(path.parent().expect("a folder"))?;
+        std::fs::write(&path, &f.body)?;
+        rt.land_file(&path, f.table, f.extract_ts).await?;
+        let r = rt.drain(false, |m| println!("  {m}")).await?;
+        report.landed.extend(r.landed);
+        report.published.extend(r.published);
+        report.quarantined.extend(r.quarantined);
+        report.rejected.extend(r.rejected);
+        report.dead_lettered.extend(r.dead_lettered);
+    }
+    let lake = LocalLake::open(&rt.project().settings.lake_dir).await?;
+    println!("\nsummary: {:.1}s", started.elapsed().as_secs_f64());
+    println!(
+        "  {:<22} {:>12} {:>16} {:>10} {:>18}",
+        "table", "bronze rows", "silver versions", "current", "silver snapshots"
+    );
+    for t in rt.project().tables.values() {
+        let bronze = t.table_ref(floe_core::Layer::Bronze);
+        let silver = t.table_ref(floe_core::Layer::Silver);
+        let rows = count(&lake, &format!("select count(*) from {bronze}")).await?;
+        let versions = count(&lake, &format!("select count(*) from {silver}")).await?;
+        let current = count(
+            &lake,
+            &format!("select count(*) from {silver} where is_current"),
+        )
+        .await?;
+        let snapshots = lake
+            .snapshots(&silver)
+            .await?
+            .iter()
+            .filter(|s| s.published)
+            .count();
+        println!(
+            "  {:<22} {:>12} {:>16} {:>10} {:>18}",
+            t.qualified_name(),
+            rows,
+            versions,
+            current,
+            snapshots
+        );
+    }
+    println!(
+        "\n  files: {} landed, {} quarantined, {} rejected, {} dead-lettered",
+        report.landed.len(),
+        report.quarantined.len(),
+        report.rejected.len(),
+        report.dead_lettered.len()
+    );
+    for (file, r) in &report.quarantined {
+        let text = std::fs::read_to_string(dir.join(r)).unwrap_or_default();
+        let first = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["messages"][0].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        println!("  quarantined {file}\n    {first}\n    report: {r}");
+    }
+    println!(
+        "\nnext:\n  floe query -p {0} \"select person_id, last_name, risk_score, valid_from, valid_to, is_current from silver_nomis.people where person_id = 7 order by valid_from\"\n  floe history -p {0} silver_nomis.people",
+        dir.display()
+    );
+    Ok(())
 }
 
 fn load_project(dir: &Path) -> Result<Project> {
@@ -237,25 +489,15 @@ async fn init(dir: &Path, no_sample: bool) -> Result<()> {
     let project =
         load_project(dir).context("the new project does not validate (a bug in floe init)")?;
     if !no_sample {
-        let lake = LocalLake::open(&project.settings.lake_dir).await?;
+        let rt = runtime(dir).await?;
         for (table, ts, file) in sample::sample_extracts(&project.root)? {
-            let config = project.table(&table)?;
-            let shown = file
-                .strip_prefix(&project.root)
-                .unwrap_or(&file)
-                .display()
-                .to_string();
-            let out = sample::load_extract(&lake, config, &file, ts, &shown).await?;
-            println!(
-                "  loaded {shown}: {} rows into {} (snapshot {})",
-                out.rows_added,
-                config.table_ref(floe_core::Layer::Bronze),
-                out.snapshot_id
-            );
+            rt.land_file(&file, &table, ts).await?;
         }
+        let report = rt.drain(false, |m| println!("  {m}")).await?;
+        outcome(&report)?;
     }
     println!(
-        "\nnext:\n  floe validate --project {0}\n  floe query --project {0} \"select * from bronze_nomis.people\"\n  floe history --project {0} bronze_nomis.people",
+        "\nnext:\n  floe validate --project {0}\n  floe query --project {0} \"select * from silver_nomis.people order by person_id, valid_from\"\n  floe history --project {0} silver_nomis.people",
         dir.display()
     );
     Ok(())

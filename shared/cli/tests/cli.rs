@@ -19,7 +19,10 @@ fn init() -> (tempfile::TempDir, std::path::PathBuf) {
         .assert()
         .success()
         .stdout(predicate::str::contains("created project 'demo_project'"))
-        .stdout(predicate::str::contains("4 rows into bronze_nomis.people"));
+        .stdout(predicate::str::contains("-> bronze_nomis.people"))
+        .stdout(predicate::str::contains(
+            "3 file(s) landed, 3 table version(s) published",
+        ));
     (dir, project)
 }
 
@@ -160,4 +163,152 @@ fn user_errors_are_clear() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("floe init"));
+}
+
+fn query_csv(project: &std::path::Path, sql: &str) -> String {
+    let out = floe()
+        .args(["query", "--format", "csv", "-p"])
+        .arg(project)
+        .arg(sql)
+        .assert()
+        .success();
+    String::from_utf8(out.get_output().stdout.clone()).unwrap()
+}
+
+const HISTORY: &str = "select person_id, first_name, risk_score, valid_from, valid_to, is_current from silver_nomis.people order by person_id, valid_from";
+
+fn empty_project() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("p");
+    floe()
+        .arg("init")
+        .arg(&project)
+        .arg("--no-sample")
+        .assert()
+        .success();
+    (dir, project)
+}
+
+fn land_cmd(project: &std::path::Path, day: u32) -> Command {
+    let file = project.join(format!(
+        "samples/nomis/people/2026-11-{day:02}T06:00:00Z/people.csv"
+    ));
+    let mut c = floe();
+    c.args([
+        "land",
+        "--table",
+        "nomis.people",
+        "--wait",
+        "--extract-ts",
+        &format!("2026-11-{day:02}T06:00:00Z"),
+        "-p",
+    ])
+    .arg(project)
+    .arg(file);
+    c
+}
+
+fn land(project: &std::path::Path, day: u32) -> assert_cmd::assert::Assert {
+    land_cmd(project, day).assert()
+}
+
+#[test]
+fn land_and_wait_publishes_silver() {
+    let (_dir, project) = empty_project();
+    land(&project, 1)
+        .success()
+        .stdout(predicate::str::contains("published silver_nomis.people"));
+    land(&project, 2).success().stdout(predicate::str::contains(
+        "1 file(s) landed, 1 table version(s) published",
+    ));
+    let history = query_csv(&project, HISTORY);
+    assert!(
+        history.contains("1,Ada,12.50,2026-11-01T06:00:00Z,2026-11-02T06:00:00Z,false"),
+        "{history}"
+    );
+    assert!(
+        history.contains("4,Edsger,7.25,2026-11-01T06:00:00Z,2026-11-02T06:00:00Z,false"),
+        "{history}"
+    );
+    assert!(
+        history.contains("5,Barbara,5.00,2026-11-02T06:00:00Z,,true"),
+        "{history}"
+    );
+    // A bad file: quarantined, reported, and the command fails.
+    let bad = project.join("bad.csv");
+    std::fs::write(
+        &bad,
+        "person_id,first_name,last_name,date_of_birth,risk_score,updated_at\nx,A,B,,,\n",
+    )
+    .unwrap();
+    floe()
+        .args(["land", "--table", "nomis.people", "--wait", "-p"])
+        .arg(&project)
+        .arg(&bad)
+        .assert()
+        .failure()
+        .stdout(predicate::str::contains("1 quarantined"))
+        .stderr(predicate::str::contains("need attention"));
+}
+
+#[test]
+fn a_killed_runner_resumes_to_the_same_tables_and_readers_never_see_a_partial_write() {
+    // The reference: an uninterrupted run, with the published history after each extract.
+    let (_a, reference) = empty_project();
+    land(&reference, 1).success();
+    let after_first = query_csv(&reference, HISTORY);
+    land(&reference, 2).success();
+    let expected = query_csv(&reference, HISTORY);
+    assert_ne!(after_first, expected);
+
+    for point in [
+        "after_bronze_commit",
+        "commit:silver_nomis.people",
+        "before_publish",
+    ] {
+        let (_b, project) = empty_project();
+        land(&project, 1).success();
+        land_cmd(&project, 2)
+            .env("FLOE_CRASH_AT", point)
+            .assert()
+            .code(86);
+        // Killed mid-way: readers see the last published history, whole.
+        assert_eq!(
+            query_csv(&project, HISTORY),
+            after_first,
+            "after a crash at {point}"
+        );
+        floe()
+            .args(["up", "--once", "-p"])
+            .arg(&project)
+            .assert()
+            .success();
+        assert_eq!(
+            query_csv(&project, HISTORY),
+            expected,
+            "after resuming from a crash at {point}"
+        );
+    }
+}
+
+#[test]
+fn demo_runs_the_whole_chain_and_prints_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    floe()
+        .args(["demo", "--people", "40", "--days", "3", "--dir"])
+        .arg(&demo)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("summary:"))
+        .stdout(predicate::str::contains("nomis.people"))
+        .stdout(predicate::str::contains("delius.case_events"))
+        .stdout(predicate::str::contains("1 quarantined"))
+        .stdout(predicate::str::contains("'2O' is not a valid bigint"));
+    let current = query_csv(
+        &demo,
+        "select count(*) as n from silver_nomis.people where is_current",
+    );
+    assert!(current.starts_with("n\n"), "{current}");
+    assert_ne!(current, "n\n0\n");
 }

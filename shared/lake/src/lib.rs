@@ -381,6 +381,12 @@ impl LocalLake {
             let current = table
                 .metadata_location_result()
                 .map_err(ice("reading the metadata location"))?;
+            // A process-level crash drill: `FLOE_CRASH_AT=commit:<namespace.table>` stops the
+            // process with every file of this commit written and the pointer not swapped.
+            if std::env::var("FLOE_CRASH_AT").is_ok_and(|v| v == format!("commit:{t}")) {
+                eprintln!("FLOE_CRASH_AT=commit:{t}: stopping the process before the pointer swap");
+                std::process::exit(86);
+            }
             match self.take_fault() {
                 Some(Fault::FailBeforeSwap) => {
                     prepared.attempt_files.remove(&self.io).await;

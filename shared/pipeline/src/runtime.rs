@@ -37,7 +37,9 @@ pub const VISIBILITY: Duration = Duration::from_secs(300);
 pub const STATE_DIR: &str = ".floe";
 
 /// Stops the process at a named point when `FLOE_CRASH_AT` names it: how the kill tests (and
-/// drills) prove that a crash anywhere loses nothing.
+/// drills) prove that a crash anywhere loses nothing. Points: `after_bronze_commit`,
+/// `before_publish`, and (in the lake) `commit:<namespace.table>`, just before a commit's pointer
+/// swap, e.g. `commit:silver_nomis.people` stops in the middle of an SCD2 write.
 pub fn crash_point(name: &str) {
     if std::env::var("FLOE_CRASH_AT").is_ok_and(|v| v == name) {
         eprintln!("FLOE_CRASH_AT={name}: stopping the process here");
@@ -288,7 +290,6 @@ impl Runtime {
             }
             "standardise" => {
                 let m = Envelope::from_json(body)?;
-                crash_point("during_scd2");
                 let audit = Standardise {
                     project: &self.project,
                     lake,
