@@ -312,3 +312,42 @@ fn demo_runs_the_whole_chain_and_prints_a_summary() {
     assert!(current.starts_with("n\n"), "{current}");
     assert_ne!(current, "n\n0\n");
 }
+
+#[test]
+fn up_watches_the_landing_folder_until_stopped() {
+    let (_dir, project) = empty_project();
+    let mut up = std::process::Command::new(assert_cmd::cargo::cargo_bin("floe"))
+        .args(["up", "--interval", "0.2", "-p"])
+        .arg(&project)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // A source system drops a file into the landing folder.
+    let key = project.join("landing/nomis/people/2026-11-01T06:00:00Z/people.csv");
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    std::fs::copy(
+        project.join("samples/nomis/people/2026-11-01T06:00:00Z/people.csv"),
+        &key,
+    )
+    .unwrap();
+    let mut published = false;
+    for _ in 0..150 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let out = floe()
+            .args(["query", "--format", "csv", "-p"])
+            .arg(&project)
+            .arg("select count(*) as n from silver_nomis.people")
+            .output()
+            .unwrap();
+        if out.status.success() && String::from_utf8_lossy(&out.stdout) == "n\n4\n" {
+            published = true;
+            break;
+        }
+    }
+    up.kill().unwrap();
+    up.wait().unwrap();
+    assert!(
+        published,
+        "floe up did not publish the dropped file within 30 s"
+    );
+}

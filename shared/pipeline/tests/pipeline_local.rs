@@ -420,3 +420,121 @@ async fn a_poison_message_is_dead_lettered_and_redrive_brings_it_back() {
     );
     assert_eq!(p.runtime.queues().depth("standardise").await.unwrap(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_staged_history_that_fails_its_tests_is_rejected_and_the_published_one_stays() {
+    use floe_core::message::{Envelope, StageMessage, Staged};
+    use floe_core::ports::WriteOptions;
+    use floe_core::{BatchId, ObjectRef, RunId};
+    use floe_pipeline::audit::{Audit, Verdict};
+
+    let p = pipeline().await;
+    p.land(
+        "nomis.cases",
+        1,
+        "cases.csv",
+        b"case_id,status\n1,open\n2,open\n",
+    )
+    .await;
+    p.drain().await;
+    let silver: floe_core::TableRef = "silver_nomis.cases".parse().unwrap();
+    let published = p
+        .lake
+        .snapshots(&silver)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.is_current)
+        .unwrap();
+    let before = p
+        .rows("select case_id, status, is_current from silver_nomis.cases order by case_id")
+        .await;
+
+    // A broken history: two current versions of case 1, and an inverted interval.
+    let bad = p
+        .lake
+        .query(
+            "select case_id, status, valid_from, valid_to, is_current, _row_hash, _batch_id from silver_nomis.cases
+             union all
+             select case_id, 'closed', valid_from, timestamp '2000-01-01T00:00:00Z', true, _row_hash, _batch_id from silver_nomis.cases where case_id = 1",
+            &ReadAt::Current,
+        )
+        .await
+        .unwrap();
+    let object = ObjectRef::local(
+        "landing",
+        "landing/nomis/cases/2026-11-02T06:00:00Z/cases.csv",
+        b"x",
+    );
+    let batch = BatchId::for_object(&object);
+    let mut options = WriteOptions::batch(batch.clone(), RunId::from_string("r"));
+    options.stage_only = true;
+    let staged = p.lake.overwrite(&silver, bad, &options).await.unwrap();
+    let message = Envelope::new(
+        batch,
+        RunId::from_string("r"),
+        StageMessage::Audit {
+            table: silver.clone(),
+            staged: Staged::Snapshot {
+                snapshot_id: staged.snapshot_id,
+            },
+            redo: Box::new(StageMessage::Model {
+                table: silver.clone(),
+                snapshot_id: 0,
+            }),
+        },
+    );
+    let clock = floe_core::ports::SystemClock;
+    let verdict = Audit {
+        project: p.runtime.project(),
+        lake: p.lake.as_ref(),
+        events: p.runtime.events(),
+        clock: &clock,
+    }
+    .handle(&message)
+    .await
+    .unwrap();
+    let Verdict::Rejected { failures, .. } = verdict else {
+        panic!("expected a rejection, got {verdict:?}")
+    };
+    let names: Vec<&str> = failures.iter().map(|f| f.test.as_str()).collect();
+    assert!(names.contains(&"one current row per key"), "{names:?}");
+    assert!(
+        names.contains(&"validity intervals are not inverted"),
+        "{names:?}"
+    );
+    // Readers still see the published version, by snapshot id and by content.
+    let now = p
+        .lake
+        .snapshots(&silver)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.is_current)
+        .unwrap();
+    assert_eq!(now.snapshot_id, published.snapshot_id);
+    assert_eq!(
+        p.rows("select case_id, status, is_current from silver_nomis.cases order by case_id")
+            .await,
+        before
+    );
+    let failed: Vec<_> = p
+        .runtime
+        .events()
+        .read()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.detail_type == "floe.failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0].detail["reason"]
+            .as_str()
+            .unwrap()
+            .contains("published version is unchanged")
+    );
+    assert_eq!(
+        failed[0].detail["failures"][0]["test"],
+        "one current row per key"
+    );
+}
