@@ -100,12 +100,14 @@ fn new_snapshot_id(md: &TableMetadata) -> i64 {
     }
 }
 
-async fn live_manifests(io: &FileIO, md: &TableMetadata) -> Result<Vec<ManifestFile>> {
-    let Some(current) = md.current_snapshot() else {
-        return Ok(Vec::new());
-    };
+/// The manifests a snapshot's manifest list names.
+pub(crate) async fn manifests_of(
+    io: &FileIO,
+    md: &TableMetadata,
+    snapshot: &Snapshot,
+) -> Result<Vec<ManifestFile>> {
     let bytes = io
-        .new_input(current.manifest_list())
+        .new_input(snapshot.manifest_list())
         .map_err(ice("opening a manifest list"))?
         .read()
         .await
@@ -113,6 +115,13 @@ async fn live_manifests(io: &FileIO, md: &TableMetadata) -> Result<Vec<ManifestF
     let list = ManifestList::parse_with_version(&bytes, md.format_version())
         .map_err(ice("parsing a manifest list"))?;
     Ok(list.consume_entries().into_iter().collect())
+}
+
+async fn live_manifests(io: &FileIO, md: &TableMetadata) -> Result<Vec<ManifestFile>> {
+    match md.current_snapshot() {
+        Some(current) => manifests_of(io, md, current).await,
+        None => Ok(Vec::new()),
+    }
 }
 
 /// The live data files of the table's current snapshot.

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use floe_core::{Error, Result};
-use iceberg::spec::ManifestList;
 use iceberg::table::Table;
 use serde::Serialize;
 
@@ -55,15 +54,7 @@ pub(crate) async fn find(table: &Table, active_staging: &[String]) -> Result<Orp
     }
     for s in md.snapshots() {
         referenced.insert(local(s.manifest_list()));
-        let bytes = io
-            .new_input(s.manifest_list())
-            .map_err(ice("opening a manifest list"))?
-            .read()
-            .await
-            .map_err(ice("reading a manifest list"))?;
-        let list = ManifestList::parse_with_version(&bytes, md.format_version())
-            .map_err(ice("parsing a manifest list"))?;
-        for mf in list.entries() {
+        for mf in crate::commit::manifests_of(io, md, s).await? {
             referenced.insert(local(&mf.manifest_path));
             let manifest = mf
                 .load_manifest(io)

@@ -28,7 +28,8 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn file(message: impl Into<String>) -> Self {
+    /// A problem with the file as a whole.
+    pub fn file(message: impl Into<String>) -> Self {
         Problem {
             line: None,
             column: None,
@@ -254,6 +255,15 @@ fn read_csv(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> 
             break;
         }
     }
+    finish(values, lines, problems)
+}
+
+/// The extract of rows read value by value, unless a problem was found.
+fn finish(
+    values: Vec<Vec<Option<String>>>,
+    lines: Vec<u64>,
+    problems: Vec<Problem>,
+) -> Result<Extract, Vec<Problem>> {
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -373,16 +383,7 @@ fn read_jsonl(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>
             break;
         }
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(Extract {
-        columns: values
-            .into_iter()
-            .map(|v| std::sync::Arc::new(StringArray::from(v)) as ArrayRef)
-            .collect(),
-        lines,
-    })
+    finish(values, lines, problems)
 }
 
 /// The Arrow type standardise casts a column to (the same cast kernels DataFusion's CAST uses).

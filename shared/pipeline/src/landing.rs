@@ -150,16 +150,7 @@ impl Landing<'_> {
             Ok(k) => k,
             Err(msg) => {
                 return self
-                    .quarantine(
-                        &object,
-                        &batch_id,
-                        None,
-                        vec![Problem {
-                            line: None,
-                            column: None,
-                            message: msg,
-                        }],
-                    )
+                    .quarantine(&object, &batch_id, None, vec![Problem::file(msg)])
                     .await;
             }
         };
@@ -170,16 +161,7 @@ impl Landing<'_> {
                     "{e}: declare the table under tables/ or land the file under its table's folder"
                 );
                 return self
-                    .quarantine(
-                        &object,
-                        &batch_id,
-                        None,
-                        vec![Problem {
-                            line: None,
-                            column: None,
-                            message: msg,
-                        }],
-                    )
+                    .quarantine(&object, &batch_id, None, vec![Problem::file(msg)])
                     .await;
             }
         };
@@ -192,16 +174,7 @@ impl Landing<'_> {
                 table.qualified_name()
             );
             return self
-                .quarantine(
-                    &object,
-                    &batch_id,
-                    Some(table),
-                    vec![Problem {
-                        line: None,
-                        column: None,
-                        message: msg,
-                    }],
-                )
+                .quarantine(&object, &batch_id, Some(table), vec![Problem::file(msg)])
                 .await;
         }
         let bytes = self.landing.get(&object.key).await?;
