@@ -127,7 +127,7 @@ impl Audit<'_> {
         }
         let at = ReadAt::Pinned(BTreeMap::from([(silver.clone(), *snapshot_id)]));
         let mut failures = Vec::new();
-        for (test, sql) in self.tests(config, silver, redo) {
+        for (test, sql) in self.tests(config, silver, redo, message.batch_id.as_str()) {
             let rows = self.lake.query(&sql, &at).await?;
             let n: usize = rows.iter().map(|b| b.num_rows()).sum();
             if n > 0 {
@@ -196,6 +196,7 @@ impl Audit<'_> {
         t: &TableConfig,
         silver: &TableRef,
         redo: &StageMessage,
+        batch: &str,
     ) -> Vec<(String, String)> {
         let pk = keys(t);
         let mut tests = vec![
@@ -222,7 +223,6 @@ impl Audit<'_> {
             bronze, extract_ts, ..
         } = redo
         {
-            let batch = tests_batch_literal(redo);
             let on: String = t
                 .primary_key
                 .iter()
@@ -286,14 +286,5 @@ impl Audit<'_> {
             }
         }
         tests
-    }
-}
-
-fn tests_batch_literal(redo: &StageMessage) -> String {
-    match redo {
-        StageMessage::Standardise { object, .. } => {
-            floe_core::BatchId::for_object(object).to_string()
-        }
-        _ => String::new(),
     }
 }

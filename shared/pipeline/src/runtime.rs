@@ -169,6 +169,7 @@ impl Runtime {
             self.queues.reclaim_in_flight().await?;
         }
         let mut report = Report::default();
+        let mut waiting_said = false;
         loop {
             let mut handled = 0;
             for stage in STAGES {
@@ -190,7 +191,15 @@ impl Runtime {
                 if pending == 0 {
                     return Ok(report);
                 }
-                // Only hidden messages are left: wait for a retry's backoff to pass.
+                // Only hidden messages are left: a retry's backoff, or work another (or a
+                // crashed) process holds. Say so once, then wait for them to come back.
+                if !waiting_said {
+                    progress(&format!(
+                        "waiting for {pending} message(s) in flight (held by another floe process, \
+                         or left by a crashed one: `floe up --once` reclaims those)"
+                    ));
+                    waiting_said = true;
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
