@@ -72,7 +72,11 @@ pub struct Runtime {
     queues: QueueStore,
     events: EventLog,
     clock: Arc<dyn Clock>,
+    /// What the last landing-folder scan hashed: key -> ((size, mtime), object).
+    scanned: tokio::sync::Mutex<Scanned>,
 }
+
+type Scanned = std::collections::HashMap<String, ((u64, Option<std::time::SystemTime>), ObjectRef)>;
 
 impl Runtime {
     /// The runtime of `project` over `lake`, with its state under `<project>/.floe`.
@@ -86,6 +90,7 @@ impl Runtime {
             lake,
             queues,
             clock: Arc::new(SystemClock),
+            scanned: Default::default(),
         })
     }
 
@@ -144,15 +149,28 @@ impl Runtime {
     }
 
     /// Files under `landing/` that were never announced (for `floe up`, which watches the folder).
+    /// A file is read (to hash it) only when it is new or its size or time changed since the last
+    /// scan.
     pub async fn unannounced(&self) -> Result<Vec<ObjectRef>> {
         let seen = self.queues.seen_keys().await?;
-        Ok(self
-            .store
-            .list(crate::landing::LANDING_PREFIX)
-            .await?
-            .into_iter()
-            .filter(|o| !seen.contains(&(o.key.clone(), o.etag.clone().unwrap_or_default())))
-            .collect())
+        let mut scanned = self.scanned.lock().await;
+        let mut out = Vec::new();
+        for (key, meta) in self.store.files(crate::landing::LANDING_PREFIX)? {
+            let stamp = (meta.len(), meta.modified().ok());
+            let object = match scanned.get(&key) {
+                Some((s, o)) if *s == stamp => o.clone(),
+                _ => {
+                    let bytes = self.store.get(&key).await?;
+                    let o = self.store.object_ref(&key, &bytes);
+                    scanned.insert(key.clone(), (stamp, o.clone()));
+                    o
+                }
+            };
+            if !seen.contains(&(object.key.clone(), object.etag.clone().unwrap_or_default())) {
+                out.push(object);
+            }
+        }
+        Ok(out)
     }
 
     /// Records that an object was announced.

@@ -40,6 +40,46 @@ impl LocalStore {
         Ok(self.root.join(key))
     }
 
+    /// The keys under a prefix with their file metadata, in key order, without reading contents
+    /// (hidden files, such as a write in progress, are left out).
+    pub fn files(&self, prefix: &str) -> Result<Vec<(String, std::fs::Metadata)>> {
+        fn walk(dir: &Path, out: &mut Vec<(PathBuf, std::fs::Metadata)>) -> std::io::Result<()> {
+            if !dir.exists() {
+                return Ok(());
+            }
+            for e in std::fs::read_dir(dir)? {
+                let e = e?;
+                let p = e.path();
+                let meta = e.metadata()?;
+                if meta.is_dir() {
+                    walk(&p, out)?;
+                } else if !p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'))
+                {
+                    out.push((p, meta));
+                }
+            }
+            Ok(())
+        }
+        let mut files = Vec::new();
+        walk(&self.root, &mut files).map_err(io("listing", &self.root))?;
+        let mut out: Vec<(String, std::fs::Metadata)> = files
+            .into_iter()
+            .filter_map(|(f, meta)| {
+                let key = f
+                    .strip_prefix(&self.root)
+                    .ok()?
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                key.starts_with(prefix).then_some((key, meta))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
     /// The identity of the object at `key` (its content hash as etag).
     pub fn object_ref(&self, key: &str, bytes: &[u8]) -> ObjectRef {
         ObjectRef::local(&self.bucket, key, bytes)
@@ -72,39 +112,12 @@ impl ObjectStore for LocalStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectRef>> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-            if !dir.exists() {
-                return Ok(());
-            }
-            for e in std::fs::read_dir(dir)? {
-                let p = e?.path();
-                if p.is_dir() {
-                    walk(&p, out)?;
-                } else if !p
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with('.'))
-                {
-                    out.push(p);
-                }
-            }
-            Ok(())
-        }
-        let mut files = Vec::new();
-        walk(&self.root, &mut files).map_err(io("listing", &self.root))?;
         let mut out = Vec::new();
-        for f in files {
-            let key = f
-                .strip_prefix(&self.root)
-                .expect("walked below the root")
-                .to_string_lossy()
-                .replace('\\', "/");
-            if key.starts_with(prefix) {
-                let bytes = std::fs::read(&f).map_err(io("reading", &f))?;
-                out.push(self.object_ref(&key, &bytes));
-            }
+        for (key, _) in self.files(prefix)? {
+            let path = self.path(&key)?;
+            let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
+            out.push(self.object_ref(&key, &bytes));
         }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 
