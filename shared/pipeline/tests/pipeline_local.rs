@@ -29,6 +29,22 @@ tables:
     columns:
       case_id: {type: bigint, nullable: false}
       status: {type: string}
+  visits:
+    primary_key: [visit_id]
+    format: jsonl
+    dedupe_by: seen_at
+    columns:
+      visit_id: {type: bigint, nullable: false}
+      place: {type: string}
+      seen_at: {type: timestamp}
+      confirmed: {type: boolean}
+  scores:
+    primary_key: [person_id, kind]
+    format: parquet
+    columns:
+      person_id: {type: bigint, nullable: false}
+      kind: {type: string, nullable: false}
+      score: {type: double}
   events:
     primary_key: [event_id]
     load: cdc
@@ -359,10 +375,10 @@ async fn an_empty_file_is_quarantined() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_table_is_quarantined() {
     quarantined(
-        "nomis.persons",
+        "nomis.peple",
         "p.csv",
         b"person_id\n1\n",
-        "unknown table 'nomis.persons' (did you mean 'nomis.people'?)",
+        "unknown table 'nomis.peple' (did you mean 'nomis.people'?)",
         None,
         None,
     )
@@ -537,4 +553,70 @@ async fn a_staged_history_that_fails_its_tests_is_rejected_and_the_published_one
         failed[0].detail["failures"][0]["test"],
         "one current row per key"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_lines_with_dedupe_by_keep_the_latest_row_per_key() {
+    let p = pipeline().await;
+    let body = br#"{"visit_id": 1, "place": "Leeds", "seen_at": "2026-11-01T08:00:00Z", "confirmed": "yes"}
+{"visit_id": 1, "place": "York", "seen_at": "2026-11-01T09:00:00Z", "confirmed": false}
+{"visit_id": 2, "place": "Hull", "seen_at": null, "confirmed": true}
+{"VisitId": 3, "Place": "  ", "SeenAt": "2026-11-01T07:00:00Z", "Confirmed": "n"}
+"#;
+    p.land("nomis.visits", 1, "visits.jsonl", body).await;
+    let report = p.drain().await;
+    assert_eq!(report.published.len(), 1, "{report:?}");
+    assert_eq!(
+        p.rows(
+            "select visit_id, place, seen_at, confirmed from silver_nomis.visits order by visit_id"
+        )
+        .await,
+        [
+            "1 | York | 2026-11-01T09:00:00Z | false",
+            "2 | Hull | NULL | true",
+            "3 | NULL | 2026-11-01T07:00:00Z | false",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parquet_files_land_with_a_composite_key() {
+    use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let p = pipeline().await;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("person_id", DataType::Int64, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("score", DataType::Float64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 1, 2])),
+            Arc::new(StringArray::from(vec!["risk", "need", "risk"])),
+            Arc::new(Float64Array::from(vec![Some(0.5), None, Some(2.25)])),
+        ],
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    p.land("nomis.scores", 1, "scores.parquet", &bytes).await;
+    let report = p.drain().await;
+    assert_eq!(report.published.len(), 1, "{report:?}");
+    assert_eq!(
+        p.rows("select person_id, kind, score, is_current from silver_nomis.scores order by person_id, kind").await,
+        ["1 | need | NULL | true", "1 | risk | 0.5 | true", "2 | risk | 2.25 | true"]
+    );
+    // Not Parquet at all: quarantined with a clear reason.
+    p.land(
+        "nomis.scores",
+        2,
+        "scores.parquet",
+        b"person_id,kind\n1,risk\n",
+    )
+    .await;
+    let report = p.drain().await;
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
 }
