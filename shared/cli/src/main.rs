@@ -29,7 +29,9 @@ use output::Format;
 /// floe runs ELT pipelines for an Iceberg data lake: bronze keeps every extract, silver the
 /// standardised change history (SCD2), gold the tested models.
 ///
-/// Start with `floe init my-project`, then `floe query --project my-project "select ..."`.
+/// Start with `floe demo` (a generated project run end to end), or `floe init my-project` and
+/// `floe land FILE --table SOURCE.TABLE --wait -p my-project`, then
+/// `floe query -p my-project "select * from silver_<source>.<table>"`.
 #[derive(Debug, Parser)]
 #[command(name = "floe", version, about, long_about)]
 struct Cli {
@@ -48,10 +50,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a new project with sample tables and data, and load the samples into bronze.
+    /// Create a new project with sample tables and data, and run the samples through the pipeline.
     ///
-    /// Writes floe.yaml, tables/nomis.yaml and samples/, then appends each sample extract to
-    /// bronze_nomis.<table> so the project can be queried at once.
+    /// Writes floe.yaml, tables/nomis.yaml and samples/, then lands each sample extract, so
+    /// bronze_nomis.<table> and silver_nomis.<table> can be queried at once.
     Init {
         /// The folder to create (must not hold a floe.yaml already).
         dir: PathBuf,
