@@ -424,7 +424,14 @@ async fn run_demo(dir: &Path, people: u64, days: i64) -> Result<()> {
 }
 
 fn load_project(dir: &Path) -> Result<Project> {
-    Ok(Project::load(dir)?)
+    let project = Project::load(dir)?;
+    if project.settings.engine == floe_config::Engine::Athena {
+        bail!(
+            "{}: engine athena is not built yet; set `engine: local` to run on this machine",
+            project.root.join(floe_config::PROJECT_FILE).display()
+        );
+    }
+    Ok(project)
 }
 
 async fn open_lake(dir: &Path) -> Result<LocalLake> {
@@ -433,7 +440,7 @@ async fn open_lake(dir: &Path) -> Result<LocalLake> {
 }
 
 fn validate(dir: &Path) -> Result<()> {
-    let project = load_project(dir)?;
+    let project = Project::load(dir)?;
     let sources = project
         .tables
         .values()

@@ -25,6 +25,9 @@ use serde_saphyr::{Location, Spanned};
 pub use error::{ConfigError, ConfigErrors, did_you_mean, suggest};
 pub use types::ColumnType;
 
+/// Columns floe adds to silver tables; a source column may not use these names.
+pub const RESERVED_COLUMNS: &[&str] = &["valid_from", "valid_to", "is_current", "is_deleted"];
+
 /// The project file's name.
 pub const PROJECT_FILE: &str = "floe.yaml";
 /// The folder of table configs.
@@ -48,8 +51,6 @@ pub struct Settings {
     pub engine: Engine,
     /// The embedded lake's folder (absolute).
     pub lake_dir: PathBuf,
-    /// The local landing folder (absolute).
-    pub landing_dir: PathBuf,
     /// How many SQL statements may run at once.
     pub concurrency: u32,
     /// AWS settings, required when `engine: athena`.
@@ -406,7 +407,6 @@ fn load_settings(root: &Path, errors: &mut Vec<ConfigError>) -> Option<Settings>
         name: raw.name.value,
         engine,
         lake_dir: dir(raw.lake, "lake"),
-        landing_dir: dir(raw.landing, "landing"),
         concurrency,
         athena,
         webhook: raw.notify.and_then(|n| n.webhook).map(|w| w.value),
@@ -595,6 +595,71 @@ fn validate_source(
             );
             ok = false;
         }
+        if let (LoadKind::Full, Some(c)) = (load, &t.cdc) {
+            err(
+                loc(&c.operation_column),
+                field("cdc"),
+                "`cdc:` only applies to `load: cdc` tables: set `load: cdc` or remove it".into(),
+            );
+            ok = false;
+        }
+        if let (LoadKind::Cdc, Some(d)) = (load, &t.dedupe_by) {
+            err(
+                loc(d),
+                field("dedupe_by"),
+                "a cdc table keeps every change: remove dedupe_by (it applies to full loads)"
+                    .into(),
+            );
+            ok = false;
+        }
+        if let (LoadKind::Cdc, Some(c)) = (load, &t.cdc) {
+            for (what, v) in [
+                ("operation_column", &c.operation_column),
+                ("timestamp_column", &c.timestamp_column),
+            ] {
+                if t.primary_key.value.iter().any(|k| k.value == v.value) {
+                    err(
+                        loc(v),
+                        field(&format!("cdc.{what}")),
+                        format!(
+                            "'{}' is in the primary key; the change columns must not be",
+                            v.value
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            if let Some(ts) = columns
+                .iter()
+                .find(|col| col.name == c.timestamp_column.value)
+                && !matches!(ts.ty, ColumnType::Timestamp | ColumnType::Date)
+            {
+                err(
+                    loc(&c.timestamp_column),
+                    field("cdc.timestamp_column"),
+                    format!(
+                        "'{}' is a {}; the change time must be a timestamp or a date",
+                        ts.name, ts.ty
+                    ),
+                );
+                ok = false;
+            }
+        }
+        for c in &columns {
+            if RESERVED_COLUMNS.contains(&c.name.as_str()) {
+                let at = key_position(text, &c.name, name_at.map(|p| p.0).unwrap_or(tables_line));
+                err(
+                    at,
+                    field(&format!("columns.{}", c.name)),
+                    format!(
+                        "'{}' is a column floe adds to silver ({}); rename the source column",
+                        c.name,
+                        RESERVED_COLUMNS.join(", ")
+                    ),
+                );
+                ok = false;
+            }
+        }
         let format = match t.format.as_ref().map(|l| l.value.as_str()) {
             None | Some("csv") => FileFormat::Csv,
             Some("parquet") => FileFormat::Parquet,
@@ -630,9 +695,12 @@ fn validate_source(
         if !ok {
             continue;
         }
-        // Key columns can never be NULL, whatever the config says.
+        // Key and change columns can never be NULL, whatever the config says.
         for c in &mut columns {
-            if t.primary_key.value.iter().any(|k| k.value == c.name) {
+            let is_change_column = t.cdc.as_ref().is_some_and(|cdc| {
+                cdc.operation_column.value == c.name || cdc.timestamp_column.value == c.name
+            });
+            if is_change_column || t.primary_key.value.iter().any(|k| k.value == c.name) {
                 c.nullable = false;
             }
         }

@@ -17,8 +17,6 @@ pub(crate) struct RawProject {
     #[serde(default)]
     pub lake: Option<Spanned<String>>,
     #[serde(default)]
-    pub landing: Option<Spanned<String>>,
-    #[serde(default)]
     pub concurrency: Option<Spanned<u32>>,
     #[serde(default)]
     pub athena: Option<RawAthena>,

@@ -223,3 +223,47 @@ fn a_missing_project_file_says_how_to_make_one() {
     assert!(err.contains("floe init"), "{err}");
     assert!(!Path::new("definitely-not-here").exists());
 }
+
+#[rstest]
+#[case::reserved_column(
+    GOOD_TABLES.replace("first_name: {type: string}", "valid_from: {type: string}"),
+    "tables/nomis.yaml:9",
+    "tables.people.columns.valid_from",
+    "is a column floe adds to silver"
+)]
+#[case::cdc_change_time_not_a_timestamp(
+    GOOD_TABLES
+        .replace("load: full", "load: cdc\n    cdc: {operation_column: first_name, timestamp_column: risk_score}")
+        .replace("deletes: invalidate", "deletes: new_record"),
+    "tables/nomis.yaml:6",
+    "tables.people.cdc.timestamp_column",
+    "must be a timestamp or a date"
+)]
+#[case::cdc_settings_on_a_full_load(
+    GOOD_TABLES.replace("deletes: invalidate", "deletes: invalidate\n    cdc: {operation_column: first_name, timestamp_column: risk_score}"),
+    "tables/nomis.yaml:7",
+    "tables.people.cdc",
+    "only applies to `load: cdc`"
+)]
+fn table_rules_name_file_line_and_field(
+    #[case] body: String,
+    #[case] place: &str,
+    #[case] field: &str,
+    #[case] says: &str,
+) {
+    let errs = errors(&[
+        ("floe.yaml", PROJECT.as_bytes()),
+        ("tables/nomis.yaml", body.as_bytes()),
+    ]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let msg = errs[0].to_string();
+    assert!(
+        msg.starts_with(place),
+        "'{msg}' should start with '{place}'"
+    );
+    assert!(
+        msg.contains(&format!("`{field}`")),
+        "'{msg}' should name field '{field}'"
+    );
+    assert!(msg.contains(says), "'{msg}' should say '{says}'");
+}

@@ -142,8 +142,22 @@ impl ObjectRef {
 /// Derived from bucket, key and object version (or etag when unversioned), so two deliveries of
 /// the same S3 event name the same batch and every stage can recognise a replay.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct BatchId(String);
+
+impl TryFrom<String> for BatchId {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<Self> {
+        BatchId::parse(&s)
+    }
+}
+
+impl From<BatchId> for String {
+    fn from(b: BatchId) -> String {
+        b.0
+    }
+}
 
 impl BatchId {
     /// The batch id of a landed object.

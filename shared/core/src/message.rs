@@ -190,6 +190,11 @@ mod tests {
         assert!(matches!(err, Error::MalformedMessage(_)), "{err}");
         let err = Envelope::from_json("{\"batch_id\":\"x\"}").unwrap_err();
         assert!(err.to_string().contains("schema_version"), "{err}");
+        let bad_batch = sample()
+            .to_json()
+            .replace(sample().batch_id.as_str(), "b1' OR '1'='1");
+        let err = Envelope::from_json(&bad_batch).unwrap_err();
+        assert!(err.to_string().contains("is not a batch id"), "{err}");
         let err = Envelope::from_json("{\"schema_version\":1,\"stage\":\"model\"}").unwrap_err();
         assert!(err.to_string().contains("batch_id"), "{err}");
     }

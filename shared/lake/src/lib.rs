@@ -94,13 +94,29 @@ pub(crate) fn ice(doing: &'static str) -> impl Fn(iceberg::Error) -> Error {
             K::TableNotFound | K::NamespaceNotFound => Error::NotFound(msg),
             K::TableAlreadyExists | K::NamespaceAlreadyExists => Error::AlreadyExists(msg),
             K::CatalogCommitConflicts => Error::CommitConflict {
-                table: String::new(),
+                table: "the catalog".into(),
                 detail: msg,
             },
             _ if e.retryable() => Error::Transient(msg),
+            // I/O hiccups and a busy catalog database pass; iceberg does not mark them retryable.
+            _ if is_io(&e) || msg.contains("database is locked") || msg.contains("busy") => {
+                Error::Transient(msg)
+            }
             _ => Error::Internal(msg),
         }
     }
+}
+
+/// Whether an iceberg error was caused by an I/O error somewhere in its source chain.
+fn is_io(e: &iceberg::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn sqlx_err(doing: &'static str) -> impl Fn(sqlx::Error) -> Error {

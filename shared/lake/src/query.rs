@@ -21,8 +21,16 @@ use iceberg_datafusion::IcebergStaticTableProvider;
 use crate::commit::{BATCH_ID, RUN_ID};
 use crate::{LocalLake, ice};
 
+/// A DataFusion error as floe's: I/O and exhausted resources may pass (transient), everything
+/// else is the query's fault (permanent).
 fn sql_err(e: datafusion::error::DataFusionError) -> Error {
-    Error::Sql(e.to_string())
+    use datafusion::error::DataFusionError as D;
+    match e.find_root() {
+        D::IoError(_) | D::ObjectStore(_) | D::ResourcesExhausted(_) => {
+            Error::Transient(e.to_string())
+        }
+        _ => Error::Sql(e.to_string()),
+    }
 }
 
 /// The snapshot of `md`'s main branch that was current at `at`.

@@ -102,7 +102,9 @@ impl Audit<'_> {
             )));
         };
         if snap.published {
-            // Published before: this is a replay of a batch that already went through.
+            // Published before: a replay. The event is emitted again (consumers dedupe by batch
+            // id), in case the first run stopped between publishing and emitting.
+            self.emit_published(silver, *snapshot_id, message).await?;
             return Ok(Verdict::Published {
                 table: silver.clone(),
                 snapshot_id: *snapshot_id,
@@ -153,13 +155,7 @@ impl Audit<'_> {
                 }
                 Err(e) => return Err(e),
             }
-            self.events
-                .emit(PipelineEvent {
-                    detail_type: "floe.published".into(),
-                    time: self.clock.now(),
-                    detail: json!({"table": silver.to_string(), "snapshot_id": snapshot_id, "batch_id": message.batch_id, "run_id": message.run_id}),
-                })
-                .await?;
+            self.emit_published(silver, *snapshot_id, message).await?;
             tracing::info!(table = %silver, snapshot_id, "published");
             Ok(Verdict::Published {
                 table: silver.clone(),
@@ -190,6 +186,21 @@ impl Audit<'_> {
         }
     }
 
+    async fn emit_published(
+        &self,
+        table: &TableRef,
+        snapshot_id: i64,
+        message: &Envelope,
+    ) -> Result<()> {
+        self.events
+            .emit(PipelineEvent {
+                detail_type: "floe.published".into(),
+                time: self.clock.now(),
+                detail: json!({"table": table.to_string(), "snapshot_id": snapshot_id, "batch_id": message.batch_id, "run_id": message.run_id}),
+            })
+            .await
+    }
+
     /// (name, query returning the failing rows).
     fn tests(
         &self,
@@ -202,7 +213,7 @@ impl Audit<'_> {
         let mut tests = vec![
             (
                 "one current row per key".to_owned(),
-                format!("SELECT {pk}, COUNT(*) AS current_rows FROM {silver} WHERE {IS_CURRENT} GROUP BY {pk} HAVING COUNT(*) > 1 LIMIT 20"),
+                format!("SELECT {pk}, COUNT(*) AS _current_rows FROM {silver} WHERE {IS_CURRENT} GROUP BY {pk} HAVING COUNT(*) > 1 LIMIT 20"),
             ),
             (
                 "validity intervals are not inverted".to_owned(),
@@ -211,11 +222,11 @@ impl Audit<'_> {
             (
                 "validity intervals do not overlap".to_owned(),
                 format!(
-                    "SELECT {pk}, {VALID_FROM}, {VALID_TO}, next_from FROM (
+                    "SELECT {pk}, {VALID_FROM}, {VALID_TO}, _next_from FROM (
                        SELECT {pk}, {VALID_FROM}, {VALID_TO},
-                         LEAD({VALID_FROM}) OVER (PARTITION BY {pk} ORDER BY {VALID_FROM}) AS next_from
+                         LEAD({VALID_FROM}) OVER (PARTITION BY {pk} ORDER BY {VALID_FROM}) AS _next_from
                        FROM {silver}) v
-                     WHERE next_from IS NOT NULL AND ({VALID_TO} IS NULL OR {VALID_TO} > next_from) LIMIT 20"
+                     WHERE _next_from IS NOT NULL AND ({VALID_TO} IS NULL OR {VALID_TO} > _next_from) LIMIT 20"
                 ),
             ),
         ];
@@ -259,16 +270,24 @@ impl Audit<'_> {
                                SELECT {BATCH_ID} FROM {bronze} WHERE {EXTRACT_TS} = TIMESTAMP '{ts}'
                                ORDER BY {LANDED_AT} DESC, {BATCH_ID} DESC LIMIT 1),
                              typed AS (SELECT {cols}, _row_number FROM {bronze} WHERE {BATCH_ID} = '{batch}' AND {BATCH_ID} IN (SELECT {BATCH_ID} FROM latest)),
-                             b AS (SELECT * FROM (SELECT typed.*, {fp} AS h, ROW_NUMBER() OVER (PARTITION BY {pk} ORDER BY {dedupe}_row_number DESC) AS rn FROM typed) x WHERE rn = 1),
+                             b AS (SELECT * FROM (SELECT typed.*, {fp} AS _h, ROW_NUMBER() OVER (PARTITION BY {pk} ORDER BY {dedupe}_row_number DESC) AS _rn FROM typed) x WHERE _rn = 1),
                              s AS (SELECT * FROM {silver} WHERE {VALID_FROM} <= TIMESTAMP '{ts}' AND ({VALID_TO} IS NULL OR {VALID_TO} > TIMESTAMP '{ts}'){not_deleted})
                              SELECT b.*, s.{ROW_HASH} AS silver_hash FROM b LEFT JOIN s ON {on}
-                             WHERE s.{first_key} IS NULL OR s.{ROW_HASH} <> b.h LIMIT 20",
+                             WHERE s.{first_key} IS NULL OR s.{ROW_HASH} <> b._h LIMIT 20",
                             cols = cols.join(", "),
                             fp = row_fingerprint(&values),
                         ),
                     ));
                 }
                 LoadKind::Cdc => {
+                    // A `D` for a key never seen changes nothing, so only inserts and updates must
+                    // be in the history.
+                    let op = quote(
+                        &t.cdc
+                            .as_ref()
+                            .expect("cdc tables have change columns")
+                            .operation_column,
+                    );
                     let key_cols: Vec<String> = t
                         .primary_key
                         .iter()
@@ -277,7 +296,7 @@ impl Audit<'_> {
                     tests.push((
                         "every key of the batch is in the history".to_owned(),
                         format!(
-                            "WITH b AS (SELECT DISTINCT {} FROM {bronze} WHERE {BATCH_ID} = '{batch}')
+                            "WITH b AS (SELECT DISTINCT {} FROM {bronze} WHERE {BATCH_ID} = '{batch}' AND UPPER(TRIM({op})) <> 'D')
                              SELECT b.* FROM b LEFT JOIN (SELECT DISTINCT {pk} FROM {silver}) s ON {on} WHERE s.{first_key} IS NULL LIMIT 20",
                             key_cols.join(", ")
                         ),

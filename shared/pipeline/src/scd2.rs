@@ -13,10 +13,11 @@
 //! at T; new_record: close at T and open a deleted version from T); a key that reappears opens a
 //! new version. Two files with the same extract time: the one landed last is that extract.
 //!
-//! Cdc loads: each change row (`I`, `U`, `D`) is an event at its change time, in order (change
-//! time, then extract time, then position in the file). `I`/`U` open a version unless nothing
-//! changed; `D` closes the current version (and under `new_record` opens a deleted version with
-//! the last values). Identical change rows delivered twice count once.
+//! Cdc loads: each change row (`I`, `U`, `D`) is an event at its change time, in order. Several
+//! changes of one key at the same instant: the last one (by extract time, then position in the
+//! file) is the key's state at that instant. `I`/`U` open a version unless nothing changed; `D`
+//! closes the current version (and under `new_record` opens a deleted version with the last
+//! values). Identical change rows delivered twice count once.
 
 use floe_config::{DeletesPolicy, LoadKind, TableConfig};
 
@@ -208,8 +209,14 @@ uniq AS (
     FROM hashed h
   ) x WHERE _dup = 1
 ),
+last_per_instant AS (
+  SELECT * FROM (
+    SELECT u.*, ROW_NUMBER() OVER (PARTITION BY {pk}, {ts} ORDER BY {EXTRACT_TS} DESC, {ROW_NUMBER} DESC, {BATCH_ID} DESC) AS _last
+    FROM uniq u
+  ) l WHERE _last = 1
+),
 ordered AS (
-  SELECT u.*, ROW_NUMBER() OVER (PARTITION BY {pk} ORDER BY {ts}, {EXTRACT_TS}, {ROW_NUMBER}, {BATCH_ID}) AS _i FROM uniq u
+  SELECT u.*, ROW_NUMBER() OVER (PARTITION BY {pk} ORDER BY {ts}) AS _i FROM last_per_instant u
 ),
 seq AS (
   SELECT o.*, LAG(_op) OVER ({window}) AS _prev_op, LAG({ROW_HASH}) OVER ({window}) AS _prev_hash FROM ordered o

@@ -70,8 +70,8 @@ impl Standardise<'_> {
         options.expected_snapshot_id = base;
         let outcome = self.lake.overwrite(&silver, history, &options).await?;
         tracing::info!(table = %silver, snapshot_id = outcome.snapshot_id, rows = outcome.rows_added, replay = outcome.already_committed, "silver staged");
+        // The attempt count carries over, so a batch restaged again and again gives up.
         Ok(Envelope {
-            attempt: 1,
             body: StageMessage::Audit {
                 table: silver,
                 staged: Staged::Snapshot {
