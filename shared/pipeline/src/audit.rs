@@ -162,6 +162,20 @@ impl Audit<'_> {
                 snapshot_id: *snapshot_id,
             })
         } else {
+            let reason = failures
+                .iter()
+                .map(|f| format!("{} ({} rows)", f.test, f.failing_rows))
+                .collect::<Vec<_>>()
+                .join("; ");
+            crate::rejections::record(
+                self.lake,
+                silver,
+                &message.batch_id,
+                &message.run_id,
+                self.clock.now(),
+                &reason,
+            )
+            .await?;
             self.events
                 .emit(PipelineEvent {
                     detail_type: "floe.failed".into(),
@@ -172,6 +186,7 @@ impl Audit<'_> {
                         "batch_id": message.batch_id,
                         "run_id": message.run_id,
                         "reason": "silver tests failed; the published version is unchanged",
+                        "what_to_do": "the batch is recorded in floe_audit.rejected_batches and left out of later builds; fix the source data and land a corrected extract",
                         "failures": failures,
                     }),
                 })

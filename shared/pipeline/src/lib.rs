@@ -9,6 +9,7 @@
 //! - [`landing`]: the landing stage (file -> bronze, or quarantine).
 //! - [`standardise`]: the standardise stage (bronze -> staged silver history).
 //! - [`audit`]: the silver audit (tests, then publish or reject).
+//! - [`rejections`]: batches refused by an audit, left out of later builds.
 //! - [`runtime`]: the stages chained through local queues in one process.
 //! - [`local`]: the local runtime's adapters: durable SQLite queues, the landing folder.
 
@@ -18,6 +19,7 @@ pub mod events;
 pub mod extract;
 pub mod landing;
 pub mod local;
+pub mod rejections;
 pub mod runtime;
 pub mod scd2;
 pub mod sql;

@@ -61,7 +61,10 @@ impl Standardise<'_> {
         let history = self
             .lake
             .query(
-                &scd2::history_sql(table, &bronze.to_string()),
+                &scd2::history_sql(
+                    table,
+                    &crate::rejections::bronze_source(self.lake, bronze, &silver).await?,
+                ),
                 &ReadAt::Current,
             )
             .await?;

@@ -552,6 +552,54 @@ async fn a_staged_history_that_fails_its_tests_is_rejected_and_the_published_one
     assert_eq!(
         failed[0].detail["failures"][0]["test"],
         "one current row per key"
+    ); // The refused batch is recorded, and left out of later builds of the table.
+    let recorded = p
+        .rows("select table_name, batch_id from floe_audit.rejected_batches")
+        .await;
+    assert_eq!(
+        recorded,
+        [format!("silver_nomis.cases | {}", message.batch_id)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_batch_is_left_out_of_the_next_build() {
+    use floe_core::ports::Clock;
+    let p = pipeline().await;
+    p.land("nomis.cases", 1, "cases.csv", b"case_id,status\n1,open\n")
+        .await;
+    p.drain().await;
+    p.land("nomis.cases", 2, "cases.csv", b"case_id,status\n1,closed\n")
+        .await;
+    let report = p.drain().await;
+    assert_eq!(report.published.len(), 1);
+    // Say the audit refused day 2 (its batch is in bronze).
+    let day2 = p
+        .rows("select distinct _batch_id from bronze_nomis.cases where _extract_ts = timestamp '2026-11-02T06:00:00Z'")
+        .await;
+    floe_pipeline::rejections::record(
+        p.lake.as_ref(),
+        &"silver_nomis.cases".parse().unwrap(),
+        &floe_core::BatchId::parse(&day2[0]).unwrap(),
+        &floe_core::RunId::from_string("r"),
+        floe_core::ports::SystemClock.now(),
+        "test",
+    )
+    .await
+    .unwrap();
+    p.land(
+        "nomis.cases",
+        3,
+        "cases.csv",
+        b"case_id,status\n1,open\n2,new\n",
+    )
+    .await;
+    let report = p.drain().await;
+    assert_eq!(report.published.len(), 1, "{report:?}");
+    // Day 2's 'closed' is gone from the history: case 1 stayed open from day 1.
+    assert_eq!(
+        p.rows("select case_id, status, valid_from, valid_to from silver_nomis.cases order by case_id, valid_from").await,
+        ["1 | open | 2026-11-01T06:00:00Z | NULL", "2 | new | 2026-11-03T06:00:00Z | NULL"]
     );
 }
 

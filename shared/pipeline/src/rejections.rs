@@ -1,0 +1,83 @@
+//! Rejected batches: a batch whose silver history failed its audit is recorded in
+//! `floe_audit.rejected_batches` and left out of every later silver build of its table, so the
+//! next batch does not publish the rows that were refused. To bring the data in, land a corrected
+//! extract (a new batch).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use floe_core::ports::{Lake, WriteOptions};
+use floe_core::{BatchId, Error, Result, RunId, TableRef};
+
+/// The table of rejected batches.
+pub fn table() -> TableRef {
+    TableRef::new("floe_audit", "rejected_batches").expect("a valid name")
+}
+
+fn schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("batch_id", DataType::Utf8, false),
+        Field::new(
+            "rejected_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("reason", DataType::Utf8, false),
+    ]))
+}
+
+/// Records that `batch` was rejected for `silver` (a replay records nothing new).
+pub async fn record(
+    lake: &dyn Lake,
+    silver: &TableRef,
+    batch: &BatchId,
+    run: &RunId,
+    at: chrono::DateTime<chrono::Utc>,
+    reason: &str,
+) -> Result<()> {
+    let t = table();
+    if !lake.table_exists(&t).await? {
+        match lake.create_table(&t, schema()).await {
+            Ok(()) | Err(Error::AlreadyExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let row = RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(StringArray::from(vec![silver.to_string()])),
+            Arc::new(StringArray::from(vec![batch.to_string()])),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![at.timestamp_micros()]).with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from(vec![reason.to_owned()])),
+        ],
+    )
+    .map_err(|e| Error::Internal(format!("building a rejection row: {e}")))?;
+    lake.append(
+        &t,
+        vec![row],
+        &WriteOptions::batch(batch.clone(), run.clone()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The bronze rows silver is built from: every batch of `bronze` except those rejected for
+/// `silver`, as a table expression.
+pub async fn bronze_source(
+    lake: &dyn Lake,
+    bronze: &TableRef,
+    silver: &TableRef,
+) -> Result<String> {
+    if !lake.table_exists(&table()).await? {
+        return Ok(bronze.to_string());
+    }
+    Ok(format!(
+        "(SELECT * FROM {bronze} WHERE _batch_id NOT IN \
+         (SELECT batch_id FROM {} WHERE table_name = '{silver}')) AS accepted",
+        table()
+    ))
+}
