@@ -518,17 +518,32 @@ fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
                     .expect("checked")
             })
             .collect();
+        // Keys compare as typed values, as silver will see them: `007` and `7` are one bigint key.
+        let typed_keys: Vec<StringArray> = keys
+            .iter()
+            .map(|&k| {
+                let typed = cast_target(table.columns[k].ty).and_then(|target| {
+                    cast_with_options(&cleaned[k], &target, &CastOptions::default())
+                        .and_then(|t| {
+                            cast_with_options(&t, &DataType::Utf8, &CastOptions::default())
+                        })
+                        .ok()
+                });
+                match typed {
+                    Some(t) => t
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .expect("text")
+                        .clone(),
+                    None => cleaned[k].clone(),
+                }
+            })
+            .collect();
         let mut seen: HashMap<Vec<&str>, u64> = HashMap::new();
         for r in 0..x.rows() {
-            let key: Vec<&str> = keys
+            let key: Vec<&str> = typed_keys
                 .iter()
-                .map(|&k| {
-                    if cleaned[k].is_valid(r) {
-                        cleaned[k].value(r)
-                    } else {
-                        ""
-                    }
-                })
+                .map(|col| if col.is_valid(r) { col.value(r) } else { "" })
                 .collect();
             if let Some(first) = seen.get(&key) {
                 let shown: Vec<String> = table

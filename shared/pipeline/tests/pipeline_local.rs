@@ -404,6 +404,19 @@ async fn a_duplicate_key_in_a_full_extract_is_quarantined() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn keys_that_differ_only_in_spelling_are_duplicates() {
+    quarantined(
+        "nomis.people",
+        "p.csv",
+        b"person_id,first_name,risk_score,born\n7,Ada,1.00,1985-12-10\n007,Ada,1.00,1985-12-10\n",
+        "duplicate key (person_id=7) first seen on line 2",
+        Some(3),
+        None,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_file_that_is_not_utf8_is_quarantined() {
     quarantined("nomis.people", "p.csv", b"person_id,first_name,risk_score,born\n1,Ada,1.00,1985-12-10\n2,Ren\xe9e,2.00,1979-06-23\n", "not UTF-8", Some(3), Some("first_name")).await;
 }
