@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use floe_config::Project;
 use floe_core::TableRef;
@@ -136,21 +136,14 @@ enum Command {
     },
 }
 
+/// An instant as the CLI takes it: the same forms a landing key's extract time may have.
 fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
-            return Ok(t.and_utc());
-        }
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
-    }
-    Err(format!(
-        "'{s}' is not an instant: use RFC 3339 (2026-11-02T06:00:00Z), 'YYYY-MM-DD HH:MM:SS' (UTC) or YYYY-MM-DD"
-    ))
+    floe_pipeline::landing::parse_extract_ts(s).ok_or_else(|| {
+        format!(
+            "'{s}' is not an instant: use RFC 3339 (2026-11-02T06:00:00Z), 'YYYY-MM-DD HH:MM:SS' (UTC), \
+             20261102T060000Z or YYYY-MM-DD"
+        )
+    })
 }
 
 fn main() -> ExitCode {
@@ -527,6 +520,7 @@ mod tests {
             want - chrono::Duration::hours(6)
         );
         assert!(parse_instant("yesterday").unwrap_err().contains("RFC 3339"));
+        assert_eq!(parse_instant("20261102T060000Z").unwrap(), want);
     }
 
     #[test]
