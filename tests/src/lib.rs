@@ -63,6 +63,21 @@ pub fn pyiceberg_read(python: &Path, lake: &Path, tables: &[&str]) -> serde_json
     serde_json::from_slice(&out.stdout).expect("the reader prints JSON")
 }
 
+/// The rows the Python reader printed for one table (`rows` or `rows_at.<id>`).
+pub fn json_rows(v: &serde_json::Value) -> Vec<Vec<Option<String>>> {
+    v.as_array()
+        .expect("rows are a list")
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .expect("a row is a list")
+                .iter()
+                .map(|c| c.as_str().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
 /// Rows as sorted lists of display strings (NULL as `None`), comparable with the Python reader.
 pub fn rows_as_strings(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
     let options = FormatOptions::default();

@@ -7,7 +7,7 @@ use floe_config::Project;
 use floe_core::ports::{Lake, ReadAt};
 use floe_lake::LocalLake;
 use floe_pipeline::runtime::Runtime;
-use floe_tests::{pyiceberg_read, python_or_skip, rows_as_strings};
+use floe_tests::{json_rows, pyiceberg_read, python_or_skip, rows_as_strings};
 
 const TABLES: &str = "\
 source: crm
@@ -59,18 +59,7 @@ async fn pyiceberg_reads_the_pipelines_bronze_and_silver() {
                 .await
                 .unwrap(),
         );
-        let theirs: Vec<Vec<Option<String>>> = py[table]["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                r.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|c| c.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .collect();
+        let theirs = json_rows(&py[table]["rows"]);
         assert_eq!(theirs, ours, "{table}");
         let current = lake
             .snapshots(&table.parse().unwrap())

@@ -11,8 +11,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use floe_core::ports::{Lake, ReadAt, WriteOptions};
 use floe_core::{BatchId, ObjectRef, RunId, TableRef};
 use floe_lake::LocalLake;
-use floe_tests::{pyiceberg_read, python_or_skip, rows_as_strings};
-use serde_json::Value;
+use floe_tests::{json_rows, pyiceberg_read, python_or_skip, rows_as_strings};
 
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -79,20 +78,6 @@ fn opts(n: u32) -> WriteOptions {
         BatchId::for_object(&object),
         RunId::from_string(format!("run{n}")),
     )
-}
-
-fn json_rows(v: &Value) -> Vec<Vec<Option<String>>> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c.as_str().map(str::to_owned))
-                .collect()
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
