@@ -72,11 +72,12 @@ pub struct Runtime {
     queues: QueueStore,
     events: EventLog,
     clock: Arc<dyn Clock>,
-    /// What the last landing-folder scan hashed: key -> ((size, mtime), object).
+    /// What the last landing-folder scan saw: key -> ((size, mtime), the object once hashed).
     scanned: tokio::sync::Mutex<Scanned>,
 }
 
-type Scanned = std::collections::HashMap<String, ((u64, Option<std::time::SystemTime>), ObjectRef)>;
+type Scanned =
+    std::collections::HashMap<String, ((u64, Option<std::time::SystemTime>), Option<ObjectRef>)>;
 
 impl Runtime {
     /// The runtime of `project` over `lake`, with its state under `<project>/.floe`.
@@ -149,8 +150,8 @@ impl Runtime {
     }
 
     /// Files under `landing/` that were never announced (for `floe up`, which watches the folder).
-    /// A file is read (to hash it) only when it is new or its size or time changed since the last
-    /// scan.
+    /// A file counts once its size and modification time are the same on two scans in a row, so
+    /// a file still being copied in is not taken half-written; it is read (to hash it) only then.
     pub async fn unannounced(&self) -> Result<Vec<ObjectRef>> {
         let seen = self.queues.seen_keys().await?;
         let mut scanned = self.scanned.lock().await;
@@ -158,12 +159,17 @@ impl Runtime {
         for (key, meta) in self.store.files(crate::landing::LANDING_PREFIX)? {
             let stamp = (meta.len(), meta.modified().ok());
             let object = match scanned.get(&key) {
-                Some((s, o)) if *s == stamp => o.clone(),
-                _ => {
+                Some((s, Some(o))) if *s == stamp => o.clone(),
+                Some((s, None)) if *s == stamp => {
                     let bytes = self.store.get(&key).await?;
                     let o = self.store.object_ref(&key, &bytes);
-                    scanned.insert(key.clone(), (stamp, o.clone()));
+                    scanned.insert(key.clone(), (stamp, Some(o.clone())));
                     o
+                }
+                _ => {
+                    // New or still changing: look again on the next scan.
+                    scanned.insert(key.clone(), (stamp, None));
+                    continue;
                 }
             };
             if !seen.contains(&(object.key.clone(), object.etag.clone().unwrap_or_default())) {

@@ -681,3 +681,31 @@ async fn parquet_files_land_with_a_composite_key() {
     let report = p.drain().await;
     assert_eq!(report.quarantined.len(), 1, "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_still_being_written_into_landing_is_not_taken_yet() {
+    let p = pipeline().await;
+    let path = p
+        .dir
+        .path()
+        .join("landing/nomis/cases/2026-11-01T06:00:00Z/cases.csv");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "case_id,status\n1,open\n").unwrap();
+    assert!(
+        p.runtime.unannounced().await.unwrap().is_empty(),
+        "first sight: wait a scan"
+    );
+    let stable = p.runtime.unannounced().await.unwrap();
+    assert_eq!(stable.len(), 1, "unchanged over two scans: taken");
+    // It grows (a copy still running): not taken until it stops changing.
+    std::fs::write(&path, "case_id,status\n1,open\n2,open\n").unwrap();
+    assert!(p.runtime.unannounced().await.unwrap().is_empty());
+    let grown = p.runtime.unannounced().await.unwrap();
+    assert_eq!(grown.len(), 1);
+    assert_ne!(grown[0].etag, stable[0].etag);
+    p.runtime.mark_announced(&grown[0]).await.unwrap();
+    assert!(
+        p.runtime.unannounced().await.unwrap().is_empty(),
+        "announced files are not taken again"
+    );
+}
