@@ -351,3 +351,24 @@ fn up_watches_the_landing_folder_until_stopped() {
         "floe up did not publish the dropped file within 30 s"
     );
 }
+
+#[test]
+fn redrive_moves_dead_letters_back_and_names_bad_queues() {
+    let (_dir, project) = empty_project();
+    floe()
+        .args(["redrive", "--queue", "standardise", "-p"])
+        .arg(&project)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "moved 0 message(s) from standardise-dlq back to standardise",
+        ));
+    floe()
+        .args(["redrive", "--queue", "modeling", "-p"])
+        .arg(&project)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "unknown queue 'modeling': use one of landing, standardise, audit",
+        ));
+}

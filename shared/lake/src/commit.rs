@@ -16,9 +16,9 @@ use floe_core::{Error, Result};
 use iceberg::MetadataLocation;
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataFile, MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestList, ManifestWriterBuilder,
-    Operation, Snapshot, SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary,
-    TableMetadata, UNASSIGNED_SEQUENCE_NUMBER,
+    DataFile, MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestList, ManifestWriter,
+    ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention,
+    SnapshotSummaryCollector, Summary, TableMetadata, UNASSIGNED_SEQUENCE_NUMBER,
 };
 use iceberg::table::Table;
 
@@ -147,6 +147,22 @@ pub async fn live_data_files(table: &Table) -> Result<Vec<DataFile>> {
     Ok(out)
 }
 
+/// A writer of a data manifest of `snapshot_id` at `path`, for the table's current schema and spec.
+fn data_manifest(
+    io: &FileIO,
+    md: &TableMetadata,
+    snapshot_id: i64,
+    path: &str,
+) -> Result<ManifestWriter> {
+    Ok(ManifestWriterBuilder::new(
+        io.new_output(path).map_err(ice("creating a manifest"))?,
+        Some(snapshot_id),
+        md.current_schema().clone(),
+        md.default_partition_spec().as_ref().clone(),
+    )
+    .build_v2_data())
+}
+
 fn total(md: &TableMetadata, key: &str) -> u64 {
     md.current_snapshot()
         .and_then(|s| s.summary().additional_properties.get(key))
@@ -178,13 +194,7 @@ pub async fn prepare(
         if !files.is_empty() {
             let path = format!("{}/metadata/{commit_uuid}-m0.avro", md.location());
             attempt.0.push(path.clone());
-            let mut w = ManifestWriterBuilder::new(
-                io.new_output(&path).map_err(ice("creating a manifest"))?,
-                Some(snapshot_id),
-                schema.clone(),
-                spec.as_ref().clone(),
-            )
-            .build_v2_data();
+            let mut w = data_manifest(io, md, snapshot_id, &path)?;
             for f in files {
                 summary.add_file(f, schema.clone(), spec.clone());
                 w.add_file(f.clone(), UNASSIGNED_SEQUENCE_NUMBER)
@@ -207,13 +217,7 @@ pub async fn prepare(
             CommitKind::Overwrite => {
                 // Every live file is recorded as deleted, so the history says what was replaced.
                 let path = format!("{}/metadata/{commit_uuid}-m1.avro", md.location());
-                let mut w = ManifestWriterBuilder::new(
-                    io.new_output(&path).map_err(ice("creating a manifest"))?,
-                    Some(snapshot_id),
-                    schema.clone(),
-                    spec.as_ref().clone(),
-                )
-                .build_v2_data();
+                let mut w = data_manifest(io, md, snapshot_id, &path)?;
                 let mut deleted = 0;
                 for m in existing {
                     if m.content != ManifestContentType::Data {
