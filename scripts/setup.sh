@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the tools the tests and scripts need, idempotently:
 #   - cargo-nextest (the test runner), if missing;
-#   - .venv: Python with pyiceberg (an independent Iceberg reader for the interop tests).
+#   - .venv: Python with pyiceberg (an independent Iceberg reader for the interop tests) and
+#     moto (the AWS stand-in the AWS adapter tests start on 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +11,8 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import pyiceberg, pyarrow' >/dev/null 2>&1; then
-  echo "creating .venv with pyiceberg"
-  python3 -m venv .venv
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import pyiceberg, pyarrow, moto.server' >/dev/null 2>&1; then
+  echo "installing .venv (pyiceberg, moto)"
+  [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
 fi

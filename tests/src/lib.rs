@@ -4,6 +4,9 @@
 //! - [`pyiceberg`]: runs `tests/python/read_lake.py` with the test venv's Python, or says why it
 //!   cannot (and fails instead of skipping when `FLOE_REQUIRE_PYICEBERG=1`, as in CI).
 //! - [`rows_as_strings`]: query results in the same shape the Python reader prints.
+//! - [`aws`]: a moto server and a freshly named set of buckets, queues and rules on it.
+
+pub mod aws;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -49,6 +49,14 @@ fn decode_key(raw: &str) -> Result<String> {
         .map_err(|_| Error::MalformedMessage(format!("object key '{raw}' is not UTF-8")))
 }
 
+/// An object version from an event: S3 reports `"null"` for an object of an unversioned
+/// bucket, which is no version at all (so the batch id matches the uploader's view).
+fn version(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str)
+        .filter(|v| !v.is_empty() && *v != "null")
+        .map(str::to_owned)
+}
+
 /// Parses one queue message body holding an S3 event.
 pub fn parse(body: &str) -> Result<S3Event> {
     let v: Value = serde_json::from_str(body)
@@ -70,14 +78,13 @@ pub fn parse(body: &str) -> Result<S3Event> {
         return Ok(S3Event::Created(vec![ObjectRef {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
-            version_id: object
-                .get("version-id")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            version_id: version(object.get("version-id")),
+            // AWS writes `etag`; moto writes `eTag`.
             etag: object
                 .get("etag")
+                .or_else(|| object.get("eTag"))
                 .and_then(Value::as_str)
-                .map(str::to_owned),
+                .map(|e| e.trim_matches('"').to_owned()),
             size: object.get("size").and_then(Value::as_u64).unwrap_or(0),
         }]));
     }
@@ -101,14 +108,11 @@ pub fn parse(body: &str) -> Result<S3Event> {
             objects.push(ObjectRef {
                 bucket: bucket.to_owned(),
                 key: decode_key(key)?,
-                version_id: object
-                    .get("versionId")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
+                version_id: version(object.get("versionId")),
                 etag: object
                     .get("eTag")
                     .and_then(Value::as_str)
-                    .map(str::to_owned),
+                    .map(|e| e.trim_matches('"').to_owned()),
                 size: object.get("size").and_then(Value::as_u64).unwrap_or(0),
             });
         }
@@ -187,7 +191,7 @@ mod tests {
         );
         assert_eq!(
             objects[0].etag.as_deref(),
-            Some(r#""0cc175b9c0f1b6a831c399e269772661""#)
+            Some("0cc175b9c0f1b6a831c399e269772661")
         );
         assert_eq!(
             parse(r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#).unwrap(),
@@ -197,6 +201,20 @@ mod tests {
         assert!(matches!(parse(&tags).unwrap(), S3Event::Ignored(_)));
         assert!(parse("{}").is_err());
         assert!(parse("nope").is_err());
+    }
+
+    #[test]
+    fn reads_moto_eventbridge_events_with_their_spelling() {
+        let moto = include_str!("../fixtures/eventbridge_object_created_moto.json");
+        let S3Event::Created(objects) = parse(moto).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            objects[0].etag.as_deref(),
+            Some("e5ebd4c02cefbe7955977c67ada242b7")
+        );
+        // An unversioned bucket's "null" version is no version.
+        assert_eq!(objects[0].version_id, None);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`standardise`]: the standardise stage (bronze -> staged silver history).
 //! - [`audit`]: the silver audit (tests, then publish or reject).
 //! - [`rejections`]: batches refused by an audit, left out of later builds.
+//! - [`stages`]: the stage handlers behind one entry point (message in, next messages out).
 //! - [`runtime`]: the stages chained through local queues in one process.
 //! - [`local`]: the local runtime's adapters: durable SQLite queues, the landing folder.
 
@@ -23,4 +24,5 @@ pub mod rejections;
 pub mod runtime;
 pub mod scd2;
 pub mod sql;
+pub mod stages;
 pub mod standardise;

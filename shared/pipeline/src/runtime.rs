@@ -13,19 +13,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use floe_config::Project;
-use floe_core::message::Envelope;
 use floe_core::ports::{
     Clock, Delivery, EventSink, Lake, ObjectStore, PipelineEvent, Queue, SystemClock,
 };
-use floe_core::{Error, ObjectRef, Result, RunId};
+use floe_core::{Error, ObjectRef, Result};
 use serde_json::json;
 
-use crate::audit::{Audit, Verdict};
-use crate::landing::{Landed, Landing, landing_key};
+use crate::landing::landing_key;
 use crate::local::events::EventLog;
 use crate::local::queue::{LocalQueue, QueueStore};
 use crate::local::store::LocalStore;
-use crate::standardise::Standardise;
+use crate::stages::{Note, Stage, Stages};
 
 /// The stage queues, in pipeline order.
 pub const STAGES: [&str; 3] = ["landing", "standardise", "audit"];
@@ -64,13 +62,43 @@ pub struct Report {
     pub retried: usize,
 }
 
+impl Report {
+    /// Records what a stage did and says it on `progress`.
+    fn note(&mut self, note: Note, progress: &mut impl FnMut(&str)) {
+        match note {
+            Note::Landed { key, bronze } => {
+                progress(&format!("landed {key} -> {bronze}"));
+                self.landed.push(key);
+            }
+            Note::Quarantined {
+                key,
+                report,
+                problems,
+            } => {
+                progress(&format!(
+                    "quarantined {key}: {} problem(s), see {report}",
+                    problems.len()
+                ));
+                self.quarantined.push((key, report));
+            }
+            Note::Published { table, snapshot_id } => {
+                progress(&format!("published {table} (snapshot {snapshot_id})"));
+                self.published.push((table, snapshot_id));
+            }
+            Note::Rejected { table, why } => {
+                progress(&format!("rejected {table}: {why}"));
+                self.rejected.push((table, why));
+            }
+        }
+    }
+}
+
 /// One project's local pipeline.
 pub struct Runtime {
-    project: Project,
-    lake: Arc<dyn Lake>,
-    store: LocalStore,
+    stages: Stages,
+    store: Arc<LocalStore>,
     queues: QueueStore,
-    events: EventLog,
+    events: Arc<EventLog>,
     clock: Arc<dyn Clock>,
     /// What the last landing-folder scan saw: key -> ((size, mtime), the object once hashed).
     scanned: tokio::sync::Mutex<Scanned>,
@@ -84,20 +112,29 @@ impl Runtime {
     pub async fn open(project: Project, lake: Arc<dyn Lake>) -> Result<Self> {
         let state = project.root.join(STATE_DIR);
         let queues = QueueStore::open(&state.join("queues.db")).await?;
+        let store = Arc::new(LocalStore::new("landing", &project.root));
+        let events = Arc::new(EventLog::new(&state.join("events.jsonl")));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Ok(Runtime {
-            store: LocalStore::new("landing", &project.root),
-            events: EventLog::new(&state.join("events.jsonl")),
-            project,
-            lake,
+            stages: Stages {
+                project,
+                lake,
+                landing: store.clone(),
+                quarantine: store.clone(),
+                events: events.clone(),
+                clock: clock.clone(),
+            },
+            store,
+            events,
             queues,
-            clock: Arc::new(SystemClock),
+            clock,
             scanned: Default::default(),
         })
     }
 
     /// The project.
     pub fn project(&self) -> &Project {
-        &self.project
+        &self.stages.project
     }
 
     /// The queue database.
@@ -237,11 +274,17 @@ impl Runtime {
         report: &mut Report,
         progress: &mut impl FnMut(&str),
     ) -> Result<()> {
-        let result = self.handle(stage, &d.body, report, progress).await;
+        let result = match stage.parse::<Stage>() {
+            Ok(st) => self.stages.handle(st, &d.body).await,
+            Err(e) => Err(e),
+        };
         match result {
-            Ok(next) => {
-                for (to, m) in next {
-                    self.queue(to).send(&m.to_json()).await?;
+            Ok(outcome) => {
+                for note in outcome.notes {
+                    report.note(note, progress);
+                }
+                for (to, m) in outcome.next {
+                    self.queue(to.as_str()).send(&m.to_json()).await?;
                 }
                 queue.delete(&d.receipt).await
             }
@@ -269,99 +312,6 @@ impl Runtime {
                     })
                     .await
             }
-        }
-    }
-
-    async fn handle(
-        &self,
-        stage: &str,
-        body: &str,
-        report: &mut Report,
-        progress: &mut impl FnMut(&str),
-    ) -> Result<Vec<(&'static str, Envelope)>> {
-        let lake = self.lake.as_ref();
-        match stage {
-            "landing" => {
-                let landing = Landing {
-                    project: &self.project,
-                    lake,
-                    landing: &self.store,
-                    quarantine: &self.store,
-                    events: &self.events,
-                    clock: self.clock.as_ref(),
-                };
-                let mut next = Vec::new();
-                for landed in landing.handle(body, &RunId::new()).await? {
-                    match landed {
-                        Landed::Bronze(m) => {
-                            if let floe_core::message::StageMessage::Standardise {
-                                object,
-                                bronze,
-                                ..
-                            } = &m.body
-                            {
-                                progress(&format!("landed {} -> {bronze}", object.key));
-                                report.landed.push(object.key.clone());
-                            }
-                            crash_point("after_bronze_commit");
-                            next.push(("standardise", m));
-                        }
-                        Landed::Quarantined {
-                            key,
-                            report: r,
-                            problems,
-                        } => {
-                            progress(&format!(
-                                "quarantined {key}: {} problem(s), see {r}",
-                                problems.len()
-                            ));
-                            report.quarantined.push((key, r));
-                        }
-                    }
-                }
-                Ok(next)
-            }
-            "standardise" => {
-                let m = Envelope::from_json(body)?;
-                let audit = Standardise {
-                    project: &self.project,
-                    lake,
-                }
-                .handle(&m)
-                .await?;
-                Ok(vec![("audit", audit)])
-            }
-            "audit" => {
-                let m = Envelope::from_json(body)?;
-                crash_point("before_publish");
-                let verdict = Audit {
-                    project: &self.project,
-                    lake,
-                    events: &self.events,
-                    clock: self.clock.as_ref(),
-                }
-                .handle(&m)
-                .await?;
-                match verdict {
-                    Verdict::Published { table, snapshot_id } => {
-                        progress(&format!("published {table} (snapshot {snapshot_id})"));
-                        report.published.push((table.to_string(), snapshot_id));
-                        Ok(Vec::new())
-                    }
-                    Verdict::Rejected { table, failures } => {
-                        let why = failures
-                            .iter()
-                            .map(|f| format!("{} ({} rows)", f.test, f.failing_rows))
-                            .collect::<Vec<_>>()
-                            .join("; ");
-                        progress(&format!("rejected {table}: {why}"));
-                        report.rejected.push((table.to_string(), why));
-                        Ok(Vec::new())
-                    }
-                    Verdict::Stale(redo) => Ok(vec![("standardise", redo)]),
-                }
-            }
-            other => Err(Error::Internal(format!("no handler for queue {other}"))),
         }
     }
 }

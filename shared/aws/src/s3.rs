@@ -1,0 +1,136 @@
+//! An S3 bucket as an [`ObjectStore`]: the landing zone and the quarantine in AWS.
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use floe_core::ports::ObjectStore;
+use floe_core::{Error, ObjectRef, Result};
+
+use crate::sdk_error;
+
+/// One bucket.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+/// S3 quotes etags (`"abc"`); events carry them bare. floe keeps them bare so an upload's
+/// identity and its event's agree (the batch id is derived from it).
+fn bare_etag(etag: Option<&str>) -> Option<String> {
+    etag.map(|e| e.trim_matches('"').to_owned())
+}
+
+impl S3Store {
+    /// The bucket `bucket`.
+    pub fn new(client: aws_sdk_s3::Client, bucket: &str) -> Self {
+        S3Store {
+            client,
+            bucket: bucket.to_owned(),
+        }
+    }
+
+    /// The bucket's name.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The identity of the object at `key` now (size, etag, version).
+    pub async fn head(&self, key: &str) -> Result<ObjectRef> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error::map(&format!("S3 HeadObject s3://{}/{key}", self.bucket), e))?;
+        Ok(ObjectRef {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            version_id: out.version_id().map(str::to_owned),
+            etag: bare_etag(out.e_tag()),
+            size: out.content_length().unwrap_or_default().max(0) as u64,
+        })
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<ObjectRef> {
+        let size = bytes.len() as u64;
+        let out = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| sdk_error::map(&format!("S3 PutObject s3://{}/{key}", self.bucket), e))?;
+        Ok(ObjectRef {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            version_id: out.version_id().map(str::to_owned),
+            etag: bare_etag(out.e_tag()),
+            size,
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let what = format!("S3 GetObject s3://{}/{key}", self.bucket);
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error::map(&what, e))?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| Error::Transient(format!("{what}: reading the body: {e}")))?;
+        Ok(body.into_bytes().to_vec())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectRef>> {
+        let what = format!("S3 ListObjectsV2 s3://{}/{prefix}", self.bucket);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error::map(&what, e))?;
+            for o in page.contents() {
+                let Some(key) = o.key() else { continue };
+                out.push(ObjectRef {
+                    bucket: self.bucket.clone(),
+                    key: key.to_owned(),
+                    version_id: None,
+                    etag: bare_etag(o.e_tag()),
+                    size: o.size().unwrap_or_default().max(0) as u64,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                sdk_error::map(&format!("S3 DeleteObject s3://{}/{key}", self.bucket), e)
+            })?;
+        Ok(())
+    }
+}

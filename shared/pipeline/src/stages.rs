@@ -1,0 +1,234 @@
+//! The stage handlers behind one entry point: a queue message in, the messages for the next
+//! stages out. The local runtime and the Lambda services both call [`Stages::handle`]; only what
+//! they do with the result (which queue, how a failure is retried or dead-lettered) differs.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use floe_config::Project;
+use floe_core::message::{Envelope, StageMessage};
+use floe_core::ports::{Clock, EventSink, Lake, ObjectStore};
+use floe_core::{Error, Result, RunId};
+
+use crate::audit::{Audit, Verdict};
+use crate::extract::Problem;
+use crate::landing::{Landed, Landing};
+use crate::runtime::crash_point;
+use crate::standardise::Standardise;
+
+/// A stage of the pipeline, named as its queue is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// S3 events in; landed files to bronze (or quarantine).
+    Landing,
+    /// Bronze batches in; silver history staged.
+    Standardise,
+    /// Staged writes in; tests, then publish or reject.
+    Audit,
+}
+
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 3] = [Stage::Landing, Stage::Standardise, Stage::Audit];
+
+    /// The stage's (and its queue's) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Landing => "landing",
+            Stage::Standardise => "standardise",
+            Stage::Audit => "audit",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Stage {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Stage::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "'{s}' is not a stage: use one of landing, standardise, audit"
+                ))
+            })
+    }
+}
+
+/// Something a stage did that the caller reports (progress lines, summaries, metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    /// A landed file was appended to bronze (or found there already).
+    Landed {
+        /// The landed key.
+        key: String,
+        /// The bronze table.
+        bronze: String,
+    },
+    /// A landed file was quarantined.
+    Quarantined {
+        /// The landed key.
+        key: String,
+        /// The report's key.
+        report: String,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+    /// A staged write passed its tests and was published.
+    Published {
+        /// The table.
+        table: String,
+        /// The snapshot readers now see.
+        snapshot_id: i64,
+    },
+    /// A staged write failed its tests and was rejected.
+    Rejected {
+        /// The table.
+        table: String,
+        /// The failing tests, with their failing row counts.
+        why: String,
+    },
+}
+
+/// What handling one message produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Messages for the next stages.
+    pub next: Vec<(Stage, Envelope)>,
+    /// What happened, for the caller to report.
+    pub notes: Vec<Note>,
+}
+
+/// The source table a message is about (`source.table`), when it can be told without doing the
+/// work: messages of one table are handled one after another (they write the same tables, and
+/// concurrent writes would only conflict), messages of different tables side by side.
+pub fn lane(stage: Stage, body: &str) -> Option<String> {
+    // bronze_<source>.<table> and silver_<source>.<table> are one lane.
+    let of_layer = |t: &floe_core::TableRef| {
+        let source = t
+            .namespace
+            .split_once('_')
+            .map_or(t.namespace.as_str(), |(_, s)| s);
+        Some(format!("{source}.{}", t.name))
+    };
+    match stage {
+        Stage::Landing => match crate::events::parse(body).ok()? {
+            crate::events::S3Event::Created(objects) => {
+                let k = crate::landing::parse_key(&objects.first()?.key).ok()?;
+                Some(format!("{}.{}", k.source, k.table))
+            }
+            crate::events::S3Event::Ignored(_) => None,
+        },
+        Stage::Standardise | Stage::Audit => match Envelope::from_json(body).ok()?.body {
+            StageMessage::Standardise { bronze, .. } => of_layer(&bronze),
+            StageMessage::Audit { table, .. } | StageMessage::Model { table, .. } => {
+                of_layer(&table)
+            }
+        },
+    }
+}
+
+/// The stage handlers over their ports.
+pub struct Stages {
+    /// The project (table configs).
+    pub project: Project,
+    /// The lake.
+    pub lake: Arc<dyn Lake>,
+    /// Where landed files are read.
+    pub landing: Arc<dyn ObjectStore>,
+    /// Where bad files and their reports go.
+    pub quarantine: Arc<dyn ObjectStore>,
+    /// Where `floe.*` events go.
+    pub events: Arc<dyn EventSink>,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Stages {
+    /// Handles one message of `stage`'s queue. An error is for the message as a whole; its
+    /// [`Error::is_retryable`] says whether a redelivery can succeed.
+    pub async fn handle(&self, stage: Stage, body: &str) -> Result<Outcome> {
+        let mut out = Outcome::default();
+        let lake = self.lake.as_ref();
+        match stage {
+            Stage::Landing => {
+                let landing = Landing {
+                    project: &self.project,
+                    lake,
+                    landing: self.landing.as_ref(),
+                    quarantine: self.quarantine.as_ref(),
+                    events: self.events.as_ref(),
+                    clock: self.clock.as_ref(),
+                };
+                for landed in landing.handle(body, &RunId::new()).await? {
+                    match landed {
+                        Landed::Bronze(m) => {
+                            if let StageMessage::Standardise { object, bronze, .. } = &m.body {
+                                out.notes.push(Note::Landed {
+                                    key: object.key.clone(),
+                                    bronze: bronze.to_string(),
+                                });
+                            }
+                            crash_point("after_bronze_commit");
+                            out.next.push((Stage::Standardise, m));
+                        }
+                        Landed::Quarantined {
+                            key,
+                            report,
+                            problems,
+                        } => out.notes.push(Note::Quarantined {
+                            key,
+                            report,
+                            problems,
+                        }),
+                    }
+                }
+            }
+            Stage::Standardise => {
+                let m = Envelope::from_json(body)?;
+                let audit = Standardise {
+                    project: &self.project,
+                    lake,
+                }
+                .handle(&m)
+                .await?;
+                out.next.push((Stage::Audit, audit));
+            }
+            Stage::Audit => {
+                let m = Envelope::from_json(body)?;
+                crash_point("before_publish");
+                let verdict = Audit {
+                    project: &self.project,
+                    lake,
+                    events: self.events.as_ref(),
+                    clock: self.clock.as_ref(),
+                }
+                .handle(&m)
+                .await?;
+                match verdict {
+                    Verdict::Published { table, snapshot_id } => out.notes.push(Note::Published {
+                        table: table.to_string(),
+                        snapshot_id,
+                    }),
+                    Verdict::Rejected { table, failures } => out.notes.push(Note::Rejected {
+                        table: table.to_string(),
+                        why: failures
+                            .iter()
+                            .map(|f| format!("{} ({} rows)", f.test, f.failing_rows))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    }),
+                    Verdict::Stale(redo) => out.next.push((Stage::Standardise, redo)),
+                }
+            }
+        }
+        Ok(out)
+    }
+}

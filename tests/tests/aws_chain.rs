@@ -1,0 +1,350 @@
+//! The Lambda services' handler against real AWS APIs (a moto server on 127.0.0.1): a file put
+//! into the landing bucket reaches the landing service through S3 -> EventBridge -> SQS, and the
+//! chain passes its messages stage to stage through real SQS queues until silver is published
+//! and `floe.published` is on the event bus. Failures: one bad record of a batch is the only one
+//! reported; a permanent failure goes to the DLQ at once; a poison message that keeps failing is
+//! dead-lettered by SQS after maxReceiveCount, and a redrive brings it back.
+//!
+//! moto's Athena runs no SQL, so the services here write the embedded lake
+//! (`FLOE_ENGINE=local`); the SQL Athena would run is checked separately.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use floe_aws::Stage;
+use floe_aws::poller::poll_once;
+use floe_aws::service::Service;
+use floe_config::Project;
+use floe_core::ports::{Lake, ObjectStore, Queue, ReadAt};
+use floe_lake::LocalLake;
+use floe_tests::aws::{AwsWorld, Moto, QueuePolicy};
+
+const TABLES: &str = "\
+source: nomis
+tables:
+  people:
+    primary_key: [person_id]
+    columns:
+      person_id: {type: bigint, nullable: false}
+      first_name: {type: string}
+      risk_score: {type: double}
+";
+
+struct Chain {
+    world: AwsWorld,
+    lake: Arc<LocalLake>,
+    services: BTreeMap<Stage, Service>,
+    _dir: tempfile::TempDir,
+}
+
+async fn chain(moto: &Moto, policy: QueuePolicy, with_dlq: bool) -> Chain {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("floe.yaml"), "name: aws_chain\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("tables")).unwrap();
+    std::fs::write(dir.path().join("tables/nomis.yaml"), TABLES).unwrap();
+    let lake_dir = dir.path().join("lake");
+    let lake = Arc::new(LocalLake::open(&lake_dir).await.unwrap());
+    let world = AwsWorld::create(moto, policy).await;
+    let mut services = BTreeMap::new();
+    for stage in Stage::ALL {
+        let settings = world.settings(stage, dir.path(), &lake_dir, with_dlq);
+        let project = Project::load(dir.path()).unwrap();
+        services.insert(
+            stage,
+            Service::with_clients(&settings, project, lake.clone(), &world.clients),
+        );
+    }
+    Chain {
+        world,
+        lake,
+        services,
+        _dir: dir,
+    }
+}
+
+impl Chain {
+    async fn put(&self, key: &str, body: &str) {
+        let store =
+            floe_aws::s3::S3Store::new(self.world.clients.s3.clone(), &self.world.landing_bucket);
+        store.put(key, body.as_bytes().to_vec()).await.unwrap();
+    }
+
+    /// Polls every stage queue, as Lambda's event source mappings would, until all are empty.
+    async fn run_until_quiet(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut handled = 0;
+            for stage in Stage::ALL {
+                let p = poll_once(
+                    self.world.queue(stage),
+                    &self.services[&stage],
+                    Duration::from_secs(30),
+                )
+                .await
+                .unwrap();
+                assert!(
+                    p.failed.is_empty(),
+                    "{stage}: failed records {:?}",
+                    p.failed
+                );
+                handled += p.received;
+            }
+            if handled == 0 {
+                let mut busy = 0;
+                for stage in Stage::ALL {
+                    let (waiting, in_flight) = self.world.queue(stage).depth().await.unwrap();
+                    busy += waiting + in_flight;
+                }
+                if busy == 0 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the chain did not go quiet in 60 s"
+            );
+        }
+    }
+
+    async fn silver(&self) -> Vec<String> {
+        let batches = self
+            .lake
+            .query(
+                "select person_id, first_name, is_current from silver_nomis.people",
+                &ReadAt::Current,
+            )
+            .await
+            .unwrap();
+        floe_tests::rows_as_strings(&batches)
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|v| v.unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_put_object_flows_through_eventbridge_and_sqs_to_a_published_silver_table() {
+    let Some(moto) = Moto::start_or_skip("aws_chain") else {
+        return;
+    };
+    let c = chain(&moto, QueuePolicy::default(), true).await;
+
+    c.put(
+        "landing/nomis/people/2026-11-01T06:00:00Z/people.csv",
+        "person_id,first_name,risk_score\n1,Ada,0.5\n2,Bo,1.5\n",
+    )
+    .await;
+    // A key outside landing/ is not announced by the rule.
+    c.put("notes/readme.txt", "not data").await;
+    let (waiting, _) = c.world.queue(Stage::Landing).depth().await.unwrap();
+    assert_eq!(waiting, 1, "one EventBridge event for the one landed file");
+    c.run_until_quiet().await;
+    assert_eq!(c.silver().await, ["1:Ada:true", "2:Bo:true"]);
+
+    // The next day's extract changes Bo: the chain closes his version and opens a new one.
+    c.put(
+        "landing/nomis/people/2026-11-02T06:00:00Z/people.csv",
+        "person_id,first_name,risk_score\n1,Ada,0.5\n2,Bob,1.5\n",
+    )
+    .await;
+    c.run_until_quiet().await;
+    assert_eq!(c.silver().await, ["1:Ada:true", "2:Bo:false", "2:Bob:true"]);
+
+    let events = c.world.take_floe_events().await;
+    let published: Vec<_> = events
+        .iter()
+        .filter(|(t, _)| t == "floe.published")
+        .collect();
+    assert_eq!(
+        published.len(),
+        2,
+        "one floe.published per publish: {events:?}"
+    );
+    assert_eq!(published[0].1["table"], "silver_nomis.people");
+    let snapshots = c
+        .lake
+        .snapshots(&"silver_nomis.people".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(snapshots.iter().filter(|s| s.published).count(), 2);
+
+    // A bad file is quarantined into the quarantine bucket with its report.
+    c.put(
+        "landing/nomis/people/2026-11-03T06:00:00Z/people.csv",
+        "person_id,first_name,risk_score\nx,Ada,0.5\n",
+    )
+    .await;
+    c.run_until_quiet().await;
+    let quarantine =
+        floe_aws::s3::S3Store::new(c.world.clients.s3.clone(), &c.world.quarantine_bucket);
+    let keys: Vec<String> = quarantine
+        .list("quarantine/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(keys.len(), 2, "the file and its report: {keys:?}");
+    let report = keys
+        .iter()
+        .find(|k| k.ends_with(".json"))
+        .expect("a report");
+    let report = String::from_utf8(quarantine.get(report).await.unwrap()).unwrap();
+    assert!(
+        report.contains("people.csv:2: column person_id"),
+        "{report}"
+    );
+    let events = c.world.take_floe_events().await;
+    assert!(
+        events.iter().any(|(t, _)| t == "floe.quarantined"),
+        "{events:?}"
+    );
+    assert_eq!(
+        c.silver().await.len(),
+        3,
+        "silver is untouched by the bad file"
+    );
+}
+
+fn record(id: &str, body: &str) -> SqsMessage {
+    let mut m = SqsMessage::default();
+    m.message_id = Some(id.into());
+    m.receipt_handle = Some(format!("receipt-{id}"));
+    m.body = Some(body.into());
+    m.attributes
+        .insert("ApproximateReceiveCount".into(), "1".into());
+    m
+}
+
+/// Lands one file and returns the standardise message the landing service sent for it.
+async fn standardise_message(c: &Chain) -> String {
+    c.put(
+        "landing/nomis/people/2026-11-01T06:00:00Z/people.csv",
+        "person_id,first_name,risk_score\n1,Ada,0.5\n",
+    )
+    .await;
+    poll_once(
+        c.world.queue(Stage::Landing),
+        &c.services[&Stage::Landing],
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let q = c.world.queue(Stage::Standardise);
+    let d = q.receive(1, Duration::from_secs(1)).await.unwrap();
+    q.delete(&d[0].receipt).await.unwrap();
+    d[0].body.clone()
+}
+
+#[tokio::test]
+async fn one_bad_record_in_a_batch_is_the_only_one_reported() {
+    let Some(moto) = Moto::start_or_skip("aws_chain") else {
+        return;
+    };
+    // Without FLOE_DLQ_URL a permanent failure is reported too (SQS dead-letters it later).
+    let c = chain(&moto, QueuePolicy::default(), false).await;
+    let good = standardise_message(&c).await;
+    let mut event = SqsEvent::default();
+    event.records = vec![
+        record("m-1", &good),
+        record("m-2", "{not json"),
+        record("m-3", &good),
+    ];
+    let response = c.services[&Stage::Standardise].handle(event).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["m-2"]);
+    // The good records went on to the audit queue (the duplicate is the same batch: harmless).
+    let (waiting, _) = c.world.queue(Stage::Audit).depth().await.unwrap();
+    assert_eq!(waiting, 2);
+}
+
+#[tokio::test]
+async fn a_permanent_failure_goes_to_the_dead_letter_queue_at_once_with_an_event() {
+    let Some(moto) = Moto::start_or_skip("aws_chain") else {
+        return;
+    };
+    let c = chain(&moto, QueuePolicy::default(), true).await;
+    let good = standardise_message(&c).await;
+    let mut event = SqsEvent::default();
+    event.records = vec![record("m-1", &good), record("m-2", "{not json")];
+    let response = c.services[&Stage::Standardise].handle(event).await;
+    assert!(response.batch_item_failures.is_empty());
+    let dead = c
+        .world
+        .dlq(Stage::Standardise)
+        .receive(10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, "{not json");
+    let events = c.world.take_floe_events().await;
+    let failed: Vec<_> = events.iter().filter(|(t, _)| t == "floe.failed").collect();
+    assert_eq!(failed.len(), 1, "{events:?}");
+    assert_eq!(failed[0].1["stage"], "standardise");
+    assert_eq!(failed[0].1["kind"], "bad_message");
+}
+
+#[tokio::test]
+async fn a_poison_message_is_dead_lettered_after_max_receives_and_redrive_brings_it_back() {
+    let Some(moto) = Moto::start_or_skip("aws_chain") else {
+        return;
+    };
+    let policy = QueuePolicy {
+        max_receives: 2,
+        visibility_secs: 1,
+    };
+    let c = chain(&moto, policy, false).await;
+    let queue = c.world.queue(Stage::Audit);
+    let service = &c.services[&Stage::Audit];
+    queue.send("{poison").await.unwrap();
+    let mut receives = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let p = poll_once(queue, service, Duration::from_secs(1))
+            .await
+            .unwrap();
+        receives += p.received;
+        assert!(
+            p.received == p.failed.len(),
+            "the poison message always fails"
+        );
+        let (dead, _) = c.world.dlq(Stage::Audit).depth().await.unwrap();
+        if dead == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(receives, 2, "delivered exactly maxReceiveCount times");
+    assert_eq!(queue.depth().await.unwrap(), (0, 0));
+
+    // Redrive: the DLQ found from the queue's RedrivePolicy, its messages moved back.
+    let dlq_arn = queue
+        .dead_letter_arn()
+        .await
+        .unwrap()
+        .expect("a redrive policy");
+    assert_eq!(dlq_arn, c.world.dlq(Stage::Audit).arn().await.unwrap());
+    let moved = c
+        .world
+        .dlq(Stage::Audit)
+        .move_all_to(queue, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
+    let back = queue.receive(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].body, "{poison");
+    assert_eq!(c.world.dlq(Stage::Audit).depth().await.unwrap(), (0, 0));
+}
