@@ -5,8 +5,10 @@
 //!   cannot (and fails instead of skipping when `FLOE_REQUIRE_PYICEBERG=1`, as in CI).
 //! - [`rows_as_strings`]: query results in the same shape the Python reader prints.
 //! - [`aws`]: a moto server and a freshly named set of buckets, queues and rules on it.
+//! - [`scripted`]: a scripted AWS JSON endpoint (paging, throttling, queries that never end).
 
 pub mod aws;
+pub mod scripted;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -87,6 +87,7 @@ enum Ended {
         engine_ms: u64,
         statement: Option<StatementType>,
     },
+    Failed(Error),
 }
 
 impl Athena {
@@ -126,49 +127,45 @@ impl Athena {
     pub async fn execute(&self, sql: &str, database: Option<&str>) -> Result<QueryResult> {
         let mut attempt = 1;
         loop {
-            match self.execute_once(sql, database, attempt).await {
-                Err(e) if e.is_retryable() && attempt < self.pacing.attempts => {
+            // A throttled start is retried inside `start`; a timeout is not run again (it would
+            // most likely time out again, scanning as much); an execution that FAILED for a
+            // transient reason (a commit conflict, an internal error) is.
+            let id = self.start(sql, database).await?;
+            match self.wait(&id).await? {
+                Ended::Failed(e) if e.is_retryable() && attempt < self.pacing.attempts => {
                     let wait = self.backoff(attempt);
                     tracing::warn!(error = %e, attempt, ?wait, "Athena query failed transiently; running it again");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                other => return other,
+                Ended::Failed(e) => return Err(e),
+                Ended::Succeeded {
+                    bytes,
+                    engine_ms,
+                    statement,
+                } => {
+                    let (columns, rows) = self.results(&id, statement).await?;
+                    Record::new("athena")
+                        .metric("BytesScanned", Unit::Bytes, bytes as f64)
+                        .metric(
+                            "EstimatedCostUSD",
+                            Unit::None,
+                            athena_cost_usd(bytes, self.price_per_tb_usd),
+                        )
+                        .metric("EngineTime", Unit::Milliseconds, engine_ms as f64)
+                        .property("query_id", id.as_str())
+                        .emit();
+                    return Ok(QueryResult {
+                        query_id: id,
+                        columns,
+                        rows,
+                        bytes_scanned: bytes,
+                        engine_ms,
+                        executions: attempt,
+                    });
+                }
             }
         }
-    }
-
-    async fn execute_once(
-        &self,
-        sql: &str,
-        database: Option<&str>,
-        attempt: u32,
-    ) -> Result<QueryResult> {
-        let id = self.start(sql, database).await?;
-        let Ended::Succeeded {
-            bytes,
-            engine_ms,
-            statement,
-        } = self.wait(&id).await?;
-        let (columns, rows) = self.results(&id, statement).await?;
-        Record::new("athena")
-            .metric("BytesScanned", Unit::Bytes, bytes as f64)
-            .metric(
-                "EstimatedCostUSD",
-                Unit::None,
-                athena_cost_usd(bytes, self.price_per_tb_usd),
-            )
-            .metric("EngineTime", Unit::Milliseconds, engine_ms as f64)
-            .property("query_id", id.as_str())
-            .emit();
-        Ok(QueryResult {
-            query_id: id,
-            columns,
-            rows,
-            bytes_scanned: bytes,
-            engine_ms,
-            executions: attempt,
-        })
     }
 
     /// Exponential backoff with full jitter: a random wait up to `first * 2^(attempt-1)`.
@@ -268,16 +265,17 @@ impl Athena {
                         .and_then(|s| s.state_change_reason())
                         .unwrap_or("no reason given");
                     let err = status.and_then(|s| s.athena_error());
-                    return Err(classify_failure(
+                    return Ok(Ended::Failed(classify_failure(
                         id,
                         reason,
                         err.and_then(|e| e.error_category()),
                         err.is_some_and(|e| e.retryable()),
-                    ));
+                    )));
                 }
                 Some(QueryExecutionState::Cancelled) => {
                     return Err(Error::Transient(format!(
-                        "Athena query {id} was cancelled by someone else"
+                        "Athena query {id} was cancelled (by someone else: floe cancels only at \
+                         its deadline)"
                     )));
                 }
                 _ => {}

@@ -223,7 +223,10 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(err.problems.len(), 3, "{err}");
-        assert!(err.to_string().contains("FLOE_ATHENA_PRICE_PER_TB_USD is '-1'"));
+        assert!(
+            err.to_string()
+                .contains("FLOE_ATHENA_PRICE_PER_TB_USD is '-1'")
+        );
         assert!(err.to_string().contains("FLOE_ENGINE is 'duckdb'"));
         assert!(err.to_string().contains("FLOE_BATCH_CONCURRENCY is 'lots'"));
     }
