@@ -2,10 +2,12 @@
 //!
 //! # Layout
 //! - `main.rs`: arguments, logging, dispatch, one function per verb.
+//! - `aws`: the verbs against a deployed pipeline (`engine: athena`): land, inject, redrive.
 //! - `output`: tables, CSV and JSON for query results and history.
 //! - `sample`: the project `floe init` writes.
 //! - `demo`: the generated project `floe demo` runs.
 
+mod aws;
 mod demo;
 mod output;
 mod sample;
@@ -80,7 +82,8 @@ enum Command {
     ///
     /// The file goes to landing/<source>/<table>/<extract_ts>/<file>. With --wait the pipeline
     /// runs until the file is published (or quarantined) and the outcome is printed; without it the
-    /// file waits for `floe up`.
+    /// file waits for `floe up`. With `engine: athena` the file is uploaded to the landing bucket,
+    /// whose event starts the deployed services.
     Land {
         /// The data file (CSV, Parquet or JSON lines, as the table's `format` says).
         file: PathBuf,
@@ -103,11 +106,31 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         interval: f64,
     },
-    /// Move dead-lettered messages back to their stage queue (landing, standardise or audit).
+    /// Move dead-lettered messages back to their stage queue.
+    ///
+    /// Locally QUEUE is a stage (landing, standardise, audit) or its -dlq. With `engine: athena`
+    /// it is an SQS queue name or URL: the queue whose RedrivePolicy names the DLQ, or the DLQ
+    /// itself when it is called <queue>-dlq.
     Redrive {
-        /// The stage queue (or its -dlq) to redrive.
+        /// The queue to redrive.
         #[arg(long)]
         queue: String,
+    },
+    /// Put events from a file on a stage's queue (or an event bus) for a manual replay.
+    ///
+    /// FILE holds one JSON value, a JSON array, or one JSON value per line; each is one message.
+    /// Locally --to is a stage (landing takes S3 "Object Created" events, standardise and audit
+    /// take floe's stage messages; each is checked before anything is sent). With
+    /// `engine: athena` --to is an SQS queue name or URL, or bus:NAME for an EventBridge bus
+    /// (events need source, detail-type and detail; EventBridge refuses sources starting `aws.`,
+    /// so replay S3 events onto the landing queue instead).
+    Inject {
+        /// The file of events.
+        #[arg(long)]
+        event: PathBuf,
+        /// Where to put them.
+        #[arg(long)]
+        to: String,
     },
     /// Run a read-only SQL query over the lake (tables are namespace.table, e.g. silver_nomis.people).
     ///
@@ -181,12 +204,21 @@ async fn run(cli: Cli) -> Result<()> {
             extract_ts,
             wait,
         } => {
-            let rt = runtime(&cli.project).await?;
-            rt.project().table(&table)?;
             let ts = extract_ts.unwrap_or_else(|| {
                 let now = Utc::now();
                 now - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos()))
             });
+            if let Some(project) = aws_project(&cli.project)? {
+                if wait {
+                    bail!(
+                        "--wait runs the local pipeline; with engine athena the deployed services \
+                         take the file: watch floe.published / floe.quarantined on the event bus"
+                    );
+                }
+                return aws::land(&project, &file, &table, ts).await;
+            }
+            let rt = runtime(&cli.project).await?;
+            rt.project().table(&table)?;
             let object = rt.land_file(&file, &table, ts).await?;
             println!("landed {} as {}", file.display(), object.key);
             if wait {
@@ -200,7 +232,16 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Up { once, interval } => up(&cli.project, once, interval).await,
+        Command::Inject { event, to } => {
+            if let Some(project) = aws_project(&cli.project)? {
+                return aws::inject(&project, &event, &to).await;
+            }
+            inject_local(&cli.project, &event, &to).await
+        }
         Command::Redrive { queue } => {
+            if let Some(project) = aws_project(&cli.project)? {
+                return aws::redrive(&project, &queue).await;
+            }
             let rt = runtime(&cli.project).await?;
             let stage = queue.trim_end_matches("-dlq");
             if !floe_pipeline::runtime::STAGES.contains(&stage) {
@@ -420,11 +461,48 @@ fn load_project(dir: &Path) -> Result<Project> {
     let project = Project::load(dir)?;
     if project.settings.engine == floe_config::Engine::Athena {
         bail!(
-            "{}: engine athena is not built yet; set `engine: local` to run on this machine",
+            "{}: engine athena: this verb runs on the embedded engine only for now (land, \
+             inject and redrive work against AWS); set `engine: local` to run on this machine",
             project.root.join(floe_config::PROJECT_FILE).display()
         );
     }
     Ok(project)
+}
+
+/// The project when it runs on AWS (`engine: athena`), for the verbs that talk to AWS.
+fn aws_project(dir: &Path) -> Result<Option<Project>> {
+    let project = Project::load(dir)?;
+    Ok((project.settings.engine == floe_config::Engine::Athena).then_some(project))
+}
+
+/// Puts events on a local stage queue, each checked first so a typo is refused, not dead-lettered.
+async fn inject_local(dir: &Path, file: &Path, to: &str) -> Result<()> {
+    let stage: floe_pipeline::stages::Stage = to.parse()?;
+    let events = aws::read_events(file)?;
+    for (i, e) in events.iter().enumerate() {
+        let body = e.to_string();
+        let check = match stage {
+            floe_pipeline::stages::Stage::Landing => {
+                floe_pipeline::events::parse(&body).map(|_| ())
+            }
+            _ => floe_core::message::Envelope::from_json(&body).map(|_| ()),
+        };
+        check.with_context(|| {
+            format!(
+                "{} event {}: not a message the {stage} stage takes; nothing was sent",
+                file.display(),
+                i + 1
+            )
+        })?;
+    }
+    let rt = runtime(dir).await?;
+    let queue = rt.queue(stage.as_str());
+    for e in &events {
+        let id = floe_core::ports::Queue::send(&queue, &e.to_string()).await?;
+        println!("sent message {id} to the {stage} queue");
+    }
+    println!("run `floe up --once` to process them");
+    Ok(())
 }
 
 async fn open_lake(dir: &Path) -> Result<LocalLake> {

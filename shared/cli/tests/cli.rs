@@ -372,3 +372,57 @@ fn redrive_moves_dead_letters_back_and_names_bad_queues() {
             "unknown queue 'modeling': use one of landing, standardise, audit",
         ));
 }
+
+#[test]
+fn inject_checks_every_event_before_sending_and_up_processes_them() {
+    let (_dir, project) = empty_project();
+    // A landed file announced by hand: the replay of a lost S3 event.
+    let key = "landing/nomis/people/2026-11-01T06:00:00Z/people.csv";
+    let landed = project.join(key);
+    std::fs::create_dir_all(landed.parent().unwrap()).unwrap();
+    std::fs::copy(
+        project.join("samples/nomis/people/2026-11-01T06:00:00Z/people.csv"),
+        &landed,
+    )
+    .unwrap();
+    let event = serde_json::json!({
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "detail": {"bucket": {"name": "landing"}, "object": {"key": key, "etag": "by-hand"}}
+    });
+    let file = project.join("replay.jsonl");
+    std::fs::write(&file, format!("{event}\n{{\"stage\": \"audit\"}}\n")).unwrap();
+    floe()
+        .args(["inject", "--to", "landing", "--event"])
+        .arg(&file)
+        .arg("-p")
+        .arg(&project)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "replay.jsonl event 2: not a message the landing stage takes; nothing was sent",
+        ));
+    std::fs::write(&file, format!("{event}\n")).unwrap();
+    floe()
+        .args(["inject", "--to", "landing", "--event"])
+        .arg(&file)
+        .arg("-p")
+        .arg(&project)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("to the landing queue"));
+    floe()
+        .args(["up", "--once", "-p"])
+        .arg(&project)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("published silver_nomis.people"));
+    floe()
+        .args(["inject", "--to", "modelling", "--event"])
+        .arg(&file)
+        .arg("-p")
+        .arg(&project)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("'modelling' is not a stage"));
+}

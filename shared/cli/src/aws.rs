@@ -1,0 +1,186 @@
+//! The verbs that talk to a deployed pipeline (`engine: athena`): land uploads to the landing
+//! bucket, inject puts a message on a queue or an event on a bus, redrive moves dead letters
+//! back. The endpoint comes from `FLOE_AWS_ENDPOINT_URL`, else `athena.endpoint_url`, else AWS;
+//! credentials from the usual chain (environment, profile, SSO-less roles).
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use floe_aws::clients::{Clients, Connection};
+use floe_aws::eventbridge::EventBridgeSink;
+use floe_aws::s3::S3Store;
+use floe_aws::sqs::SqsQueue;
+use floe_config::{AthenaSettings, Project};
+use floe_core::BatchId;
+use floe_core::ports::{ObjectStore, Queue};
+use floe_pipeline::landing::landing_key;
+
+/// The project's AWS settings.
+pub fn settings(project: &Project) -> Result<&AthenaSettings> {
+    project.settings.athena.as_ref().with_context(|| {
+        format!(
+            "{}: the AWS verbs need an `athena:` section (region, landing_bucket, ...)",
+            project.root.join(floe_config::PROJECT_FILE).display()
+        )
+    })
+}
+
+/// Clients for the project's account and region.
+pub async fn clients(project: &Project) -> Result<Clients> {
+    let s = settings(project)?;
+    let endpoint_url = std::env::var("FLOE_AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| s.endpoint_url.clone());
+    Ok(Connection {
+        region: s.region.clone(),
+        endpoint_url,
+        static_credentials: None,
+    }
+    .clients()
+    .await)
+}
+
+/// Uploads a file to the landing bucket under its landing key.
+pub async fn land(project: &Project, file: &Path, table: &str, ts: DateTime<Utc>) -> Result<()> {
+    let config = project.table(table)?;
+    let s = settings(project)?;
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{} has no file name", file.display()))?;
+    let key = landing_key(&config.source, &config.name, ts, name);
+    let store = S3Store::new(clients(project).await?.s3, &s.landing_bucket);
+    let object = store.put(&key, bytes).await?;
+    println!(
+        "landed {} as s3://{}/{} (batch {})",
+        file.display(),
+        s.landing_bucket,
+        object.key,
+        BatchId::for_object(&object)
+    );
+    println!(
+        "the landing service picks it up from the bucket's event; `floe.published` or \
+         `floe.quarantined` on the event bus says how it went"
+    );
+    Ok(())
+}
+
+/// What `--to` names.
+enum Target {
+    Queue(String),
+    Bus(String),
+}
+
+fn target(to: &str) -> Target {
+    match to.strip_prefix("bus:") {
+        Some(bus) => Target::Bus(if bus.is_empty() { "default" } else { bus }.to_owned()),
+        None => Target::Queue(to.to_owned()),
+    }
+}
+
+/// The events in a file: one JSON value, a JSON array of them, or JSON lines.
+pub fn read_events(file: &Path) -> Result<Vec<serde_json::Value>> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+        return Ok(match v {
+            serde_json::Value::Array(items) => items,
+            v => vec![v],
+        });
+    }
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| {
+                format!(
+                    "{}:{}: not JSON (a file holds one JSON value, an array, or one value per line)",
+                    file.display(),
+                    i + 1
+                )
+            })
+        })
+        .collect()
+}
+
+async fn queue(clients: &Clients, name_or_url: &str) -> Result<SqsQueue> {
+    if name_or_url.starts_with("http://") || name_or_url.starts_with("https://") {
+        return Ok(SqsQueue::new(clients.sqs.clone(), name_or_url));
+    }
+    SqsQueue::named(clients.sqs.clone(), name_or_url)
+        .await
+        .with_context(|| format!("no SQS queue named '{name_or_url}' (give its name or URL)"))
+}
+
+/// Puts the file's events on a queue (name or URL) or an event bus (`bus:NAME`).
+pub async fn inject(project: &Project, file: &Path, to: &str) -> Result<()> {
+    let events = read_events(file)?;
+    let clients = clients(project).await?;
+    match target(to) {
+        Target::Queue(q) => {
+            let queue = queue(&clients, &q).await?;
+            for e in &events {
+                let id = queue.send(&e.to_string()).await?;
+                println!("sent message {id} to {}", queue.url());
+            }
+        }
+        Target::Bus(bus) => {
+            let sink = EventBridgeSink::new(clients.eventbridge.clone(), &bus);
+            for (i, e) in events.iter().enumerate() {
+                let field = |k: &str| {
+                    e.get(k).with_context(|| {
+                        format!(
+                            "{} event {}: no `{k}` (an EventBridge event needs source, \
+                             detail-type and detail)",
+                            file.display(),
+                            i + 1
+                        )
+                    })
+                };
+                let source = field("source")?.as_str().unwrap_or_default().to_owned();
+                let detail_type = field("detail-type")?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let detail = field("detail")?.to_string();
+                sink.put_raw(&source, &detail_type, &detail).await?;
+                println!("put {detail_type} from {source} on bus {bus}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves a queue's dead letters back: `q` is the queue (its DLQ comes from its RedrivePolicy)
+/// or the DLQ itself when it is named `<queue>-dlq`.
+pub async fn redrive(project: &Project, q: &str) -> Result<()> {
+    let clients = clients(project).await?;
+    let named = queue(&clients, q).await?;
+    let (from, to) = match named.dead_letter_arn().await? {
+        Some(arn) => {
+            let dlq_name = arn.rsplit(':').next().unwrap_or_default();
+            (queue(&clients, dlq_name).await?, named)
+        }
+        None => {
+            let Some(source) = q.rsplit('/').next().and_then(|n| n.strip_suffix("-dlq")) else {
+                bail!(
+                    "{q} has no RedrivePolicy and is not named <queue>-dlq: name the stage queue \
+                     whose dead letters to move back"
+                );
+            };
+            (named, queue(&clients, source).await?)
+        }
+    };
+    let moved = from
+        .move_all_to(&to, |n| eprintln!("  moved {n} so far"))
+        .await?;
+    println!(
+        "moved {moved} message(s) from {} back to {}",
+        from.url(),
+        to.url()
+    );
+    Ok(())
+}
