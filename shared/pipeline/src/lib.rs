@@ -1,6 +1,8 @@
 //! floe's pipeline: the stage handlers and the SQL they run.
 //!
 //! # Layout
+//! - [`athena_sql`]: the statements the Athena engine runs (DDL, bronze append, SCD2 rebuild
+//!   and MERGE, publish views), in Athena's SQL.
 //! - [`bronze`]: the bronze table layout (every extract as delivered, plus batch metadata).
 //! - [`sql`]: quoting and the declarative standardisation of one column.
 //! - [`scd2`]: silver history (SCD2) as one query over bronze, for full and cdc loads.
@@ -14,6 +16,7 @@
 //! - [`runtime`]: the stages chained through local queues in one process.
 //! - [`local`]: the local runtime's adapters: durable SQLite queues, the landing folder.
 
+pub mod athena_sql;
 pub mod audit;
 pub mod bronze;
 pub mod events;

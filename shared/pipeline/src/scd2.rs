@@ -4,8 +4,8 @@
 //! extract bronze holds, ordered by extract time (full loads) or change time (cdc loads). So a
 //! late, out-of-order or repeated delivery gives exactly the history of delivering every extract
 //! once, in order, and an identical re-delivery changes nothing. The query is plain SQL with
-//! window functions, rendered for DataFusion here; Athena runs the same plan (or a MERGE for
-//! incremental loads) once the AWS engine exists.
+//! window functions, rendered per [`Dialect`]: DataFusion locally, Trino for Athena (where
+//! `crate::athena_sql` also renders a MERGE for the in-order incremental case).
 //!
 //! Full loads, one extract at a time T (see DESIGN.md): a new key opens a version from T; a
 //! changed row (any non-key column, NULL-safe) closes the current version at T and opens one; an
@@ -22,7 +22,7 @@
 use floe_config::{DeletesPolicy, LoadKind, TableConfig};
 
 use crate::bronze::{BATCH_ID, EXTRACT_TS, LANDED_AT, ROW_NUMBER};
-use crate::sql::{quote, row_fingerprint, standardised};
+use crate::sql::{Dialect, quote, row_fingerprint, standardised};
 
 /// Silver's history columns, after the source columns.
 pub const VALID_FROM: &str = "valid_from";
@@ -50,22 +50,27 @@ fn key_eq(keys: &[&str], a: &str, b: &str) -> String {
 }
 
 /// The query computing `table`'s full silver history from its bronze table `bronze`.
-pub fn history_sql(table: &TableConfig, bronze: &str) -> String {
+pub fn history_sql(dialect: Dialect, table: &TableConfig, bronze: &str) -> String {
     match table.load {
-        LoadKind::Full => full_load(table, bronze),
-        LoadKind::Cdc => cdc_load(table, bronze),
+        LoadKind::Full => full_load(dialect, table, bronze),
+        LoadKind::Cdc => cdc_load(dialect, table, bronze),
     }
 }
 
-fn typed(table: &TableConfig, bronze: &str) -> String {
-    let cols: Vec<String> = table.columns.iter().map(standardised).collect();
+/// Bronze's text columns standardised and typed, with the batch metadata.
+pub fn typed(dialect: Dialect, table: &TableConfig, bronze: &str) -> String {
+    let cols: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| standardised(dialect, c))
+        .collect();
     format!(
         "SELECT {}, {BATCH_ID}, {EXTRACT_TS}, {LANDED_AT}, {ROW_NUMBER} FROM {bronze}",
         cols.join(", ")
     )
 }
 
-fn full_load(table: &TableConfig, bronze: &str) -> String {
+fn full_load(dialect: Dialect, table: &TableConfig, bronze: &str) -> String {
     let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
     let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
     let values: Vec<&str> = all.iter().copied().filter(|c| !keys.contains(c)).collect();
@@ -153,8 +158,8 @@ FROM spans sp
 JOIN extracts ef ON ef._n = sp._n
 LEFT JOIN extracts eg ON eg._n = sp._end_n
 LEFT JOIN extracts en ON en._n = sp._next_start_n",
-        typed = typed(table, bronze),
-        fingerprint = row_fingerprint(&values),
+        typed = typed(dialect, table, bronze),
+        fingerprint = row_fingerprint(dialect, &values),
         join = key_eq(&keys, "s", "g"),
         live_flag = is_deleted("FALSE"),
     );
@@ -173,7 +178,7 @@ LEFT JOIN extracts en ON en._n = sp._next_start_n"
     sql
 }
 
-fn cdc_load(table: &TableConfig, bronze: &str) -> String {
+fn cdc_load(dialect: Dialect, table: &TableConfig, bronze: &str) -> String {
     let cdc = table
         .cdc
         .as_ref()
@@ -232,8 +237,8 @@ spans AS (
 SELECT {out_cols}, CAST({ts} AS TIMESTAMP) AS {VALID_FROM}, _next_ts AS {VALID_TO},
   (_next_ts IS NULL) AS {IS_CURRENT}{live_flag}, {ROW_HASH}, {BATCH_ID}
 FROM spans WHERE _op <> 'D'",
-        typed = typed(table, bronze),
-        fingerprint = row_fingerprint(&values),
+        typed = typed(dialect, table, bronze),
+        fingerprint = row_fingerprint(dialect, &values),
         out_cols = list(&all, ""),
         live_flag = if new_record { format!(", FALSE AS {IS_DELETED}") } else { String::new() },
     );

@@ -1,7 +1,18 @@
-//! SQL pieces shared by the stages. Everything floe generates quotes identifiers with double
-//! quotes, which both DataFusion and Athena (Trino) accept.
+//! SQL pieces shared by the stages, per dialect. Everything floe generates quotes identifiers
+//! with double quotes, which both DataFusion and Athena (Trino) accept; the dialects differ in a
+//! few functions (string length, MD5, timestamp parsing), rendered here.
 
 use floe_config::{ColumnConfig, ColumnType};
+
+/// The SQL dialect a statement is rendered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// The embedded engine (DataFusion).
+    #[default]
+    DataFusion,
+    /// Amazon Athena (engine version 3, Trino).
+    Trino,
+}
 
 /// A quoted identifier.
 pub fn quote(ident: &str) -> String {
@@ -26,10 +37,16 @@ pub fn sql_type(t: ColumnType) -> String {
 }
 
 /// The standardised value of a bronze text column: trimmed, empty as NULL, cast to its type.
-pub fn standardised(c: &ColumnConfig) -> String {
+pub fn standardised(dialect: Dialect, c: &ColumnConfig) -> String {
     let q = quote(&c.name);
     let cleaned = format!("NULLIF(TRIM({q}), '')");
     match c.ty {
+        // Trino casts 'YYYY-MM-DD HH:MM:SS[.f]' only; landed files may use the ISO 'T' and a
+        // trailing 'Z' (UTC), which the embedded engine reads as they are.
+        ColumnType::Timestamp if dialect == Dialect::Trino => format!(
+            "CAST(REPLACE(REPLACE({cleaned}, 'T', ' '), 'Z', '') AS {}) AS {q}",
+            sql_type(c.ty)
+        ),
         ColumnType::String => format!("{cleaned} AS {q}"),
         // Booleans arrive as true/false, t/f, yes/no, y/n or 1/0 in the wild.
         ColumnType::Boolean => format!(
@@ -42,18 +59,31 @@ pub fn standardised(c: &ColumnConfig) -> String {
 
 /// A NULL-safe, unambiguous text form of a row's values, for change detection: each value is
 /// length-prefixed so that ('a|b','c') and ('a','b|c') differ, and NULL differs from ''.
-pub fn row_fingerprint(columns: &[&str]) -> String {
+///
+/// The fingerprint is only ever compared with others of the same engine (a table is built by
+/// one engine): engines render some values differently as text (Trino writes a DOUBLE 1.5 as
+/// `1.5E0`), so the same row may hash differently on DataFusion and on Athena.
+pub fn row_fingerprint(dialect: Dialect, columns: &[&str]) -> String {
     if columns.is_empty() {
         return "''".into();
     }
+    let length = match dialect {
+        Dialect::DataFusion => "CHARACTER_LENGTH",
+        Dialect::Trino => "LENGTH",
+    };
     let parts: Vec<String> = columns
         .iter()
         .map(|c| {
             let v = format!("CAST({} AS VARCHAR)", quote(c));
-            format!("COALESCE(CAST(CHARACTER_LENGTH({v}) AS VARCHAR) || ':' || {v}, '~')")
+            format!("COALESCE(CAST({length}({v}) AS VARCHAR) || ':' || {v}, '~')")
         })
         .collect();
-    format!("MD5({})", parts.join(" || '|' || "))
+    let text = parts.join(" || '|' || ");
+    match dialect {
+        Dialect::DataFusion => format!("MD5({text})"),
+        // Trino's md5 takes and returns varbinary.
+        Dialect::Trino => format!("LOWER(TO_HEX(MD5(TO_UTF8({text}))))"),
+    }
 }
 
 #[cfg(test)]
@@ -70,7 +100,7 @@ mod tests {
             description: None,
         };
         assert_eq!(
-            standardised(&c),
+            standardised(Dialect::DataFusion, &c),
             "CAST(NULLIF(TRIM(\"score\"), '') AS DECIMAL(5,2)) AS \"score\""
         );
     }

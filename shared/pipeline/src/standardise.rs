@@ -62,6 +62,7 @@ impl Standardise<'_> {
             .lake
             .query(
                 &scd2::history_sql(
+                    crate::sql::Dialect::DataFusion,
                     table,
                     &crate::rejections::bronze_source(self.lake, bronze, &silver).await?,
                 ),

@@ -127,7 +127,10 @@ async fn history(files: &[File], t: &TableConfig) -> BTreeSet<Version> {
         land(&lake, t, &b, f, i as i64).await;
     }
     let batches = lake
-        .query(&scd2::history_sql(t, "bronze_s.t"), &ReadAt::Current)
+        .query(
+            &scd2::history_sql(floe_pipeline::sql::Dialect::DataFusion, t, "bronze_s.t"),
+            &ReadAt::Current,
+        )
         .await
         .unwrap();
     let mut out = BTreeSet::new();
