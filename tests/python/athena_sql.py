@@ -2,7 +2,7 @@
 
 Input (JSON on stdin):
   statements: every statement rendered for the scenario; each must parse as Athena SQL
-              (sqlglot, read="athena").
+              (sqlglot, read="athena"). A job with only statements stops there.
   bronze:     {"table", "columns": [[name, duckdb_type]], "rows": [[...]]} - the scenario's bronze.
   silver:     {"table", "columns": [[name, duckdb_type]]} - the silver table's layout.
   rebuild:    the SCD2 rebuild query (Athena SQL).
@@ -43,6 +43,10 @@ def main():
         except Exception as e:  # report the statement, then fail
             print(f"statement {i + 1} does not parse as Athena SQL: {e}\n{s}", file=sys.stderr)
             sys.exit(1)
+
+    if "bronze" not in job:
+        json.dump({"parsed": len(job["statements"])}, sys.stdout)
+        return
 
     def duck(sql):
         return sqlglot.transpile(sql, read="athena", write="duckdb")[0]

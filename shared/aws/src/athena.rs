@@ -62,6 +62,8 @@ pub struct QueryResult {
     pub columns: Vec<Column>,
     /// The rows, each value as Athena renders it (`None` for NULL).
     pub rows: Vec<Vec<Option<String>>>,
+    /// Rows a DML statement (INSERT, MERGE, DELETE) wrote, as Athena reports it.
+    pub update_count: Option<i64>,
     /// Bytes the query scanned (what Athena bills).
     pub bytes_scanned: u64,
     /// Engine time.
@@ -144,7 +146,7 @@ impl Athena {
                     engine_ms,
                     statement,
                 } => {
-                    let (columns, rows) = self.results(&id, statement).await?;
+                    let (columns, rows, update_count) = self.results(&id, statement).await?;
                     Record::new("athena")
                         .metric("BytesScanned", Unit::Bytes, bytes as f64)
                         .metric(
@@ -159,6 +161,7 @@ impl Athena {
                         query_id: id,
                         columns,
                         rows,
+                        update_count,
                         bytes_scanned: bytes,
                         engine_ms,
                         executions: attempt,
@@ -312,7 +315,8 @@ impl Athena {
         &self,
         id: &str,
         statement: Option<StatementType>,
-    ) -> Result<(Vec<Column>, Vec<Vec<Option<String>>>)> {
+    ) -> Result<(Vec<Column>, Vec<Vec<Option<String>>>, Option<i64>)> {
+        let mut update_count = None;
         let mut columns = Vec::new();
         let mut rows = Vec::new();
         let mut token: Option<String> = None;
@@ -327,6 +331,9 @@ impl Athena {
                 .send()
                 .await
                 .map_err(|e| sdk_error::map(&format!("Athena GetQueryResults {id}"), e))?;
+            if first_page && statement == Some(StatementType::Dml) {
+                update_count = out.update_count();
+            }
             let Some(set) = out.result_set() else { break };
             if first_page {
                 columns = set
@@ -366,7 +373,7 @@ impl Athena {
                 break;
             }
         }
-        Ok((columns, rows))
+        Ok((columns, rows, update_count))
     }
 }
 

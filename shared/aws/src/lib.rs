@@ -9,6 +9,8 @@
 //! - [`sqs`]: stage queues as a `Queue`, plus batch sends, depths and dead-letter redrive.
 //! - [`eventbridge`]: `floe.*` events on an event bus, as an `EventSink`.
 //! - [`athena`]: running queries on Athena (start, poll with backoff, paginate, cancel).
+//! - [`lake`]: the lake on Athena + Glue + S3 (Iceberg tables behind views pinned at the
+//!   published snapshot).
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines.
 //! - [`service`]: a stage as an SQS-triggered Lambda (partial batch failures, DLQ, metrics).
 //! - [`poller`]: what Lambda's SQS event source mapping does, for running a service elsewhere.
@@ -16,6 +18,7 @@
 pub mod athena;
 pub mod clients;
 pub mod eventbridge;
+pub mod lake;
 pub mod metrics;
 pub mod poller;
 pub mod s3;

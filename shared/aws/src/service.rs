@@ -90,7 +90,7 @@ impl Service {
         }
         .clients()
         .await;
-        let lake = open_lake(&settings.engine).await?;
+        let lake = open_lake(&settings.engine, &clients, settings.price_per_tb_usd).await?;
         Ok(Self::with_clients(settings, project, lake, &clients))
     }
 
@@ -323,7 +323,11 @@ impl Service {
 }
 
 /// Opens the lake the settings name.
-pub async fn open_lake(engine: &Engine) -> anyhow::Result<Arc<dyn Lake>> {
+pub async fn open_lake(
+    engine: &Engine,
+    clients: &Clients,
+    price_per_tb_usd: f64,
+) -> anyhow::Result<Arc<dyn Lake>> {
     match engine {
         Engine::Local { lake_dir } => {
             let lake = floe_lake::LocalLake::open(lake_dir)
@@ -331,10 +335,24 @@ pub async fn open_lake(engine: &Engine) -> anyhow::Result<Arc<dyn Lake>> {
                 .with_context(|| format!("opening the lake at {}", lake_dir.display()))?;
             Ok(Arc::new(lake))
         }
-        Engine::Athena { .. } => anyhow::bail!(
-            "FLOE_ENGINE=athena: the Athena lake is not part of this build yet; run the services \
-             with FLOE_ENGINE=local and FLOE_LAKE_DIR (see the README's AWS section)"
-        ),
+        Engine::Athena {
+            workgroup,
+            lake_location,
+            output_location,
+        } => {
+            let mut athena = crate::athena::Athena::new(clients.athena.clone(), workgroup)
+                .with_price_per_tb(price_per_tb_usd);
+            if let Some(out) = output_location {
+                athena = athena.with_output_location(out);
+            }
+            let lake = crate::lake::AthenaLake::new(
+                athena,
+                clients.glue.clone(),
+                clients.s3.clone(),
+                lake_location,
+            )?;
+            Ok(Arc::new(lake))
+        }
     }
 }
 

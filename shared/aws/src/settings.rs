@@ -13,8 +13,10 @@ pub enum Engine {
     Athena {
         /// The Athena workgroup.
         workgroup: String,
-        /// The lake bucket (Iceberg warehouse).
-        lake_bucket: String,
+        /// The Iceberg warehouse, `s3://bucket[/prefix]`.
+        lake_location: String,
+        /// Where query results go, when the workgroup does not enforce its own.
+        output_location: Option<String>,
     },
     /// The embedded engine on a local folder (a service run outside Lambda, tests, drills).
     Local {
@@ -116,7 +118,11 @@ impl Settings {
         let engine = match engine_name.as_str() {
             "athena" => Engine::Athena {
                 workgroup: required("FLOE_ATHENA_WORKGROUP", "the Athena workgroup"),
-                lake_bucket: required("FLOE_LAKE_BUCKET", "the Iceberg warehouse bucket"),
+                lake_location: required(
+                    "FLOE_LAKE_LOCATION",
+                    "the Iceberg warehouse, s3://bucket[/prefix]",
+                ),
+                output_location: var("FLOE_ATHENA_OUTPUT_LOCATION"),
             },
             "local" => Engine::Local {
                 lake_dir: PathBuf::from(required(
@@ -187,7 +193,7 @@ mod tests {
             "FLOE_QUARANTINE_BUCKET",
             "FLOE_STANDARDISE_QUEUE_URL",
             "FLOE_ATHENA_WORKGROUP",
-            "FLOE_LAKE_BUCKET",
+            "FLOE_LAKE_LOCATION",
         ] {
             assert!(text.contains(var), "{var} missing from:\n{text}");
         }

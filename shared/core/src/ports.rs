@@ -16,6 +16,16 @@ use serde::Serialize;
 
 use crate::{BatchId, ObjectRef, Result, RunId, TableRef};
 
+/// The SQL dialect a lake's engine speaks; handlers render their SQL in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// The embedded engine (DataFusion).
+    #[default]
+    DataFusion,
+    /// Amazon Athena (engine version 3, Trino).
+    Trino,
+}
+
 /// Which version of a table a read sees.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ReadAt {
@@ -158,6 +168,24 @@ pub trait Lake: Send + Sync {
     async fn snapshots(&self, table: &TableRef) -> Result<Vec<SnapshotInfo>>;
     /// Runs a read-only SQL query; tables are named `namespace.table`.
     async fn query(&self, sql: &str, at: &ReadAt) -> Result<Vec<RecordBatch>>;
+
+    /// The SQL dialect [`Lake::query`] and [`Lake::write_query`] take.
+    fn dialect(&self) -> Dialect {
+        Dialect::DataFusion
+    }
+
+    /// Replaces the table's contents with the rows of a query over the lake (as published), as
+    /// one write with [`Lake::overwrite`]'s options and guarantees. An engine that runs SQL
+    /// elsewhere (Athena) runs it there; the default reads the rows here and writes them.
+    async fn write_query(
+        &self,
+        table: &TableRef,
+        sql: &str,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        let rows = self.query(sql, &ReadAt::Current).await?;
+        self.overwrite(table, rows, options).await
+    }
 }
 
 /// A file store: the landing zone and the quarantine (S3 in AWS, a folder locally).

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::bronze::{BATCH_ID, EXTRACT_TS, LANDED_AT};
 use crate::scd2::{IS_CURRENT, IS_DELETED, ROW_HASH, VALID_FROM, VALID_TO};
-use crate::sql::{Dialect, quote, row_fingerprint, standardised};
+use crate::sql::{quote, row_fingerprint, standardised};
 use crate::standardise::{stage_name, table_config};
 
 /// How many times a stale staged write is recomputed before the message gives up.
@@ -267,7 +267,7 @@ impl Audit<'_> {
                     let cols: Vec<String> = t
                         .columns
                         .iter()
-                        .map(|c| standardised(Dialect::DataFusion, c))
+                        .map(|c| standardised(self.lake.dialect(), c))
                         .collect();
                     let dedupe = t
                         .dedupe_by
@@ -294,7 +294,7 @@ impl Audit<'_> {
                              SELECT b.*, s.{ROW_HASH} AS silver_hash FROM b LEFT JOIN s ON {on}
                              WHERE s.{first_key} IS NULL OR s.{ROW_HASH} <> b._h LIMIT 20",
                             cols = cols.join(", "),
-                            fp = row_fingerprint(Dialect::DataFusion, &values),
+                            fp = row_fingerprint(self.lake.dialect(), &values),
                         ),
                     ));
                 }
@@ -310,7 +310,7 @@ impl Audit<'_> {
                     let key_cols: Vec<String> = t
                         .primary_key
                         .iter()
-                        .map(|k| standardised(Dialect::DataFusion, t.column(k).expect("declared")))
+                        .map(|k| standardised(self.lake.dialect(), t.column(k).expect("declared")))
                         .collect();
                     tests.push((
                         "every key of the batch is in the history".to_owned(),

@@ -4,15 +4,7 @@
 
 use floe_config::{ColumnConfig, ColumnType};
 
-/// The SQL dialect a statement is rendered in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Dialect {
-    /// The embedded engine (DataFusion).
-    #[default]
-    DataFusion,
-    /// Amazon Athena (engine version 3, Trino).
-    Trino,
-}
+pub use floe_core::ports::Dialect;
 
 /// A quoted identifier.
 pub fn quote(ident: &str) -> String {

@@ -4,7 +4,7 @@
 
 use floe_config::{Project, TableConfig};
 use floe_core::message::{Envelope, StageMessage, Staged};
-use floe_core::ports::{Lake, ReadAt, WriteOptions};
+use floe_core::ports::{Lake, WriteOptions};
 use floe_core::{Error, Layer, Result, TableRef};
 
 use crate::scd2;
@@ -58,21 +58,15 @@ impl Standardise<'_> {
             .into_iter()
             .find(|s| s.is_current)
             .map(|s| s.snapshot_id);
-        let history = self
-            .lake
-            .query(
-                &scd2::history_sql(
-                    crate::sql::Dialect::DataFusion,
-                    table,
-                    &crate::rejections::bronze_source(self.lake, bronze, &silver).await?,
-                ),
-                &ReadAt::Current,
-            )
-            .await?;
+        let history = scd2::history_sql(
+            self.lake.dialect(),
+            table,
+            &crate::rejections::bronze_source(self.lake, bronze, &silver).await?,
+        );
         let mut options = WriteOptions::batch(message.batch_id.clone(), message.run_id.clone());
         options.stage_only = true;
         options.expected_snapshot_id = base;
-        let outcome = self.lake.overwrite(&silver, history, &options).await?;
+        let outcome = self.lake.write_query(&silver, &history, &options).await?;
         tracing::info!(table = %silver, snapshot_id = outcome.snapshot_id, rows = outcome.rows_added, replay = outcome.already_committed, "silver staged");
         // The attempt count carries over, so a batch restaged again and again gives up.
         Ok(Envelope {

@@ -1,0 +1,780 @@
+//! The lake on AWS: Iceberg tables in the Glue catalog, written and read through Athena.
+//!
+//! Layout of a table `ns.t` (what [`floe_core::ports::Lake`] calls one table):
+//! - `ns.t__data`: the Iceberg table holding the rows, at `<lake>/ns/t/`;
+//! - `ns.t`: a view readers query, pinned to the published snapshot
+//!   (`SELECT * FROM ns.t__data FOR VERSION AS OF <id>`) once anything was published, so a staged
+//!   write (one more snapshot of `t__data`) stays invisible until its audit publishes it;
+//! - `<lake>/_floe/published/ns/t.json`: the published snapshot, as floe records it (the view is
+//!   replaced first, then this record).
+//!
+//! Rows from this process (a landed batch) go to Parquet under `<lake>/_floe/incoming/<id>/`,
+//! are read through a temporary Glue external table and inserted with Athena, and the temporary
+//! table and files are removed after. A query's rows ([`Lake::write_query`]) never leave Athena.
+//! Athena cannot record floe's batch id in a snapshot summary, so a write is known to be
+//! committed by its rows' `_batch_id` column; tables without one are appended to as asked.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use floe_core::ports::{
+    CommitOutcome, Dialect, Lake, ObjectStore, ReadAt, SnapshotInfo, WriteOptions,
+};
+use floe_core::{Error, Result, TableRef};
+use floe_pipeline::athena_sql::{self, literal};
+
+use crate::athena::Athena;
+use crate::s3::S3Store;
+use crate::sdk_error;
+
+use arrow_array::{
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// The Glue database of the temporary external tables over incoming rows.
+pub const INCOMING_DATABASE: &str = "floe_incoming";
+/// The suffix of the Iceberg table behind a table's view.
+pub const DATA_SUFFIX: &str = "__data";
+
+/// The lake on Athena + Glue + S3.
+#[derive(Debug, Clone)]
+pub struct AthenaLake {
+    athena: Athena,
+    glue: aws_sdk_glue::Client,
+    store: Arc<S3Store>,
+    /// `s3://bucket/prefix` without a trailing slash.
+    location: String,
+    /// The prefix inside the bucket (may be empty), with a trailing slash when not empty.
+    prefix: String,
+}
+
+impl AthenaLake {
+    /// The lake at `location` (`s3://bucket[/prefix]`).
+    pub fn new(
+        athena: Athena,
+        glue: aws_sdk_glue::Client,
+        s3: aws_sdk_s3::Client,
+        location: &str,
+    ) -> Result<Self> {
+        let rest = location.strip_prefix("s3://").ok_or_else(|| {
+            Error::Config(format!(
+                "the lake location '{location}' is not an s3:// URI (s3://bucket/prefix)"
+            ))
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let prefix = prefix.trim_matches('/');
+        Ok(AthenaLake {
+            athena,
+            glue,
+            store: Arc::new(S3Store::new(s3, bucket)),
+            location: format!(
+                "s3://{bucket}{}",
+                if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("/{prefix}")
+                }
+            ),
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+        })
+    }
+
+    fn data(t: &TableRef) -> TableRef {
+        TableRef {
+            namespace: t.namespace.clone(),
+            name: format!("{}{DATA_SUFFIX}", t.name),
+        }
+    }
+
+    fn table_location(&self, t: &TableRef) -> String {
+        format!("{}/{}/{}/", self.location, t.namespace, t.name)
+    }
+
+    fn pin_key(&self, t: &TableRef) -> String {
+        format!(
+            "{}_floe/published/{}/{}.json",
+            self.prefix, t.namespace, t.name
+        )
+    }
+
+    async fn run(&self, sql: &str) -> Result<crate::athena::QueryResult> {
+        self.athena.execute(sql, None).await
+    }
+
+    /// The published snapshot floe recorded for `t`, if any.
+    async fn pinned(&self, t: &TableRef) -> Result<Option<i64>> {
+        match self.store.get(&self.pin_key(t)).await {
+            Ok(bytes) => {
+                let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::Internal(format!(
+                        "{}: unreadable publish record ({e})",
+                        self.pin_key(t)
+                    ))
+                })?;
+                Ok(v["snapshot_id"].as_i64())
+            }
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Points `t`'s view at snapshot `id` of its data, then records it.
+    async fn pin(&self, t: &TableRef, id: i64) -> Result<()> {
+        self.run(&athena_sql::publish_view(t, &Self::data(t), Some(id)))
+            .await?;
+        let record = serde_json::json!({"snapshot_id": id, "published_at": Utc::now()});
+        self.store
+            .put(&self.pin_key(t), record.to_string().into_bytes())
+            .await?;
+        Ok(())
+    }
+
+    /// The newest snapshot of `t`'s data.
+    async fn latest(&self, t: &TableRef) -> Result<Option<i64>> {
+        Ok(self.data_snapshots(t).await?.last().map(|s| s.0))
+    }
+
+    /// (id, parent, committed_at, operation, summary) of `t`'s data, oldest first.
+    async fn data_snapshots(
+        &self,
+        t: &TableRef,
+    ) -> Result<
+        Vec<(
+            i64,
+            Option<i64>,
+            DateTime<Utc>,
+            String,
+            BTreeMap<String, String>,
+        )>,
+    > {
+        let d = Self::data(t);
+        let r = self
+            .run(&format!(
+                "SELECT snapshot_id, parent_id, CAST(committed_at AS varchar), operation, \
+                 CAST(summary AS JSON) FROM \"{}\".\"{}$snapshots\" ORDER BY committed_at",
+                d.namespace, d.name
+            ))
+            .await?;
+        r.rows
+            .iter()
+            .map(|row| {
+                let get = |i: usize| row.get(i).cloned().flatten();
+                let id = get(0)
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| Error::Internal(format!("{t}: a snapshot without an id")))?;
+                let at = get(2)
+                    .and_then(|v| {
+                        chrono::NaiveDateTime::parse_from_str(
+                            v.trim_end_matches(" UTC"),
+                            "%Y-%m-%d %H:%M:%S%.f",
+                        )
+                        .ok()
+                    })
+                    .map(|n| n.and_utc())
+                    .unwrap_or_default();
+                let summary: BTreeMap<String, String> = get(4)
+                    .and_then(|v| serde_json::from_str(&v).ok())
+                    .unwrap_or_default();
+                Ok((
+                    id,
+                    get(1).and_then(|v| v.parse().ok()),
+                    at,
+                    get(3).unwrap_or_default(),
+                    summary,
+                ))
+            })
+            .collect()
+    }
+
+    /// Whether rows of `batch` are in `t`'s data already (tables with a `_batch_id` column).
+    async fn holds_batch(&self, t: &TableRef, options: &WriteOptions) -> Result<bool> {
+        let Some(batch) = &options.batch_id else {
+            return Ok(false);
+        };
+        let schema = self.table_schema(t).await?;
+        if schema.field_with_name("_batch_id").is_err() {
+            return Ok(false);
+        }
+        let r = self
+            .run(&format!(
+                "SELECT count(*) FROM {} WHERE \"_batch_id\" = {}",
+                Self::data(t),
+                literal(batch.as_str())
+            ))
+            .await?;
+        Ok(r.rows
+            .first()
+            .and_then(|row| row.first().cloned().flatten())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+            > 0)
+    }
+
+    /// Fails when the published version moved since the write's read.
+    async fn check_expected(&self, t: &TableRef, options: &WriteOptions) -> Result<()> {
+        if let Some(expected) = options.expected_snapshot_id {
+            let now = self.pinned(t).await?;
+            if now != Some(expected) {
+                return Err(Error::CommitConflict {
+                    table: t.to_string(),
+                    detail: format!(
+                        "published snapshot is {now:?}, the write was computed from {expected}; \
+                         it is computed again"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// After a write: publish it unless it is staged, and report it.
+    async fn finish(
+        &self,
+        t: &TableRef,
+        options: &WriteOptions,
+        rows: u64,
+        files: usize,
+    ) -> Result<CommitOutcome> {
+        let id = self
+            .latest(t)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("{t}: a write left no snapshot")))?;
+        if !options.stage_only && self.pinned(t).await?.is_some() {
+            self.pin(t, id).await?;
+        }
+        Ok(CommitOutcome {
+            snapshot_id: id,
+            already_committed: false,
+            rows_added: rows,
+            files_added: files,
+        })
+    }
+
+    /// Inserts rows from this process into `t`'s data through a temporary external table.
+    async fn insert_rows(&self, t: &TableRef, batches: Vec<RecordBatch>) -> Result<(u64, usize)> {
+        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        if rows == 0 {
+            return Ok((0, 0));
+        }
+        let schema = batches[0].schema();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let folder = format!("{}_floe/incoming/{id}/", self.prefix);
+        let key = format!("{folder}part-0.parquet");
+        self.store
+            .put(&key, parquet_bytes(&schema, &batches)?)
+            .await?;
+        let temp = TableRef {
+            namespace: INCOMING_DATABASE.into(),
+            name: format!("t_{id}"),
+        };
+        self.create_external(&temp, &schema, &format!("{}/{folder}", self.location))
+            .await?;
+        let cols = schema
+            .fields()
+            .iter()
+            .map(|f| format!("\"{}\"", f.name()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let result = self
+            .run(&format!(
+                "INSERT INTO {} ({cols}) SELECT {cols} FROM {temp}",
+                Self::data(t)
+            ))
+            .await;
+        // The temporary table and file go whatever happened.
+        let dropped = self
+            .glue
+            .delete_table()
+            .database_name(INCOMING_DATABASE)
+            .name(&temp.name)
+            .send()
+            .await;
+        if let Err(e) = dropped {
+            tracing::warn!(table = %temp, error = %sdk_error::map("Glue DeleteTable", e), "temporary table left behind");
+        }
+        self.store.delete(&key).await?;
+        result?;
+        Ok((rows, 1))
+    }
+
+    /// A Glue external table over Parquet files under `location`.
+    async fn create_external(&self, t: &TableRef, schema: &Schema, location: &str) -> Result<()> {
+        use aws_sdk_glue::types::{Column, SerDeInfo, StorageDescriptor, TableInput};
+        self.ensure_namespace(&t.namespace).await?;
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let ty = athena_sql::ddl_type(f.data_type()).map_err(Error::Internal)?;
+                Column::builder()
+                    .name(f.name())
+                    .r#type(ty)
+                    .build()
+                    .map_err(|e| Error::Internal(format!("a Glue column: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let input = TableInput::builder()
+            .name(&t.name)
+            .table_type("EXTERNAL_TABLE")
+            .parameters("classification", "parquet")
+            .parameters("floe.temporary", "true")
+            .storage_descriptor(
+                StorageDescriptor::builder()
+                    .set_columns(Some(columns))
+                    .location(location)
+                    .input_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat")
+                    .output_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat")
+                    .serde_info(
+                        SerDeInfo::builder()
+                            .serialization_library(
+                                "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+            .map_err(|e| Error::Internal(format!("a Glue table input: {e}")))?;
+        self.glue
+            .create_table()
+            .database_name(&t.namespace)
+            .table_input(input)
+            .send()
+            .await
+            .map_err(|e| sdk_error::map(&format!("Glue CreateTable {t}"), e))?;
+        Ok(())
+    }
+
+    /// `sql` with the tables `at` names read at their snapshot or instant.
+    fn rewrite(&self, sql: &str, at: &ReadAt) -> Result<String> {
+        Ok(match at {
+            ReadAt::Current => sql.to_owned(),
+            ReadAt::Pinned(pins) => pins.iter().fold(sql.to_owned(), |s, (t, id)| {
+                replace_table(&s, t, &format!("{} FOR VERSION AS OF {id}", Self::data(t)))
+            }),
+            ReadAt::Snapshot(_) | ReadAt::Timestamp(_) => {
+                return Err(Error::Config(
+                    "time travel on the Athena lake: query the tables' __data with FOR VERSION \
+                     AS OF / FOR TIMESTAMP AS OF in Athena"
+                        .into(),
+                ));
+            }
+        })
+    }
+}
+
+/// Replaces whole references to `table` (`ns.t`, not `ns.t2` or `xns.t`) in `sql`.
+pub fn replace_table(sql: &str, table: &TableRef, with: &str) -> String {
+    let needle = table.to_string();
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '"' || c == '.';
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(i) = rest.find(&needle) {
+        let before_ok = rest[..i].chars().next_back().is_none_or(|c| !ident(c));
+        let after = &rest[i + needle.len()..];
+        let after_ok = after.chars().next().is_none_or(|c| !ident(c));
+        out.push_str(&rest[..i]);
+        out.push_str(if before_ok && after_ok { with } else { &needle });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+fn parquet_bytes(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, schema.clone(), None)
+        .map_err(|e| Error::Internal(format!("writing Parquet: {e}")))?;
+    for b in batches {
+        w.write(b)
+            .map_err(|e| Error::Internal(format!("writing Parquet: {e}")))?;
+    }
+    w.close()
+        .map_err(|e| Error::Internal(format!("writing Parquet: {e}")))?;
+    Ok(buf)
+}
+
+/// The Arrow type of a Glue (Hive) column type.
+fn arrow_type(hive: &str) -> DataType {
+    let h = hive.to_ascii_lowercase();
+    match h.as_str() {
+        "string" | "varchar" | "char" => DataType::Utf8,
+        "tinyint" => DataType::Int8,
+        "smallint" => DataType::Int16,
+        "int" | "integer" => DataType::Int32,
+        "bigint" => DataType::Int64,
+        "float" | "real" => DataType::Float32,
+        "double" => DataType::Float64,
+        "boolean" => DataType::Boolean,
+        "date" => DataType::Date32,
+        t if t.starts_with("timestamp") => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        }
+        t if t.starts_with("decimal(") => {
+            let inner = t.trim_start_matches("decimal(").trim_end_matches(')');
+            let (p, s) = inner.split_once(',').unwrap_or((inner, "0"));
+            DataType::Decimal128(
+                p.trim().parse().unwrap_or(38),
+                s.trim().parse().unwrap_or(0),
+            )
+        }
+        _ => DataType::Utf8,
+    }
+}
+
+/// Athena's rows as one record batch: numbers, booleans, dates and timestamps typed, the rest
+/// as text.
+fn to_batch(r: &crate::athena::QueryResult) -> Result<RecordBatch> {
+    let fields: Vec<Field> = r
+        .columns
+        .iter()
+        .map(|c| {
+            let ty = match arrow_type(&c.data_type) {
+                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                    DataType::Int64
+                }
+                DataType::Float32 | DataType::Float64 => DataType::Float64,
+                t @ (DataType::Boolean | DataType::Date32 | DataType::Timestamp(_, _)) => t,
+                _ => DataType::Utf8,
+            };
+            Field::new(&c.name, ty, true)
+        })
+        .collect();
+    let col = |i: usize| r.rows.iter().map(move |row| row.get(i).cloned().flatten());
+    let arrays: Vec<ArrayRef> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| -> ArrayRef {
+            match f.data_type() {
+                DataType::Int64 => Arc::new(
+                    col(i)
+                        .map(|v| v.and_then(|v| v.parse::<i64>().ok()))
+                        .collect::<Int64Array>(),
+                ),
+                DataType::Float64 => Arc::new(
+                    col(i)
+                        .map(|v| v.and_then(|v| v.parse::<f64>().ok()))
+                        .collect::<Float64Array>(),
+                ),
+                DataType::Boolean => Arc::new(
+                    col(i)
+                        .map(|v| v.map(|v| v == "true"))
+                        .collect::<BooleanArray>(),
+                ),
+                DataType::Date32 => Arc::new(
+                    col(i)
+                        .map(|v| {
+                            v.and_then(|v| chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d").ok())
+                                .map(|d| (d - chrono::NaiveDate::default()).num_days() as i32)
+                        })
+                        .collect::<Date32Array>(),
+                ),
+                DataType::Timestamp(_, _) => Arc::new(
+                    col(i)
+                        .map(|v| {
+                            v.and_then(|v| {
+                                chrono::NaiveDateTime::parse_from_str(
+                                    v.trim_end_matches(" UTC"),
+                                    "%Y-%m-%d %H:%M:%S%.f",
+                                )
+                                .ok()
+                            })
+                            .map(|t| t.and_utc().timestamp_micros())
+                        })
+                        .collect::<TimestampMicrosecondArray>()
+                        .with_timezone("UTC"),
+                ),
+                _ => Arc::new(col(i).collect::<StringArray>()),
+            }
+        })
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .map_err(|e| Error::Internal(format!("Athena results as Arrow: {e}")))
+}
+
+#[async_trait]
+impl Lake for AthenaLake {
+    async fn ensure_namespace(&self, namespace: &str) -> Result<()> {
+        let input = aws_sdk_glue::types::DatabaseInput::builder()
+            .name(namespace)
+            .build()
+            .map_err(|e| Error::Internal(format!("a Glue database input: {e}")))?;
+        match self
+            .glue
+            .create_database()
+            .database_input(input)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match sdk_error::map(&format!("Glue CreateDatabase {namespace}"), e) {
+                Error::Internal(m) if m.contains("AlreadyExists") => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn create_table(&self, table: &TableRef, schema: SchemaRef) -> Result<()> {
+        if self.table_exists(table).await? {
+            return Err(Error::AlreadyExists(table.to_string()));
+        }
+        self.ensure_namespace(&table.namespace).await?;
+        let ddl =
+            athena_sql::create_table(&Self::data(table), &schema, &self.table_location(table))
+                .map_err(Error::Config)?;
+        self.run(&ddl).await?;
+        self.run(&athena_sql::publish_view(table, &Self::data(table), None))
+            .await?;
+        Ok(())
+    }
+
+    async fn table_exists(&self, table: &TableRef) -> Result<bool> {
+        match self
+            .glue
+            .get_table()
+            .database_name(&table.namespace)
+            .name(&table.name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => match sdk_error::map(&format!("Glue GetTable {table}"), e) {
+                Error::NotFound(_) => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn table_schema(&self, table: &TableRef) -> Result<SchemaRef> {
+        let d = Self::data(table);
+        let out = self
+            .glue
+            .get_table()
+            .database_name(&d.namespace)
+            .name(&d.name)
+            .send()
+            .await
+            .map_err(|e| sdk_error::map(&format!("Glue GetTable {d}"), e))?;
+        let columns = out
+            .table()
+            .and_then(|t| t.storage_descriptor())
+            .map(|s| s.columns().to_vec())
+            .unwrap_or_default();
+        Ok(Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|c| Field::new(c.name(), arrow_type(c.r#type().unwrap_or("string")), true))
+                .collect::<Vec<_>>(),
+        )))
+    }
+
+    async fn list_tables(&self, namespace: Option<&str>) -> Result<Vec<TableRef>> {
+        let databases: Vec<String> = match namespace {
+            Some(n) => vec![n.to_owned()],
+            None => {
+                let out = self
+                    .glue
+                    .get_databases()
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error::map("Glue GetDatabases", e))?;
+                out.database_list()
+                    .iter()
+                    .map(|d| d.name().to_owned())
+                    .collect()
+            }
+        };
+        let mut out = Vec::new();
+        for db in databases.iter().filter(|d| d.as_str() != INCOMING_DATABASE) {
+            let tables = self
+                .glue
+                .get_tables()
+                .database_name(db)
+                .send()
+                .await
+                .map_err(|e| sdk_error::map(&format!("Glue GetTables {db}"), e))?;
+            for t in tables.table_list() {
+                if !t.name().ends_with(DATA_SUFFIX) {
+                    out.push(TableRef {
+                        namespace: db.clone(),
+                        name: t.name().to_owned(),
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|t| t.to_string());
+        Ok(out)
+    }
+
+    async fn drop_table(&self, table: &TableRef) -> Result<()> {
+        self.run(&format!("DROP VIEW IF EXISTS {table}")).await?;
+        self.run(&athena_sql::drop_table(&Self::data(table)))
+            .await?;
+        self.store.delete(&self.pin_key(table)).await
+    }
+
+    async fn append(
+        &self,
+        table: &TableRef,
+        batches: Vec<RecordBatch>,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        if self.holds_batch(table, options).await? {
+            let id = self.latest(table).await?.unwrap_or_default();
+            return Ok(CommitOutcome {
+                snapshot_id: id,
+                already_committed: true,
+                rows_added: 0,
+                files_added: 0,
+            });
+        }
+        let (rows, files) = self.insert_rows(table, batches).await?;
+        self.finish(table, options, rows, files).await
+    }
+
+    async fn overwrite(
+        &self,
+        table: &TableRef,
+        batches: Vec<RecordBatch>,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        self.check_expected(table, options).await?;
+        self.run(&format!("DELETE FROM {}", Self::data(table)))
+            .await?;
+        let (rows, files) = self.insert_rows(table, batches).await?;
+        self.finish(table, options, rows, files).await
+    }
+
+    async fn write_query(
+        &self,
+        table: &TableRef,
+        sql: &str,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        self.check_expected(table, options).await?;
+        let d = Self::data(table);
+        self.run(&format!("DELETE FROM {d}")).await?;
+        let r = self
+            .run(&format!("INSERT INTO {d} SELECT * FROM (\n{sql}\n) q"))
+            .await?;
+        let rows = r.update_count.unwrap_or(0).max(0) as u64;
+        self.finish(table, options, rows, 0).await
+    }
+
+    async fn publish_snapshot(&self, table: &TableRef, snapshot_id: i64) -> Result<()> {
+        self.pin(table, snapshot_id).await
+    }
+
+    async fn publish_table(
+        &self,
+        staged: &TableRef,
+        live: &TableRef,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        if !self.table_exists(live).await? {
+            let schema = self.table_schema(staged).await?;
+            self.create_table(live, schema).await?;
+        }
+        let outcome = self
+            .write_query(
+                live,
+                &format!("SELECT * FROM {}", Self::data(staged)),
+                options,
+            )
+            .await?;
+        self.pin(live, outcome.snapshot_id).await?;
+        self.drop_table(staged).await?;
+        Ok(outcome)
+    }
+
+    async fn rename_table(&self, from: &TableRef, to: &TableRef) -> Result<()> {
+        if self.table_exists(to).await? {
+            return Err(Error::AlreadyExists(to.to_string()));
+        }
+        self.run(&format!(
+            "ALTER TABLE {} RENAME TO {}",
+            Self::data(from),
+            Self::data(to)
+        ))
+        .await?;
+        let pinned = self.pinned(from).await?;
+        self.run(&format!("DROP VIEW IF EXISTS {from}")).await?;
+        match pinned {
+            Some(id) => self.pin(to, id).await?,
+            None => {
+                self.run(&athena_sql::publish_view(to, &Self::data(to), None))
+                    .await?;
+            }
+        }
+        self.store.delete(&self.pin_key(from)).await
+    }
+
+    async fn snapshots(&self, table: &TableRef) -> Result<Vec<SnapshotInfo>> {
+        let pinned = self.pinned(table).await?;
+        let all = self.data_snapshots(table).await?;
+        let pinned_at = pinned.and_then(|p| all.iter().find(|s| s.0 == p).map(|s| s.2));
+        let latest = all.last().map(|s| s.0);
+        Ok(all
+            .into_iter()
+            .map(|(id, parent, at, operation, summary)| {
+                let number = |k: &str| summary.get(k).and_then(|v| v.parse().ok());
+                SnapshotInfo {
+                    snapshot_id: id,
+                    parent_id: parent,
+                    committed_at: at,
+                    operation,
+                    batch_id: None,
+                    run_id: None,
+                    added_rows: number("added-records"),
+                    total_rows: number("total-records"),
+                    // Unpinned (never staged) tables show their newest snapshot to readers.
+                    is_current: pinned.map_or(Some(id) == latest, |p| p == id),
+                    published: pinned_at.is_none_or(|p| at <= p),
+                    summary,
+                }
+            })
+            .collect())
+    }
+
+    async fn query(&self, sql: &str, at: &ReadAt) -> Result<Vec<RecordBatch>> {
+        let r = self.run(&self.rewrite(sql, at)?).await?;
+        Ok(vec![to_batch(&r)?])
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Trino
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_whole_table_references_are_replaced() {
+        let t: TableRef = "silver_s.people".parse().unwrap();
+        let sql = "SELECT * FROM silver_s.people p JOIN silver_s.people2 q ON 1=1 JOIN xsilver_s.people r ON 1=1 WHERE (SELECT 1 FROM silver_s.people)";
+        assert_eq!(
+            replace_table(sql, &t, "X"),
+            "SELECT * FROM X p JOIN silver_s.people2 q ON 1=1 JOIN xsilver_s.people r ON 1=1 WHERE (SELECT 1 FROM X)"
+        );
+    }
+
+    #[test]
+    fn glue_types_map_to_arrow() {
+        assert_eq!(arrow_type("decimal(5,2)"), DataType::Decimal128(5, 2));
+        assert_eq!(arrow_type("bigint"), DataType::Int64);
+        assert!(matches!(
+            arrow_type("timestamp(6)"),
+            DataType::Timestamp(_, _)
+        ));
+    }
+}
