@@ -259,11 +259,25 @@ impl Service {
     fn report(&self, note: &Note) {
         let stage = self.stage.as_str();
         match note {
-            Note::Landed { key, bronze } => {
-                tracing::info!(key, table = bronze, "landed");
+            Note::Landed {
+                key,
+                bronze,
+                rows,
+                bytes,
+            } => {
+                tracing::info!(key, table = bronze, rows, bytes, "landed");
                 Record::new(stage)
                     .dimension("Table", bronze)
                     .metric("FilesLanded", Unit::Count, 1.0)
+                    .metric("RowsIn", Unit::Count, *rows as f64)
+                    .metric("BytesIn", Unit::Bytes, *bytes as f64)
+                    .emit();
+            }
+            Note::Staged { table, rows } => {
+                tracing::info!(table, rows, "staged");
+                Record::new(stage)
+                    .dimension("Table", table)
+                    .metric("RowsOut", Unit::Count, *rows as f64)
                     .emit();
             }
             Note::Quarantined {

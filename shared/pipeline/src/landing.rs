@@ -113,7 +113,14 @@ pub struct Landing<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Landed {
     /// Appended to bronze (or found there already): standardise it next.
-    Bronze(Envelope),
+    Bronze {
+        /// The standardise message.
+        message: Envelope,
+        /// Rows in the file.
+        rows: u64,
+        /// The file's size in bytes.
+        bytes: u64,
+    },
     /// Refused: copied to quarantine with a report.
     Quarantined {
         /// The landed key.
@@ -220,16 +227,21 @@ impl Landing<'_> {
             .insert("floe.extract-ts".into(), key.extract_ts.to_rfc3339());
         let outcome = self.lake.append(&bronze_ref, vec![batch], &options).await?;
         tracing::info!(table = %bronze_ref, rows = n, snapshot_id = outcome.snapshot_id, replay = outcome.already_committed, "landed");
-        Ok(Landed::Bronze(Envelope::new(
-            batch_id,
-            run_id.clone(),
-            StageMessage::Standardise {
-                object,
-                bronze: bronze_ref,
-                bronze_snapshot_id: outcome.snapshot_id,
-                extract_ts: key.extract_ts,
-            },
-        )))
+        let bytes = object.size;
+        Ok(Landed::Bronze {
+            message: Envelope::new(
+                batch_id,
+                run_id.clone(),
+                StageMessage::Standardise {
+                    object,
+                    bronze: bronze_ref,
+                    bronze_snapshot_id: outcome.snapshot_id,
+                    extract_ts: key.extract_ts,
+                },
+            ),
+            rows: n as u64,
+            bytes,
+        })
     }
 
     async fn quarantine(

@@ -66,7 +66,8 @@ impl Report {
     /// Records what a stage did and says it on `progress`.
     fn note(&mut self, note: Note, progress: &mut impl FnMut(&str)) {
         match note {
-            Note::Landed { key, bronze } => {
+            Note::Staged { .. } => {}
+            Note::Landed { key, bronze, .. } => {
                 progress(&format!("landed {key} -> {bronze}"));
                 self.landed.push(key);
             }

@@ -71,6 +71,17 @@ pub enum Note {
         key: String,
         /// The bronze table.
         bronze: String,
+        /// Rows in the file.
+        rows: u64,
+        /// The file's size in bytes.
+        bytes: u64,
+    },
+    /// A table's new version was written and waits for its audit.
+    Staged {
+        /// The table.
+        table: String,
+        /// Rows in the staged version.
+        rows: u64,
     },
     /// A landed file was quarantined.
     Quarantined {
@@ -169,11 +180,17 @@ impl Stages {
                 };
                 for landed in landing.handle(body, &RunId::new()).await? {
                     match landed {
-                        Landed::Bronze(m) => {
+                        Landed::Bronze {
+                            message: m,
+                            rows,
+                            bytes,
+                        } => {
                             if let StageMessage::Standardise { object, bronze, .. } = &m.body {
                                 out.notes.push(Note::Landed {
                                     key: object.key.clone(),
                                     bronze: bronze.to_string(),
+                                    rows,
+                                    bytes,
                                 });
                             }
                             crash_point("after_bronze_commit");
@@ -193,12 +210,18 @@ impl Stages {
             }
             Stage::Standardise => {
                 let m = Envelope::from_json(body)?;
-                let audit = Standardise {
+                let (audit, rows) = Standardise {
                     project: &self.project,
                     lake,
                 }
                 .handle(&m)
                 .await?;
+                if let StageMessage::Audit { table, .. } = &audit.body {
+                    out.notes.push(Note::Staged {
+                        table: table.to_string(),
+                        rows,
+                    });
+                }
                 out.next.push((Stage::Audit, audit));
             }
             Stage::Audit => {

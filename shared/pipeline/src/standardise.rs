@@ -30,9 +30,10 @@ pub struct Standardise<'a> {
 }
 
 impl Standardise<'_> {
-    /// Stages the silver history including the message's batch; returns the audit message.
+    /// Stages the silver history including the message's batch; returns the audit message and
+    /// the rows of the staged version.
     #[tracing::instrument(skip_all, fields(batch_id = %message.batch_id))]
-    pub async fn handle(&self, message: &Envelope) -> Result<Envelope> {
+    pub async fn handle(&self, message: &Envelope) -> Result<(Envelope, u64)> {
         let StageMessage::Standardise { bronze, .. } = &message.body else {
             return Err(Error::MalformedMessage(format!(
                 "the standardise queue got a {} message",
@@ -69,16 +70,20 @@ impl Standardise<'_> {
         let outcome = self.lake.write_query(&silver, &history, &options).await?;
         tracing::info!(table = %silver, snapshot_id = outcome.snapshot_id, rows = outcome.rows_added, replay = outcome.already_committed, "silver staged");
         // The attempt count carries over, so a batch restaged again and again gives up.
-        Ok(Envelope {
-            body: StageMessage::Audit {
-                table: silver,
-                staged: Staged::Snapshot {
-                    snapshot_id: outcome.snapshot_id,
+        let rows = outcome.rows_added;
+        Ok((
+            Envelope {
+                body: StageMessage::Audit {
+                    table: silver,
+                    staged: Staged::Snapshot {
+                        snapshot_id: outcome.snapshot_id,
+                    },
+                    redo: Box::new(message.body.clone()),
                 },
-                redo: Box::new(message.body.clone()),
+                ..message.clone()
             },
-            ..message.clone()
-        })
+            rows,
+        ))
     }
 }
 
