@@ -280,6 +280,23 @@ async fn a_permanent_failure_goes_to_the_dead_letter_queue_at_once_with_an_event
     event.records = vec![record("m-1", &good), record("m-2", "{not json")];
     let response = c.services[&Stage::Standardise].handle(event).await;
     assert!(response.batch_item_failures.is_empty());
+
+    // An event for another bucket is misrouted: dead-lettered, not read from the wrong bucket.
+    let misrouted = serde_json::json!({
+        "detail-type": "Object Created", "source": "aws.s3",
+        "detail": {"bucket": {"name": "someone-elses"}, "object": {"key": "landing/nomis/people/2026-11-01/x.csv"}}
+    });
+    let mut event = SqsEvent::default();
+    event.records = vec![record("m-3", &misrouted.to_string())];
+    let response = c.services[&Stage::Landing].handle(event).await;
+    assert!(response.batch_item_failures.is_empty());
+    let dead = c
+        .world
+        .dlq(Stage::Landing)
+        .receive(10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
     let dead = c
         .world
         .dlq(Stage::Standardise)
@@ -290,9 +307,16 @@ async fn a_permanent_failure_goes_to_the_dead_letter_queue_at_once_with_an_event
     assert_eq!(dead[0].body, "{not json");
     let events = c.world.take_floe_events().await;
     let failed: Vec<_> = events.iter().filter(|(t, _)| t == "floe.failed").collect();
-    assert_eq!(failed.len(), 1, "{events:?}");
+    assert_eq!(failed.len(), 2, "{events:?}");
     assert_eq!(failed[0].1["stage"], "standardise");
     assert_eq!(failed[0].1["kind"], "bad_message");
+    assert_eq!(failed[1].1["stage"], "landing");
+    assert!(
+        failed[1].1["reason"]
+            .as_str()
+            .unwrap()
+            .contains("someone-elses")
+    );
 }
 
 #[tokio::test]

@@ -29,11 +29,6 @@ impl S3Store {
         }
     }
 
-    /// The bucket's name.
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
     /// The identity of the object at `key` now (size, etag, version).
     pub async fn head(&self, key: &str) -> Result<ObjectRef> {
         let out = self
@@ -56,6 +51,10 @@ impl S3Store {
 
 #[async_trait]
 impl ObjectStore for S3Store {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<ObjectRef> {
         let size = bytes.len() as u64;
         let out = self

@@ -194,6 +194,8 @@ pub trait Lake: Send + Sync {
 /// identity (version or etag) from which [`BatchId::for_object`] is derived.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
+    /// The bucket this store reads and writes (the name events carry).
+    fn bucket(&self) -> &str;
     /// Writes an object and returns its identity.
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<ObjectRef>;
     /// Reads a whole object; [`crate::Error::NotFound`] if absent.

@@ -152,6 +152,17 @@ impl Landing<'_> {
 
     #[tracing::instrument(skip_all, fields(key = %object.key))]
     async fn land(&self, object: ObjectRef, run_id: &RunId) -> Result<Landed> {
+        if object.bucket != self.landing.bucket() {
+            // A misrouted event (a rule or notification pointing at the wrong queue): reading
+            // the key from this bucket would land someone else's file, or nothing.
+            return Err(Error::Config(format!(
+                "an event for s3://{}/{} reached the landing service of bucket {}: check the \
+                 bucket's EventBridge rule (or notification) targets",
+                object.bucket,
+                object.key,
+                self.landing.bucket()
+            )));
+        }
         let batch_id = BatchId::for_object(&object);
         let key = match parse_key(&object.key) {
             Ok(k) => k,

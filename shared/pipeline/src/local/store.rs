@@ -96,6 +96,10 @@ fn io(what: &str, path: &Path) -> impl Fn(std::io::Error) -> Error {
 
 #[async_trait]
 impl ObjectStore for LocalStore {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<ObjectRef> {
         let path = self.path(key)?;
         let dir = path.parent().expect("a key names a file in a folder");
