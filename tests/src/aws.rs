@@ -162,18 +162,7 @@ impl AwsWorld {
         let landing_bucket = format!("{prefix}-landing");
         let quarantine_bucket = format!("{prefix}-quarantine");
         for b in [&landing_bucket, &quarantine_bucket] {
-            clients
-                .s3
-                .create_bucket()
-                .bucket(b)
-                .create_bucket_configuration(
-                    aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                        .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest2)
-                        .build(),
-                )
-                .send()
-                .await
-                .expect("bucket created");
+            create_bucket(&clients, b).await;
         }
         clients
             .s3
@@ -329,6 +318,22 @@ impl AwsWorld {
             }
         }
     }
+}
+
+/// Creates a bucket in [`REGION`].
+pub async fn create_bucket(clients: &Clients, name: &str) {
+    clients
+        .s3
+        .create_bucket()
+        .bucket(name)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest2)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("bucket created");
 }
 
 async fn create_queue(

@@ -4,6 +4,7 @@
 //! - [`pyiceberg`]: runs `tests/python/read_lake.py` with the test venv's Python, or says why it
 //!   cannot (and fails instead of skipping when `FLOE_REQUIRE_PYICEBERG=1`, as in CI).
 //! - [`rows_as_strings`]: query results in the same shape the Python reader prints.
+//! - [`athena_sql_check`]: the sqlglot/DuckDB checker of the Athena SQL floe renders.
 //! - [`aws`]: a moto server and a freshly named set of buckets, queues and rules on it.
 //! - [`scripted`]: a scripted AWS JSON endpoint (paging, throttling, queries that never end).
 
@@ -66,6 +67,33 @@ pub fn pyiceberg_read(python: &Path, lake: &Path, tables: &[&str]) -> serde_json
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("the reader prints JSON")
+}
+
+/// Runs `tests/python/athena_sql.py` (sqlglot + DuckDB) on a job and returns its JSON; fails
+/// the test with the checker's message when a statement does not parse or run.
+pub fn athena_sql_check(python: &Path, job: &serde_json::Value) -> serde_json::Value {
+    use std::io::Write;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/athena_sql.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    child
+        .stdin
+        .take()
+        .expect("a stdin")
+        .write_all(job.to_string().as_bytes())
+        .expect("the job is written");
+    let out = child.wait_with_output().expect("the checker ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the checker prints JSON")
 }
 
 /// The rows the Python reader printed for one table (`rows` or `rows_at.<id>`).

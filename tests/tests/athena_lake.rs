@@ -91,18 +91,7 @@ async fn the_athena_lake_lands_replays_stages_audits_and_publishes_with_these_st
     let clients = moto.connection().clients().await;
     let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let bucket = format!("{prefix}-lake");
-    clients
-        .s3
-        .create_bucket()
-        .bucket(&bucket)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest2)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    floe_tests::aws::create_bucket(&clients, &bucket).await;
 
     let scripted = Scripted::start().await;
     let count = &[("_col0", "bigint")];
@@ -344,25 +333,5 @@ async fn the_athena_lake_lands_replays_stages_audits_and_publishes_with_these_st
     }
 
     // Every statement is Athena SQL.
-    use std::io::Write;
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/athena_sql.py");
-    let mut child = std::process::Command::new(&python)
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(json!({"statements": statements}).to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    floe_tests::athena_sql_check(&python, &json!({"statements": statements}));
 }

@@ -7,8 +7,6 @@
 //! `_row_hash` is left out of the comparison: it is only compared within one engine, and
 //! engines render some values as text differently (see `sql::row_fingerprint`).
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -230,31 +228,6 @@ fn layout(table: &str, schema: &datafusion::arrow::datatypes::Schema) -> Value {
     })
 }
 
-fn run_checker(python: &Path, job: &Value) -> Value {
-    use std::io::Write;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/athena_sql.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(job.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// Rows sorted, timestamps without the zone mark (DataFusion prints a zoned UTC timestamp with
 /// `Z` and a naive one without; DuckDB's are all naive UTC here).
 fn sorted(rows: Vec<Vec<Option<String>>>) -> Vec<Vec<Option<String>>> {
@@ -420,7 +393,7 @@ async fn athena_statements_parse_and_give_the_embedded_engines_history_on_duckdb
             "merges": merges,
             "compare": compare,
         });
-        let out = run_checker(&python, &job);
+        let out = floe_tests::athena_sql_check(&python, &job);
         let rows = |k: &str| -> Vec<Vec<Option<String>>> {
             sorted(
                 out[k]
