@@ -335,3 +335,89 @@ async fn the_athena_lake_lands_replays_stages_audits_and_publishes_with_these_st
     // Every statement is Athena SQL.
     floe_tests::athena_sql_check(&python, &json!({"statements": statements}));
 }
+
+#[tokio::test]
+async fn a_first_staged_write_is_hidden_from_readers_until_published() {
+    let Some(moto) = Moto::start_or_skip("athena_lake") else {
+        return;
+    };
+    let clients = moto.connection().clients().await;
+    let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let bucket = format!("{prefix}-lake");
+    floe_tests::aws::create_bucket(&clients, &bucket).await;
+    let scripted = Scripted::start().await;
+    scripted
+        .on(
+            "StartQueryExecution",
+            vec![Reply::ok(json!({"QueryExecutionId": "q"}))],
+        )
+        .on(
+            "GetQueryExecution",
+            vec![Reply::ok(
+                json!({"QueryExecution": {"QueryExecutionId": "q", "StatementType": "DML",
+                "Status": {"State": "SUCCEEDED"}}}),
+            )],
+        )
+        .on(
+            "GetQueryResults",
+            vec![
+                empty(),
+                dml(0),
+                dml(5),
+                snapshots(1),
+                snapshots(1),
+                empty(),
+                snapshots(1),
+            ],
+        );
+    let config = Connection::stand_in(&scripted.endpoint, REGION)
+        .sdk_config()
+        .await;
+    let athena = Athena::new(
+        aws_sdk_athena::Client::from_conf(
+            aws_sdk_athena::config::Builder::from(&config)
+                .retry_config(RetryConfig::disabled())
+                .build(),
+        ),
+        "floe",
+    );
+    let lake = AthenaLake::new(
+        athena,
+        clients.glue.clone(),
+        clients.s3.clone(),
+        &format!("s3://{bucket}"),
+    )
+    .unwrap();
+    let table: TableRef = format!("silver_{prefix}.people").parse().unwrap();
+    let mut staged = WriteOptions::default();
+    staged.stage_only = true;
+    let outcome = lake
+        .write_query(&table, "SELECT 1 AS id", &staged)
+        .await
+        .unwrap();
+    assert_eq!(outcome.snapshot_id, 101);
+    let snaps = lake.snapshots(&table).await.unwrap();
+    assert!(
+        !snaps[0].is_current && !snaps[0].published,
+        "a staged first write is not what readers see"
+    );
+    lake.publish_snapshot(&table, 101).await.unwrap();
+    let snaps = lake.snapshots(&table).await.unwrap();
+    assert!(snaps[0].is_current && snaps[0].published);
+    let statements: Vec<String> = scripted
+        .requests("StartQueryExecution")
+        .iter()
+        .map(|r| r.body["QueryString"].as_str().unwrap().to_owned())
+        .collect();
+    let data = format!("{table}__data");
+    assert_eq!(
+        statements[0],
+        format!("CREATE OR REPLACE VIEW {table} AS SELECT * FROM {data} WHERE FALSE")
+    );
+    assert_eq!(statements[1], format!("DELETE FROM {data}"));
+    assert!(statements[2].starts_with(&format!("INSERT INTO {data}")));
+    assert_eq!(
+        statements[5],
+        format!("CREATE OR REPLACE VIEW {table} AS SELECT * FROM {data} FOR VERSION AS OF 101")
+    );
+}

@@ -360,6 +360,7 @@ async fn athena_statements_parse_and_give_the_embedded_engines_history_on_duckdb
             &staging,
             Some(4_611_686_018_427_387_904),
         ));
+        statements.push(athena_sql::hidden_view(&silver_table, &staging));
         statements.push(athena_sql::drop_table(&staging));
         statements.push(athena_sql::drop_table(&external));
 

@@ -6,7 +6,9 @@
 //!   (`SELECT * FROM ns.t__data FOR VERSION AS OF <id>`) once anything was published, so a staged
 //!   write (one more snapshot of `t__data`) stays invisible until its audit publishes it;
 //! - `<lake>/_floe/published/ns/t.json`: the published snapshot, as floe records it (the view is
-//!   replaced first, then this record).
+//!   replaced first, then this record). A table without a record was never staged (bronze,
+//!   `floe_audit`): its view shows every commit. A table's first staged write hides the view
+//!   (`WHERE FALSE`, recorded with no snapshot) until its audit publishes it.
 //!
 //! Rows from this process (a landed batch) go to Parquet under `<lake>/_floe/incoming/<id>/`,
 //! are read through a temporary Glue external table and inserted with Athena, and the temporary
@@ -37,6 +39,17 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// The Glue database of the temporary external tables over incoming rows.
 pub const INCOMING_DATABASE: &str = "floe_incoming";
+/// What a table's view shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pin {
+    /// Every commit (a table never staged: bronze, floe_audit).
+    Unmanaged,
+    /// Nothing (a first write is staged and not yet published).
+    Hidden,
+    /// This snapshot (the published one).
+    At(i64),
+}
+
 /// The suffix of the Iceberg table behind a table's view.
 pub const DATA_SUFFIX: &str = "__data";
 
@@ -109,8 +122,8 @@ impl AthenaLake {
         self.athena.execute(sql, None).await
     }
 
-    /// The published snapshot floe recorded for `t`, if any.
-    async fn pinned(&self, t: &TableRef) -> Result<Option<i64>> {
+    /// What `t`'s view shows, as floe recorded it.
+    async fn pin_state(&self, t: &TableRef) -> Result<Pin> {
         match self.store.get(&self.pin_key(t)).await {
             Ok(bytes) => {
                 let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -119,9 +132,9 @@ impl AthenaLake {
                         self.pin_key(t)
                     ))
                 })?;
-                Ok(v["snapshot_id"].as_i64())
+                Ok(v["snapshot_id"].as_i64().map_or(Pin::Hidden, Pin::At))
             }
-            Err(Error::NotFound(_)) => Ok(None),
+            Err(Error::NotFound(_)) => Ok(Pin::Unmanaged),
             Err(e) => Err(e),
         }
     }
@@ -130,10 +143,43 @@ impl AthenaLake {
     async fn pin(&self, t: &TableRef, id: i64) -> Result<()> {
         self.run(&athena_sql::publish_view(t, &Self::data(t), Some(id)))
             .await?;
+        self.record_pin(t, Some(id)).await
+    }
+
+    /// Makes `t`'s view show nothing, before a table's first write is staged: until its audit
+    /// publishes, readers must not see it.
+    async fn hide(&self, t: &TableRef) -> Result<()> {
+        self.run(&athena_sql::hidden_view(t, &Self::data(t)))
+            .await?;
+        self.record_pin(t, None).await
+    }
+
+    async fn record_pin(&self, t: &TableRef, id: Option<i64>) -> Result<()> {
         let record = serde_json::json!({"snapshot_id": id, "published_at": Utc::now()});
         self.store
             .put(&self.pin_key(t), record.to_string().into_bytes())
             .await?;
+        Ok(())
+    }
+
+    /// Before a write: a conflict if the published version moved since the write's read, and
+    /// the view hidden if this is a never-published table's first staged write.
+    async fn prepare(&self, t: &TableRef, options: &WriteOptions) -> Result<()> {
+        let state = self.pin_state(t).await?;
+        if let Some(expected) = options.expected_snapshot_id
+            && state != Pin::At(expected)
+        {
+            return Err(Error::CommitConflict {
+                table: t.to_string(),
+                detail: format!(
+                    "published snapshot is {state:?}, the write was computed from {expected}; \
+                     it is computed again"
+                ),
+            });
+        }
+        if options.stage_only && state == Pin::Unmanaged {
+            self.hide(t).await?;
+        }
         Ok(())
     }
 
@@ -218,23 +264,6 @@ impl AthenaLake {
             > 0)
     }
 
-    /// Fails when the published version moved since the write's read.
-    async fn check_expected(&self, t: &TableRef, options: &WriteOptions) -> Result<()> {
-        if let Some(expected) = options.expected_snapshot_id {
-            let now = self.pinned(t).await?;
-            if now != Some(expected) {
-                return Err(Error::CommitConflict {
-                    table: t.to_string(),
-                    detail: format!(
-                        "published snapshot is {now:?}, the write was computed from {expected}; \
-                         it is computed again"
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// After a write: publish it unless it is staged, and report it.
     async fn finish(
         &self,
@@ -247,7 +276,9 @@ impl AthenaLake {
             .latest(t)
             .await?
             .ok_or_else(|| Error::Internal(format!("{t}: a write left no snapshot")))?;
-        if !options.stage_only && self.pinned(t).await?.is_some() {
+        // A table whose view floe manages (it was staged once) is re-pinned by a direct write;
+        // only never-staged tables (bronze, floe_audit) are written directly in the pipeline.
+        if !options.stage_only && self.pin_state(t).await? != Pin::Unmanaged {
             self.pin(t, id).await?;
         }
         Ok(CommitOutcome {
@@ -646,7 +677,7 @@ impl Lake for AthenaLake {
         batches: Vec<RecordBatch>,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        self.check_expected(table, options).await?;
+        self.prepare(table, options).await?;
         self.run(&format!("DELETE FROM {}", Self::data(table)))
             .await?;
         let (rows, files) = self.insert_rows(table, batches).await?;
@@ -659,7 +690,7 @@ impl Lake for AthenaLake {
         sql: &str,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        self.check_expected(table, options).await?;
+        self.prepare(table, options).await?;
         let d = Self::data(table);
         self.run(&format!("DELETE FROM {d}")).await?;
         let r = self
@@ -705,11 +736,12 @@ impl Lake for AthenaLake {
             Self::data(to)
         ))
         .await?;
-        let pinned = self.pinned(from).await?;
+        let state = self.pin_state(from).await?;
         self.run(&format!("DROP VIEW IF EXISTS {from}")).await?;
-        match pinned {
-            Some(id) => self.pin(to, id).await?,
-            None => {
+        match state {
+            Pin::At(id) => self.pin(to, id).await?,
+            Pin::Hidden => self.hide(to).await?,
+            Pin::Unmanaged => {
                 self.run(&athena_sql::publish_view(to, &Self::data(to), None))
                     .await?;
             }
@@ -718,14 +750,23 @@ impl Lake for AthenaLake {
     }
 
     async fn snapshots(&self, table: &TableRef) -> Result<Vec<SnapshotInfo>> {
-        let pinned = self.pinned(table).await?;
+        let state = self.pin_state(table).await?;
         let all = self.data_snapshots(table).await?;
-        let pinned_at = pinned.and_then(|p| all.iter().find(|s| s.0 == p).map(|s| s.2));
         let latest = all.last().map(|s| s.0);
+        let pinned_at = match state {
+            Pin::At(p) => all.iter().find(|s| s.0 == p).map(|s| s.2),
+            Pin::Unmanaged | Pin::Hidden => None,
+        };
         Ok(all
             .into_iter()
             .map(|(id, parent, at, operation, summary)| {
                 let number = |k: &str| summary.get(k).and_then(|v| v.parse().ok());
+                let (is_current, published) = match state {
+                    // A never-staged table shows its newest snapshot to readers.
+                    Pin::Unmanaged => (Some(id) == latest, true),
+                    Pin::Hidden => (false, false),
+                    Pin::At(p) => (p == id, pinned_at.is_some_and(|p| at <= p)),
+                };
                 SnapshotInfo {
                     snapshot_id: id,
                     parent_id: parent,
@@ -735,9 +776,8 @@ impl Lake for AthenaLake {
                     run_id: None,
                     added_rows: number("added-records"),
                     total_rows: number("total-records"),
-                    // Unpinned (never staged) tables show their newest snapshot to readers.
-                    is_current: pinned.map_or(Some(id) == latest, |p| p == id),
-                    published: pinned_at.is_none_or(|p| at <= p),
+                    is_current,
+                    published,
                     summary,
                 }
             })

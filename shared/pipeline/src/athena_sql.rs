@@ -301,6 +301,15 @@ pub fn publish_view(view: &TableRef, data: &TableRef, snapshot_id: Option<i64>) 
     }
 }
 
+/// A view over `data` that shows no rows: a table whose first write waits for its audit.
+pub fn hidden_view(view: &TableRef, data: &TableRef) -> String {
+    format!(
+        "CREATE OR REPLACE VIEW {} AS SELECT * FROM {} WHERE FALSE",
+        name(view),
+        name(data)
+    )
+}
+
 /// Drops a table (a staging table after its publish, or a temporary external table).
 pub fn drop_table(table: &TableRef) -> String {
     format!("DROP TABLE IF EXISTS {}", name(table))
