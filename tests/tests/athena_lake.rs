@@ -389,8 +389,10 @@ async fn a_first_staged_write_is_hidden_from_readers_until_published() {
     )
     .unwrap();
     let table: TableRef = format!("silver_{prefix}.people").parse().unwrap();
-    let mut staged = WriteOptions::default();
-    staged.stage_only = true;
+    let staged = WriteOptions {
+        stage_only: true,
+        ..Default::default()
+    };
     let outcome = lake
         .write_query(&table, "SELECT 1 AS id", &staged)
         .await
