@@ -164,7 +164,12 @@ impl SqsQueue {
         loop {
             let batch = self.receive(SQS_BATCH, Duration::from_secs(60)).await?;
             if batch.is_empty() {
-                return Ok(moved);
+                // A short poll can come back empty while messages wait on other servers: stop
+                // only when the queue says nothing is waiting.
+                if self.depth().await?.0 == 0 {
+                    return Ok(moved);
+                }
+                continue;
             }
             let bodies: Vec<String> = batch.iter().map(|d| d.body.clone()).collect();
             to.send_batch(&bodies).await?;
