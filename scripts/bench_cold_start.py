@@ -43,10 +43,16 @@ PROJECT_FILES = {
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens, any AWS call fails
 
 
-def environment(port, project_dir, lake_dir):
+def environment(binary, port, project_dir, lake_dir):
     keep = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TZ") if k in os.environ}
     return keep | {
         "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
+        # Lambda sets these; lambda_runtime panics without the first three.
+        "AWS_LAMBDA_FUNCTION_NAME": binary.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{binary.name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
         "AWS_REGION": "eu-west-2",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -75,11 +81,15 @@ def run_once(binary, project_dir, work, timeout):
     lake_dir = Path(tempfile.mkdtemp(prefix="lake-", dir=work))
     log_path = work / f"{binary.name}.log"
     with open(log_path, "wb") as log:
-        env = environment(emu.port, project_dir, lake_dir)
+        env = environment(binary, emu.port, project_dir, lake_dir)
         t0 = time.monotonic()
         proc = subprocess.Popen([str(binary)], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        first = emu.wait_first_poll(timeout)
+        first, waited = None, 0.0
+        while first is None and waited < timeout and proc.poll() is None:
+            first = emu.wait_first_poll(0.05)
+            waited += 0.05
+        first = first or emu.wait_first_poll(0)  # it may have polled, then exited
         if first is None:
             code = proc.poll()
             why = f"exited with {code}" if code is not None else f"no poll within {timeout} s"
@@ -147,7 +157,10 @@ def main():
     results = {b.name: [] for b in binaries}
     for i in range(args.warmup + args.runs):
         for b in binaries:
-            r = run_once(b, project_dir, work, args.timeout)
+            try:
+                r = run_once(b, project_dir, work, args.timeout)
+            except RuntimeError as e:
+                sys.exit(f"bench failed: {e}")
             if i >= args.warmup:
                 results[b.name].append(r)
         print(f"  round {i + 1}/{args.warmup + args.runs} done"

@@ -14,7 +14,9 @@ process on the machine) of the first `next` request: that is when a function's c
 Command line (one invocation, then exit):
 
   scripts/lambda_runtime_emulator.py --port 9001 [--event FILE_OR_JSON]
-  AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001 target/release/floe-landing   # in another shell
+  AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001 AWS_LAMBDA_FUNCTION_NAME=f AWS_LAMBDA_FUNCTION_VERSION=1 \
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024 target/release/floe-landing   # in another shell (lambda_runtime
+    # panics without those three variables, which Lambda sets; the function needs its own settings too)
 
 It hands out one invocation (the SQS event given, or {"Records": []}), prints one JSON line per
 thing that happens, and exits when the function answered (status 0 for a response, 1 for an
