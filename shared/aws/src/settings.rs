@@ -103,6 +103,16 @@ impl Settings {
             })
         };
         let region = required("AWS_REGION", "the AWS region (Lambda sets it)");
+        // The Lambda runtime client reads these and stops the process without them; Lambda sets
+        // them, a run elsewhere (a drill, a bench) must.
+        for name in [
+            "AWS_LAMBDA_RUNTIME_API",
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            "AWS_LAMBDA_FUNCTION_VERSION",
+        ] {
+            required(name, "set by Lambda; set it when running the service elsewhere");
+        }
         let landing_bucket = required("FLOE_LANDING_BUCKET", "the bucket files land in");
         let quarantine_bucket = required(
             "FLOE_QUARANTINE_BUCKET",
@@ -194,16 +204,21 @@ mod tests {
             "FLOE_STANDARDISE_QUEUE_URL",
             "FLOE_ATHENA_WORKGROUP",
             "FLOE_LAKE_LOCATION",
+            "AWS_LAMBDA_FUNCTION_NAME",
         ] {
             assert!(text.contains(var), "{var} missing from:\n{text}");
         }
-        assert_eq!(err.problems.len(), 6);
+        assert_eq!(err.problems.len(), 10);
     }
 
     #[test]
     fn a_complete_environment_reads() {
         let vars: BTreeMap<&str, &str> = [
             ("AWS_REGION", "eu-west-2"),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "floe-audit"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
             ("FLOE_LANDING_BUCKET", "land"),
             ("FLOE_QUARANTINE_BUCKET", "quar"),
             ("FLOE_STANDARDISE_QUEUE_URL", "http://q/standardise"),
