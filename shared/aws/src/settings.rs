@@ -111,7 +111,10 @@ impl Settings {
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
             "AWS_LAMBDA_FUNCTION_VERSION",
         ] {
-            required(name, "set by Lambda; set it when running the service elsewhere");
+            required(
+                name,
+                "set by Lambda; set it when running the service elsewhere",
+            );
         }
         let landing_bucket = required("FLOE_LANDING_BUCKET", "the bucket files land in");
         let quarantine_bucket = required(
