@@ -80,21 +80,22 @@ fn snapshots(n: usize) -> Reply {
     rows(SNAPSHOT_COLS, &all[..n])
 }
 
-#[tokio::test]
-async fn the_athena_lake_lands_replays_stages_audits_and_publishes_with_these_statements() {
-    let Some(python) = floe_tests::python_or_skip("athena_lake") else {
-        return;
-    };
-    let Some(moto) = Moto::start_or_skip("athena_lake") else {
-        return;
-    };
+/// A lake bucket on moto, a scripted Athena answering `results` in order (every query
+/// succeeds), and the Athena lake over both at `s3://<bucket><warehouse>`.
+struct Setup {
+    clients: floe_aws::clients::Clients,
+    prefix: String,
+    bucket: String,
+    scripted: Scripted,
+    lake: AthenaLake,
+}
+
+async fn setup(moto: &Moto, results: Vec<Reply>, warehouse: &str) -> Setup {
     let clients = moto.connection().clients().await;
     let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let bucket = format!("{prefix}-lake");
     floe_tests::aws::create_bucket(&clients, &bucket).await;
-
     let scripted = Scripted::start().await;
-    let count = &[("_col0", "bigint")];
     scripted
         .on(
             "StartQueryExecution",
@@ -107,25 +108,7 @@ async fn the_athena_lake_lands_replays_stages_audits_and_publishes_with_these_st
                 "Status": {"State": "SUCCEEDED"}, "Statistics": {"DataScannedInBytes": 1000}}}),
             )],
         )
-        .on(
-            "GetQueryResults",
-            vec![
-                empty(),                      // 1 create table
-                empty(),                      // 2 view
-                rows(count, &[&[Some("0")]]), // 3 holds the batch?
-                dml(2),                       // 4 insert
-                snapshots(1),                 // 5 latest
-                rows(count, &[&[Some("2")]]), // 6 replay: holds the batch
-                snapshots(1),                 // 7 latest
-                empty(),                      // 8 publish 101
-                empty(),                      // 9 delete
-                dml(5),                       // 10 insert from the query
-                snapshots(3),                 // 11 latest
-                snapshots(3),                 // 12 snapshots()
-                rows(count, &[&[Some("0")]]), // 13 audit read
-                empty(),                      // 14 publish 103
-            ],
-        );
+        .on("GetQueryResults", results);
     let config = Connection::stand_in(&scripted.endpoint, REGION)
         .sdk_config()
         .await;
@@ -138,14 +121,55 @@ async fn the_athena_lake_lands_replays_stages_audits_and_publishes_with_these_st
         first_poll: std::time::Duration::from_millis(5),
         ..Pacing::default()
     });
-    let namespace = format!("bronze_{prefix}");
     let lake = AthenaLake::new(
         athena,
         clients.glue.clone(),
         clients.s3.clone(),
-        &format!("s3://{bucket}/warehouse"),
+        &format!("s3://{bucket}{warehouse}"),
     )
     .unwrap();
+    Setup {
+        clients,
+        prefix,
+        bucket,
+        scripted,
+        lake,
+    }
+}
+
+#[tokio::test]
+async fn the_athena_lake_lands_replays_stages_audits_and_publishes_with_these_statements() {
+    let Some(python) = floe_tests::python_or_skip("athena_lake") else {
+        return;
+    };
+    let Some(moto) = Moto::start_or_skip("athena_lake") else {
+        return;
+    };
+    let count = &[("_col0", "bigint")];
+    let results = vec![
+        empty(),                      // 1 create table
+        empty(),                      // 2 view
+        rows(count, &[&[Some("0")]]), // 3 holds the batch?
+        dml(2),                       // 4 insert
+        snapshots(1),                 // 5 latest
+        rows(count, &[&[Some("2")]]), // 6 replay: holds the batch
+        snapshots(1),                 // 7 latest
+        empty(),                      // 8 publish 101
+        empty(),                      // 9 delete
+        dml(5),                       // 10 insert from the query
+        snapshots(3),                 // 11 latest
+        snapshots(3),                 // 12 snapshots()
+        rows(count, &[&[Some("0")]]), // 13 audit read
+        empty(),                      // 14 publish 103
+    ];
+    let Setup {
+        clients,
+        prefix,
+        bucket,
+        scripted,
+        lake,
+    } = setup(&moto, results, "/warehouse").await;
+    let namespace = format!("bronze_{prefix}");
     let table: TableRef = format!("{namespace}.people").parse().unwrap();
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Utf8, true),
@@ -341,53 +365,25 @@ async fn a_first_staged_write_is_hidden_from_readers_until_published() {
     let Some(moto) = Moto::start_or_skip("athena_lake") else {
         return;
     };
-    let clients = moto.connection().clients().await;
-    let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let bucket = format!("{prefix}-lake");
-    floe_tests::aws::create_bucket(&clients, &bucket).await;
-    let scripted = Scripted::start().await;
-    scripted
-        .on(
-            "StartQueryExecution",
-            vec![Reply::ok(json!({"QueryExecutionId": "q"}))],
-        )
-        .on(
-            "GetQueryExecution",
-            vec![Reply::ok(
-                json!({"QueryExecution": {"QueryExecutionId": "q", "StatementType": "DML",
-                "Status": {"State": "SUCCEEDED"}}}),
-            )],
-        )
-        .on(
-            "GetQueryResults",
-            vec![
-                empty(),
-                dml(0),
-                dml(5),
-                snapshots(1),
-                snapshots(1),
-                empty(),
-                snapshots(1),
-            ],
-        );
-    let config = Connection::stand_in(&scripted.endpoint, REGION)
-        .sdk_config()
-        .await;
-    let athena = Athena::new(
-        aws_sdk_athena::Client::from_conf(
-            aws_sdk_athena::config::Builder::from(&config)
-                .retry_config(RetryConfig::disabled())
-                .build(),
-        ),
-        "floe",
-    );
-    let lake = AthenaLake::new(
-        athena,
-        clients.glue.clone(),
-        clients.s3.clone(),
-        &format!("s3://{bucket}"),
+    let Setup {
+        prefix,
+        scripted,
+        lake,
+        ..
+    } = setup(
+        &moto,
+        vec![
+            empty(),
+            dml(0),
+            dml(5),
+            snapshots(1),
+            snapshots(1),
+            empty(),
+            snapshots(1),
+        ],
+        "",
     )
-    .unwrap();
+    .await;
     let table: TableRef = format!("silver_{prefix}.people").parse().unwrap();
     let staged = WriteOptions {
         stage_only: true,
