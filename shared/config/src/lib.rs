@@ -57,6 +57,8 @@ pub struct Settings {
     pub athena: Option<AthenaSettings>,
     /// Where failure notifications go.
     pub webhook: Option<String>,
+    /// Project variables, read in models with `var('name')`.
+    pub vars: BTreeMap<String, serde_json::Value>,
 }
 
 /// The `athena:` section of `floe.yaml`.
@@ -156,6 +158,9 @@ pub struct TableConfig {
     pub max_file_mb: u64,
     /// Columns in declared order.
     pub columns: Vec<ColumnConfig>,
+    /// Model templates applied to this table (`templates/<name>.sql`), each with its parameters
+    /// (a YAML mapping, empty when none are given).
+    pub generate: BTreeMap<String, serde_json::Value>,
     /// The file that declared it.
     pub file: PathBuf,
 }
@@ -240,8 +245,9 @@ fn location(l: &Location) -> Option<(u64, u64)> {
     (l.line() > 0).then(|| (l.line(), l.column()))
 }
 
-/// Parses one YAML file into `T`, turning parser and serde errors into located errors.
-fn parse_file<T: serde::de::DeserializeOwned>(
+/// Parses one YAML file into `T`, turning parser and serde errors into errors located at the
+/// file (`shown`, as the user knows it), line, column and field.
+pub fn parse_file<T: serde::de::DeserializeOwned>(
     file: &Path,
     shown: &Path,
     errors: &mut Vec<ConfigError>,
@@ -410,6 +416,7 @@ fn load_settings(root: &Path, errors: &mut Vec<ConfigError>) -> Option<Settings>
         concurrency,
         athena,
         webhook: raw.notify.and_then(|n| n.webhook).map(|w| w.value),
+        vars: raw.vars.unwrap_or_default().into_iter().collect(),
     };
     (errors.len() == before).then_some(settings)
 }
@@ -692,6 +699,21 @@ fn validate_source(
                 DeletesPolicy::Ignore
             }
         };
+        let mut generate = BTreeMap::new();
+        for (template, params) in t.generate.unwrap_or_default() {
+            let params = params.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+            if !params.is_object() {
+                err(
+                    name_at,
+                    field(&format!("generate.{template}")),
+                    "the parameters of a template are a mapping (`name: value` lines), or nothing"
+                        .into(),
+                );
+                ok = false;
+                continue;
+            }
+            generate.insert(template, params);
+        }
         if !ok {
             continue;
         }
@@ -725,6 +747,7 @@ fn validate_source(
                 }),
                 max_file_mb: t.max_file_mb.map(|m| m.value).unwrap_or(1024),
                 columns,
+                generate,
                 file: shown.to_owned(),
             },
             name_at,

@@ -22,6 +22,8 @@ pub(crate) struct RawProject {
     pub athena: Option<RawAthena>,
     #[serde(default)]
     pub notify: Option<RawNotify>,
+    #[serde(default)]
+    pub vars: Option<IndexMap<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +76,9 @@ pub(crate) struct RawTable {
     #[serde(default)]
     pub max_file_mb: Option<Spanned<u64>>,
     pub columns: Spanned<IndexMap<String, RawColumn>>,
+    /// Model templates to apply to this table, each with its parameters.
+    #[serde(default)]
+    pub generate: Option<IndexMap<String, Option<serde_json::Value>>>,
 }
 
 #[derive(Debug, Deserialize)]
