@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds the three Lambda functions (floe-landing, floe-standardise, floe-audit) for AWS Lambda's
+# Builds the four Lambda functions (floe-landing, floe-standardise, floe-modelling, floe-audit) for AWS Lambda's
 # arm64 (Graviton) provided.al2023 runtime, in one invocation:
 #
-#   cargo lambda build --release --arm64 --bin floe-landing --bin floe-standardise --bin floe-audit
+#   cargo lambda build --release --arm64 --bin floe-landing --bin floe-standardise --bin floe-modelling --bin floe-audit
 #
 # and prints where each artifact is and its size: <target>/lambda/<bin>/bootstrap (or
 # bootstrap.zip with `--output-format zip`). Extra arguments are passed to `cargo lambda build`,
@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BINS=(floe-landing floe-standardise floe-audit)
+BINS=(floe-landing floe-standardise floe-modelling floe-audit)
 CARGO_LAMBDA_VERSION="${CARGO_LAMBDA_VERSION:-1.9.2}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/lambda-build}"
 # cargo finds the `cargo-lambda` subcommand, and cargo-lambda finds zig (`python3 -m ziglang`), here.

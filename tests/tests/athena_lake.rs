@@ -278,6 +278,7 @@ async fn the_athena_lake_lands_replays_stages_audits_and_publishes_with_these_st
         .write_query(
             &table,
             &format!("SELECT id, _batch_id FROM {table}"),
+            &ReadAt::Current,
             &staged,
         )
         .await
@@ -285,7 +286,8 @@ async fn the_athena_lake_lands_replays_stages_audits_and_publishes_with_these_st
     assert_eq!((outcome.snapshot_id, outcome.rows_added), (103, 5));
     staged.expected_snapshot_id = Some(999);
     assert!(matches!(
-        lake.write_query(&table, "SELECT 1", &staged).await,
+        lake.write_query(&table, "SELECT 1", &ReadAt::Current, &staged)
+            .await,
         Err(Error::CommitConflict { .. })
     ));
     let snaps = lake.snapshots(&table).await.unwrap();
@@ -390,7 +392,7 @@ async fn a_first_staged_write_is_hidden_from_readers_until_published() {
         ..Default::default()
     };
     let outcome = lake
-        .write_query(&table, "SELECT 1 AS id", &staged)
+        .write_query(&table, "SELECT 1 AS id", &ReadAt::Current, &staged)
         .await
         .unwrap();
     assert_eq!(outcome.snapshot_id, 101);

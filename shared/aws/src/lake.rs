@@ -688,8 +688,10 @@ impl Lake for AthenaLake {
         &self,
         table: &TableRef,
         sql: &str,
+        at: &ReadAt,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
+        let sql = self.rewrite(sql, at)?;
         self.prepare(table, options).await?;
         let d = Self::data(table);
         self.run(&format!("DELETE FROM {d}")).await?;
@@ -698,6 +700,74 @@ impl Lake for AthenaLake {
             .await?;
         let rows = r.update_count.unwrap_or(0).max(0) as u64;
         self.finish(table, options, rows, 0).await
+    }
+
+    async fn append_query(
+        &self,
+        table: &TableRef,
+        sql: &str,
+        at: &ReadAt,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        let sql = self.rewrite(sql, at)?;
+        if self.holds_batch(table, options).await? {
+            let id = self.latest(table).await?.unwrap_or_default();
+            return Ok(CommitOutcome {
+                snapshot_id: id,
+                already_committed: true,
+                rows_added: 0,
+                files_added: 0,
+            });
+        }
+        self.prepare(table, options).await?;
+        let r = self
+            .run(&format!(
+                "INSERT INTO {} SELECT * FROM (\n{sql}\n) q",
+                Self::data(table)
+            ))
+            .await?;
+        let rows = r.update_count.unwrap_or(0).max(0) as u64;
+        self.finish(table, options, rows, 0).await
+    }
+
+    async fn execute(
+        &self,
+        table: &TableRef,
+        statement: &str,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        self.prepare(table, options).await?;
+        let r = self.run(statement).await?;
+        let rows = r.update_count.unwrap_or(0).max(0) as u64;
+        self.finish(table, options, rows, 0).await
+    }
+
+    async fn create_view(&self, view: &TableRef, sql: &str) -> Result<()> {
+        self.ensure_namespace(&view.namespace).await?;
+        self.run(&format!("CREATE OR REPLACE VIEW {view} AS\n{sql}"))
+            .await
+            .map(|_| ())
+    }
+
+    async fn view_sql(&self, view: &TableRef) -> Result<Option<String>> {
+        let tables = self.list_tables(Some(&view.namespace)).await?;
+        if !tables.contains(view) {
+            return Ok(None);
+        }
+        let r = self.run(&format!("SHOW CREATE VIEW {view}")).await?;
+        Ok(Some(
+            r.rows
+                .iter()
+                .filter_map(|row| row.first().cloned().flatten())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ))
+    }
+
+    async fn drop_view(&self, view: &TableRef) -> Result<()> {
+        self.run(&format!("DROP VIEW IF EXISTS {view}"))
+            .await
+            .map(|_| ())
     }
 
     async fn publish_snapshot(&self, table: &TableRef, snapshot_id: i64) -> Result<()> {
@@ -718,6 +788,7 @@ impl Lake for AthenaLake {
             .write_query(
                 live,
                 &format!("SELECT * FROM {}", Self::data(staged)),
+                &ReadAt::Current,
                 options,
             )
             .await?;

@@ -105,6 +105,11 @@ impl Service {
             clients.eventbridge.clone(),
             &settings.event_bus,
         ));
+        let notifier = project.settings.webhook.as_ref().map(|u| {
+            Arc::new(floe_pipeline::notify::Webhook::new(u))
+                as Arc<dyn floe_pipeline::notify::Notifier>
+        });
+        let concurrency = project.settings.concurrency as usize;
         let stages = Stages {
             project,
             lake,
@@ -115,6 +120,8 @@ impl Service {
             )),
             events,
             clock: Arc::new(SystemClock),
+            notifier,
+            concurrency,
         };
         let next = settings
             .next_queues
@@ -289,6 +296,22 @@ impl Service {
                 Record::new(stage)
                     .metric("FilesQuarantined", Unit::Count, 1.0)
                     .property("key", key.as_str())
+                    .emit();
+            }
+            Note::Progress(line) => tracing::info!("{line}"),
+            Note::Built { table, rows } => {
+                tracing::info!(table, rows, "model built and staged");
+                Record::new(stage)
+                    .dimension("Table", table)
+                    .metric("ModelsBuilt", Unit::Count, 1.0)
+                    .metric("RowsOut", Unit::Count, *rows as f64)
+                    .emit();
+            }
+            Note::ModelFailed { model, why } => {
+                tracing::error!(model, why, "model not built");
+                Record::new(stage)
+                    .dimension("Table", model)
+                    .metric("ModelsFailed", Unit::Count, 1.0)
                     .emit();
             }
             Note::Published { table, snapshot_id } => {

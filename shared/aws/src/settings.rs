@@ -74,8 +74,11 @@ pub fn next_stages(stage: Stage) -> &'static [Stage] {
     match stage {
         Stage::Landing => &[Stage::Standardise],
         Stage::Standardise => &[Stage::Audit],
-        // A stale audit sends its batch back to standardise.
-        Stage::Audit => &[Stage::Standardise],
+        // A stale audit sends its batch back to standardise; a published silver table with
+        // models downstream goes on to modelling.
+        Stage::Audit => &[Stage::Standardise, Stage::Modelling],
+        // Staged models go to their audit.
+        Stage::Modelling => &[Stage::Audit],
     }
 }
 

@@ -181,6 +181,18 @@ impl BatchId {
         BatchId(format!("b{}", hex::encode(&digest[..12])))
     }
 
+    /// A batch id derived from parts (a model build's chunk, say): the same parts always give
+    /// the same id, so a redone write is recognised as committed already.
+    pub fn derive(parts: &[&str]) -> Self {
+        let mut h = Sha256::new();
+        for part in parts {
+            h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        let digest = h.finalize();
+        BatchId(format!("b{}", hex::encode(&digest[..12])))
+    }
+
     /// A batch id from its string form (as stored in snapshot summaries and messages).
     pub fn parse(s: &str) -> Result<Self> {
         let ok = s.len() == 25

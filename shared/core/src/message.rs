@@ -62,6 +62,32 @@ pub enum StageMessage {
         /// Its published snapshot.
         snapshot_id: i64,
     },
+    /// Models built and staged by one modelling run: test each, publish those that pass.
+    AuditModels {
+        /// What started the run (a published table, `floe run`, `floe retry`).
+        trigger: String,
+        /// The staged models, parents before children.
+        models: Vec<StagedModel>,
+    },
+}
+
+/// A model written but not published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StagedModel {
+    /// The model's name.
+    pub model: String,
+    /// Its published relation.
+    pub table: TableRef,
+    /// Where the staged version waits.
+    pub staged: Staged,
+    /// The models of the same run it reads: it is published only after them.
+    pub parents: Vec<String>,
+    /// Rows written (0 for views).
+    pub rows: u64,
+    /// When its build started and ended.
+    pub started_at: DateTime<Utc>,
+    /// When its build ended.
+    pub finished_at: DateTime<Utc>,
 }
 
 /// Where a staged write waits for its audit.
@@ -77,6 +103,13 @@ pub enum Staged {
     Table {
         /// The staging table.
         table: TableRef,
+    },
+    /// A view: tested through a staging view, created with its published SQL on publish.
+    View {
+        /// The staging view.
+        staging: TableRef,
+        /// The view's SQL as published (reading published relations).
+        sql: String,
     },
 }
 

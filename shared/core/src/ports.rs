@@ -174,17 +174,78 @@ pub trait Lake: Send + Sync {
         Dialect::DataFusion
     }
 
-    /// Replaces the table's contents with the rows of a query over the lake (as published), as
-    /// one write with [`Lake::overwrite`]'s options and guarantees. An engine that runs SQL
+    /// Replaces the table's contents with the rows of a query over the lake (read as `at` says),
+    /// as one write with [`Lake::overwrite`]'s options and guarantees. An engine that runs SQL
     /// elsewhere (Athena) runs it there; the default reads the rows here and writes them.
     async fn write_query(
         &self,
         table: &TableRef,
         sql: &str,
+        at: &ReadAt,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        let rows = self.query(sql, &ReadAt::Current).await?;
+        let rows = self.query(sql, at).await?;
         self.overwrite(table, rows, options).await
+    }
+
+    /// The schema of a query's rows, without running it to the end.
+    async fn query_schema(&self, sql: &str, at: &ReadAt) -> Result<SchemaRef> {
+        let rows = self
+            .query(
+                &format!("SELECT * FROM (\n{sql}\n) _floe_schema LIMIT 0"),
+                at,
+            )
+            .await?;
+        rows.first().map(|b| b.schema()).ok_or_else(|| {
+            crate::Error::Internal("the engine returned no schema for a query".into())
+        })
+    }
+
+    /// Appends the rows of a query over the lake, as one write with [`Lake::append`]'s options
+    /// and guarantees.
+    async fn append_query(
+        &self,
+        table: &TableRef,
+        sql: &str,
+        at: &ReadAt,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        let rows = self.query(sql, at).await?;
+        self.append(table, rows, options).await
+    }
+
+    /// Runs a DML statement (MERGE) that changes `table`, as one write with these options.
+    /// Engines without DML refuse; floe renders a replacing query for them instead.
+    async fn execute(
+        &self,
+        table: &TableRef,
+        statement: &str,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        let _ = (statement, options);
+        Err(crate::Error::Config(format!(
+            "this engine runs no DML statements (writing {table}); use a query write instead"
+        )))
+    }
+
+    /// Creates or replaces a view (SQL in this lake's dialect, tables named `namespace.table`).
+    async fn create_view(&self, view: &TableRef, sql: &str) -> Result<()> {
+        let _ = sql;
+        Err(crate::Error::Config(format!(
+            "this engine keeps no views (creating {view})"
+        )))
+    }
+
+    /// The SQL of a view, or None when there is no such view.
+    async fn view_sql(&self, view: &TableRef) -> Result<Option<String>> {
+        let _ = view;
+        Ok(None)
+    }
+
+    /// Drops a view; dropping an absent view is not an error.
+    async fn drop_view(&self, view: &TableRef) -> Result<()> {
+        let _ = view;
+        Ok(())
     }
 }
 

@@ -714,4 +714,68 @@ impl Lake for LocalLake {
     async fn query(&self, sql: &str, at: &ReadAt) -> Result<Vec<RecordBatch>> {
         query::run(self, sql, at).await
     }
+
+    async fn query_schema(&self, sql: &str, at: &ReadAt) -> Result<SchemaRef> {
+        query::schema(self, sql, at).await
+    }
+
+    async fn create_view(&self, view: &TableRef, sql: &str) -> Result<()> {
+        if self.table_exists(view).await? {
+            return Err(Error::AlreadyExists(format!(
+                "{view} is a table; drop it before making it a view"
+            )));
+        }
+        // Check the SQL now (every table it names exists, it plans), not at the first read.
+        query::run(
+            self,
+            &format!("SELECT * FROM ({sql}) _floe_view LIMIT 0"),
+            &ReadAt::Current,
+        )
+        .await
+        .map_err(|e| Error::Sql(format!("view {view} does not plan: {e}")))?;
+        let file = self.view_file(view);
+        let dir = file.parent().expect("a view file has a folder");
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Transient(format!("creating {}: {e}", dir.display())))?;
+        let tmp = file.with_extension(format!("sql.{}", uuid::Uuid::new_v4()));
+        std::fs::write(&tmp, sql)
+            .and_then(|()| std::fs::rename(&tmp, &file))
+            .map_err(|e| Error::Transient(format!("writing {}: {e}", file.display())))
+    }
+
+    async fn view_sql(&self, view: &TableRef) -> Result<Option<String>> {
+        self.view_sql_local(view)
+    }
+
+    async fn drop_view(&self, view: &TableRef) -> Result<()> {
+        match std::fs::remove_file(self.view_file(view)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Transient(format!("dropping view {view}: {e}"))),
+        }
+    }
+}
+
+impl LocalLake {
+    /// Where a view's SQL is kept: views are floe's, not the Iceberg catalog's (iceberg-rust's
+    /// SQL catalog keeps no views), so other Iceberg clients do not see them.
+    fn view_file(&self, view: &TableRef) -> PathBuf {
+        self.root
+            .join("_floe")
+            .join("views")
+            .join(&view.namespace)
+            .join(format!("{}.sql", view.name))
+    }
+
+    pub(crate) fn view_sql_local(&self, view: &TableRef) -> Result<Option<String>> {
+        match std::fs::read_to_string(self.view_file(view)) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Transient(format!("reading view {view}: {e}"))),
+        }
+    }
+
+    pub(crate) async fn table_exists_local(&self, t: &TableRef) -> Result<bool> {
+        self.table_exists(t).await
+    }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::config::Dialect;
 use datafusion::execution::context::{SQLOptions, SessionContext};
@@ -56,7 +57,17 @@ pub(crate) fn snapshot_at(table: &TableRef, md: &TableMetadata, at: DateTime<Utc
         })
 }
 
-pub(crate) async fn run(lake: &LocalLake, sql: &str, at: &ReadAt) -> Result<Vec<RecordBatch>> {
+/// The most views one query may go through (a view of a view of ...): more is a loop.
+const MAX_VIEW_DEPTH: usize = 32;
+
+/// The tables a statement reads, and the views it goes through (each after the views it reads).
+#[derive(Default)]
+struct Reads {
+    tables: Vec<TableRef>,
+    views: Vec<(TableRef, String)>,
+}
+
+async fn references(lake: &LocalLake, sql: &str) -> Result<Vec<TableRef>> {
     let ctx = SessionContext::new();
     let state = ctx.state();
     let statement = state
@@ -97,6 +108,53 @@ pub(crate) async fn run(lake: &LocalLake, sql: &str, at: &ReadAt) -> Result<Vec<
             tables.push(t);
         }
     }
+    Ok(tables)
+}
+
+impl Reads {
+    async fn collect(&mut self, lake: &LocalLake, sql: &str, depth: usize) -> Result<()> {
+        for t in references(lake, sql).await? {
+            if self.tables.contains(&t) || self.views.iter().any(|(v, _)| *v == t) {
+                continue;
+            }
+            if !lake.table_exists_local(&t).await?
+                && let Some(view_sql) = lake.view_sql_local(&t)?
+            {
+                if depth >= MAX_VIEW_DEPTH {
+                    return Err(Error::Sql(format!(
+                        "view {t} reads views more than {MAX_VIEW_DEPTH} deep: do its views read each other in a loop?"
+                    )));
+                }
+                Box::pin(self.collect(lake, &view_sql, depth + 1)).await?;
+                self.views.push((t, view_sql));
+            } else {
+                self.tables.push(t);
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) async fn run(lake: &LocalLake, sql: &str, at: &ReadAt) -> Result<Vec<RecordBatch>> {
+    let df = plan(lake, sql, at).await?;
+    df.collect().await.map_err(sql_err)
+}
+
+/// The schema of a query's rows, from its plan.
+pub(crate) async fn schema(lake: &LocalLake, sql: &str, at: &ReadAt) -> Result<SchemaRef> {
+    let df = plan(lake, sql, at).await?;
+    Ok(Arc::new(df.schema().as_arrow().clone()))
+}
+
+async fn plan(
+    lake: &LocalLake,
+    sql: &str,
+    at: &ReadAt,
+) -> Result<datafusion::dataframe::DataFrame> {
+    let ctx = SessionContext::new();
+    let mut reads = Reads::default();
+    reads.collect(lake, sql, 0).await?;
+    let Reads { tables, views } = reads;
     if let ReadAt::Snapshot(id) = at
         && tables.len() != 1
     {
@@ -155,15 +213,29 @@ pub(crate) async fn run(lake: &LocalLake, sql: &str, at: &ReadAt) -> Result<Vec<
         )
         .map_err(sql_err)?;
     }
+    for (v, view_sql) in &views {
+        if catalog.schema(&v.namespace).is_none() {
+            catalog
+                .register_schema(&v.namespace, Arc::new(MemorySchemaProvider::new()))
+                .map_err(sql_err)?;
+        }
+        let plan = ctx
+            .state()
+            .create_logical_plan(view_sql)
+            .await
+            .map_err(|e| Error::Sql(format!("view {v}: {e}")))?;
+        let view = datafusion::catalog::view::ViewTable::new(plan, Some(view_sql.clone()));
+        ctx.register_table(
+            TableReference::partial(v.namespace.as_str(), v.name.as_str()),
+            Arc::new(view),
+        )
+        .map_err(sql_err)?;
+    }
     let read_only = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let df = ctx
-        .sql_with_options(sql, read_only)
-        .await
-        .map_err(sql_err)?;
-    df.collect().await.map_err(sql_err)
+    ctx.sql_with_options(sql, read_only).await.map_err(sql_err)
 }
 
 impl LocalLake {

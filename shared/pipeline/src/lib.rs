@@ -11,6 +11,8 @@
 //! - [`landing`]: the landing stage (file -> bronze, or quarantine).
 //! - [`standardise`]: the standardise stage (bronze -> staged silver history).
 //! - [`audit`]: the silver audit (tests, then publish or reject).
+//! - [`modelling`]: the gold layer at run time: build models staged, test them, publish.
+//! - [`notify`]: the failure webhook (Slack-compatible).
 //! - [`rejections`]: batches refused by an audit, left out of later builds.
 //! - [`stages`]: the stage handlers behind one entry point (message in, next messages out).
 //! - [`runtime`]: the stages chained through local queues in one process.
@@ -23,6 +25,8 @@ pub mod events;
 pub mod extract;
 pub mod landing;
 pub mod local;
+pub mod modelling;
+pub mod notify;
 pub mod rejections;
 pub mod runtime;
 pub mod scd2;

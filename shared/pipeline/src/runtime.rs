@@ -26,7 +26,7 @@ use crate::local::store::LocalStore;
 use crate::stages::{Note, Stage, Stages};
 
 /// The stage queues, in pipeline order.
-pub const STAGES: [&str; 3] = ["landing", "standardise", "audit"];
+pub const STAGES: [&str; 4] = ["landing", "standardise", "audit", "modelling"];
 /// Receives before a message is dead-lettered.
 pub const MAX_RECEIVES: u32 = 5;
 /// How long a received message stays hidden while its handler runs.
@@ -56,6 +56,10 @@ pub struct Report {
     pub published: Vec<(String, i64)>,
     /// Tables whose tests failed.
     pub rejected: Vec<(String, String)>,
+    /// Models built and staged, with rows written.
+    pub built: Vec<(String, u64)>,
+    /// Models that failed to build or were skipped, with why.
+    pub model_failures: Vec<(String, String)>,
     /// Messages sent to a dead-letter queue, with the reason.
     pub dead_lettered: Vec<(String, String)>,
     /// Messages put back for a retry.
@@ -67,6 +71,17 @@ impl Report {
     fn note(&mut self, note: Note, progress: &mut impl FnMut(&str)) {
         match note {
             Note::Staged { .. } => {}
+            Note::Progress(line) => progress(&line),
+            Note::Built { table, rows } => {
+                progress(&format!(
+                    "built {table} ({rows} rows), waiting for its tests"
+                ));
+                self.built.push((table, rows));
+            }
+            Note::ModelFailed { model, why } => {
+                progress(&format!("model {model}: {why}"));
+                self.model_failures.push((model, why));
+            }
             Note::Landed { key, bronze, .. } => {
                 progress(&format!("landed {key} -> {bronze}"));
                 self.landed.push(key);
@@ -116,6 +131,11 @@ impl Runtime {
         let store = Arc::new(LocalStore::new("landing", &project.root));
         let events = Arc::new(EventLog::new(&state.join("events.jsonl")));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let notifier =
+            project.settings.webhook.as_ref().map(|u| {
+                Arc::new(crate::notify::Webhook::new(u)) as Arc<dyn crate::notify::Notifier>
+            });
+        let concurrency = project.settings.concurrency as usize;
         Ok(Runtime {
             stages: Stages {
                 project,
@@ -124,6 +144,8 @@ impl Runtime {
                 quarantine: store.clone(),
                 events: events.clone(),
                 clock: clock.clone(),
+                notifier,
+                concurrency,
             },
             store,
             events,

@@ -11,9 +11,17 @@ use floe_core::message::{Envelope, StageMessage};
 use floe_core::ports::{Clock, EventSink, Lake, ObjectStore};
 use floe_core::{Error, Result, RunId};
 
+use std::sync::Mutex;
+
+use floe_core::TableRef;
+use floe_models::Models;
+
 use crate::audit::{Audit, Verdict};
 use crate::extract::Problem;
 use crate::landing::{Landed, Landing};
+use crate::modelling::{
+    AuditModels, Build, BuildStatus, ModelVerdict, Modelling, RunRecord, Target, record_runs,
+};
 use crate::runtime::crash_point;
 use crate::standardise::Standardise;
 
@@ -26,11 +34,18 @@ pub enum Stage {
     Standardise,
     /// Staged writes in; tests, then publish or reject.
     Audit,
+    /// Published tables in; the models downstream of them built and staged.
+    Modelling,
 }
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 3] = [Stage::Landing, Stage::Standardise, Stage::Audit];
+    pub const ALL: [Stage; 4] = [
+        Stage::Landing,
+        Stage::Standardise,
+        Stage::Audit,
+        Stage::Modelling,
+    ];
 
     /// The stage's (and its queue's) name.
     pub fn as_str(self) -> &'static str {
@@ -38,6 +53,7 @@ impl Stage {
             Stage::Landing => "landing",
             Stage::Standardise => "standardise",
             Stage::Audit => "audit",
+            Stage::Modelling => "modelling",
         }
     }
 }
@@ -56,7 +72,7 @@ impl FromStr for Stage {
             .find(|st| st.as_str() == s)
             .ok_or_else(|| {
                 Error::Config(format!(
-                    "'{s}' is not a stage: use one of landing, standardise, audit"
+                    "'{s}' is not a stage: use one of landing, standardise, audit, modelling"
                 ))
             })
     }
@@ -99,6 +115,22 @@ pub enum Note {
         /// The snapshot readers now see.
         snapshot_id: i64,
     },
+    /// A model was built and staged.
+    Built {
+        /// The model's table.
+        table: String,
+        /// Rows written.
+        rows: u64,
+    },
+    /// A model failed to build, or was skipped because a parent failed.
+    ModelFailed {
+        /// The model.
+        model: String,
+        /// Why.
+        why: String,
+    },
+    /// A progress line (chunks, skipped models, publishing).
+    Progress(String),
     /// A staged write failed its tests and was rejected.
     Rejected {
         /// The table.
@@ -137,12 +169,16 @@ pub fn lane(stage: Stage, body: &str) -> Option<String> {
             }
             crate::events::S3Event::Ignored(_) => None,
         },
-        Stage::Standardise | Stage::Audit => match Envelope::from_json(body).ok()?.body {
-            StageMessage::Standardise { bronze, .. } => of_layer(&bronze),
-            StageMessage::Audit { table, .. } | StageMessage::Model { table, .. } => {
-                of_layer(&table)
+        Stage::Standardise | Stage::Audit | Stage::Modelling => {
+            match Envelope::from_json(body).ok()?.body {
+                StageMessage::Standardise { bronze, .. } => of_layer(&bronze),
+                StageMessage::Audit { table, .. } | StageMessage::Model { table, .. } => {
+                    of_layer(&table)
+                }
+                // One gold run at a time: its models may share tables with another's.
+                StageMessage::AuditModels { .. } => Some("gold".to_owned()),
             }
-        },
+        }
     }
 }
 
@@ -160,6 +196,10 @@ pub struct Stages {
     pub events: Arc<dyn EventSink>,
     /// Now.
     pub clock: Arc<dyn Clock>,
+    /// Where gold test failures are announced (the project's webhook), if anywhere.
+    pub notifier: Option<Arc<dyn crate::notify::Notifier>>,
+    /// How many models (or chunks) are built at once.
+    pub concurrency: usize,
 }
 
 impl Stages {
@@ -226,6 +266,60 @@ impl Stages {
             }
             Stage::Audit => {
                 let m = Envelope::from_json(body)?;
+                if let StageMessage::AuditModels { trigger, models } = &m.body {
+                    let project_models = self.models()?;
+                    let lines = Mutex::new(Vec::new());
+                    let progress = |l: &str| lines.lock().expect("not poisoned").push(l.to_owned());
+                    crash_point("before_publish");
+                    let verdicts = AuditModels {
+                        project: &self.project,
+                        models: &project_models,
+                        lake,
+                        events: self.events.as_ref(),
+                        notifier: self.notifier.as_deref(),
+                        clock: self.clock.as_ref(),
+                        progress: &progress,
+                    }
+                    .handle(trigger, models, &m.batch_id, &m.run_id)
+                    .await?;
+                    out.notes.extend(
+                        lines
+                            .into_inner()
+                            .expect("not poisoned")
+                            .into_iter()
+                            .map(Note::Progress),
+                    );
+                    for (model, v) in verdicts {
+                        let table = models
+                            .iter()
+                            .find(|s| s.model == model)
+                            .map(|s| s.table.to_string())
+                            .unwrap_or(model);
+                        match v {
+                            ModelVerdict::Published { snapshot_id } => {
+                                out.notes.push(Note::Published {
+                                    table,
+                                    snapshot_id: snapshot_id.unwrap_or_default(),
+                                })
+                            }
+                            ModelVerdict::Failed { failures } => out.notes.push(Note::Rejected {
+                                table,
+                                why: failures
+                                    .iter()
+                                    .map(|f| format!("{} ({} rows)", f.test, f.failing_rows))
+                                    .collect::<Vec<_>>()
+                                    .join("; "),
+                            }),
+                            ModelVerdict::Skipped { because } => {
+                                out.notes.push(Note::ModelFailed {
+                                    model: table,
+                                    why: format!("not published: its parent {because} was not"),
+                                })
+                            }
+                        }
+                    }
+                    return Ok(out);
+                }
                 crash_point("before_publish");
                 let verdict = Audit {
                     project: &self.project,
@@ -236,10 +330,22 @@ impl Stages {
                 .handle(&m)
                 .await?;
                 match verdict {
-                    Verdict::Published { table, snapshot_id } => out.notes.push(Note::Published {
-                        table: table.to_string(),
-                        snapshot_id,
-                    }),
+                    Verdict::Published { table, snapshot_id } => {
+                        out.notes.push(Note::Published {
+                            table: table.to_string(),
+                            snapshot_id,
+                        });
+                        if self.has_models_of(&table)? {
+                            out.next.push((
+                                Stage::Modelling,
+                                Envelope {
+                                    attempt: 1,
+                                    body: StageMessage::Model { table, snapshot_id },
+                                    ..m.clone()
+                                },
+                            ));
+                        }
+                    }
                     Verdict::Rejected { table, failures } => out.notes.push(Note::Rejected {
                         table: table.to_string(),
                         why: failures
@@ -251,7 +357,130 @@ impl Stages {
                     Verdict::Stale(redo) => out.next.push((Stage::Standardise, redo)),
                 }
             }
+            Stage::Modelling => {
+                let m = Envelope::from_json(body)?;
+                let StageMessage::Model { table, snapshot_id } = &m.body else {
+                    return Err(Error::MalformedMessage(format!(
+                        "the modelling queue takes `model` messages, not this: {}",
+                        m.to_json()
+                    )));
+                };
+                let models = self.models()?;
+                let source = table
+                    .namespace
+                    .strip_prefix("silver_")
+                    .map(|s| format!("{s}.{}", table.name));
+                let selected = source
+                    .map(|s| models.dag.downstream_of_source(&s))
+                    .unwrap_or_default();
+                if selected.is_empty() {
+                    return Ok(out);
+                }
+                let lines = Mutex::new(Vec::new());
+                let progress = |l: &str| lines.lock().expect("not poisoned").push(l.to_owned());
+                let build = Modelling {
+                    project: &self.project,
+                    models: &models,
+                    lake,
+                    clock: self.clock.as_ref(),
+                    target: Target::default(),
+                    progress: &progress,
+                }
+                .build(&selected, &m.batch_id, &m.run_id, self.concurrency)
+                .await?;
+                out.notes.extend(
+                    lines
+                        .into_inner()
+                        .expect("not poisoned")
+                        .into_iter()
+                        .map(Note::Progress),
+                );
+                let trigger = format!("{table}@{snapshot_id}");
+                record_build_failures(lake, &m.run_id, &trigger, &build).await?;
+                for b in &build.built {
+                    match &b.status {
+                        BuildStatus::Staged => out.notes.push(Note::Built {
+                            table: format!("{}.{}", floe_models::GOLD, b.model),
+                            rows: b.rows,
+                        }),
+                        BuildStatus::Error { message } => out.notes.push(Note::ModelFailed {
+                            model: b.model.clone(),
+                            why: message.clone(),
+                        }),
+                        BuildStatus::Skipped { because } => out.notes.push(Note::ModelFailed {
+                            model: b.model.clone(),
+                            why: format!("skipped: its parent {because} failed"),
+                        }),
+                    }
+                }
+                if !build.staged.is_empty() {
+                    out.next.push((
+                        Stage::Audit,
+                        Envelope {
+                            attempt: 1,
+                            body: StageMessage::AuditModels {
+                                trigger,
+                                models: build.staged,
+                            },
+                            ..m.clone()
+                        },
+                    ));
+                }
+            }
         }
         Ok(out)
     }
+
+    /// The project's models, loaded now (models and templates may change between messages).
+    pub fn models(&self) -> Result<Models> {
+        Models::load(&self.project).map_err(Error::from)
+    }
+
+    /// Whether any model reads the silver table `table`.
+    fn has_models_of(&self, table: &TableRef) -> Result<bool> {
+        let Some(source) = table.namespace.strip_prefix("silver_") else {
+            return Ok(false);
+        };
+        let qualified = format!("{source}.{}", table.name);
+        if !crate::modelling::project_has_models(&self.project.root) {
+            return Ok(false);
+        }
+        Ok(!self
+            .models()?
+            .dag
+            .downstream_of_source(&qualified)
+            .is_empty())
+    }
+}
+
+/// Records the models a build could not stage in `floe_audit.model_runs`.
+pub async fn record_build_failures(
+    lake: &dyn Lake,
+    run: &RunId,
+    trigger: &str,
+    build: &Build,
+) -> Result<()> {
+    let records: Vec<RunRecord> = build
+        .built
+        .iter()
+        .filter_map(|b| {
+            let (status, message) = match &b.status {
+                BuildStatus::Staged => return None,
+                BuildStatus::Error { message } => ("error", message.clone()),
+                BuildStatus::Skipped { because } => ("skipped", format!("parent {because} failed")),
+            };
+            Some(RunRecord {
+                run_id: run.as_str().to_owned(),
+                trigger: trigger.to_owned(),
+                model: b.model.clone(),
+                status: status.to_owned(),
+                started_at: b.started_at,
+                finished_at: b.finished_at,
+                rows: 0,
+                bytes_scanned: None,
+                message: Some(message),
+            })
+        })
+        .collect();
+    record_runs(lake, run, &records, "build").await
 }

@@ -67,7 +67,15 @@ impl Standardise<'_> {
         let mut options = WriteOptions::batch(message.batch_id.clone(), message.run_id.clone());
         options.stage_only = true;
         options.expected_snapshot_id = base;
-        let outcome = self.lake.write_query(&silver, &history, &options).await?;
+        let outcome = self
+            .lake
+            .write_query(
+                &silver,
+                &history,
+                &floe_core::ports::ReadAt::Current,
+                &options,
+            )
+            .await?;
         tracing::info!(table = %silver, snapshot_id = outcome.snapshot_id, rows = outcome.rows_added, replay = outcome.already_committed, "silver staged");
         // The attempt count carries over, so a batch restaged again and again gives up.
         let rows = outcome.rows_added;
@@ -93,5 +101,6 @@ pub fn stage_name(m: &StageMessage) -> &'static str {
         StageMessage::Standardise { .. } => "standardise",
         StageMessage::Audit { .. } => "audit",
         StageMessage::Model { .. } => "model",
+        StageMessage::AuditModels { .. } => "audit_models",
     }
 }

@@ -1,0 +1,6 @@
+//! The modelling Lambda function: floe's modelling stage over SQS. Configuration: the README's AWS section.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    floe_aws::service::run_lambda(floe_aws::Stage::Modelling).await
+}
