@@ -6,11 +6,14 @@
 //! - `output`: tables, CSV and JSON for query results and history.
 //! - `sample`: the project `floe init` writes.
 //! - `demo`: the generated project `floe demo` runs.
+//! - `models`: the gold verbs (run, test, plan, retry); `unit`: unit tests of models.
 
 mod aws;
 mod demo;
+mod models;
 mod output;
 mod sample;
+mod unit;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -149,6 +152,49 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Build the selected gold models, test them, and publish those that pass.
+    ///
+    /// Each model is written staged (readers keep the published version), in DAG order with up
+    /// to `concurrency` models at once; then its data tests run on the staged version and it is
+    /// published only if they pass. A failure keeps the published version, records the failing
+    /// rows in floe_audit.test_failures, emits floe.failed and calls the webhook.
+    /// Selectors as dbt: `model`, `+model` (and its ancestors), `model+` (and its descendants),
+    /// `tag:x`, `source:s.t`, `state:modified` (with --state); space-separated terms are a union.
+    Run {
+        /// Which models (default: all).
+        #[arg(long, short = 's')]
+        select: Option<String>,
+        /// Write to gold_<TARGET> instead of gold (a dev target); `prod` is gold.
+        #[arg(long)]
+        target: Option<String>,
+        /// With --target: read models outside the selection from production (gold).
+        #[arg(long, requires = "target")]
+        defer: bool,
+        /// A folder holding a production manifest.json (from .floe/ of a prod run), for state:modified.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Run the data tests of the published models, and the unit tests of models.
+    Test {
+        /// Which models (default: all).
+        #[arg(long, short = 's')]
+        select: Option<String>,
+    },
+    /// Run again the models of the last run that were not published, and what depends on them.
+    Retry,
+    /// Show the models in build order: what each reads, its materialization, tests, estimated
+    /// bytes read and the SQL it would run. Runs nothing.
+    Plan {
+        /// Which models (default: all).
+        #[arg(long, short = 's')]
+        select: Option<String>,
+        /// A folder holding a production manifest.json, for state:modified.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a table's snapshots: when, what operation, which batch and run, rows added and total.
     History {
         /// The table, as namespace.table (e.g. bronze_nomis.people).
@@ -232,6 +278,54 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Up { once, interval } => up(&cli.project, once, interval).await,
+        Command::Run {
+            select,
+            target,
+            defer,
+            state,
+        } => {
+            let project = load_project(&cli.project)?;
+            let lake = Arc::new(LocalLake::open(&project.settings.lake_dir).await?);
+            let opts = models::RunOptions {
+                select,
+                target,
+                defer,
+                state,
+            };
+            models::run(&project, lake, &opts, "floe run").await
+        }
+        Command::Test { select } => {
+            let project = load_project(&cli.project)?;
+            let lake = Arc::new(LocalLake::open(&project.settings.lake_dir).await?);
+            models::test(&project, lake, select.as_deref()).await
+        }
+        Command::Retry => {
+            let project = load_project(&cli.project)?;
+            let lake = Arc::new(LocalLake::open(&project.settings.lake_dir).await?);
+            models::retry(&project, lake).await
+        }
+        Command::Plan {
+            select,
+            state,
+            json,
+        } => {
+            let project = Project::load(&cli.project)?;
+            let lake = if project.settings.engine == floe_config::Engine::Local
+                && project.settings.lake_dir.exists()
+            {
+                Some(LocalLake::open(&project.settings.lake_dir).await?)
+            } else {
+                None
+            };
+            models::plan(
+                &project,
+                lake.as_ref(),
+                select.as_deref(),
+                state.as_deref(),
+                json,
+            )
+            .await
+        }
         Command::Inject { event, to } => {
             if let Some(project) = aws_project(&cli.project)? {
                 return aws::inject(&project, &event, &to).await;

@@ -23,6 +23,42 @@ pub const FILES: &[ProjectFile] = &[
         body: include_str!("../templates/nomis.yaml"),
     },
     ProjectFile {
+        path: "templates/current.sql",
+        body: include_str!("../templates/gold/templates/current.sql"),
+    },
+    ProjectFile {
+        path: "templates/changes.sql",
+        body: include_str!("../templates/gold/templates/changes.sql"),
+    },
+    ProjectFile {
+        path: "models/dim_person.sql",
+        body: include_str!("../templates/gold/models/dim_person.sql"),
+    },
+    ProjectFile {
+        path: "models/person_addresses.sql",
+        body: include_str!("../templates/gold/models/person_addresses.sql"),
+    },
+    ProjectFile {
+        path: "models/risk_history.sql",
+        body: include_str!("../templates/gold/models/risk_history.sql"),
+    },
+    ProjectFile {
+        path: "models/risk_summary.sql",
+        body: include_str!("../templates/gold/models/risk_summary.sql"),
+    },
+    ProjectFile {
+        path: "models/schema.yaml",
+        body: include_str!("../templates/gold/models/schema.yaml"),
+    },
+    ProjectFile {
+        path: "tests/no_negative_risk.sql",
+        body: include_str!("../templates/gold/tests/no_negative_risk.sql"),
+    },
+    ProjectFile {
+        path: "macros/bands.sql",
+        body: include_str!("../templates/gold/macros/bands.sql"),
+    },
+    ProjectFile {
         path: "samples/nomis/people/2026-11-01T06:00:00Z/people.csv",
         body: include_str!("../templates/samples/people_2026-11-01.csv"),
     },

@@ -68,6 +68,10 @@ pub enum StageMessage {
         trigger: String,
         /// The staged models, parents before children.
         models: Vec<StagedModel>,
+        /// The message that started the run: sent again when a staged model went stale
+        /// (another run published the same model first), so the models are built again.
+        #[serde(default)]
+        redo: Option<Box<StageMessage>>,
     },
 }
 

@@ -35,6 +35,9 @@ impl Dag {
             for d in &m.deps {
                 match d {
                     Dep::Ref { name: p } => {
+                        if !models.contains_key(p) {
+                            return Err(format!("{name} refs '{p}', which is not a model"));
+                        }
                         parents.entry(name.clone()).or_default().insert(p.clone());
                         children.entry(p.clone()).or_default().insert(name.clone());
                     }

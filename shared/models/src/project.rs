@@ -812,6 +812,9 @@ impl Models {
             model.checksum = hex::encode(hasher.finalize());
             out.insert(name, model);
         }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
         let dag = match Dag::new(&out) {
             Ok(d) => Some(d),
             Err(msg) => {

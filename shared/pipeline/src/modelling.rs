@@ -759,6 +759,8 @@ pub enum ModelVerdict {
         /// The failing tests.
         failures: Vec<TestResult>,
     },
+    /// Not published: another run published the model since this one was staged; build again.
+    Stale,
     /// Not published: a parent in the run was not.
     Skipped {
         /// The parent.
@@ -1114,7 +1116,20 @@ impl AuditModels<'_> {
                 verdicts.push((s.model.clone(), ModelVerdict::Failed { failures: failing }));
                 continue;
             }
-            let snapshot_id = self.publish(s).await?;
+            let snapshot_id = match self.publish(s).await {
+                Ok(id) => id,
+                Err(Error::CommitConflict { detail, .. }) => {
+                    (self.progress)(&format!(
+                        "{} went stale ({detail}): it will be built again",
+                        s.table
+                    ));
+                    not_published.insert(s.model.clone());
+                    records.push(record("stale", Some(detail)));
+                    verdicts.push((s.model.clone(), ModelVerdict::Stale));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             (self.progress)(&format!(
                 "published {}{}",
                 s.table,

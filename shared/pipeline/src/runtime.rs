@@ -72,16 +72,9 @@ impl Report {
         match note {
             Note::Staged { .. } => {}
             Note::Progress(line) => progress(&line),
-            Note::Built { table, rows } => {
-                progress(&format!(
-                    "built {table} ({rows} rows), waiting for its tests"
-                ));
-                self.built.push((table, rows));
-            }
-            Note::ModelFailed { model, why } => {
-                progress(&format!("model {model}: {why}"));
-                self.model_failures.push((model, why));
-            }
+            // The modelling stage's progress lines said these already.
+            Note::Built { table, rows } => self.built.push((table, rows)),
+            Note::ModelFailed { model, why } => self.model_failures.push((model, why)),
             Note::Landed { key, bronze, .. } => {
                 progress(&format!("landed {key} -> {bronze}"));
                 self.landed.push(key);
@@ -98,7 +91,11 @@ impl Report {
                 self.quarantined.push((key, report));
             }
             Note::Published { table, snapshot_id } => {
-                progress(&format!("published {table} (snapshot {snapshot_id})"));
+                if snapshot_id == 0 {
+                    progress(&format!("published {table} (a view)"));
+                } else {
+                    progress(&format!("published {table} (snapshot {snapshot_id})"));
+                }
                 self.published.push((table, snapshot_id));
             }
             Note::Rejected { table, why } => {

@@ -11,6 +11,7 @@ use floe_core::message::{Envelope, StageMessage};
 use floe_core::ports::{Clock, EventSink, Lake, ObjectStore};
 use floe_core::{Error, Result, RunId};
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use floe_core::TableRef;
@@ -266,7 +267,12 @@ impl Stages {
             }
             Stage::Audit => {
                 let m = Envelope::from_json(body)?;
-                if let StageMessage::AuditModels { trigger, models } = &m.body {
+                if let StageMessage::AuditModels {
+                    trigger,
+                    models,
+                    redo,
+                } = &m.body
+                {
                     let project_models = self.models()?;
                     let lines = Mutex::new(Vec::new());
                     let progress = |l: &str| lines.lock().expect("not poisoned").push(l.to_owned());
@@ -282,13 +288,34 @@ impl Stages {
                     }
                     .handle(trigger, models, &m.batch_id, &m.run_id)
                     .await?;
+                    // Only the lines the notes below do not repeat.
                     out.notes.extend(
                         lines
                             .into_inner()
                             .expect("not poisoned")
                             .into_iter()
+                            .filter(|l| !l.starts_with("published "))
                             .map(Note::Progress),
                     );
+                    let stale = verdicts
+                        .iter()
+                        .any(|(_, v)| matches!(v, ModelVerdict::Stale));
+                    if stale && let Some(redo) = redo {
+                        if m.attempt >= crate::audit::MAX_RESTAGES {
+                            return Err(Error::CommitConflict {
+                                table: trigger.clone(),
+                                detail: "models restaged too many times while other runs kept publishing first; redrive later".into(),
+                            });
+                        }
+                        out.next.push((
+                            Stage::Modelling,
+                            Envelope {
+                                attempt: m.attempt + 1,
+                                body: (**redo).clone(),
+                                ..m.clone()
+                            },
+                        ));
+                    }
                     for (model, v) in verdicts {
                         let table = models
                             .iter()
@@ -310,6 +337,9 @@ impl Stages {
                                     .collect::<Vec<_>>()
                                     .join("; "),
                             }),
+                            ModelVerdict::Stale => out.notes.push(Note::Progress(format!(
+                                "{table} went stale and is built again"
+                            ))),
                             ModelVerdict::Skipped { because } => {
                                 out.notes.push(Note::ModelFailed {
                                     model: table,
@@ -370,11 +400,23 @@ impl Stages {
                     .namespace
                     .strip_prefix("silver_")
                     .map(|s| format!("{s}.{}", table.name));
-                let selected = source
+                let mut selected = source
                     .map(|s| models.dag.downstream_of_source(&s))
                     .unwrap_or_default();
                 if selected.is_empty() {
                     return Ok(out);
+                }
+                // Ancestors never built yet (a first load) are built with them.
+                let ancestors: BTreeSet<String> = selected
+                    .iter()
+                    .flat_map(|m| models.dag.ancestors(m))
+                    .filter(|a| !selected.contains(a))
+                    .collect();
+                for a in ancestors {
+                    let t = TableRef::new(floe_models::GOLD, &a)?;
+                    if !lake.table_exists(&t).await? && lake.view_sql(&t).await?.is_none() {
+                        selected.insert(a);
+                    }
                 }
                 let lines = Mutex::new(Vec::new());
                 let progress = |l: &str| lines.lock().expect("not poisoned").push(l.to_owned());
@@ -421,6 +463,7 @@ impl Stages {
                             body: StageMessage::AuditModels {
                                 trigger,
                                 models: build.staged,
+                                redo: Some(Box::new(m.body.clone())),
                             },
                             ..m.clone()
                         },
