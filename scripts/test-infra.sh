@@ -32,12 +32,12 @@ step "node tests"
 npm test --silent
 
 step "cdk synth (dev and prod, throwaway assets)"
-assets=$(node --import tsx -e 'process.stdout.write(require("./test/helpers").makeAssets())')
+assets="$work/assets"
+node --import tsx -e 'require("./test/helpers").makeAssets(undefined, process.argv[1])' "$assets"
 for stage in dev prod; do
   npx --no-install cdk synth --quiet --no-notices -c stage="$stage" -c assetDir="$assets" -o "$work/cdk.out-$stage"
   echo "synthesized $work/cdk.out-$stage/floe-$stage.template.json"
 done
-rm -rf "$assets"
 
 step "cfn-lint $(../.venv/bin/cfn-lint --version | cut -d' ' -f2)"
 ../.venv/bin/cfn-lint "$work"/cdk.out-*/floe-*.template.json

@@ -4,20 +4,19 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { AssetError, loadAssets, readSources } from '../lib/assets';
 import { ConfigError, readConfig, STAGE_SETTINGS } from '../lib/config';
 import { PIPELINE, STAGES } from '../lib/pipeline';
-import { FIXTURE_PROJECT, makeAssets, synth } from './helpers';
+import { FIXTURE_PROJECT, makeAssets, synth, tempDir } from './helpers';
 
 const reader = (ctx: Record<string, unknown>) => (key: string) => ctx[key];
 const binaries = STAGES.map((s) => PIPELINE[s].binary);
 
 /** A copy of the fixture project with `file` (under tables/) replaced by `text`. */
 function projectWith(file: string, text: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'floe-project-'));
+  const dir = tempDir('project');
   fs.cpSync(FIXTURE_PROJECT, dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'tables', file), text);
   return dir;

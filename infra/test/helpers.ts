@@ -17,12 +17,21 @@ import { PIPELINE, STAGES } from '../lib/pipeline';
 /** The fixture project: sources nomis and crm. */
 export const FIXTURE_PROJECT = path.join(__dirname, 'fixtures', 'project');
 
+/** Every temporary folder of this test process lives here and goes when the process exits. */
+const TEMP_ROOT = fs.mkdtempSync(path.join(os.tmpdir(), 'floe-infra-test-'));
+process.on('exit', () => fs.rmSync(TEMP_ROOT, { recursive: true, force: true }));
+
+/** A fresh temporary folder, removed when the test process exits. */
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(TEMP_ROOT, `${prefix}-`));
+}
+
 /**
  * An asset folder laid out as scripts/deploy.sh makes it: `<binary>/bootstrap` and
- * `<binary>/project/` for every function. `project` replaces the fixture project for all.
+ * `<binary>/project/` for every function. `project` replaces the fixture project for all; `dir`
+ * (which the caller then owns) replaces a temporary folder.
  */
-export function makeAssets(project: string = FIXTURE_PROJECT): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'floe-assets-'));
+export function makeAssets(project: string = FIXTURE_PROJECT, dir: string = tempDir('assets')): string {
   for (const stage of STAGES) {
     const fnDir = path.join(dir, PIPELINE[stage].binary);
     fs.mkdirSync(fnDir, { recursive: true });
@@ -49,7 +58,7 @@ export interface Synthesized {
  * folder; `Template.fromStack` synthesizes it, which runs the cdk-nag checks.
  */
 export function synth(context: Record<string, unknown> = {}, assetDir: string = makeAssets()): Synthesized {
-  const app = new App({ context: { ...CDK_JSON_CONTEXT, assetDir, ...context }, outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'floe-cdk-out-')) });
+  const app = new App({ context: { ...CDK_JSON_CONTEXT, assetDir, ...context }, outdir: tempDir('cdk.out') });
   const config = readConfig((k) => app.node.tryGetContext(k), process.cwd());
   const stack = new FloeStack(app, config.prefix, { config });
   applyNagChecks(app);
