@@ -54,12 +54,34 @@ export function readSources(projectDir: string): string[] {
   return [...sources].sort();
 }
 
-/** The checked assets: each binary's code folder, and the project's sources. */
+/** floe.yaml's `concurrency` when absent (floe-config's default). */
+export const DEFAULT_PROJECT_CONCURRENCY = 4;
+
+/** The project's `concurrency` (floe.yaml): SQL statements the modelling stage runs at once. */
+export function readProjectConcurrency(projectDir: string): number {
+  const file = path.join(projectDir, 'floe.yaml');
+  let doc: unknown;
+  try {
+    doc = parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new AssetError(`${file}: not readable YAML (${(e as Error).message}); check it with floe validate`);
+  }
+  const value = (doc as { concurrency?: unknown } | null)?.concurrency;
+  if (value === undefined || value === null) return DEFAULT_PROJECT_CONCURRENCY;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new AssetError(`${file}: 'concurrency' must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** The checked assets: each binary's code folder, and what the project says. */
 export interface FunctionAssets {
   /** Code folder by binary name. */
   readonly codeDirs: ReadonlyMap<string, string>;
   /** The sources the project declares. */
   readonly sources: readonly string[];
+  /** floe.yaml's `concurrency`. */
+  readonly projectConcurrency: number;
 }
 
 /**
@@ -87,5 +109,6 @@ export function loadAssets(assetDir: string, binaries: readonly string[]): Funct
     }
     codeDirs.set(binary, dir);
   }
-  return { codeDirs, sources: sources ?? [] };
+  const projectConcurrency = readProjectConcurrency(path.join(assetDir, binaries[0], 'project'));
+  return { codeDirs, sources: sources ?? [], projectConcurrency };
 }

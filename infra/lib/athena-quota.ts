@@ -1,10 +1,11 @@
 /**
  * Sizing the event source mappings against Athena's concurrent-query quota.
  *
- * Every invocation of a stage's function handles one SQS batch and runs up to
- * FLOE_BATCH_CONCURRENCY Athena queries at once (one per table of the batch). The event source
+ * Every invocation of a stage's function handles one SQS batch and runs a bounded number of
+ * Athena queries at once (see `queryBudget` in pipeline.ts: FLOE_BATCH_CONCURRENCY records of one
+ * query each, or for modelling one record running the project's `concurrency`). The event source
  * mapping's `maximumConcurrency` bounds how many invocations run at once, so the pipeline can
- * have at most sum(maximumConcurrency x batch concurrency) queries in flight. Keeping that at or
+ * have at most sum(maximumConcurrency x queries per invocation) queries in flight. Keeping that at or
  * under the account's quota of active DML queries means floe itself never makes Athena queue or
  * throttle its queries (TooManyRequestsException); other users of the account share the rest.
  */
@@ -55,7 +56,7 @@ export function sizeMaximumConcurrency(
       `the Athena concurrent-query quota (athenaQueryQuota=${quota}) cannot hold the pipeline: ` +
         `at AWS's smallest event source mapping maximumConcurrency (${MIN_MAXIMUM_CONCURRENCY}) ` +
         `the ${consumers.length} functions run up to ${detail} = ${used} queries at once. ` +
-        `Lower batchConcurrency (FLOE_BATCH_CONCURRENCY), or raise the account's "Active DML queries" ` +
+        `Lower batchConcurrency (FLOE_BATCH_CONCURRENCY) or floe.yaml's concurrency (modelling), or raise the account's "Active DML queries" ` +
         `quota in Service Quotas and pass it with -c athenaQueryQuota=N.`,
     );
   }

@@ -10,7 +10,7 @@ import { loadAssets } from './assets';
 import { LakeCatalog } from './catalog';
 import type { FloeConfig } from './config';
 import { PipelineMonitoring } from './monitoring';
-import { LANDING_PREFIX, PIPELINE, STAGES, type StageName } from './pipeline';
+import { LANDING_PREFIX, PIPELINE, queryBudget, STAGES, type StageName } from './pipeline';
 import { StageFunction } from './stage-function';
 import { StageQueue } from './stage-queue';
 import { LakeStorage } from './storage';
@@ -65,6 +65,8 @@ export class FloeStack extends Stack {
   readonly functions: ReadonlyMap<StageName, StageFunction>;
   /** Each function's event source mapping maximumConcurrency. */
   readonly maxConcurrency: ReadonlyMap<string, number>;
+  /** Each function's FLOE_BATCH_CONCURRENCY and Athena queries per invocation. */
+  readonly queryBudgets: ReadonlyMap<StageName, ReturnType<typeof queryBudget>>;
   /** Alarms, dashboard, topic. */
   readonly monitoring: PipelineMonitoring;
   /** The project's sources. */
@@ -75,8 +77,11 @@ export class FloeStack extends Stack {
     const { config } = props;
     const assets = loadAssets(config.assetDir, STAGES.map((s) => PIPELINE[s].binary));
     this.sources = assets.sources;
+    this.queryBudgets = new Map(
+      STAGES.map((s) => [s, queryBudget(PIPELINE[s], config.batchConcurrency, assets.projectConcurrency)]),
+    );
     this.maxConcurrency = sizeMaximumConcurrency(
-      STAGES.map((s) => ({ name: s, queriesPerInvocation: config.batchConcurrency })),
+      STAGES.map((s) => ({ name: s, queriesPerInvocation: this.queryBudgets.get(s)!.queriesPerInvocation })),
       config.athenaQueryQuota,
     );
 
@@ -117,6 +122,7 @@ export class FloeStack extends Stack {
           storage: this.storage,
           catalog: this.catalog,
           maxConcurrency: this.maxConcurrency.get(stage)!,
+          ...this.queryBudgets.get(stage)!,
         }),
       );
     }

@@ -58,13 +58,21 @@ export interface StageSpec {
   readonly readsLanding: boolean;
   /** Whether it writes refused files and their reports (`quarantine/` in the quarantine bucket). */
   readonly writesQuarantine: boolean;
+  /**
+   * How many SQS records of a batch it handles at once: `batch` = FLOE_BATCH_CONCURRENCY
+   * (context `batchConcurrency`), each record running one Athena query at a time; or `one`, for
+   * the stage whose single record already runs the project's `concurrency` (floe.yaml) queries
+   * at once (modelling builds independent models side by side).
+   */
+  readonly recordsAtOnce: 'batch' | 'one';
 }
 
 /**
  * The four stages. Reads and writes follow shared/pipeline: landing appends landed rows to
  * bronze; standardise rebuilds silver from bronze minus `floe_audit.rejected_batches` and stages
  * it; audit tests staged silver (reconciling with bronze) and gold, publishes them, and records
- * rejected batches; modelling builds gold from silver and stages it.
+ * rejected batches and failing rows; modelling builds gold from silver, stages it, and records
+ * its runs in `floe_audit.model_runs`.
  */
 export const PIPELINE: Readonly<Record<StageName, StageSpec>> = {
   landing: {
@@ -78,6 +86,7 @@ export const PIPELINE: Readonly<Record<StageName, StageSpec>> = {
     writesIncomingRows: true,
     readsLanding: true,
     writesQuarantine: true,
+    recordsAtOnce: 'batch',
   },
   standardise: {
     stage: 'standardise',
@@ -90,6 +99,7 @@ export const PIPELINE: Readonly<Record<StageName, StageSpec>> = {
     writesIncomingRows: false,
     readsLanding: false,
     writesQuarantine: false,
+    recordsAtOnce: 'batch',
   },
   audit: {
     stage: 'audit',
@@ -102,6 +112,7 @@ export const PIPELINE: Readonly<Record<StageName, StageSpec>> = {
     writesIncomingRows: true,
     readsLanding: false,
     writesQuarantine: false,
+    recordsAtOnce: 'batch',
   },
   modelling: {
     stage: 'modelling',
@@ -109,13 +120,28 @@ export const PIPELINE: Readonly<Record<StageName, StageSpec>> = {
     timeoutSeconds: 15 * 60,
     memoryMb: 1024,
     sendsTo: ['audit'],
-    reads: ['silver', 'audit'],
-    writes: ['gold'],
-    writesIncomingRows: false,
+    reads: ['silver'],
+    writes: ['gold', 'audit'],
+    writesIncomingRows: true,
     readsLanding: false,
     writesQuarantine: false,
+    recordsAtOnce: 'one',
   },
 };
+
+/**
+ * FLOE_BATCH_CONCURRENCY of a stage, and the most Athena queries one invocation of it runs at
+ * once, given the context's batch concurrency and the project's `concurrency`.
+ */
+export function queryBudget(
+  spec: StageSpec,
+  batchConcurrency: number,
+  projectConcurrency: number,
+): { batchConcurrency: number; queriesPerInvocation: number } {
+  return spec.recordsAtOnce === 'one'
+    ? { batchConcurrency: 1, queriesPerInvocation: projectConcurrency }
+    : { batchConcurrency, queriesPerInvocation: batchConcurrency };
+}
 
 /** The environment variable holding a stage's queue URL (settings.rs `queue_var`). */
 export function queueUrlVariable(stage: StageName): string {

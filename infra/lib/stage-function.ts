@@ -36,7 +36,7 @@ export const BATCH_SIZE = 10;
 export interface StageFunctionProps {
   /** The stage. */
   readonly spec: StageSpec;
-  /** The app's configuration (names, stage settings, batch concurrency). */
+  /** The app's configuration (names, stage settings). */
   readonly config: FloeConfig;
   /** The folder with `bootstrap` and `project/`. */
   readonly codeDir: string;
@@ -52,6 +52,10 @@ export interface StageFunctionProps {
   readonly catalog: LakeCatalog;
   /** The event source mapping's maximumConcurrency (sized against the Athena quota). */
   readonly maxConcurrency: number;
+  /** FLOE_BATCH_CONCURRENCY: records of a batch handled at once. */
+  readonly batchConcurrency: number;
+  /** Athena queries one invocation may run at once, as the quota sizing assumed. */
+  readonly queriesPerInvocation: number;
 }
 
 /**
@@ -105,7 +109,10 @@ export class StageFunction extends Construct {
       FLOE_ATHENA_OUTPUT_LOCATION: catalog.outputLocation,
       FLOE_DLQ_URL: props.queue.deadLetterQueue.queueUrl,
       FLOE_EVENT_BUS: EVENT_BUS_NAME,
-      FLOE_BATCH_CONCURRENCY: String(config.batchConcurrency),
+      FLOE_BATCH_CONCURRENCY: String(props.batchConcurrency),
+      // The Athena queries one invocation was sized for (see athena-quota.ts); for the services
+      // to enforce across everything they run at once.
+      FLOE_ATHENA_MAX_CONCURRENT_QUERIES: String(props.queriesPerInvocation),
     };
     for (const next of spec.sendsTo) {
       environment[queueUrlVariable(next)] = this.nextQueue(props, next).queue.queueUrl;

@@ -9,8 +9,9 @@ import {
   MIN_MAXIMUM_CONCURRENCY,
   sizeMaximumConcurrency,
 } from '../lib/athena-quota';
+import { readProjectConcurrency } from '../lib/assets';
 import { STAGES } from '../lib/pipeline';
-import { synth } from './helpers';
+import { FIXTURE_PROJECT, logicalId, synth } from './helpers';
 
 const consumers = (perInvocation: number) => STAGES.map((name) => ({ name, queriesPerInvocation: perInvocation }));
 
@@ -46,24 +47,34 @@ describe('sizeMaximumConcurrency', () => {
 });
 
 describe('the synthesized event source mappings', () => {
+  /** The fixture project's floe.yaml `concurrency`: what one modelling record runs at once. */
+  const projectConcurrency = readProjectConcurrency(FIXTURE_PROJECT);
+
   for (const [quota, batch] of [
     [20, 2],
     [25, 1],
     [150, 4],
   ] as const) {
-    it(`keep sum(maximumConcurrency x FLOE_BATCH_CONCURRENCY) within athenaQueryQuota=${quota} (batchConcurrency=${batch})`, () => {
-      const { template } = synth({ athenaQueryQuota: quota, batchConcurrency: batch });
+    it(`keep sum(maximumConcurrency x Athena queries per invocation) within athenaQueryQuota=${quota} (batchConcurrency=${batch})`, () => {
+      const { stack, template } = synth({ athenaQueryQuota: quota, batchConcurrency: batch });
       const functions = template.findResources('AWS::Lambda::Function');
       const mappings = Object.values<any>(template.findResources('AWS::Lambda::EventSourceMapping'));
       assert.equal(mappings.length, STAGES.length);
       let inFlight = 0;
       for (const m of mappings) {
         const fn = functions[m.Properties.FunctionName.Ref];
-        const perInvocation = Number(fn.Properties.Environment.Variables.FLOE_BATCH_CONCURRENCY);
-        assert.equal(perInvocation, batch);
+        const env = fn.Properties.Environment.Variables;
+        const records = Number(env.FLOE_BATCH_CONCURRENCY);
+        const budget = Number(env.FLOE_ATHENA_MAX_CONCURRENT_QUERIES);
+        // What an invocation can really run: records side by side, each one query at a time,
+        // except modelling, whose one record runs the project's concurrency of models.
+        const modelling = m.Properties.FunctionName.Ref === logicalId(stack.functions.get('modelling')!.function);
+        const runs = modelling ? records * projectConcurrency : records;
+        assert.equal(records, modelling ? 1 : batch);
+        assert.ok(budget >= runs, `${fn.Properties.FunctionName}: budget ${budget} under ${runs} queries`);
         const max = m.Properties.ScalingConfig.MaximumConcurrency;
         assert.ok(max >= MIN_MAXIMUM_CONCURRENCY);
-        inFlight += max * perInvocation;
+        inFlight += max * budget;
       }
       assert.ok(inFlight <= quota, `${inFlight} queries in flight over the quota ${quota}`);
     });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { AssetError, loadAssets, readSources } from '../lib/assets';
+import { AssetError, DEFAULT_PROJECT_CONCURRENCY, loadAssets, readProjectConcurrency, readSources } from '../lib/assets';
 import { ConfigError, readConfig, STAGE_SETTINGS } from '../lib/config';
 import { PIPELINE, STAGES } from '../lib/pipeline';
 import { FIXTURE_PROJECT, makeAssets, synth, tempDir } from './helpers';
@@ -78,6 +78,29 @@ describe('sources', () => {
     const { template } = synth({}, makeAssets(project));
     const names = Object.values<any>(template.findResources('AWS::Glue::Database')).map((d) => d.Properties.DatabaseInput.Name);
     assert.ok(names.includes('bronze_cases') && names.includes('silver_cases'), names.join(', '));
+  });
+});
+
+describe('the project concurrency', () => {
+  it('is floe.yaml concurrency, 4 when absent, and must be a positive integer', () => {
+    assert.equal(readProjectConcurrency(FIXTURE_PROJECT), 3);
+    const dir = tempDir('project');
+    fs.writeFileSync(path.join(dir, 'floe.yaml'), 'name: p\n');
+    assert.equal(readProjectConcurrency(dir), DEFAULT_PROJECT_CONCURRENCY);
+    fs.writeFileSync(path.join(dir, 'floe.yaml'), 'name: p\nconcurrency: 0\n');
+    assert.throws(() => readProjectConcurrency(dir), /'concurrency' must be a positive integer/);
+  });
+
+  it('is what the modelling function runs at once: one record, the project concurrency of queries', () => {
+    const { template } = synth();
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      FunctionName: 'floe-dev-modelling',
+      Environment: { Variables: { FLOE_BATCH_CONCURRENCY: '1', FLOE_ATHENA_MAX_CONCURRENT_QUERIES: '3' } },
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      FunctionName: 'floe-dev-landing',
+      Environment: { Variables: { FLOE_BATCH_CONCURRENCY: '2', FLOE_ATHENA_MAX_CONCURRENT_QUERIES: '2' } },
+    });
   });
 });
 
