@@ -3,9 +3,35 @@
 #   - cargo-nextest (the test runner), if missing;
 #   - .venv: Python with pyiceberg (an independent Iceberg reader for the interop tests) and
 #     moto (the AWS stand-in the AWS adapter tests start on 127.0.0.1), sqlglot and DuckDB (the
-#     independent parser and engine the Athena SQL conformance test uses).
+#     independent parser and engine the Athena SQL conformance test uses);
+#   - for infra/ (the CDK app): cfn-lint in .venv, and infra/node_modules from package-lock.json
+#     (`npm ci`, skipped while node_modules matches the lock file).
+# `scripts/setup.sh infra` installs only the infra/ part (what scripts/test-infra.sh needs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+CFN_LINT_VERSION="1.58"
+
+setup_infra() {
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  if ! .venv/bin/cfn-lint --version 2>/dev/null | grep -q "cfn-lint $CFN_LINT_VERSION\."; then
+    echo "installing cfn-lint $CFN_LINT_VERSION.* into .venv"
+    .venv/bin/pip install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION.*"
+  fi
+  # npm ci wipes and reinstalls node_modules; do it only when the lock file changed since.
+  local lock_hash stamp=infra/node_modules/.floe-lock-sha256
+  lock_hash=$(sha256sum infra/package-lock.json | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
+    echo "installing infra/node_modules (npm ci)"
+    (cd infra && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_hash" >"$stamp"
+  fi
+}
+
+if [ "${1:-}" = "infra" ]; then
+  setup_infra
+  exit 0
+fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest"
@@ -17,3 +43,5 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import pyiceberg, pyarrow
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
 fi
+
+setup_infra

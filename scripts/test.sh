@@ -4,7 +4,10 @@
 #   - a Python venv in .venv with pyiceberg, the independent Iceberg reader the interop tests use,
 #     and moto, the AWS stand-in: one moto server on 127.0.0.1 serves the whole run (each test
 #     names its own buckets and queues) and is stopped at the end.
-# Then: rustfmt check, clippy with warnings denied, and every test of the workspace.
+#   - for infra/: node_modules (npm ci) and cfn-lint in .venv.
+# Then: the infra/ checks (scripts/test-infra.sh: type check, node tests, cdk synth with cdk-nag,
+# cfn-lint; first, as they fail fast), rustfmt check, clippy with warnings denied, and every test
+# of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +15,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "prerequisites"
 scripts/setup.sh
+
+step "infra: tsc, node tests, cdk synth + cdk-nag, cfn-lint (scripts/test-infra.sh)"
+scripts/test-infra.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

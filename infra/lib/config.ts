@@ -1,0 +1,117 @@
+/**
+ * The app's configuration: CDK context keys (cdk.json, or `-c key=value`), validated once, with
+ * defaults per deployment stage. Every key is documented in infra/README.md.
+ */
+import * as path from 'node:path';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+
+/** A deployment stage: `dev` is cheap and disposable, `prod` keeps data and pages on the first error. */
+export type DeploymentStage = 'dev' | 'prod';
+
+/** What differs between dev and prod. */
+export interface StageSettings {
+  /** What happens to buckets, the key, Glue databases and log groups when the stack is deleted. */
+  readonly removalPolicy: RemovalPolicy;
+  /** How long function logs are kept. */
+  readonly logRetention: RetentionDays;
+  /** Athena query results are deleted after this many days. */
+  readonly resultsExpiration: Duration;
+  /** Replaced or deleted landed files (non-current versions) are deleted after this many days. */
+  readonly landingNoncurrentExpiration: Duration;
+  /** Athena cancels a query that scans more than this many bytes. */
+  readonly bytesScannedCutoffPerQuery: number;
+  /** Function errors in 5 minutes that raise the alarm. */
+  readonly functionErrorThreshold: number;
+  /** Failed Athena queries in 5 minutes that raise the alarm. */
+  readonly failedQueryThreshold: number;
+}
+
+const GIB = 1024 * 1024 * 1024;
+
+/** The defaults of each deployment stage. */
+export const STAGE_SETTINGS: Readonly<Record<DeploymentStage, StageSettings>> = {
+  dev: {
+    removalPolicy: RemovalPolicy.DESTROY,
+    logRetention: RetentionDays.ONE_WEEK,
+    resultsExpiration: Duration.days(7),
+    landingNoncurrentExpiration: Duration.days(7),
+    bytesScannedCutoffPerQuery: 10 * GIB,
+    functionErrorThreshold: 5,
+    failedQueryThreshold: 5,
+  },
+  prod: {
+    removalPolicy: RemovalPolicy.RETAIN,
+    logRetention: RetentionDays.THREE_MONTHS,
+    resultsExpiration: Duration.days(30),
+    landingNoncurrentExpiration: Duration.days(90),
+    bytesScannedCutoffPerQuery: 1024 * GIB,
+    functionErrorThreshold: 1,
+    failedQueryThreshold: 1,
+  },
+};
+
+/** The validated configuration of one synth. */
+export interface FloeConfig {
+  /** `dev` or `prod` (context `stage`). */
+  readonly stage: DeploymentStage;
+  /** Prefix of every name: `floe-<stage>` (the stack name too). */
+  readonly prefix: string;
+  /** Absolute folder holding `<binary>/bootstrap` and `<binary>/project/` per function (context `assetDir`). */
+  readonly assetDir: string;
+  /** The account's quota of concurrent Athena DML queries (context `athenaQueryQuota`, default 20). */
+  readonly athenaQueryQuota: number;
+  /** Tables each invocation handles at once, FLOE_BATCH_CONCURRENCY (context `batchConcurrency`, default 2). */
+  readonly batchConcurrency: number;
+  /** An address subscribed to the notification topic (context `notificationEmail`, optional). */
+  readonly notificationEmail?: string;
+  /** The stage's settings, with `bytesScannedCutoffGb` applied when given. */
+  readonly settings: StageSettings;
+}
+
+/** Thrown for a bad context value; the message names the key and what to pass. */
+export class ConfigError extends Error {}
+
+/** Reads a context value (cdk.json or `-c`), which may be a string or a JSON value. */
+export type ContextReader = (key: string) => unknown;
+
+function positiveInteger(read: ContextReader, key: string, fallback: number): number {
+  const raw = read(key);
+  if (raw === undefined || raw === '') return fallback;
+  const n = typeof raw === 'number' ? raw : Number(String(raw));
+  if (!Number.isInteger(n) || n < 1) {
+    throw new ConfigError(`context ${key} must be a positive integer, got '${raw}' (e.g. -c ${key}=${fallback})`);
+  }
+  return n;
+}
+
+/**
+ * The configuration from the context. `baseDir` resolves a relative `assetDir` (the infra/
+ * folder, where cdk.json is).
+ */
+export function readConfig(read: ContextReader, baseDir: string): FloeConfig {
+  const stage = String(read('stage') ?? 'dev');
+  if (stage !== 'dev' && stage !== 'prod') {
+    throw new ConfigError(`context stage must be dev or prod, got '${stage}' (e.g. -c stage=prod)`);
+  }
+  const assetDir = path.resolve(baseDir, String(read('assetDir') ?? 'build/assets'));
+  const email = read('notificationEmail');
+  if (email !== undefined && email !== '' && !/^[^@\s]+@[^@\s]+$/.test(String(email))) {
+    throw new ConfigError(`context notificationEmail is not an email address: '${email}'`);
+  }
+  const defaults = STAGE_SETTINGS[stage];
+  const cutoffGb = read('bytesScannedCutoffGb');
+  const settings =
+    cutoffGb === undefined || cutoffGb === ''
+      ? defaults
+      : { ...defaults, bytesScannedCutoffPerQuery: positiveInteger(read, 'bytesScannedCutoffGb', 10) * GIB };
+  return {
+    stage,
+    prefix: `floe-${stage}`,
+    assetDir,
+    athenaQueryQuota: positiveInteger(read, 'athenaQueryQuota', 20),
+    batchConcurrency: positiveInteger(read, 'batchConcurrency', 2),
+    notificationEmail: email === undefined || email === '' ? undefined : String(email),
+    settings,
+  };
+}

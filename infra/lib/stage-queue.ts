@@ -1,0 +1,55 @@
+/**
+ * A stage's input queue and its dead-letter queue.
+ */
+import { Duration } from 'aws-cdk-lib';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+/** SQS delivers a message this many times before it goes to the dead-letter queue (the local queues' 5). */
+export const MAX_RECEIVE_COUNT = 5;
+/** Visibility timeout / function timeout: AWS's guidance for SQS-triggered functions (retries and batching). */
+export const VISIBILITY_TO_TIMEOUT = 6;
+
+/** Props of {@link StageQueue}. */
+export interface StageQueueProps {
+  /** The queue's name; the DLQ is `<name>-dlq`. */
+  readonly queueName: string;
+  /** The timeout of the function that consumes the queue. */
+  readonly functionTimeout: Duration;
+}
+
+/**
+ * The queue in front of one stage, with a dead-letter queue.
+ *
+ * Why: the stages are chained through SQS so each one retries on its own and a burst of landed
+ * files waits in a queue instead of overrunning Athena. A record that keeps failing reaches the
+ * DLQ after {@link MAX_RECEIVE_COUNT} receives; a message that can never succeed is moved there at
+ * once by the service (FLOE_DLQ_URL), and `floe redrive` brings them back. The visibility timeout
+ * is six times the function's timeout, so a record is not delivered again while an invocation
+ * holding it can still be running. Both queues are encrypted (SQS-managed keys: EventBridge can
+ * deliver into them without a key policy) and refuse plain HTTP.
+ */
+export class StageQueue extends Construct {
+  /** The stage's input. */
+  readonly queue: sqs.Queue;
+  /** Where failed records end up. */
+  readonly deadLetterQueue: sqs.Queue;
+
+  constructor(scope: Construct, id: string, props: StageQueueProps) {
+    super(scope, id);
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      queueName: `${props.queueName}-dlq`,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    this.queue = new sqs.Queue(this, 'Queue', {
+      queueName: props.queueName,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(4),
+      visibilityTimeout: Duration.seconds(props.functionTimeout.toSeconds() * VISIBILITY_TO_TIMEOUT),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: MAX_RECEIVE_COUNT },
+    });
+  }
+}
