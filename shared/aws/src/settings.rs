@@ -228,6 +228,7 @@ mod tests {
             ("FLOE_LANDING_BUCKET", "land"),
             ("FLOE_QUARANTINE_BUCKET", "quar"),
             ("FLOE_STANDARDISE_QUEUE_URL", "http://q/standardise"),
+            ("FLOE_MODELLING_QUEUE_URL", "http://q/modelling"),
             ("FLOE_ENGINE", "local"),
             ("FLOE_LAKE_DIR", "/tmp/lake"),
             ("FLOE_BATCH_CONCURRENCY", "2"),
@@ -235,6 +236,7 @@ mod tests {
         .into();
         let s = Settings::from_vars(Stage::Audit, |k| vars.get(k).map(|v| v.to_string())).unwrap();
         assert_eq!(s.next_queues[&Stage::Standardise], "http://q/standardise");
+        assert_eq!(s.next_queues[&Stage::Modelling], "http://q/modelling");
         assert_eq!(s.batch_concurrency, 2);
         assert_eq!(s.event_bus, "default");
         assert!(matches!(s.engine, Engine::Local { .. }));

@@ -111,7 +111,7 @@ enum Command {
     },
     /// Move dead-lettered messages back to their stage queue.
     ///
-    /// Locally QUEUE is a stage (landing, standardise, audit) or its -dlq. With `engine: athena`
+    /// Locally QUEUE is a stage (landing, standardise, audit, modelling) or its -dlq. With `engine: athena`
     /// it is an SQS queue name or URL: the queue whose RedrivePolicy names the DLQ, or the DLQ
     /// itself when it is called <queue>-dlq.
     Redrive {
@@ -413,6 +413,9 @@ fn outcome(report: &Report) -> Result<()> {
     }
     for (t, why) in &report.rejected {
         println!("  rejected {t}: {why}");
+    }
+    for (m, why) in &report.model_failures {
+        println!("  model {m} was not built: {why} (fix it, then `floe retry`)");
     }
     for (q, why) in &report.dead_lettered {
         println!("  dead-lettered on {q}: {why} (fix it, then `floe redrive --queue {q}`)");

@@ -20,9 +20,9 @@ fn init() -> (tempfile::TempDir, std::path::PathBuf) {
         .success()
         .stdout(predicate::str::contains("created project 'demo_project'"))
         .stdout(predicate::str::contains("-> bronze_nomis.people"))
-        .stdout(predicate::str::contains(
-            "3 file(s) landed, 3 table version(s) published",
-        ));
+        .stdout(predicate::str::contains("3 file(s) landed, "))
+        .stdout(predicate::str::contains("published silver_nomis.addresses"))
+        .stdout(predicate::str::contains("published gold.dim_person"));
     (dir, project)
 }
 
@@ -218,9 +218,10 @@ fn land_and_wait_publishes_silver() {
     land(&project, 1)
         .success()
         .stdout(predicate::str::contains("published silver_nomis.people"));
-    land(&project, 2).success().stdout(predicate::str::contains(
-        "1 file(s) landed, 1 table version(s) published",
-    ));
+    land(&project, 2)
+        .success()
+        .stdout(predicate::str::contains("1 file(s) landed, "))
+        .stdout(predicate::str::contains("published silver_nomis.people"));
     let history = query_csv(&project, HISTORY);
     assert!(
         history.contains("1,Ada,12.50,2026-11-01T06:00:00Z,2026-11-02T06:00:00Z,false"),
@@ -369,7 +370,7 @@ fn redrive_moves_dead_letters_back_and_names_bad_queues() {
         .assert()
         .failure()
         .stderr(predicate::str::contains(
-            "unknown queue 'modeling': use one of landing, standardise, audit",
+            "unknown queue 'modeling': use one of landing, standardise, audit, modelling",
         ));
 }
 
@@ -418,11 +419,11 @@ fn inject_checks_every_event_before_sending_and_up_processes_them() {
         .success()
         .stdout(predicate::str::contains("published silver_nomis.people"));
     floe()
-        .args(["inject", "--to", "modelling", "--event"])
+        .args(["inject", "--to", "modeling", "--event"])
         .arg(&file)
         .arg("-p")
         .arg(&project)
         .assert()
         .failure()
-        .stderr(predicate::str::contains("'modelling' is not a stage"));
+        .stderr(predicate::str::contains("'modeling' is not a stage"));
 }
