@@ -23,6 +23,10 @@ pub const FILES: &[ProjectFile] = &[
         body: include_str!("../templates/nomis.yaml"),
     },
     ProjectFile {
+        path: ".github/workflows/floe.yml",
+        body: include_str!("../templates/github/floe.yml"),
+    },
+    ProjectFile {
         path: "templates/current.sql",
         body: include_str!("../templates/gold/templates/current.sql"),
     },

@@ -304,3 +304,76 @@ fn insert_by_chunk_resumes_after_a_kill_and_catches_a_lost_chunk() {
         ));
     assert_eq!(current_snapshot(&project, "gold.risk_history"), published);
 }
+
+#[test]
+fn a_pull_request_builds_only_what_changed_into_dev_deferring_to_production() {
+    let (_dir, project) = init();
+    let workflow = std::fs::read_to_string(project.join(".github/workflows/floe.yml")).unwrap();
+    assert!(
+        workflow.contains(
+            "floe run --select 'state:modified+' --state prod-state --target dev --defer"
+        ),
+        "{workflow}"
+    );
+    assert!(workflow.contains("if: failure()"), "{workflow}");
+    // A production run leaves its manifest; the "pull request" changes one model.
+    floe().args(["run", "-p"]).arg(&project).assert().success();
+    let state = project.join("prod-state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::copy(
+        project.join(".floe/manifest.json"),
+        state.join("manifest.json"),
+    )
+    .unwrap();
+    edit(
+        &project.join("models/dim_person.sql"),
+        "  current_since\n",
+        "  current_since,\n  first_name || ' ' || last_name AS full_name\n",
+    );
+    let plan = floe()
+        .args(["plan", "--json", "-s", "state:modified+", "--state"])
+        .arg(&state)
+        .arg("-p")
+        .arg(&project)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let plan: serde_json::Value = serde_json::from_slice(&plan).unwrap();
+    let names: Vec<&str> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dim_person", "person_addresses", "risk_summary"]);
+    let prod = current_snapshot(&project, "gold.dim_person");
+    floe()
+        .args([
+            "run",
+            "-s",
+            "state:modified+",
+            "--target",
+            "dev",
+            "--defer",
+            "--state",
+        ])
+        .arg(&state)
+        .arg("-p")
+        .arg(&project)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("3 model(s) into gold_dev"))
+        .stdout(predicate::str::contains("published gold_dev.dim_person"));
+    let dev = query(
+        &project,
+        "select full_name from gold_dev.dim_person where person_id = 1",
+    );
+    assert_eq!(dev, serde_json::json!([{"full_name": "Ada Lovelace"}]));
+    assert_eq!(
+        current_snapshot(&project, "gold.dim_person"),
+        prod,
+        "production is untouched"
+    );
+}

@@ -1023,6 +1023,20 @@ impl AuditModels<'_> {
             .first()
             .map(|s| s.table.namespace.clone())
             .unwrap_or_else(|| floe_models::GOLD.to_owned());
+        // In a dev target, a model the run did not build and the target does not have is read
+        // from production (deferral), as the build read it.
+        let mut staged_relation = staged_relation;
+        if namespace != floe_models::GOLD {
+            for name in self.models.models.keys() {
+                if staged_relation.contains_key(name) {
+                    continue;
+                }
+                let t = TableRef::new(&namespace, name)?;
+                if !self.lake.table_exists(&t).await? && self.lake.view_sql(&t).await?.is_none() {
+                    staged_relation.insert(name.clone(), format!("{}.{name}", floe_models::GOLD));
+                }
+            }
+        }
         let mut verdicts: Vec<(String, ModelVerdict)> = Vec::new();
         let mut not_published: BTreeSet<String> = BTreeSet::new();
         let mut records = Vec::new();
