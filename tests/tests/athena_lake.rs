@@ -421,3 +421,89 @@ async fn a_first_staged_write_is_hidden_from_readers_until_published() {
         format!("CREATE OR REPLACE VIEW {table} AS SELECT * FROM {data} FOR VERSION AS OF 101")
     );
 }
+
+#[tokio::test]
+async fn glue_table_parameters_generate_models_with_their_parameters() {
+    let Some(moto) = Moto::start_or_skip("athena_lake") else {
+        return;
+    };
+    let Setup {
+        clients,
+        prefix,
+        lake,
+        ..
+    } = setup(&moto, vec![], "/warehouse").await;
+    // A project whose table opts in to no template in YAML; Glue says which and with what.
+    let dir = tempfile::tempdir().unwrap();
+    let write = |p: &str, s: &str| {
+        let f = dir.path().join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, s).unwrap();
+    };
+    write(
+        "floe.yaml",
+        &format!(
+            "name: g\nengine: athena\nathena: {{region: {REGION}, workgroup: floe, output_location: 's3://x/r/', landing_bucket: land, lake_location: 's3://x/w'}}\n"
+        ),
+    );
+    write(
+        "tables/s.yaml",
+        &format!(
+            "source: {prefix}\ntables:\n  people:\n    primary_key: [id]\n    columns:\n      id: {{type: bigint}}\n"
+        ),
+    );
+    write(
+        "templates/current.sql",
+        "{{ config(materialized=params.materialized | default('table')) }}\nSELECT * FROM {{ source(table.source, table.name) }} WHERE is_current",
+    );
+    let project = floe_config::Project::load(dir.path()).unwrap();
+    let namespace = format!("silver_{prefix}");
+    clients
+        .glue
+        .create_database()
+        .database_input(
+            aws_sdk_glue::types::DatabaseInput::builder()
+                .name(&namespace)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for (name, params) in [
+        (
+            "people__data",
+            vec![
+                ("floe.generate.current", "true"),
+                ("floe.generate.current.materialized", "view"),
+            ],
+        ),
+        ("people", vec![]),
+    ] {
+        let mut input = aws_sdk_glue::types::TableInput::builder().name(name);
+        for (k, v) in params {
+            input = input.parameters(k, v);
+        }
+        clients
+            .glue
+            .create_table()
+            .database_name(&namespace)
+            .table_input(input.build().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    let models = floe_pipeline::modelling::load_models(&project, &lake)
+        .await
+        .unwrap();
+    let name = format!("current_{prefix}_people");
+    let m = models.get(&name).unwrap();
+    assert_eq!(m.materialized.name(), "view", "the parameter from Glue");
+    // Without the Glue opt-in there is no model.
+    assert!(
+        floe_models::Models::load(&project)
+            .unwrap()
+            .models
+            .is_empty()
+    );
+}

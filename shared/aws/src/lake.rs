@@ -584,6 +584,26 @@ impl Lake for AthenaLake {
         }
     }
 
+    async fn table_properties(
+        &self,
+        table: &TableRef,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        let d = Self::data(table);
+        let out = self
+            .glue
+            .get_table()
+            .database_name(&d.namespace)
+            .name(&d.name)
+            .send()
+            .await
+            .map_err(|e| sdk_error::map(&format!("Glue GetTable {d}"), e))?;
+        Ok(out
+            .table()
+            .and_then(|t| t.parameters())
+            .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
     async fn table_schema(&self, table: &TableRef) -> Result<SchemaRef> {
         let d = Self::data(table);
         let out = self

@@ -79,7 +79,8 @@ enum Command {
         #[arg(long, default_value_t = 6)]
         days: i64,
     },
-    /// Check floe.yaml and tables/*.yaml; every problem is reported with file, line and field.
+    /// Check floe.yaml, tables/*.yaml and the models (templates, macros, tests); every problem is
+    /// reported with file, line and field.
     Validate,
     /// Land a file for a table: copy it into the landing zone and announce it to the pipeline.
     ///
@@ -635,6 +636,23 @@ fn validate(dir: &Path) -> Result<()> {
             t.primary_key.join(", "),
             t.columns.len(),
             t.file.display()
+        );
+    }
+    let models = floe_models::Models::load(&project)?;
+    if !models.models.is_empty() {
+        let generated = models
+            .models
+            .values()
+            .filter(|m| matches!(m.origin, floe_models::project::Origin::Generated { .. }))
+            .count();
+        let tests: usize = models.models.values().map(|m| m.tests.len()).sum();
+        println!(
+            "  {} model{} ({generated} generated), {tests} data test{}, {} unit test{}",
+            models.models.len(),
+            plural(models.models.len()),
+            plural(tests),
+            models.unit_tests.len(),
+            plural(models.unit_tests.len())
         );
     }
     println!("ok");

@@ -377,3 +377,47 @@ fn a_pull_request_builds_only_what_changed_into_dev_deferring_to_production() {
         "production is untouched"
     );
 }
+
+#[test]
+fn a_broken_model_never_blocks_silver_and_names_its_file_and_line() {
+    let (_dir, project) = init();
+    std::fs::write(
+        project.join("models/broken.sql"),
+        "SELECT *\nFROM {{ ref('dim_persn') }}\n",
+    )
+    .unwrap();
+    floe()
+        .args(["validate", "-p"])
+        .arg(&project)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("models/broken.sql:2:1"));
+    floe()
+        .args(["plan", "-p"])
+        .arg(&project)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "models/broken.sql:2:1: there is no model 'dim_persn' (did you mean 'dim_person'?)",
+        ));
+    let file = project.join("samples/nomis/people/2026-11-02T06:00:00Z/people.csv");
+    floe()
+        .args([
+            "land",
+            "--table",
+            "nomis.people",
+            "--extract-ts",
+            "2026-11-03T06:00:00Z",
+            "--wait",
+            "-p",
+        ])
+        .arg(&project)
+        .arg(&file)
+        .assert()
+        .failure()
+        .stdout(predicate::str::contains("published silver_nomis.people"))
+        .stdout(predicate::str::contains(
+            "dead-lettered on modelling: 1 configuration error:",
+        ))
+        .stdout(predicate::str::contains("models/broken.sql:2:1"));
+}

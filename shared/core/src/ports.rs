@@ -228,6 +228,13 @@ pub trait Lake: Send + Sync {
         )))
     }
 
+    /// The table's catalog properties (Glue table parameters on Athena; none on the embedded
+    /// lake), where the table config can be extended: see floe-pipeline's template parameters.
+    async fn table_properties(&self, table: &TableRef) -> Result<BTreeMap<String, String>> {
+        let _ = table;
+        Ok(BTreeMap::new())
+    }
+
     /// Creates or replaces a view (SQL in this lake's dialect, tables named `namespace.table`).
     async fn create_view(&self, view: &TableRef, sql: &str) -> Result<()> {
         let _ = sql;

@@ -115,6 +115,8 @@ impl std::error::Error for RenderError {}
 impl RenderError {
     fn from_jinja(template: &str, e: &JinjaError) -> Self {
         let mut message = match e.detail() {
+            // floe's own functions say what is wrong themselves.
+            Some(d) if e.kind() == ErrorKind::InvalidOperation => d.to_owned(),
             Some(d) => format!("{}: {d}", kind_text(e.kind())),
             None => kind_text(e.kind()).to_owned(),
         };

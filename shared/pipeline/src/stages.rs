@@ -273,7 +273,7 @@ impl Stages {
                     redo,
                 } = &m.body
                 {
-                    let project_models = self.models()?;
+                    let project_models = self.models().await?;
                     let lines = Mutex::new(Vec::new());
                     let progress = |l: &str| lines.lock().expect("not poisoned").push(l.to_owned());
                     crash_point("before_publish");
@@ -365,7 +365,7 @@ impl Stages {
                             table: table.to_string(),
                             snapshot_id,
                         });
-                        if self.has_models_of(&table)? {
+                        if self.has_models_of(&table).await? {
                             out.next.push((
                                 Stage::Modelling,
                                 Envelope {
@@ -395,7 +395,7 @@ impl Stages {
                         m.to_json()
                     )));
                 };
-                let models = self.models()?;
+                let models = self.models().await?;
                 let source = table
                     .namespace
                     .strip_prefix("silver_")
@@ -474,13 +474,14 @@ impl Stages {
         Ok(out)
     }
 
-    /// The project's models, loaded now (models and templates may change between messages).
-    pub fn models(&self) -> Result<Models> {
-        Models::load(&self.project).map_err(Error::from)
+    /// The project's models, loaded now (models and templates may change between messages),
+    /// with template parameters from the catalog where the lake keeps them.
+    pub async fn models(&self) -> Result<Models> {
+        crate::modelling::load_models(&self.project, self.lake.as_ref()).await
     }
 
     /// Whether any model reads the silver table `table`.
-    fn has_models_of(&self, table: &TableRef) -> Result<bool> {
+    async fn has_models_of(&self, table: &TableRef) -> Result<bool> {
         let Some(source) = table.namespace.strip_prefix("silver_") else {
             return Ok(false);
         };
@@ -488,11 +489,13 @@ impl Stages {
         if !crate::modelling::project_has_models(&self.project.root) {
             return Ok(false);
         }
-        Ok(!self
-            .models()?
-            .dag
-            .downstream_of_source(&qualified)
-            .is_empty())
+        // Models that do not load are the modelling stage's failure to report (it dead-letters
+        // the message with the problems); the silver publish stands.
+        Ok(self
+            .models()
+            .await
+            .map(|m| !m.dag.downstream_of_source(&qualified).is_empty())
+            .unwrap_or(true))
     }
 }
 
