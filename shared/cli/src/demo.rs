@@ -62,6 +62,9 @@ tables:
       last_name: {type: string}
       date_of_birth: {type: date}
       risk_score: {type: 'decimal(5,2)'}
+    generate:
+      current: {}
+      changes: {}
   addresses:
     primary_key: [address_id]
     load: full
@@ -72,6 +75,8 @@ tables:
       line1: {type: string}
       postcode: {type: string}
       is_primary: {type: boolean}
+    generate:
+      current: {exclude_deleted: true}
 ";
 
 pub const TABLES_DELIUS: &str = "\
@@ -265,5 +270,15 @@ pub fn write_project(dir: &Path, name: &str) -> std::io::Result<()> {
     )?;
     std::fs::write(dir.join("tables/nomis.yaml"), TABLES_NOMIS)?;
     std::fs::write(dir.join("tables/delius.yaml"), TABLES_DELIUS)?;
+    // The gold half is the sample project's: templates, models, tests and macros.
+    for f in crate::sample::FILES.iter().filter(|f| {
+        ["templates/", "models/", "macros/", "tests/"]
+            .iter()
+            .any(|p| f.path.starts_with(p))
+    }) {
+        let path = dir.join(f.path);
+        std::fs::create_dir_all(path.parent().expect("a folder"))?;
+        std::fs::write(path, f.body)?;
+    }
     Ok(())
 }

@@ -501,6 +501,7 @@ async fn run_demo(dir: &Path, people: u64, days: i64) -> Result<()> {
         report.quarantined.extend(r.quarantined);
         report.rejected.extend(r.rejected);
         report.dead_lettered.extend(r.dead_lettered);
+        report.model_failures.extend(r.model_failures);
     }
     let lake = LocalLake::open(&rt.project().settings.lake_dir).await?;
     println!("\nsummary: {:.1}s", started.elapsed().as_secs_f64());
@@ -533,6 +534,33 @@ async fn run_demo(dir: &Path, people: u64, days: i64) -> Result<()> {
             snapshots
         );
     }
+    let models = floe_models::Models::load(rt.project())?;
+    println!(
+        "\n  {:<26} {:>15} {:>10} {:>18}",
+        "gold model", "materialized", "rows", "published versions"
+    );
+    for name in &models.dag.order {
+        let m = &models.models[name];
+        let t = m.relation(floe_models::GOLD);
+        let rows = count(&lake, &format!("select count(*) from {t}")).await?;
+        let versions = if lake.table_exists(&t).await? {
+            lake.snapshots(&t)
+                .await?
+                .iter()
+                .filter(|s| s.published)
+                .count()
+                .to_string()
+        } else {
+            "(view)".to_owned()
+        };
+        println!(
+            "  {:<26} {:>15} {:>10} {:>18}",
+            t.to_string(),
+            m.materialized.name(),
+            rows,
+            versions
+        );
+    }
     println!(
         "\n  files: {} landed, {} quarantined, {} rejected, {} dead-lettered",
         report.landed.len(),
@@ -540,6 +568,9 @@ async fn run_demo(dir: &Path, people: u64, days: i64) -> Result<()> {
         report.rejected.len(),
         report.dead_lettered.len()
     );
+    for (m, why) in &report.model_failures {
+        println!("  model {m}: {why}");
+    }
     for (file, r) in &report.quarantined {
         let text = std::fs::read_to_string(dir.join(r)).unwrap_or_default();
         let first = serde_json::from_str::<serde_json::Value>(&text)
@@ -549,7 +580,7 @@ async fn run_demo(dir: &Path, people: u64, days: i64) -> Result<()> {
         println!("  quarantined {file}\n    {first}\n    report: {r}");
     }
     println!(
-        "\nnext:\n  floe query -p {0} \"select person_id, last_name, risk_score, valid_from, valid_to, is_current from silver_nomis.people where person_id = 7 order by valid_from\"\n  floe history -p {0} silver_nomis.people",
+        "\nnext:\n  floe query -p {0} \"select person_id, last_name, risk_score, valid_from, valid_to, is_current from silver_nomis.people where person_id = 7 order by valid_from\"\n  floe history -p {0} silver_nomis.people\n  floe query -p {0} \"select * from gold.risk_summary\"\n  floe plan -p {0} -s dim_person+",
         dir.display()
     );
     Ok(())

@@ -39,6 +39,10 @@ pub const FILES: &[ProjectFile] = &[
         body: include_str!("../templates/gold/models/dim_person.sql"),
     },
     ProjectFile {
+        path: "models/latest_risk.sql",
+        body: include_str!("../templates/gold/models/latest_risk.sql"),
+    },
+    ProjectFile {
         path: "models/person_addresses.sql",
         body: include_str!("../templates/gold/models/person_addresses.sql"),
     },

@@ -115,17 +115,15 @@ fn sample_models_publish_through_the_event_chain_and_plan_runs_nothing() {
     // plan shows the DAG and the SQL, and changes nothing.
     let before = current_snapshot(&project, "gold.dim_person");
     floe()
-        .args(["plan", "-s", "+person_addresses", "-p"])
+        .args(["plan", "-s", "+latest_risk", "-p"])
         .arg(&project)
         .assert()
         .success()
         .stdout(predicate::str::contains("nothing is run"))
         .stdout(predicate::str::contains(
-            "== gold.person_addresses [incremental]",
+            "== gold.latest_risk [incremental]",
         ))
-        .stdout(predicate::str::contains(
-            "reads: current_nomis_addresses, dim_person",
-        ))
+        .stdout(predicate::str::contains("reads: dim_person"))
         .stdout(predicate::str::contains("WHERE NOT EXISTS"))
         .stdout(predicate::str::contains("== gold.risk_summary").not());
     assert_eq!(current_snapshot(&project, "gold.dim_person"), before);
@@ -347,7 +345,15 @@ fn a_pull_request_builds_only_what_changed_into_dev_deferring_to_production() {
         .iter()
         .map(|m| m["model"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["dim_person", "person_addresses", "risk_summary"]);
+    assert_eq!(
+        names,
+        [
+            "dim_person",
+            "latest_risk",
+            "person_addresses",
+            "risk_summary"
+        ]
+    );
     let prod = current_snapshot(&project, "gold.dim_person");
     floe()
         .args([
@@ -364,7 +370,7 @@ fn a_pull_request_builds_only_what_changed_into_dev_deferring_to_production() {
         .arg(&project)
         .assert()
         .success()
-        .stdout(predicate::str::contains("3 model(s) into gold_dev"))
+        .stdout(predicate::str::contains("4 model(s) into gold_dev"))
         .stdout(predicate::str::contains("published gold_dev.dim_person"));
     let dev = query(
         &project,
