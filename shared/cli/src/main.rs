@@ -285,25 +285,22 @@ async fn run(cli: Cli) -> Result<()> {
             defer,
             state,
         } => {
-            let project = load_project(&cli.project)?;
-            let lake = Arc::new(LocalLake::open(&project.settings.lake_dir).await?);
+            let project = Project::load(&cli.project)?;
             let opts = models::RunOptions {
                 select,
                 target,
                 defer,
                 state,
             };
-            models::run(&project, lake, &opts, "floe run").await
+            models::run(&project, &opts, "floe run").await
         }
         Command::Test { select } => {
-            let project = load_project(&cli.project)?;
-            let lake = Arc::new(LocalLake::open(&project.settings.lake_dir).await?);
-            models::test(&project, lake, select.as_deref()).await
+            let project = Project::load(&cli.project)?;
+            models::test(&project, select.as_deref()).await
         }
         Command::Retry => {
-            let project = load_project(&cli.project)?;
-            let lake = Arc::new(LocalLake::open(&project.settings.lake_dir).await?);
-            models::retry(&project, lake).await
+            let project = Project::load(&cli.project)?;
+            models::retry(&project).await
         }
         Command::Plan {
             select,
@@ -311,6 +308,8 @@ async fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let project = Project::load(&cli.project)?;
+            // The plan reads the lake (which models exist, their sizes) only where it is at
+            // hand, the embedded lake's folder; on Athena it renders without calling AWS.
             let lake = if project.settings.engine == floe_config::Engine::Local
                 && project.settings.lake_dir.exists()
             {
@@ -320,7 +319,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             models::plan(
                 &project,
-                lake.as_ref(),
+                lake.as_ref().map(|l| l as &dyn Lake),
                 select.as_deref(),
                 state.as_deref(),
                 json,

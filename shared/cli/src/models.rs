@@ -14,7 +14,6 @@ use arrow_array::Array;
 use floe_config::Project;
 use floe_core::ports::{Dialect, Lake, ReadAt};
 use floe_core::{BatchId, RunId};
-use floe_lake::LocalLake;
 use floe_models::materialize;
 use floe_models::project::Origin;
 use floe_models::{Manifest, Models, RenderCtx, Resolve};
@@ -24,6 +23,40 @@ use floe_pipeline::modelling::{
 };
 use floe_pipeline::notify::{Notifier, Webhook};
 use floe_pipeline::runtime::state_dir;
+
+/// The lake and the event sink of a project: the embedded lake and `.floe/events.jsonl`, or
+/// (`engine: athena`) the lake on Athena and EventBridge's default bus, with the `athena:`
+/// settings of floe.yaml and the usual AWS credentials.
+pub async fn open(
+    project: &Project,
+) -> Result<(Arc<dyn Lake>, Arc<dyn floe_core::ports::EventSink>)> {
+    match project.settings.engine {
+        floe_config::Engine::Local => {
+            let lake = floe_lake::LocalLake::open(&project.settings.lake_dir).await?;
+            let events = floe_pipeline::local::events::EventLog::new(
+                &state_dir(&project.root).join("events.jsonl"),
+            );
+            Ok((Arc::new(lake), Arc::new(events)))
+        }
+        floe_config::Engine::Athena => {
+            let s = crate::aws::settings(project)?;
+            let clients = crate::aws::clients(project).await?;
+            let lake = floe_aws::service::open_lake(
+                &floe_aws::settings::Engine::Athena {
+                    workgroup: s.workgroup.clone(),
+                    lake_location: s.lake_location.clone(),
+                    output_location: Some(s.output_location.clone()),
+                },
+                &clients,
+                s.price_per_tb_usd,
+            )
+            .await?;
+            let events =
+                floe_aws::eventbridge::EventBridgeSink::new(clients.eventbridge.clone(), "default");
+            Ok((lake, Arc::new(events)))
+        }
+    }
+}
 
 /// Options shared by run and retry.
 #[derive(Debug, Clone, Default)]
@@ -78,13 +111,9 @@ fn selection(
 }
 
 /// `floe run`: build, test and publish the selected models.
-pub async fn run(
-    project: &Project,
-    lake: Arc<LocalLake>,
-    opts: &RunOptions,
-    trigger: &str,
-) -> Result<()> {
-    let models = load_models(project)?;
+pub async fn run(project: &Project, opts: &RunOptions, trigger: &str) -> Result<()> {
+    let (lake, events) = open(project).await?;
+    let models = floe_pipeline::modelling::load_models(project, lake.as_ref()).await?;
     let state = read_manifest(opts.state.as_deref())?;
     let selected = selection(&models, opts.select.as_deref(), state.as_ref())?;
     if selected.is_empty() {
@@ -136,14 +165,12 @@ pub async fn run(
     )
     .await?;
     floe_pipeline::stages::record_build_failures(lake.as_ref(), &run, trigger, &build).await?;
-    let events =
-        floe_pipeline::local::events::EventLog::new(&state_dir(&project.root).join("events.jsonl"));
     let webhook = project.settings.webhook.as_ref().map(Webhook::new);
     let verdicts = AuditModels {
         project,
         models: &models,
         lake: lake.as_ref(),
-        events: &events,
+        events: events.as_ref(),
         notifier: webhook.as_ref().map(|w| w as &dyn Notifier),
         clock: &clock,
         progress: &progress,
@@ -180,7 +207,7 @@ pub async fn run(
 }
 
 /// The models of the last run that did not publish, or None when there was no run.
-pub async fn unfinished(lake: &LocalLake) -> Result<Option<(String, BTreeSet<String>)>> {
+pub async fn unfinished(lake: &dyn Lake) -> Result<Option<(String, BTreeSet<String>)>> {
     let t = model_runs_table();
     if !lake.table_exists(&t).await? {
         return Ok(None);
@@ -226,9 +253,10 @@ pub async fn unfinished(lake: &LocalLake) -> Result<Option<(String, BTreeSet<Str
 }
 
 /// `floe retry`: the last run's models that did not publish, and their descendants.
-pub async fn retry(project: &Project, lake: Arc<LocalLake>) -> Result<()> {
-    let models = load_models(project)?;
-    let Some((run, left)) = unfinished(&lake).await? else {
+pub async fn retry(project: &Project) -> Result<()> {
+    let (lake, _) = open(project).await?;
+    let models = floe_pipeline::modelling::load_models(project, lake.as_ref()).await?;
+    let Some((run, left)) = unfinished(lake.as_ref()).await? else {
         bail!("there is no model run to retry yet: `floe run` first");
     };
     let left: Vec<String> = left
@@ -248,32 +276,22 @@ pub async fn retry(project: &Project, lake: Arc<LocalLake>) -> Result<()> {
         select: Some(select.join(" ")),
         ..Default::default()
     };
-    run_again(project, lake, &opts, &format!("floe retry of {run}")).await
-}
-
-async fn run_again(
-    project: &Project,
-    lake: Arc<LocalLake>,
-    opts: &RunOptions,
-    trigger: &str,
-) -> Result<()> {
-    Box::pin(self::run(project, lake, opts, trigger)).await
+    Box::pin(self::run(project, &opts, &format!("floe retry of {run}"))).await
 }
 
 /// `floe test`: the data tests of the selected models against their published versions, and
 /// the unit tests.
-pub async fn test(project: &Project, lake: Arc<LocalLake>, select: Option<&str>) -> Result<()> {
-    let models = load_models(project)?;
+pub async fn test(project: &Project, select: Option<&str>) -> Result<()> {
+    let (lake, events) = open(project).await?;
+    let models = floe_pipeline::modelling::load_models(project, lake.as_ref()).await?;
     let selected = selection(&models, select, None)?;
-    let events =
-        floe_pipeline::local::events::EventLog::new(&state_dir(&project.root).join("events.jsonl"));
     let clock = floe_core::ports::SystemClock;
     let progress = |line: &str| println!("  {line}");
     let audit = AuditModels {
         project,
         models: &models,
         lake: lake.as_ref(),
-        events: &events,
+        events: events.as_ref(),
         notifier: None,
         clock: &clock,
         progress: &progress,
@@ -344,7 +362,7 @@ impl Resolve for PlanNames {
 /// `floe plan`: the DAG, each model's materialization, the SQL it would run, and what it reads.
 pub async fn plan(
     project: &Project,
-    lake: Option<&LocalLake>,
+    lake: Option<&dyn Lake>,
     select: Option<&str>,
     state: Option<&Path>,
     json: bool,
@@ -470,7 +488,7 @@ pub async fn plan(
 }
 
 /// The data files' size of the tables a model reads, from their snapshot summaries.
-async fn estimated_bytes(lake: Option<&LocalLake>, m: &floe_models::Model) -> Result<Option<u64>> {
+async fn estimated_bytes(lake: Option<&dyn Lake>, m: &floe_models::Model) -> Result<Option<u64>> {
     let Some(lake) = lake else { return Ok(None) };
     let mut total = 0u64;
     for d in &m.deps {

@@ -138,6 +138,12 @@ where
     }
 }
 
+async fn permit(s: &tokio::sync::Semaphore) -> Result<tokio::sync::SemaphorePermit<'_>> {
+    s.acquire()
+        .await
+        .map_err(|e| Error::Internal(format!("the statement budget closed: {e}")))
+}
+
 /// What the modelling stage needs.
 pub struct Modelling<'a> {
     /// The project.
@@ -307,6 +313,11 @@ impl Modelling<'_> {
         let failed: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
         let outcomes: Mutex<BTreeMap<String, Built>> = Mutex::new(BTreeMap::new());
         let mut done: BTreeSet<String> = BTreeSet::new();
+        // One budget of statements for the whole build: models side by side and the chunks of
+        // an insert_by_chunk model share it, so the engine never runs more than `concurrency`
+        // writes of this build at once.
+        let statements = tokio::sync::Semaphore::new(concurrency.max(1));
+        let statements = &statements;
         let mut running = futures::stream::FuturesUnordered::new();
         let mut queue: Vec<String> = order.clone();
         loop {
@@ -354,7 +365,7 @@ impl Modelling<'_> {
                 running.push(async move {
                     let started = self.clock.now();
                     let result = self
-                        .build_one(&name, &snapshot, &selected, batch, run, concurrency)
+                        .build_one(&name, &snapshot, &selected, batch, run, statements)
                         .await;
                     (name, started, result)
                 });
@@ -429,7 +440,7 @@ impl Modelling<'_> {
         selected: &BTreeSet<String>,
         batch: &BatchId,
         run: &RunId,
-        concurrency: usize,
+        statements: &tokio::sync::Semaphore,
     ) -> Result<StagedModel> {
         let model = &self.models.models[name];
         let table = model.relation(&self.target.namespace);
@@ -499,6 +510,7 @@ impl Modelling<'_> {
                     .renderer
                     .render(&model.template, &self.ctx(model, resolver(true), false))
                     .map_err(|e| Error::Config(e.to_string()))?;
+                let _permit = permit(statements).await?;
                 with_retries(name, || self.lake.create_view(&staging, &rendered.sql)).await?;
                 Ok(done(
                     Staged::View {
@@ -510,7 +522,7 @@ impl Modelling<'_> {
             }
             Materialized::InsertByChunk(spec) => {
                 let (staging, rows) = self
-                    .build_chunks(model, &rendered.sql, spec, &at, run, concurrency)
+                    .build_chunks(model, &rendered.sql, spec, &at, run, statements)
                     .await?;
                 Ok(done(Staged::Table { table: staging }, rows))
             }
@@ -548,6 +560,7 @@ impl Modelling<'_> {
                 );
                 let mut last = None;
                 for step in &steps {
+                    let _permit = permit(statements).await?;
                     let outcome = with_retries(name, || async {
                         match step {
                             Step::Replace { sql } => {
@@ -587,7 +600,7 @@ impl Modelling<'_> {
         spec: &floe_models::project::ChunkSpec,
         at: &ReadAt,
         run: &RunId,
-        concurrency: usize,
+        statements: &tokio::sync::Semaphore,
     ) -> Result<(TableRef, u64)> {
         let name = &model.name;
         let staging = TableRef::new(&self.target.namespace, format!("{name}__chunks"))?;
@@ -653,6 +666,7 @@ impl Modelling<'_> {
                         0
                     } else {
                         let chunk_sql = materialize::chunk_sql(sql, &spec.column, c);
+                        let _permit = permit(statements).await?;
                         let outcome = with_retries(name, || {
                             self.lake.append_query(staging, &chunk_sql, at, &options)
                         })
@@ -678,7 +692,7 @@ impl Modelling<'_> {
                     Ok(rows)
                 }
             })
-            .buffer_unordered(concurrency.max(1))
+            .buffer_unordered(statements.available_permits().max(1))
             .collect()
             .await;
         for r in results {
