@@ -240,6 +240,46 @@ impl AthenaLake {
             .collect()
     }
 
+    /// The Glue table behind `t` (its Iceberg `__data` table).
+    async fn data_table(&self, t: &TableRef) -> Result<Option<aws_sdk_glue::types::Table>> {
+        let d = Self::data(t);
+        let out = self
+            .glue
+            .get_table()
+            .database_name(&d.namespace)
+            .name(&d.name)
+            .send()
+            .await
+            .map_err(|e| sdk_error::map(&format!("Glue GetTable {d}"), e))?;
+        Ok(out.table)
+    }
+
+    /// The outcome of a write whose batch `t` holds already.
+    async fn committed_before(&self, t: &TableRef) -> Result<CommitOutcome> {
+        Ok(CommitOutcome {
+            snapshot_id: self.latest(t).await?.unwrap_or_default(),
+            already_committed: true,
+            rows_added: 0,
+            files_added: 0,
+        })
+    }
+
+    /// Runs DML statements against `t`'s data as one write with these options; the rows are
+    /// the last statement's update count.
+    async fn dml(
+        &self,
+        t: &TableRef,
+        options: &WriteOptions,
+        statements: &[String],
+    ) -> Result<CommitOutcome> {
+        self.prepare(t, options).await?;
+        let mut rows = 0;
+        for statement in statements {
+            rows = self.run(statement).await?.update_count.unwrap_or(0).max(0) as u64;
+        }
+        self.finish(t, options, rows, 0).await
+    }
+
     /// Whether rows of `batch` are in `t`'s data already (tables with a `_batch_id` column).
     async fn holds_batch(&self, t: &TableRef, options: &WriteOptions) -> Result<bool> {
         let Some(batch) = &options.batch_id else {
@@ -588,34 +628,18 @@ impl Lake for AthenaLake {
         &self,
         table: &TableRef,
     ) -> Result<std::collections::BTreeMap<String, String>> {
-        let d = Self::data(table);
-        let out = self
-            .glue
-            .get_table()
-            .database_name(&d.namespace)
-            .name(&d.name)
-            .send()
-            .await
-            .map_err(|e| sdk_error::map(&format!("Glue GetTable {d}"), e))?;
-        Ok(out
-            .table()
-            .and_then(|t| t.parameters())
-            .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        Ok(self
+            .data_table(table)
+            .await?
+            .and_then(|t| t.parameters)
+            .map(|p| p.into_iter().collect())
             .unwrap_or_default())
     }
 
     async fn table_schema(&self, table: &TableRef) -> Result<SchemaRef> {
-        let d = Self::data(table);
-        let out = self
-            .glue
-            .get_table()
-            .database_name(&d.namespace)
-            .name(&d.name)
-            .send()
-            .await
-            .map_err(|e| sdk_error::map(&format!("Glue GetTable {d}"), e))?;
-        let columns = out
-            .table()
+        let found = self.data_table(table).await?;
+        let columns = found
+            .as_ref()
             .and_then(|t| t.storage_descriptor())
             .map(|s| s.columns().to_vec())
             .unwrap_or_default();
@@ -679,13 +703,7 @@ impl Lake for AthenaLake {
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
         if self.holds_batch(table, options).await? {
-            let id = self.latest(table).await?.unwrap_or_default();
-            return Ok(CommitOutcome {
-                snapshot_id: id,
-                already_committed: true,
-                rows_added: 0,
-                files_added: 0,
-            });
+            return self.committed_before(table).await;
         }
         let (rows, files) = self.insert_rows(table, batches).await?;
         self.finish(table, options, rows, files).await
@@ -712,14 +730,16 @@ impl Lake for AthenaLake {
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
         let sql = self.rewrite(sql, at)?;
-        self.prepare(table, options).await?;
         let d = Self::data(table);
-        self.run(&format!("DELETE FROM {d}")).await?;
-        let r = self
-            .run(&format!("INSERT INTO {d} SELECT * FROM (\n{sql}\n) q"))
-            .await?;
-        let rows = r.update_count.unwrap_or(0).max(0) as u64;
-        self.finish(table, options, rows, 0).await
+        self.dml(
+            table,
+            options,
+            &[
+                format!("DELETE FROM {d}"),
+                format!("INSERT INTO {d} SELECT * FROM (\n{sql}\n) q"),
+            ],
+        )
+        .await
     }
 
     async fn append_query(
@@ -731,23 +751,13 @@ impl Lake for AthenaLake {
     ) -> Result<CommitOutcome> {
         let sql = self.rewrite(sql, at)?;
         if self.holds_batch(table, options).await? {
-            let id = self.latest(table).await?.unwrap_or_default();
-            return Ok(CommitOutcome {
-                snapshot_id: id,
-                already_committed: true,
-                rows_added: 0,
-                files_added: 0,
-            });
+            return self.committed_before(table).await;
         }
-        self.prepare(table, options).await?;
-        let r = self
-            .run(&format!(
-                "INSERT INTO {} SELECT * FROM (\n{sql}\n) q",
-                Self::data(table)
-            ))
-            .await?;
-        let rows = r.update_count.unwrap_or(0).max(0) as u64;
-        self.finish(table, options, rows, 0).await
+        let insert = format!(
+            "INSERT INTO {} SELECT * FROM (\n{sql}\n) q",
+            Self::data(table)
+        );
+        self.dml(table, options, &[insert]).await
     }
 
     async fn execute(
@@ -756,10 +766,7 @@ impl Lake for AthenaLake {
         statement: &str,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        self.prepare(table, options).await?;
-        let r = self.run(statement).await?;
-        let rows = r.update_count.unwrap_or(0).max(0) as u64;
-        self.finish(table, options, rows, 0).await
+        self.dml(table, options, &[statement.to_owned()]).await
     }
 
     async fn create_view(&self, view: &TableRef, sql: &str) -> Result<()> {

@@ -630,11 +630,7 @@ impl Models {
                             &shown,
                             None,
                             Some(format!("models.{}", m.name)),
-                            format!(
-                                "there is no model '{}'{}",
-                                m.name,
-                                did_you_mean(&m.name, by_name.keys().map(String::as_str))
-                            ),
+                            no_model(&m.name, by_name.keys()),
                         ));
                     }
                     continue;
@@ -677,11 +673,7 @@ impl Models {
                         &shown,
                         None,
                         Some(format!("unit_tests.{}.model", u.name)),
-                        format!(
-                            "there is no model '{}'{}",
-                            u.model,
-                            did_you_mean(&u.model, by_name.keys().map(String::as_str))
-                        ),
+                        no_model(&u.model, by_name.keys()),
                     ));
                     continue;
                 }
@@ -837,13 +829,18 @@ impl Models {
 
     /// A model by name, with a suggestion when unknown.
     pub fn get(&self, name: &str) -> Result<&Model, String> {
-        self.models.get(name).ok_or_else(|| {
-            format!(
-                "there is no model '{name}'{}",
-                did_you_mean(name, self.models.keys().map(String::as_str))
-            )
-        })
+        self.models
+            .get(name)
+            .ok_or_else(|| no_model(name, self.models.keys()))
     }
+}
+
+/// "there is no model 'x' (did you mean 'y'?)".
+fn no_model<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
+    format!(
+        "there is no model '{name}'{}",
+        did_you_mean(name, known.map(String::as_str))
+    )
 }
 
 /// `ref('x')` or `source('s', 't')` written as text.

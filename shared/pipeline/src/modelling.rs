@@ -892,6 +892,18 @@ pub struct RunRecord {
     pub message: Option<String>,
 }
 
+/// Creates `t` (and its namespace) unless it exists; another writer creating it first is fine.
+async fn ensure_table(lake: &dyn Lake, t: &TableRef, schema: Arc<Schema>) -> Result<()> {
+    lake.ensure_namespace(&t.namespace).await?;
+    if lake.table_exists(t).await? {
+        return Ok(());
+    }
+    match lake.create_table(t, schema).await {
+        Ok(()) | Err(Error::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Appends run records to `floe_audit.model_runs` (created on first use).
 pub async fn record_runs(
     lake: &dyn Lake,
@@ -924,13 +936,7 @@ pub async fn record_runs(
         Field::new("bytes_scanned", DataType::Int64, true),
         Field::new("message", DataType::Utf8, true),
     ]));
-    lake.ensure_namespace(&t.namespace).await?;
-    if !lake.table_exists(&t).await? {
-        match lake.create_table(&t, schema.clone()).await {
-            Ok(()) | Err(Error::AlreadyExists(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
+    ensure_table(lake, &t, schema.clone()).await?;
     let s = |f: fn(&RunRecord) -> Option<String>| -> Arc<dyn Array> {
         Arc::new(StringArray::from(records.iter().map(f).collect::<Vec<_>>()))
     };
@@ -999,13 +1005,7 @@ async fn record_failures(
             true,
         ),
     ]));
-    lake.ensure_namespace(&t.namespace).await?;
-    if !lake.table_exists(&t).await? {
-        match lake.create_table(&t, schema.clone()).await {
-            Ok(()) | Err(Error::AlreadyExists(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
+    ensure_table(lake, &t, schema.clone()).await?;
     let batch = RecordBatch::try_new(
         schema,
         vec![
