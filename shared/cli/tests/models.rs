@@ -127,6 +127,19 @@ fn sample_models_publish_through_the_event_chain_and_plan_runs_nothing() {
         .stdout(predicate::str::contains("WHERE NOT EXISTS"))
         .stdout(predicate::str::contains("== gold.risk_summary").not());
     assert_eq!(current_snapshot(&project, "gold.dim_person"), before);
+    // A unit test whose expectation the model does not meet fails, naming the rows.
+    edit(
+        &project.join("models/schema.yaml"),
+        "{person_id: 2, risk_band: medium}",
+        "{person_id: 2, risk_band: high}",
+    );
+    floe()
+        .args(["test", "-s", "dim_person", "-p"])
+        .arg(&project)
+        .assert()
+        .failure()
+        .stdout(predicate::str::contains("FAIL unit risk_bands_cover_every_score (dim_person, models/schema.yaml): expected rows not returned: [{\"person_id\":2,\"risk_band\":\"high\"}]"))
+        .stdout(predicate::str::contains("PASS gold.dim_person unique(person_id)"));
     floe()
         .args(["plan", "-s", "dim_persn", "-p"])
         .arg(&project)

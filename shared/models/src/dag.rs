@@ -150,6 +150,11 @@ fn cycle_from(
             // `path` follows parents; a cycle reads best in dependency order.
             let mut cycle: Vec<String> = path[i..].to_vec();
             cycle.reverse();
+            // Start at the first name, so the same cycle always reads the same.
+            let first = (0..cycle.len())
+                .min_by_key(|k| &cycle[*k])
+                .expect("a cycle has members");
+            cycle.rotate_left(first);
             cycle.push(cycle[0].clone());
             return cycle;
         }
