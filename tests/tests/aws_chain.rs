@@ -40,10 +40,25 @@ struct Chain {
 }
 
 async fn chain(moto: &Moto, policy: QueuePolicy, with_dlq: bool) -> Chain {
+    chain_with(moto, policy, with_dlq, &[]).await
+}
+
+/// A chain over a project with these files besides floe.yaml and tables/nomis.yaml.
+async fn chain_with(
+    moto: &Moto,
+    policy: QueuePolicy,
+    with_dlq: bool,
+    files: &[(&str, &str)],
+) -> Chain {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("floe.yaml"), "name: aws_chain\n").unwrap();
     std::fs::create_dir_all(dir.path().join("tables")).unwrap();
     std::fs::write(dir.path().join("tables/nomis.yaml"), TABLES).unwrap();
+    for (path, body) in files {
+        let f = dir.path().join(path);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, body).unwrap();
+    }
     let lake_dir = dir.path().join("lake");
     let lake = Arc::new(LocalLake::open(&lake_dir).await.unwrap());
     let world = AwsWorld::create(moto, policy).await;
@@ -127,6 +142,101 @@ impl Chain {
             })
             .collect()
     }
+}
+
+#[tokio::test]
+async fn a_silver_publish_builds_tests_and_publishes_gold_through_the_modelling_and_audit_services()
+{
+    let Some(moto) = Moto::start_or_skip("aws_chain") else {
+        return;
+    };
+    let tables_with_template = TABLES.replace(
+        "      risk_score: {type: double}\n",
+        "      risk_score: {type: double}\n    generate:\n      current: {}\n",
+    );
+    let c = chain_with(
+        &moto,
+        QueuePolicy::default(),
+        true,
+        &[
+            ("tables/nomis.yaml", tables_with_template.as_str()),
+            (
+                "templates/current.sql",
+                "{{ config(materialized='table') }}\nSELECT person_id, first_name, risk_score FROM {{ source(table.source, table.name) }} WHERE is_current",
+            ),
+            (
+                "models/risky.sql",
+                "{{ config(materialized='table') }}\nSELECT person_id, first_name FROM {{ ref('current_nomis_people') }} WHERE risk_score > 1",
+            ),
+            (
+                "models/schema.yaml",
+                "models:\n  - name: risky\n    columns:\n      - name: first_name\n        tests:\n          - accepted_values: {values: [Bo, Bob]}\n",
+            ),
+        ],
+    )
+    .await;
+    c.put(
+        "landing/nomis/people/2026-11-01T06:00:00Z/people.csv",
+        "person_id,first_name,risk_score\n1,Ada,0.5\n2,Bo,1.5\n",
+    )
+    .await;
+    c.run_until_quiet().await;
+    let risky = c
+        .lake
+        .query(
+            "select person_id, first_name from gold.risky",
+            &ReadAt::Current,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        floe_tests::rows_as_strings(&risky),
+        [[Some("2".to_owned()), Some("Bo".to_owned())]]
+    );
+    let events = c.world.take_floe_events().await;
+    let published: Vec<String> = events
+        .iter()
+        .filter(|(t, _)| t == "floe.published")
+        .map(|(_, d)| d["table"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        published,
+        [
+            "silver_nomis.people",
+            "gold.current_nomis_people",
+            "gold.risky"
+        ],
+        "silver, then the models in DAG order: {events:?}"
+    );
+
+    // A value the test refuses: gold.risky keeps its published version, floe.failed says why.
+    let risky_table: floe_core::TableRef = "gold.risky".parse().unwrap();
+    let before = c.lake.snapshots(&risky_table).await.unwrap();
+    c.put(
+        "landing/nomis/people/2026-11-02T06:00:00Z/people.csv",
+        "person_id,first_name,risk_score\n1,Ada,0.5\n2,Robert,1.5\n",
+    )
+    .await;
+    c.run_until_quiet().await;
+    let after = c.lake.snapshots(&risky_table).await.unwrap();
+    let current = |s: &[floe_core::ports::SnapshotInfo]| {
+        s.iter().find(|x| x.is_current).map(|x| x.snapshot_id)
+    };
+    assert_eq!(
+        current(&after),
+        current(&before),
+        "the published version stands"
+    );
+    let events = c.world.take_floe_events().await;
+    let failed = events
+        .iter()
+        .find(|(t, _)| t == "floe.failed")
+        .expect("floe.failed for gold.risky");
+    assert_eq!(failed.1["table"], "gold.risky");
+    assert_eq!(
+        failed.1["failures"][0]["test"],
+        "accepted_values(first_name)"
+    );
 }
 
 #[tokio::test]
