@@ -164,8 +164,18 @@ pub async fn run(project: &Project, opts: &RunOptions, trigger: &str) -> Result<
         project.settings.concurrency as usize,
     )
     .await?;
-    floe_pipeline::stages::record_build_failures(lake.as_ref(), &run, trigger, &build).await?;
+    floe_pipeline::stages::record_build_failures(lake.as_ref(), &run, trigger, 1, &build).await?;
     let webhook = project.settings.webhook.as_ref().map(Webhook::new);
+    floe_pipeline::modelling::announce_build_failures(
+        events.as_ref(),
+        webhook.as_ref().map(|w| w as &dyn Notifier),
+        &clock,
+        &batch,
+        &run,
+        trigger,
+        &build,
+    )
+    .await?;
     let verdicts = AuditModels {
         project,
         models: &models,

@@ -314,6 +314,19 @@ fn insert_by_chunk_resumes_after_a_kill_and_catches_a_lost_chunk() {
             "the completeness check 'rows in equal rows out (7)' failed",
         ));
     assert_eq!(current_snapshot(&project, "gold.risk_history"), published);
+    let events = std::fs::read_to_string(project.join(".floe/events.jsonl")).unwrap();
+    let failed = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["detail_type"] == "floe.failed" && e["detail"]["model"] == "risk_history")
+        .expect("floe.failed for the model that did not build");
+    assert!(
+        failed["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("completeness check"),
+        "{failed}"
+    );
 }
 
 #[test]

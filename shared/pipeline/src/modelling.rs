@@ -746,6 +746,50 @@ impl Modelling<'_> {
     }
 }
 
+/// Emits `floe.failed` (and calls the webhook) for every model a build could not stage; its
+/// published version is unchanged and its descendants were skipped.
+pub async fn announce_build_failures(
+    events: &dyn EventSink,
+    notifier: Option<&dyn Notifier>,
+    clock: &dyn Clock,
+    batch: &BatchId,
+    run: &RunId,
+    trigger: &str,
+    build: &Build,
+) -> Result<()> {
+    for b in &build.built {
+        let BuildStatus::Error { message } = &b.status else {
+            continue;
+        };
+        let detail = json!({
+            "table": format!("{}.{}", floe_models::GOLD, b.model),
+            "model": b.model,
+            "batch_id": batch,
+            "run_id": run,
+            "trigger": trigger,
+            "reason": format!("the model did not build: {message}"),
+            "what_to_do": "fix the model (or its inputs), then `floe retry`; its published version is unchanged and its descendants were skipped",
+        });
+        events
+            .emit(PipelineEvent {
+                detail_type: "floe.failed".into(),
+                time: clock.now(),
+                detail: detail.clone(),
+            })
+            .await?;
+        if let Some(n) = notifier {
+            let text = format!(
+                ":x: floe: gold.{} did not build ({message}). Fix it, then `floe retry`.",
+                b.model
+            );
+            if let Err(e) = n.notify(&text, &detail).await {
+                tracing::error!(error = %e, "the webhook failed; the failure is in floe_audit and the event log");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One model's data test result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestResult {
@@ -1224,7 +1268,14 @@ impl AuditModels<'_> {
             records.push(record("success", None));
             verdicts.push((s.model.clone(), ModelVerdict::Published { snapshot_id }));
         }
-        record_runs(self.lake, run, &records, "audit").await?;
+        // One set of records per staged set: a replay of the same audit records nothing twice, a
+        // restaged run (other snapshots) records its own outcome.
+        let staged_ids: Vec<String> = staged
+            .iter()
+            .map(|s| format!("{}:{:?}", s.model, s.staged))
+            .collect();
+        let part = BatchId::derive(&staged_ids.iter().map(String::as_str).collect::<Vec<_>>());
+        record_runs(self.lake, run, &records, &format!("audit:{part}")).await?;
         Ok(verdicts)
     }
 

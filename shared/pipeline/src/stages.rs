@@ -438,7 +438,17 @@ impl Stages {
                         .map(Note::Progress),
                 );
                 let trigger = format!("{table}@{snapshot_id}");
-                record_build_failures(lake, &m.run_id, &trigger, &build).await?;
+                record_build_failures(lake, &m.run_id, &trigger, m.attempt, &build).await?;
+                crate::modelling::announce_build_failures(
+                    self.events.as_ref(),
+                    self.notifier.as_deref(),
+                    self.clock.as_ref(),
+                    &m.batch_id,
+                    &m.run_id,
+                    &trigger,
+                    &build,
+                )
+                .await?;
                 for b in &build.built {
                     match &b.status {
                         BuildStatus::Staged => out.notes.push(Note::Built {
@@ -504,6 +514,7 @@ pub async fn record_build_failures(
     lake: &dyn Lake,
     run: &RunId,
     trigger: &str,
+    attempt: u32,
     build: &Build,
 ) -> Result<()> {
     let records: Vec<RunRecord> = build
@@ -528,5 +539,5 @@ pub async fn record_build_failures(
             })
         })
         .collect();
-    record_runs(lake, run, &records, "build").await
+    record_runs(lake, run, &records, &format!("build:{trigger}:{attempt}")).await
 }
