@@ -3,7 +3,7 @@
 #
 #   scripts/bench.sh [--size small|1m|10m|1m,10m] [--formats csv,parquet] [--repeat N]
 #                    [--skip-scd2] [--skip-planning] [--skip-cold-start] [--skip-dbt-compile]
-#                    [--plan-runs N] [--cold-runs N] [--out DIR] [--keep]
+#                    [--plan-runs N] [--cold-runs N] [--max-memory-gib G] [--out DIR] [--keep]
 #
 # SCD2 (per size and format): a customer dimension of N rows (small = 100k, 1m, 10m) and its
 #   next-day full extracts with 0.1%, 1% and 10% of the keys changed (60% updates, 20% deletes,
@@ -19,8 +19,10 @@
 #   Each history is checked afterwards (current rows and versions as the generator says).
 # Planning: a floe project of 10 templates x 100 tables = 1,000 models, `floe plan --json`,
 #   against the same 1,000 models as a dbt project: `dbt parse` and `dbt compile` (both with
-#   --no-partial-parse). Median of --plan-runs (default 5).
+#   --no-partial-parse). Median of --plan-runs (default 3).
 # Cold start: scripts/bench-cold-start.sh's measure of the four Lambda services.
+# --max-memory-gib G: a measured process whose RSS passes G GiB (default 16) is stopped and
+#   shown as over memory budget, rather than left to push the machine into the OOM killer.
 #
 # Prints a markdown table with the ratios floe/dbt and floe/floor (and the growth in time from
 # the smallest to the largest size when several run, e.g. --size 1m,10m), and writes
@@ -42,7 +44,7 @@ out="bench"
 pass=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --size|--formats|--repeat|--plan-runs|--cold-runs)
+    --size|--formats|--repeat|--plan-runs|--cold-runs|--max-memory-gib)
       [ $# -ge 2 ] || { echo "$1 needs a value (see --help)" >&2; exit 2; }
       pass+=("$1" "$2"); shift 2 ;;
     --skip-scd2|--skip-planning|--skip-cold-start|--skip-dbt-compile|--keep)
