@@ -256,7 +256,7 @@ def scd2(args, size, rows, data, work):
                 restore(floe_dir, floe_base)
             except OverBudget as e:
                 log(f"  floe {e}")
-                initial["floe_note"] = f"over budget after {e.seconds:.0f} s"
+                initial["floe_note"] = over_note(args, e)
                 skipped_note = "not run (day 0 went over budget)"
                 floe_ok = False
         if not args.skip_dbt:
@@ -291,7 +291,7 @@ def scd2(args, size, rows, data, work):
                     except OverBudget as e:
                         # The other change rates load the same volume: they would end alike.
                         log(f"  floe {e}; the other change rates of {size} {fmt} are skipped")
-                        r["floe_note"] = f"over budget after {e.seconds:.0f} s"
+                        r["floe_note"] = over_note(args, e)
                         skipped_note = "not run (the run above went over budget)"
                         floe_ok = False
                 if not args.skip_dbt:
@@ -325,6 +325,10 @@ def scd2(args, size, rows, data, work):
             for d in (floe_dir, floe_base, dbt_dir, dbt_base):
                 shutil.rmtree(d, ignore_errors=True)
     return results
+
+
+def over_note(args, e):
+    return f"over the {args.max_memory_gib:g} GiB budget after {e.seconds:.0f} s"
 
 
 def fmt_row_short(r):
@@ -676,6 +680,11 @@ def chart(path, scd2_rows, plan, cold):
             xs = [k + (j - 1) * width for k in range(len(rs))]
             bars = ax.bar(xs, vals, width, label=tool, color=colors[tool])
             ax.bar_label(bars, fmt="%.1f", fontsize=7)
+        notes = [r["floe_note"] for r in rs if r.get("floe_note") and r.get("floe_s") is None]
+        if notes:
+            ax.text(0.02, 0.97, f"floe: {notes[0]}", transform=ax.transAxes, va="top",
+                    fontsize=8, color=colors["floe"], wrap=True)
+            ax.set_ylim(top=ax.get_ylim()[1] * 1.15)
         ax.set_xticks(range(len(rs)), [f"{r['change']} changed" for r in rs])
         ax.set_ylabel("seconds")
         ax.set_title(f"SCD2 of one daily extract: {n:,} rows, {fmt}", fontsize=10)
@@ -730,13 +739,22 @@ def main():
     p.add_argument("--skip-dbt-compile", action="store_true")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--max-memory-gib", type=float, default=16)
-    p.add_argument("--bin-dir", type=Path, required=True)
-    p.add_argument("--data-dir", type=Path, required=True)
-    p.add_argument("--work-dir", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--command", required=True)
+    p.add_argument("--bin-dir", type=Path)
+    p.add_argument("--data-dir", type=Path)
+    p.add_argument("--work-dir", type=Path)
+    p.add_argument("--out", type=Path, default=HERE.parent / "bench")
+    p.add_argument("--from-json", type=Path,
+                   help="run nothing: write results.md and the chart again from a results.json")
+    p.add_argument("--command", default="scripts/bench.sh")
     p.add_argument("--build-note", default="")
     args = p.parse_args()
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        write_results(args.out, saved["meta"], saved["scd2"], saved["planning"],
+                      saved["cold_start"])
+        return
+    if not (args.bin_dir and args.data_dir and args.work_dir):
+        sys.exit("--bin-dir, --data-dir and --work-dir are needed (scripts/bench.sh passes them)")
     for k in ("bin_dir", "data_dir", "work_dir", "out"):
         setattr(args, k, getattr(args, k).resolve())
 
@@ -764,7 +782,8 @@ def main():
     global MEMORY_BUDGET_MIB
     MEMORY_BUDGET_MIB = args.max_memory_gib * 1024
     started = time.monotonic()
-    meta = {"memory_budget_gib": args.max_memory_gib,"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    meta = {"memory_budget_gib": args.max_memory_gib,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cpus": len(os.sched_getaffinity(0)), "cpu": cpu_model(),
             "mem_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
             "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
@@ -794,17 +813,20 @@ def main():
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     meta["took_min"] = (time.monotonic() - started) / 60
 
+    write_results(args.out, meta, scd2_rows, plan, cold)
+
+
+def write_results(out, meta, scd2_rows, plan, cold):
     text = report(meta, scd2_rows, plan, cold)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.md").write_text(text + "\n\n![results](results.png)\n")
-    (args.out / "results.json").write_text(json.dumps(
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(text + "\n\n![results](results.png)\n")
+    (out / "results.json").write_text(json.dumps(
         {"meta": meta, "scd2": scd2_rows, "planning": plan, "cold_start": cold}, indent=2) + "\n")
-    chart(args.out / "results.png", scd2_rows, plan, cold)
+    chart(out / "results.png", scd2_rows, plan, cold)
     print(text)
     print("\n## Ratios (below 1: floe is faster)\n")
     print(summary(scd2_rows, plan))
-    print(f"\nwrote {args.out / 'results.md'}, {args.out / 'results.png'} and "
-          f"{args.out / 'results.json'}")
+    print(f"\nwrote {out / 'results.md'}, {out / 'results.png'} and {out / 'results.json'}")
 
 
 if __name__ == "__main__":
