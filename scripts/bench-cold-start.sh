@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Cold start and peak memory of the three Lambda services (floe-landing, floe-standardise,
-# floe-audit), printed as a markdown table with the date, the machine and this command.
+# Cold start and peak memory of the four Lambda services (floe-landing, floe-standardise,
+# floe-audit, floe-modelling), printed as a markdown table with the date, the machine and this
+# command.
 #
 #   scripts/bench-cold-start.sh [--runs N] [--warmup N] [--bin-dir DIR]
 #
@@ -15,7 +16,7 @@
 #
 # NOT the Lambda artifacts: the arm64 bootstraps (scripts/build-lambdas.sh) cannot run on an
 # x86_64 machine, so this measures NATIVE release builds of the same code:
-#   cargo build --release -p floe-landing -p floe-standardise -p floe-audit
+#   cargo build --release -p floe-landing -p floe-standardise -p floe-audit -p floe-modelling
 # with CARGO_TARGET_DIR=target/bench-build (its own folder, so other builds are not blocked).
 # That build takes ~20+ minutes from scratch on 2 cores (seconds when up to date); the runs
 # themselves take well under a minute. --bin-dir DIR skips the build and measures DIR's binaries.
@@ -45,7 +46,7 @@ else
   target="${CARGO_TARGET_DIR:-target/bench-build}"
   echo "building native release binaries in $target (x86_64: the arm64 Lambda builds cannot run here)" >&2
   start=$(date +%s)
-  CARGO_TARGET_DIR="$target" cargo build --release -p floe-landing -p floe-standardise -p floe-audit >&2
+  CARGO_TARGET_DIR="$target" cargo build --release -p floe-landing -p floe-standardise -p floe-audit -p floe-modelling >&2
   echo "build took $(( $(date +%s) - start )) s" >&2
   bin_dir="$target/release"
   build_note="native $(uname -m) release build (cargo build --release, CARGO_TARGET_DIR=$target), not the arm64 Lambda bootstraps"

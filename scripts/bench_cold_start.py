@@ -13,13 +13,14 @@ port so that any AWS call before the first poll would show), and measure
 After the first poll, the run hands the function one empty SQS batch ({"Records": []}) and waits
 for its response: proof that the process reached lambda_runtime's loop and works. So the peak RSS
 covers init plus one empty invocation (VmHWM at the first poll is reported too).
-Runs are interleaved across services (landing, standardise, audit, landing, ...); --warmup runs
-per service come first and are not counted (they warm the page cache).
+Runs are interleaved across services (landing, standardise, audit, modelling, landing, ...);
+--warmup runs per service come first and are not counted (they warm the page cache).
 p90 is the nearest-rank percentile (with 10 runs: the 9th fastest).
 """
 
 import argparse
 import datetime
+import json
 import math
 import os
 import platform
@@ -33,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lambda_runtime_emulator import Emulator  # noqa: E402
 
-SERVICES = ["floe-landing", "floe-standardise", "floe-audit"]
+SERVICES = ["floe-landing", "floe-standardise", "floe-audit", "floe-modelling"]
 PROJECT_FILES = {
     "floe.yaml": "name: bench\n",
     "tables/s.yaml": (
@@ -63,6 +64,7 @@ def environment(binary, port, project_dir, lake_dir):
         "FLOE_QUARANTINE_BUCKET": "quarantine",
         "FLOE_STANDARDISE_QUEUE_URL": f"{CLOSED}/q/standardise",
         "FLOE_AUDIT_QUEUE_URL": f"{CLOSED}/q/audit",
+        "FLOE_MODELLING_QUEUE_URL": f"{CLOSED}/q/modelling",
         "FLOE_AWS_ENDPOINT_URL": CLOSED,
     }
 
@@ -133,12 +135,13 @@ def mib(n_bytes):
 
 def main():
     p = argparse.ArgumentParser(description="Cold start and peak RSS of the Lambda services.")
-    p.add_argument("--bin-dir", required=True, type=Path, help="folder with the three binaries")
+    p.add_argument("--bin-dir", required=True, type=Path, help="folder with the four binaries")
     p.add_argument("--runs", type=int, default=10, help="measured runs per service (default 10)")
     p.add_argument("--warmup", type=int, default=1, help="uncounted runs per service (default 1)")
     p.add_argument("--timeout", type=float, default=60, help="seconds to wait for a poll")
     p.add_argument("--command", default=" ".join(sys.argv), help="the command to print")
     p.add_argument("--build-note", default="", help="how the binaries were built, to print")
+    p.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
     args = p.parse_args()
 
     binaries = [args.bin_dir.resolve() / s for s in SERVICES]
@@ -195,6 +198,17 @@ def main():
         print(f"- {b.name}: cold start min {starts[0]:.1f} / max {starts[-1]:.1f} ms; "
               f"VmHWM at first poll median {statistics.median(r[1] for r in rs) / 1024:.1f} MiB, "
               f"at the end max {max(r[2] for r in rs) / 1024:.1f} MiB")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "runs": args.runs, "warmup": args.warmup, "build_note": args.build_note,
+            "services": [{
+                "service": b.name,
+                "binary_mib": mib(b.stat().st_size),
+                "median_ms": statistics.median(r[0] for r in results[b.name]),
+                "p90_ms": p90([r[0] for r in results[b.name]]),
+                "peak_rss_mib": statistics.median(r[2] for r in results[b.name]) / 1024,
+            } for b in binaries],
+        }, indent=2) + "\n")
     # The temp folder holds only the project, empty lakes and logs.
     subprocess.run(["rm", "-rf", str(work)], check=False)
 

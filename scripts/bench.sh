@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# floe against the tools users would pick instead, with one command:
+#
+#   scripts/bench.sh [--size small|1m|10m|1m,10m] [--formats csv,parquet] [--repeat N]
+#                    [--skip-scd2] [--skip-planning] [--skip-cold-start] [--skip-dbt-compile]
+#                    [--plan-runs N] [--cold-runs N] [--max-memory-gib G] [--out DIR] [--keep]
+#
+# SCD2 (per size and format): a customer dimension of N rows (small = 100k, 1m, 10m) and its
+#   next-day full extracts with 0.1%, 1% and 10% of the keys changed (60% updates, 20% deletes,
+#   20% inserts), made by scripts/bench_data.py as CSV and Parquet. Day 0 is loaded first (timed
+#   and shown as "day 0", the initial load); then, for each change rate, from the same day-0
+#   state, the day-1 extract is timed through
+#     floe   `floe land FILE --wait` on a project with one table (load: full, deletes:
+#            invalidate) and no models: landing, bronze, standardise + SCD2, audit, publish;
+#     dbt    `dbt snapshot` (dbt-core 1.10 + dbt-duckdb 1.9): check strategy on every column,
+#            hard_deletes='invalidate', reading the same file;
+#     floor  `floe-bench-floor` (bench/): DataFusion, floe's version, reads both extracts, joins
+#            them on the key and writes the changed rows as Parquet: the least any SCD2 does.
+#   Each history is checked afterwards (current rows and versions as the generator says).
+# Planning: a floe project of 10 templates x 100 tables = 1,000 models, `floe plan --json`,
+#   against the same 1,000 models as a dbt project: `dbt parse` and `dbt compile` (both with
+#   --no-partial-parse). Median of --plan-runs (default 3).
+# Cold start: scripts/bench-cold-start.sh's measure of the four Lambda services.
+# --max-memory-gib G: a measured process whose RSS passes G GiB (default 16) is stopped and
+#   shown as over memory budget, rather than left to push the machine into the OOM killer.
+#
+# Prints a markdown table with the ratios floe/dbt and floe/floor (and the growth in time from
+# the smallest to the largest size when several run, e.g. --size 1m,10m), and writes
+# bench/results.md, bench/results.png (the chart) and bench/results.json (or --out DIR).
+# Time: small ~5 min, 1m ~15 min, 10m about an hour on 2 cores; plus the first release build
+# (~20 min from scratch; seconds when up to date). Disk: 10m needs ~10 GB free while it runs.
+#
+# It installs what it needs: .venv-bench (scripts/bench-requirements.txt: dbt, DuckDB, pyarrow,
+# matplotlib; from PyPI, once) and release builds of floe, floe-bench-floor and the services
+# in $CARGO_TARGET_DIR (default target/bench-build). Data goes to target/bench-data (kept, and
+# reused when the size matches), scratch projects to target/bench-work (removed unless --keep).
+# Timings are for this machine and its load, which the results print; nothing of this runs in
+# the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command_line="scripts/bench.sh${*:+ $*}"
+out="bench"
+pass=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --size|--formats|--repeat|--plan-runs|--cold-runs|--max-memory-gib)
+      [ $# -ge 2 ] || { echo "$1 needs a value (see --help)" >&2; exit 2; }
+      pass+=("$1" "$2"); shift 2 ;;
+    --skip-scd2|--skip-planning|--skip-cold-start|--skip-dbt-compile|--keep)
+      pass+=("$1"); shift ;;
+    --out) out="$2"; shift 2 ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+venv=.venv-bench
+if ! "$venv/bin/python" -c 'import dbt.adapters.duckdb, duckdb, pyarrow, numpy, matplotlib' >/dev/null 2>&1; then
+  echo "installing $venv (scripts/bench-requirements.txt)" >&2
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || {
+    echo "could not create $venv: install Python 3.10+ with venv (apt-get install python3-venv)" >&2
+    exit 1
+  }
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/bench-requirements.txt || {
+    echo "could not install scripts/bench-requirements.txt into $venv (it needs PyPI);" \
+      "once reachable: $venv/bin/pip install -r scripts/bench-requirements.txt" >&2
+    exit 1
+  }
+fi
+
+target="${CARGO_TARGET_DIR:-target/bench-build}"
+echo "building release binaries in $target (floe, floe-bench-floor, the four services)" >&2
+start=$(date +%s)
+# One cargo invocation for all of them, so that features unify the same way every time and an
+# up-to-date tree builds nothing.
+CARGO_TARGET_DIR="$target" cargo build --release -p floe-cli -p floe-bench -p floe-landing \
+  -p floe-standardise -p floe-audit -p floe-modelling >&2
+echo "build took $(( $(date +%s) - start )) s" >&2
+
+export DBT_SEND_ANONYMOUS_USAGE_STATS=false DO_NOT_TRACK=1
+exec "$venv/bin/python" scripts/bench.py "${pass[@]}" --bin-dir "$target/release" \
+  --data-dir target/bench-data --work-dir target/bench-work --out "$out" \
+  --command "$command_line" \
+  --build-note "native $(uname -m) release builds (CARGO_TARGET_DIR=$target), not the arm64 Lambda bootstraps"
