@@ -27,8 +27,11 @@
 # Prints a markdown table with the ratios floe/dbt and floe/floor (and the growth in time from
 # the smallest to the largest size when several run, e.g. --size 1m,10m), and writes
 # bench/results.md, bench/results.png (the chart) and bench/results.json (or --out DIR).
-# Time: small ~5 min, 1m ~15 min, 10m about an hour on 2 cores; plus the first release build
-# (~20 min from scratch; seconds when up to date). Disk: 10m needs ~10 GB free while it runs.
+# Time here (2 cores): small ~4 min, --size small,1m ~18 min (floe's 1m runs end at the memory
+# budget), plus the first release build (~25 min from scratch; seconds when up to date). Disk:
+# 10m writes ~6 GB of extracts and needs ~10 GB free while it runs.
+# To redraw results.md and the chart from a saved run without running anything:
+#   .venv-bench/bin/python scripts/bench.py --from-json bench/results.json --out bench
 #
 # It installs what it needs: .venv-bench (scripts/bench-requirements.txt: dbt, DuckDB, pyarrow,
 # matplotlib; from PyPI, once) and release builds of floe, floe-bench-floor and the services
@@ -50,7 +53,7 @@ while [ $# -gt 0 ]; do
     --skip-scd2|--skip-planning|--skip-cold-start|--skip-dbt-compile|--keep)
       pass+=("$1"); shift ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
