@@ -14,6 +14,7 @@
 //! - `orphans`: files under a table that no snapshot references.
 
 pub mod commit;
+mod engine;
 mod orphans;
 mod query;
 mod schema;
@@ -29,6 +30,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use floe_core::ports::{CommitOutcome, Lake, ReadAt, SnapshotInfo, WriteOptions};
 use floe_core::{Error, Result, TableRef};
+use futures::StreamExt;
 use iceberg::arrow::{FieldMatchMode, schema_to_arrow_schema};
 use iceberg::io::{FileIO, LocalFsStorageFactory};
 use iceberg::spec::{DataFile, DataFileFormat};
@@ -284,20 +286,37 @@ impl LocalLake {
         table: &Table,
         batches: &[RecordBatch],
     ) -> Result<Vec<DataFile>> {
+        let stream = futures::stream::iter(batches.iter().cloned().map(Ok));
+        self.write_data_stream(table, stream).await
+    }
+
+    /// Writes a stream of batches as Parquet data files of `table` as they come, so a query's
+    /// rows never need to be in memory all at once. Nothing is committed; on an error the files
+    /// written so far are removed.
+    async fn write_data_stream(
+        &self,
+        table: &Table,
+        batches: impl futures::Stream<Item = Result<RecordBatch>>,
+    ) -> Result<Vec<DataFile>> {
         let md = table.metadata();
         let target: SchemaRef = Arc::new(
             schema_to_arrow_schema(md.current_schema())
                 .map_err(ice("converting the table schema"))?,
         );
         let name = table.identifier().to_string();
-        let fitted = batches
-            .iter()
-            .filter(|b| b.num_rows() > 0)
-            .map(|b| schema::fit_batch(&name, b, &target))
-            .collect::<Result<Vec<_>>>()?;
-        if fitted.is_empty() {
-            return Ok(Vec::new());
-        }
+        let mut batches = std::pin::pin!(batches);
+        // The writer opens a file on its first rows: an empty result writes none.
+        let first = loop {
+            match batches.next().await {
+                None => return Ok(Vec::new()),
+                Some(b) => {
+                    let b = b?;
+                    if b.num_rows() > 0 {
+                        break schema::fit_batch(&name, &b, &target)?;
+                    }
+                }
+            }
+        };
         let props = WriterProperties::builder()
             .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
             .build();
@@ -317,10 +336,29 @@ impl LocalLake {
             .build(None)
             .await
             .map_err(ice("opening a data file"))?;
-        for b in fitted {
-            writer.write(b).await.map_err(ice("writing a data file"))?;
+        let mut result = writer
+            .write(first)
+            .await
+            .map_err(ice("writing a data file"));
+        while result.is_ok() {
+            let Some(b) = batches.next().await else { break };
+            result = match b.and_then(|b| schema::fit_batch(&name, &b, &target)) {
+                Ok(b) if b.num_rows() == 0 => Ok(()),
+                Ok(b) => writer.write(b).await.map_err(ice("writing a data file")),
+                Err(e) => Err(e),
+            };
         }
-        writer.close().await.map_err(ice("closing a data file"))
+        let closed = writer.close().await.map_err(ice("closing a data file"));
+        match (result, closed) {
+            (Ok(()), Ok(files)) => Ok(files),
+            (Err(e), Ok(files)) => {
+                AttemptFiles(files.iter().map(|f| f.file_path().to_owned()).collect())
+                    .remove(table.file_io())
+                    .await;
+                Err(e)
+            }
+            (_, Err(e)) => Err(e),
+        }
     }
 
     /// Swaps the catalog pointer from `expected` to `new`; false if another commit moved it.
@@ -474,6 +512,32 @@ impl LocalLake {
             });
         }
         let files = self.write_data_files(&table, &batches).await?;
+        let written = AttemptFiles(files.iter().map(|f| f.file_path().to_owned()).collect());
+        self.commit(t, kind, files, written, options).await
+    }
+
+    /// [`Self::write`] of a query's rows, streamed from the engine into the data files.
+    async fn write_query_rows(
+        &self,
+        t: &TableRef,
+        kind: CommitKind,
+        sql: &str,
+        at: &ReadAt,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        let table = self.load(t).await?;
+        if let Some(batch) = &options.batch_id
+            && let Some(existing) = commit::snapshot_of_batch(table.metadata(), batch.as_str())
+        {
+            return Ok(CommitOutcome {
+                snapshot_id: existing,
+                already_committed: true,
+                rows_added: 0,
+                files_added: 0,
+            });
+        }
+        let rows = query::stream(self, sql, at).await?;
+        let files = self.write_data_stream(&table, rows).await?;
         let written = AttemptFiles(files.iter().map(|f| f.file_path().to_owned()).collect());
         self.commit(t, kind, files, written, options).await
     }
@@ -717,6 +781,28 @@ impl Lake for LocalLake {
 
     async fn query_schema(&self, sql: &str, at: &ReadAt) -> Result<SchemaRef> {
         query::schema(self, sql, at).await
+    }
+
+    async fn write_query(
+        &self,
+        table: &TableRef,
+        sql: &str,
+        at: &ReadAt,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        self.write_query_rows(table, CommitKind::Overwrite, sql, at, options)
+            .await
+    }
+
+    async fn append_query(
+        &self,
+        table: &TableRef,
+        sql: &str,
+        at: &ReadAt,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        self.write_query_rows(table, CommitKind::Append, sql, at, options)
+            .await
     }
 
     async fn create_view(&self, view: &TableRef, sql: &str) -> Result<()> {

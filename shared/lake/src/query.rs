@@ -12,7 +12,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::config::Dialect;
-use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::execution::context::SQLOptions;
 use datafusion::sql::TableReference;
 use floe_core::ports::{ReadAt, SnapshotInfo};
 use floe_core::{Error, Result, TableRef};
@@ -68,7 +68,7 @@ struct Reads {
 }
 
 async fn references(lake: &LocalLake, sql: &str) -> Result<Vec<TableRef>> {
-    let ctx = SessionContext::new();
+    let ctx = crate::engine::session();
     let state = ctx.state();
     let statement = state
         .sql_to_statement(sql, &Dialect::Generic)
@@ -140,6 +140,18 @@ pub(crate) async fn run(lake: &LocalLake, sql: &str, at: &ReadAt) -> Result<Vec<
     df.collect().await.map_err(sql_err)
 }
 
+/// A query's rows as a stream, for writes that should not hold them all.
+pub(crate) async fn stream(
+    lake: &LocalLake,
+    sql: &str,
+    at: &ReadAt,
+) -> Result<impl futures::Stream<Item = Result<RecordBatch>> + use<>> {
+    use futures::StreamExt;
+    let df = plan(lake, sql, at).await?;
+    let rows = df.execute_stream().await.map_err(sql_err)?;
+    Ok(rows.map(|b| b.map_err(sql_err)))
+}
+
 /// The schema of a query's rows, from its plan.
 pub(crate) async fn schema(lake: &LocalLake, sql: &str, at: &ReadAt) -> Result<SchemaRef> {
     let df = plan(lake, sql, at).await?;
@@ -151,7 +163,8 @@ async fn plan(
     sql: &str,
     at: &ReadAt,
 ) -> Result<datafusion::dataframe::DataFrame> {
-    let ctx = SessionContext::new();
+    tracing::debug!(%sql, "planning");
+    let ctx = crate::engine::session();
     let mut reads = Reads::default();
     reads.collect(lake, sql, 0).await?;
     let Reads { tables, views } = reads;

@@ -81,3 +81,47 @@ pub async fn bronze_source(
         table()
     ))
 }
+
+/// The batches rejected for `silver`, with when each was rejected.
+pub async fn rejected(
+    lake: &dyn Lake,
+    silver: &TableRef,
+) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+    if !lake.table_exists(&table()).await? {
+        return Ok(Vec::new());
+    }
+    let rows = lake
+        .query(
+            &format!(
+                "SELECT batch_id, rejected_at FROM {} WHERE table_name = '{silver}'",
+                table()
+            ),
+            &floe_core::ports::ReadAt::Current,
+        )
+        .await?;
+    let bad = |e: &dyn std::fmt::Display| Error::Internal(format!("reading rejected batches: {e}"));
+    let mut out = Vec::new();
+    for rb in rows {
+        let ids =
+            datafusion::arrow::compute::cast(rb.column(0), &DataType::Utf8).map_err(|e| bad(&e))?;
+        let ids = ids
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| bad(&"batch ids are not text"))?;
+        let at = datafusion::arrow::compute::cast(
+            rb.column(1),
+            &DataType::Timestamp(TimeUnit::Microsecond, None),
+        )
+        .map_err(|e| bad(&e))?;
+        let at = at
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .ok_or_else(|| bad(&"rejected_at is not a timestamp"))?;
+        for i in 0..rb.num_rows() {
+            let when = chrono::DateTime::from_timestamp_micros(at.value(i))
+                .ok_or_else(|| bad(&"rejected_at out of range"))?;
+            out.push((ids.value(i).to_owned(), when));
+        }
+    }
+    Ok(out)
+}

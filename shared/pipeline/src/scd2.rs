@@ -19,6 +19,7 @@
 //! closes the current version (and under `new_record` opens a deleted version with the last
 //! values). Identical change rows delivered twice count once.
 
+use chrono::{DateTime, Utc};
 use floe_config::{DeletesPolicy, LoadKind, TableConfig};
 
 use crate::bronze::{BATCH_ID, EXTRACT_TS, LANDED_AT, ROW_NUMBER};
@@ -260,6 +261,167 @@ SELECT {}, CAST({ts} AS TIMESTAMP) AS {VALID_FROM}, _next_ts AS {VALID_TO},
   (_next_ts IS NULL) AS {IS_CURRENT}, TRUE AS {IS_DELETED}, {ROW_HASH}, {BATCH_ID}
 FROM spans WHERE _op = 'D'",
             deleted_cols.join(", ")
+        ));
+    }
+    sql
+}
+
+/// CTEs (to follow a `WITH`) that define `name` as the rows of the CTE `rows` (one extract,
+/// with `_row_number`) keeping the latest row per key: with `dedupe_by`, the highest value
+/// (NULLs last), then the last in the file. Without `dedupe_by` landing has refused any file
+/// with a key twice, so every row is kept.
+///
+/// Aggregates and joins rather than `ROW_NUMBER() OVER (PARTITION BY <key>)`: a window
+/// partition per key is the slowest way to do this on the embedded engine.
+pub fn latest_per_key(table: &TableConfig, rows: &str, name: &str) -> String {
+    let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
+    let pk = list(&keys, "");
+    match &table.dedupe_by {
+        None => format!("{name} AS (SELECT * FROM {rows})"),
+        Some(d) => {
+            let d = quote(d);
+            format!(
+                "{name}_best AS (SELECT {pk}, MAX({d}) AS _best FROM {rows} GROUP BY {pk}),
+{name}_last AS (
+  SELECT {tpk}, MAX(t.{ROW_NUMBER}) AS _rn FROM {rows} t JOIN {name}_best b ON {tb}
+  WHERE t.{d} = b._best OR b._best IS NULL GROUP BY {tpk}
+),
+{name} AS (SELECT t.* FROM {rows} t JOIN {name}_last l ON {tl} AND t.{ROW_NUMBER} = l._rn)",
+                tpk = list(&keys, "t."),
+                tb = key_eq(&keys, "t", "b"),
+                tl = key_eq(&keys, "t", "l"),
+            )
+        }
+    }
+}
+
+/// A timestamp literal of silver's `valid_from` / `valid_to` type (UTC, microseconds).
+fn timestamp_literal(dialect: Dialect, at: Option<DateTime<Utc>>) -> String {
+    let text = at.map(|t| format!("'{}'", t.format("%Y-%m-%dT%H:%M:%S%.6fZ")));
+    match dialect {
+        Dialect::DataFusion => format!(
+            "arrow_cast({}, 'Timestamp(Microsecond, Some(\"UTC\"))')",
+            text.as_deref().unwrap_or("NULL")
+        ),
+        Dialect::Trino => match at {
+            Some(t) => format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.6f")),
+            None => "CAST(NULL AS TIMESTAMP(6))".into(),
+        },
+    }
+}
+
+/// The incremental step of a full load: silver's whole new contents after one extract (batch
+/// `batch_id` of `bronze`, extract time `extract_ts`) that is newer than every extract silver
+/// already holds. `silver` is the table as it was before the extract.
+///
+/// It gives exactly what [`history_sql`] gives over all of bronze in that case (a test checks it
+/// against the reference model), but reads only silver and the one extract, and joins on the key
+/// instead of ordering every version of every key:
+/// - every version of silver is kept; a current version closes at `extract_ts` when its key
+///   changed or, under `invalidate` / `new_record`, is missing from the extract (a deleted version
+///   closes when its key comes back);
+/// - a key of the extract opens a version from `extract_ts` when it has no current version, its
+///   values changed, or its current version records a deletion;
+/// - under `new_record`, a live key missing from the extract opens a deleted version with its
+///   last values.
+///
+/// Rows with the same key in one extract are refused at landing unless the table sets
+/// `dedupe_by`; then the latest row per key is kept (the highest `dedupe_by`, NULLs last, then
+/// the last in the file), as [`history_sql`] does.
+pub fn apply_extract_sql(
+    dialect: Dialect,
+    table: &TableConfig,
+    bronze: &str,
+    silver: &str,
+    batch_id: &str,
+    extract_ts: DateTime<Utc>,
+) -> String {
+    debug_assert_eq!(table.load, LoadKind::Full, "cdc tables are rebuilt");
+    let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
+    let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    let values: Vec<&str> = all.iter().copied().filter(|c| !keys.contains(c)).collect();
+    let pk = list(&keys, "");
+    let new_record = table.deletes == DeletesPolicy::NewRecord;
+    let t = timestamp_literal(dialect, Some(extract_ts));
+    let no_end = timestamp_literal(dialect, None);
+    let batch = format!("'{}'", batch_id.replace('\'', "''"));
+    let extract = format!("(SELECT * FROM {bronze} WHERE {BATCH_ID} = {batch}) AS this_extract");
+    let latest = latest_per_key(table, "typed", "src");
+    let is_deleted = |v: &str| {
+        if new_record {
+            format!(", {v} AS {IS_DELETED}")
+        } else {
+            String::new()
+        }
+    };
+    // Whether the current version `s` ends at this extract, given the extract's hash `k`
+    // (NULL: the key is missing).
+    let changed = format!("k._new_hash <> s.{ROW_HASH}");
+    let closes = match table.deletes {
+        DeletesPolicy::Ignore => {
+            format!("s.{IS_CURRENT} AND k._new_hash IS NOT NULL AND {changed}")
+        }
+        DeletesPolicy::Invalidate => {
+            format!("s.{IS_CURRENT} AND (k._new_hash IS NULL OR {changed})")
+        }
+        DeletesPolicy::NewRecord => format!(
+            "s.{IS_CURRENT} AND CASE WHEN s.{IS_DELETED} THEN k._new_hash IS NOT NULL \
+             ELSE (k._new_hash IS NULL OR {changed}) END"
+        ),
+    };
+    // `cur`'s columns are named apart from `n`'s on purpose: with both called `_row_hash`,
+    // DataFusion 53 pushed `c._row_hash IS NULL OR ...` below the right join as a filter on
+    // `n`'s own hash and returned no new versions at all.
+    let reopens = if new_record {
+        " OR c._cur_deleted".to_owned()
+    } else {
+        String::new()
+    };
+    let mut sql = format!(
+        "WITH typed AS ({typed}),
+{latest},
+n AS (SELECT {src_cols}, {fingerprint} AS {ROW_HASH} FROM src),
+nk AS (SELECT {pk}, {ROW_HASH} AS _new_hash FROM n),
+cur AS (SELECT {pk}, {ROW_HASH} AS _cur_hash{cur_deleted} FROM {silver} WHERE {IS_CURRENT})
+SELECT {s_cols}, s.{VALID_FROM},
+  CASE WHEN {closes} THEN {t} ELSE s.{VALID_TO} END AS {VALID_TO},
+  CASE WHEN {closes} THEN FALSE ELSE s.{IS_CURRENT} END AS {IS_CURRENT}{s_deleted},
+  s.{ROW_HASH}, s.{BATCH_ID}
+FROM nk k RIGHT JOIN {silver} s ON {ks} AND s.{IS_CURRENT}
+UNION ALL
+SELECT {n_cols}, {t} AS {VALID_FROM}, {no_end} AS {VALID_TO}, TRUE AS {IS_CURRENT}{live},
+  n.{ROW_HASH}, {batch} AS {BATCH_ID}
+FROM cur c RIGHT JOIN n ON {cn}
+WHERE c._cur_hash IS NULL OR c._cur_hash <> n.{ROW_HASH}{reopens}",
+        typed = typed(dialect, table, &extract),
+        src_cols = list(&all, ""),
+        fingerprint = row_fingerprint(dialect, &values),
+        cur_deleted = if new_record {
+            format!(", {IS_DELETED} AS _cur_deleted")
+        } else {
+            String::new()
+        },
+        s_cols = list(&all, "s."),
+        s_deleted = if new_record {
+            format!(", s.{IS_DELETED}")
+        } else {
+            String::new()
+        },
+        ks = key_eq(&keys, "k", "s"),
+        n_cols = list(&all, "n."),
+        live = is_deleted("FALSE"),
+        cn = key_eq(&keys, "c", "n"),
+    );
+    if new_record {
+        sql.push_str(&format!(
+            "
+UNION ALL
+SELECT {s_cols}, {t} AS {VALID_FROM}, {no_end} AS {VALID_TO}, TRUE AS {IS_CURRENT}, TRUE AS {IS_DELETED},
+  s.{ROW_HASH}, {batch} AS {BATCH_ID}
+FROM nk k RIGHT JOIN {silver} s ON {ks} AND s.{IS_CURRENT}
+WHERE s.{IS_CURRENT} AND NOT s.{IS_DELETED} AND k._new_hash IS NULL",
+            s_cols = list(&all, "s."),
+            ks = key_eq(&keys, "k", "s"),
         ));
     }
     sql

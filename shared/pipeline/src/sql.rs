@@ -59,22 +59,29 @@ pub fn row_fingerprint(dialect: Dialect, columns: &[&str]) -> String {
     if columns.is_empty() {
         return "''".into();
     }
-    let length = match dialect {
-        Dialect::DataFusion => "CHARACTER_LENGTH",
-        Dialect::Trino => "LENGTH",
-    };
-    let parts: Vec<String> = columns
-        .iter()
-        .map(|c| {
-            let v = format!("CAST({} AS VARCHAR)", quote(c));
-            format!("COALESCE(CAST({length}({v}) AS VARCHAR) || ':' || {v}, '~')")
-        })
-        .collect();
-    let text = parts.join(" || '|' || ");
     match dialect {
-        Dialect::DataFusion => format!("MD5({text})"),
-        // Trino's md5 takes and returns varbinary.
-        Dialect::Trino => format!("LOWER(TO_HEX(MD5(TO_UTF8({text}))))"),
+        // The embedded engine's `floe_row_hash` computes exactly the expression below, natively
+        // (floe-lake's engine module; a test there checks they agree).
+        Dialect::DataFusion => format!(
+            "floe_row_hash({})",
+            columns
+                .iter()
+                .map(|c| quote(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Dialect::Trino => {
+            let text = columns
+                .iter()
+                .map(|c| {
+                    let v = format!("CAST({} AS VARCHAR)", quote(c));
+                    format!("COALESCE(CAST(LENGTH({v}) AS VARCHAR) || ':' || {v}, '~')")
+                })
+                .collect::<Vec<_>>()
+                .join(" || '|' || ");
+            // Trino's md5 takes and returns varbinary.
+            format!("LOWER(TO_HEX(MD5(TO_UTF8({text}))))")
+        }
     }
 }
 

@@ -479,13 +479,16 @@ async fn a_staged_history_that_fails_its_tests_is_rejected_and_the_published_one
         .rows("select case_id, status, is_current from silver_nomis.cases order by case_id")
         .await;
 
-    // A broken history: two current versions of case 1, and an inverted interval.
+    // A broken history: two current versions of case 1, an inverted interval, and a version of
+    // case 2 starting while its current one is still open.
     let bad = p
         .lake
         .query(
             "select case_id, status, valid_from, valid_to, is_current, _row_hash, _batch_id from silver_nomis.cases
              union all
-             select case_id, 'closed', valid_from, timestamp '2000-01-01T00:00:00Z', true, _row_hash, _batch_id from silver_nomis.cases where case_id = 1",
+             select case_id, 'closed', valid_from, timestamp '2000-01-01T00:00:00Z', true, _row_hash, _batch_id from silver_nomis.cases where case_id = 1
+             union all
+             select case_id, 'reopened', valid_from + interval '1' day, valid_to, false, _row_hash, _batch_id from silver_nomis.cases where case_id = 2",
             &ReadAt::Current,
         )
         .await
@@ -531,6 +534,16 @@ async fn a_staged_history_that_fails_its_tests_is_rejected_and_the_published_one
     assert!(
         names.contains(&"validity intervals are not inverted"),
         "{names:?}"
+    );
+    let overlaps = failures
+        .iter()
+        .find(|f| f.test == "validity intervals do not overlap")
+        .unwrap_or_else(|| panic!("{failures:?}"));
+    assert!(
+        overlaps.examples.iter().any(|line| line
+            .replace(' ', "")
+            .starts_with("|2|2026-11-01T06:00:00Z||2026-11-02")),
+        "case 2's open version runs into the next: {overlaps:?}"
     );
     // Readers still see the published version, by snapshot id and by content.
     let now = p
@@ -707,5 +720,76 @@ async fn a_file_still_being_written_into_landing_is_not_taken_yet() {
     assert!(
         p.runtime.unannounced().await.unwrap().is_empty(),
         "announced files are not taken again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_order_extracts_are_applied_and_a_late_one_rebuilds_the_history() {
+    let p = pipeline().await;
+    let silver: floe_core::TableRef = "silver_nomis.cases".parse().unwrap();
+    let steps = |snapshots: Vec<floe_core::ports::SnapshotInfo>| -> Vec<String> {
+        snapshots
+            .into_iter()
+            .filter(|s| s.published)
+            .map(|s| s.summary.get("floe.scd2-step").cloned().unwrap_or_default())
+            .collect()
+    };
+    p.land(
+        "nomis.cases",
+        1,
+        "cases.csv",
+        b"case_id,status\n1,open\n2,open\n",
+    )
+    .await;
+    p.drain().await;
+    p.land(
+        "nomis.cases",
+        3,
+        "cases.csv",
+        b"case_id,status\n1,closed\n3,new\n",
+    )
+    .await;
+    p.drain().await;
+    assert_eq!(
+        steps(p.lake.snapshots(&silver).await.unwrap()),
+        ["apply", "apply"]
+    );
+    // Day 2 arrives after day 3: the history is recomputed from bronze, with day 2 in its place.
+    p.land(
+        "nomis.cases",
+        2,
+        "cases.csv",
+        b"case_id,status\n1,open\n2,gone soon\n",
+    )
+    .await;
+    p.drain().await;
+    // And the next in-order extract is applied to the rebuilt history.
+    p.land(
+        "nomis.cases",
+        4,
+        "cases.csv",
+        b"case_id,status\n1,closed\n3,new\n4,new\n",
+    )
+    .await;
+    p.drain().await;
+    assert_eq!(
+        steps(p.lake.snapshots(&silver).await.unwrap()),
+        ["apply", "apply", "rebuild", "apply"]
+    );
+    assert_eq!(
+        p.rows(
+            "select case_id, status, valid_from, valid_to, is_current from silver_nomis.cases \
+             order by case_id, valid_from"
+        )
+        .await,
+        [
+            "1 | open | 2026-11-01T06:00:00Z | 2026-11-03T06:00:00Z | false",
+            "1 | closed | 2026-11-03T06:00:00Z | NULL | true",
+            "2 | open | 2026-11-01T06:00:00Z | 2026-11-02T06:00:00Z | false",
+            // `cases` keeps the default `deletes: ignore`: a missing key stays current.
+            "2 | gone soon | 2026-11-02T06:00:00Z | NULL | true",
+            "3 | new | 2026-11-03T06:00:00Z | NULL | true",
+            "4 | new | 2026-11-04T06:00:00Z | NULL | true",
+        ]
     );
 }
