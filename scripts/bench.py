@@ -162,6 +162,9 @@ def floe_land(floe, project, file, ts, logs):
         at = datetime.datetime.fromisoformat(m[1].replace("Z", "+00:00"))
         stages[key] = (at - prev).total_seconds()
         prev = at
+    step = re.search(r'silver staged.*step="?(\w+)', text)
+    if step:
+        stages["step"] = step[1]
     return s, mib, stages
 
 
@@ -569,19 +572,21 @@ def report(meta, scd2_rows, plan, cold):
         if staged:
             L += ["### Where floe's time goes", "",
                   "From the time stamps of floe's own log lines: landing = process start, checks "
-                  "and the bronze append; standardise + SCD2 = the silver history recomputed "
-                  "from all of bronze and staged; audit + publish = the silver tests and the "
-                  "publish.", "",
-                  "| rows | format | change | landing (s) | standardise + SCD2 (s) "
-                  "| audit + publish (s) |", "|---|---|---|---:|---:|---:|"]
+                  "and the bronze append; standardise + SCD2 = the new silver version computed "
+                  "and staged (step `apply`: the extract joined with the current versions, as "
+                  "for every extract newer than the history; `rebuild`: the history recomputed "
+                  "from all of bronze, as for a late extract); audit + publish = the silver "
+                  "tests (which reconcile the extract with the history) and the publish.", "",
+                  "| rows | format | change | landing (s) | standardise + SCD2 (s) | step "
+                  "| audit + publish (s) |", "|---|---|---|---:|---:|---|---:|"]
             for r in staged:
                 L.append(f"| {r['rows']:,} | {r['format']} | {r['change']} "
                          f"| {num(r.get('floe_bronze_s'))} | {num(r.get('floe_silver_s'))} "
-                         f"| {num(r.get('floe_publish_s'))} |")
+                         f"| {r.get('floe_step') or '–'} | {num(r.get('floe_publish_s'))} |")
             L.append("")
         sizes = sorted({r["rows"] for r in scd2_rows})
-        if len(sizes) > 1:
-            lo, hi = sizes[0], sizes[-1]
+        # One growth table per step between sizes (e.g. 100k -> 1M, then 1M -> 10M).
+        for lo, hi in zip(sizes, sizes[1:]):
             L += [f"### Growth from {lo:,} to {hi:,} rows (x{hi / lo:g} the data)", "",
                   "Time at the larger size divided by time at the smaller one; dbt's snapshot "
                   "step alone in its own column (at small sizes dbt's time is mostly its "
