@@ -25,10 +25,10 @@
 #   shown as over memory budget, rather than left to push the machine into the OOM killer.
 #
 # Prints a markdown table with the ratios floe/dbt and floe/floor (and the growth in time from
-# the smallest to the largest size when several run, e.g. --size 1m,10m), and writes
+# each size to the next when several run, e.g. --size 1m,10m), and writes
 # bench/results.md, bench/results.png (the chart) and bench/results.json (or --out DIR).
-# Time here (2 cores): small ~4 min, --size small,1m ~18 min (floe's 1m runs end at the memory
-# budget), plus the first release build (~25 min from scratch; seconds when up to date). Disk:
+# Time here (2 cores): small ~4 min, --size small,1m,10m ~17 min plus ~4 min to install
+# .venv-bench, plus the first release build (~25 min from scratch; seconds when up to date). Disk:
 # 10m writes ~6 GB of extracts and needs ~10 GB free while it runs.
 # To redraw results.md and the chart from a saved run without running anything:
 #   .venv-bench/bin/python scripts/bench.py --from-json bench/results.json --out bench

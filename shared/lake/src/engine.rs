@@ -14,8 +14,9 @@
 //! its time in the allocator (measured here: ~5 s of a 100k-row history, most of the run).
 //! `WindowAggExec` sorts once, finds the partition ranges and evaluates each range, which is what
 //! a batch job over a whole table wants. It buffers its input partition, so it is only used where
-//! the bounded operator's input is already fully sorted on the partition and order keys (its
-//! `Sorted` mode), exactly the input `WindowAggExec` requires.
+//! the window has a `PARTITION BY` and the bounded operator's input is already fully sorted on the
+//! partition and order keys (its `Sorted` mode), exactly the input `WindowAggExec` requires. An
+//! unpartitioned window keeps the bounded operator, which streams.
 
 use std::sync::Arc;
 
@@ -149,7 +150,14 @@ impl PhysicalOptimizerRule for WholePartitionWindows {
             let Some(bounded) = node.as_any().downcast_ref::<BoundedWindowAggExec>() else {
                 return Ok(Transformed::no(node));
             };
-            if bounded.input_order_mode != InputOrderMode::Sorted {
+            // Only windows partitioned by something: one unpartitioned window (an ordered
+            // scan of a whole table) streams in the bounded operator, and the whole-partition
+            // one would hold the entire table.
+            let partitioned = bounded
+                .window_expr()
+                .first()
+                .is_some_and(|w| !w.partition_by().is_empty());
+            if bounded.input_order_mode != InputOrderMode::Sorted || !partitioned {
                 return Ok(Transformed::no(node));
             }
             // The bounded operator reports partition keys only when it may be repartitioned.
@@ -264,5 +272,20 @@ mod tests {
         .unwrap()
         .to_string();
         assert_eq!(got, want);
+
+        let unpartitioned = ours
+            .sql("SELECT k, LEAD(v) OVER (ORDER BY k, v) AS next FROM (VALUES (1, 10), (2, 5)) AS t(k, v)")
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        assert!(
+            displayable(unpartitioned.as_ref())
+                .indent(true)
+                .to_string()
+                .contains("BoundedWindowAggExec"),
+            "an unpartitioned window keeps streaming"
+        );
     }
 }

@@ -82,6 +82,19 @@ pub async fn bronze_source(
     ))
 }
 
+/// `bronze` without the given (rejected) batches, as a table expression.
+pub fn without(bronze: &TableRef, rejected: &[String]) -> String {
+    if rejected.is_empty() {
+        return bronze.to_string();
+    }
+    let list = rejected
+        .iter()
+        .map(|b| format!("'{}'", b.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("(SELECT * FROM {bronze} WHERE _batch_id NOT IN ({list})) AS accepted")
+}
+
 /// The batches rejected for `silver`, with when each was rejected.
 pub async fn rejected(
     lake: &dyn Lake,

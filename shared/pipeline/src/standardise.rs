@@ -28,6 +28,13 @@ pub const BRONZE_SNAPSHOT: &str = "floe.bronze-snapshot-id";
 pub const LATEST_EXTRACT: &str = "floe.latest-extract-ts";
 /// Silver snapshot summary key: how the version was computed (`apply` or `rebuild`).
 pub const SCD2_STEP: &str = "floe.scd2-step";
+/// Silver snapshot summary key: a fingerprint of the table config the history follows.
+pub const HISTORY_RULES: &str = "floe.history-rules";
+/// Silver snapshot summary key: how many batches were rejected for the table when it was built.
+pub const REJECTED_BATCHES: &str = "floe.rejected-batches";
+/// Bumped when floe changes how silver is computed from the same config (typing, hashing, SCD2
+/// rules), so that every table rebuilds once.
+const HISTORY_RULES_VERSION: u32 = 1;
 /// Bronze snapshot summary key (written by landing): the batch's extract time.
 const EXTRACT_TS: &str = "floe.extract-ts";
 
@@ -54,6 +61,31 @@ struct Plan {
     step: Step,
     /// The latest extract time in bronze at the snapshot read, when every batch records it.
     latest_extract: Option<DateTime<Utc>>,
+}
+
+/// A fingerprint of everything in a table's config that the history depends on: a change to any
+/// of it (say `deletes: ignore` to `invalidate`, or a column's type) makes the next build a
+/// rebuild, so the whole history follows the new rules, not just the extracts after the change.
+pub fn history_rules(table: &TableConfig) -> String {
+    use sha2::{Digest, Sha256};
+    let columns: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| format!("{}:{:?}:{}", c.name, c.ty, c.nullable))
+        .collect();
+    let text = format!(
+        "v{HISTORY_RULES_VERSION}|load={:?}|deletes={:?}|dedupe_by={:?}|primary_key={:?}|cdc={:?}|columns={:?}",
+        table.load,
+        table.deletes,
+        table.dedupe_by,
+        table.primary_key,
+        table
+            .cdc
+            .as_ref()
+            .map(|c| (&c.operation_column, &c.timestamp_column)),
+        columns,
+    );
+    format!("{:x}", Sha256::digest(text.as_bytes()))[..16].to_owned()
 }
 
 /// What the standardise stage needs.
@@ -98,7 +130,7 @@ impl Standardise<'_> {
         // On the embedded engine, bronze is read at the snapshot the plan looked at and silver at
         // its base, and the silver version records where it came from (the next extract's plan
         // reads it). On Athena, silver is rebuilt from the published tables.
-        let (plan, at) = if self.lake.dialect() == crate::sql::Dialect::DataFusion {
+        let (plan, at, sql) = if self.lake.dialect() == crate::sql::Dialect::DataFusion {
             let bronze_snapshots = self.lake.snapshots(bronze).await?;
             let bronze_current = bronze_snapshots
                 .iter()
@@ -109,54 +141,69 @@ impl Standardise<'_> {
                         "{bronze} has no snapshot, yet a batch landed in it"
                     ))
                 })?;
-            let plan = self
-                .plan(
-                    table,
-                    &silver,
-                    base,
-                    &bronze_snapshots,
-                    bronze_current,
-                    message,
-                )
-                .await?;
-            options
-                .properties
-                .insert(BRONZE_SNAPSHOT.into(), bronze_current.to_string());
-            if let Some(latest) = plan.latest_extract {
-                options
-                    .properties
-                    .insert(LATEST_EXTRACT.into(), latest.to_rfc3339());
+            // Read once: the plan decides with it and a rebuild leaves out exactly these.
+            let mut rejected: Vec<String> = crate::rejections::rejected(self.lake, &silver)
+                .await?
+                .into_iter()
+                .map(|(batch, _)| batch)
+                .collect();
+            rejected.sort();
+            rejected.dedup();
+            let rules = history_rules(table);
+            let plan = self.plan(
+                table,
+                base,
+                &bronze_snapshots,
+                bronze_current,
+                &rejected,
+                &rules,
+                message,
+            );
+            for (key, value) in [
+                (BRONZE_SNAPSHOT, Some(bronze_current.to_string())),
+                (LATEST_EXTRACT, plan.latest_extract.map(|t| t.to_rfc3339())),
+                (HISTORY_RULES, Some(rules)),
+                (REJECTED_BATCHES, Some(rejected.len().to_string())),
+            ] {
+                if let Some(value) = value {
+                    options.properties.insert(key.into(), value);
+                }
             }
             let mut pins = std::collections::BTreeMap::from([(bronze.clone(), bronze_current)]);
             if let Some(b) = base {
                 pins.insert(silver.clone(), b.snapshot_id);
             }
-            (plan, ReadAt::Pinned(pins))
+            let sql = match plan.step {
+                Step::Apply => scd2::apply_extract_sql(
+                    self.lake.dialect(),
+                    table,
+                    &bronze.to_string(),
+                    &silver.to_string(),
+                    message.batch_id.as_str(),
+                    *extract_ts,
+                ),
+                Step::Rebuild => scd2::history_sql(
+                    self.lake.dialect(),
+                    table,
+                    &crate::rejections::without(bronze, &rejected),
+                ),
+            };
+            (plan, ReadAt::Pinned(pins), sql)
         } else {
             let plan = Plan {
                 step: Step::Rebuild,
                 latest_extract: None,
             };
-            (plan, ReadAt::Current)
+            let sql = scd2::history_sql(
+                self.lake.dialect(),
+                table,
+                &crate::rejections::bronze_source(self.lake, bronze, &silver).await?,
+            );
+            (plan, ReadAt::Current, sql)
         };
         options
             .properties
             .insert(SCD2_STEP.into(), plan.step.as_str().into());
-        let sql = match plan.step {
-            Step::Apply => scd2::apply_extract_sql(
-                self.lake.dialect(),
-                table,
-                &bronze.to_string(),
-                &silver.to_string(),
-                message.batch_id.as_str(),
-                *extract_ts,
-            ),
-            Step::Rebuild => scd2::history_sql(
-                self.lake.dialect(),
-                table,
-                &crate::rejections::bronze_source(self.lake, bronze, &silver).await?,
-            ),
-        };
         let outcome = self.lake.write_query(&silver, &sql, &at, &options).await?;
         tracing::info!(table = %silver, snapshot_id = outcome.snapshot_id, rows = outcome.rows_added, step = plan.step.as_str(), replay = outcome.already_committed, "silver staged");
         // The attempt count carries over, so a batch restaged again and again gives up.
@@ -180,21 +227,23 @@ impl Standardise<'_> {
 impl Standardise<'_> {
     /// Chooses between applying the message's extract to silver and rebuilding silver.
     ///
-    /// Applying is exact when silver's base version was computed from bronze snapshot X, the
-    /// only batch bronze gained after X (apart from batches rejected for this table) is the
-    /// message's, its extract time is later than every extract before it, and no batch was
-    /// rejected after the base was written. Anything else (a
-    /// late or repeated extract, two extracts landing together, a cdc table, an engine that keeps
-    /// no snapshot summary) rebuilds, which is always right. Embedded engine only.
-    async fn plan(
+    /// Applying is exact when silver's base version was computed under the same config rules
+    /// and the same set of rejected batches from bronze snapshot X, the only batch bronze gained
+    /// after X (apart from rejected batches) is the message's, and its extract time is later
+    /// than every extract before it. Anything else (a late or repeated extract, two extracts
+    /// landing together, a new rejection, a config change, a cdc table, a base that records no
+    /// origin) rebuilds, which is always right. Embedded engine only.
+    #[allow(clippy::too_many_arguments)]
+    fn plan(
         &self,
         table: &TableConfig,
-        silver: &TableRef,
         base: Option<&SnapshotInfo>,
         bronze_snapshots: &[SnapshotInfo],
         bronze_current: i64,
+        rejected: &[String],
+        rules: &str,
         message: &Envelope,
-    ) -> Result<Plan> {
+    ) -> Plan {
         let by_id: std::collections::HashMap<i64, &SnapshotInfo> = bronze_snapshots
             .iter()
             .map(|s| (s.snapshot_id, s))
@@ -210,12 +259,13 @@ impl Standardise<'_> {
             lineage.push(*s);
             next = s.parent_id;
         }
-        let extract_of = |s: &SnapshotInfo| {
-            s.summary
-                .get(EXTRACT_TS)
-                .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-                .map(|t| t.with_timezone(&Utc))
+        // Extract times as silver stores them: microseconds.
+        let micros = |v: &str| {
+            DateTime::parse_from_rfc3339(v)
+                .ok()
+                .and_then(|t| DateTime::from_timestamp_micros(t.timestamp_micros()))
         };
+        let extract_of = |s: &SnapshotInfo| s.summary.get(EXTRACT_TS).and_then(|v| micros(v));
         let times: Option<Vec<DateTime<Utc>>> = lineage.iter().map(|s| extract_of(s)).collect();
         let latest_extract = times.and_then(|t| t.into_iter().max());
         let rebuild = Plan {
@@ -223,27 +273,24 @@ impl Standardise<'_> {
             latest_extract,
         };
         if table.load != LoadKind::Full {
-            return Ok(rebuild);
+            return rebuild;
         }
-        // Where silver's base was computed from: nothing yet, or a recorded bronze snapshot.
+        // Where silver's base was computed from: nothing yet, or what its summary records.
         let (from, before) = match base {
             None => (None, None),
             Some(b) => {
-                let Some(from) = b
-                    .summary
-                    .get(BRONZE_SNAPSHOT)
-                    .and_then(|v| v.parse::<i64>().ok())
-                else {
-                    return Ok(rebuild);
-                };
-                let Some(before) = b
-                    .summary
-                    .get(LATEST_EXTRACT)
-                    .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-                else {
-                    return Ok(rebuild);
-                };
-                (Some(from), Some(before.with_timezone(&Utc)))
+                let recorded = |key: &str| b.summary.get(key).map(String::as_str);
+                let from = recorded(BRONZE_SNAPSHOT).and_then(|v| v.parse::<i64>().ok());
+                let before = recorded(LATEST_EXTRACT).and_then(micros);
+                let same_rules = recorded(HISTORY_RULES) == Some(rules);
+                let same_rejections =
+                    recorded(REJECTED_BATCHES) == Some(rejected.len().to_string().as_str());
+                match (from, before) {
+                    (Some(from), Some(before)) if same_rules && same_rejections => {
+                        (Some(from), Some(before))
+                    }
+                    _ => return rebuild,
+                }
             }
         };
         let mut gained = Vec::new();
@@ -256,41 +303,29 @@ impl Standardise<'_> {
             gained.push(*s);
         }
         if !reached {
-            return Ok(rebuild);
+            return rebuild;
         }
         let ours = message.batch_id.as_str();
         let Some(this) = gained.iter().find(|s| s.batch_id.as_deref() == Some(ours)) else {
-            return Ok(rebuild);
+            return rebuild;
         };
         let Some(this_extract) = extract_of(this) else {
-            return Ok(rebuild);
+            return rebuild;
         };
         if before.is_some_and(|b| this_extract <= b) {
-            return Ok(rebuild);
+            return rebuild;
         }
-        let others: Vec<&str> = gained
-            .iter()
-            .filter_map(|s| s.batch_id.as_deref())
-            .filter(|b| *b != ours)
-            .collect();
-        if gained.iter().any(|s| s.batch_id.is_none()) {
-            return Ok(rebuild);
+        let only_ours = gained.iter().all(|s| match s.batch_id.as_deref() {
+            Some(b) => b == ours || rejected.iter().any(|r| r == b),
+            None => false,
+        });
+        if !only_ours {
+            return rebuild;
         }
-        // A batch rejected after silver's base was written may be in that base (a rejection
-        // is meant to take it out of every later build): rebuild once without it.
-        let rejected = crate::rejections::rejected(self.lake, silver).await?;
-        if let Some(b) = base
-            && rejected.iter().any(|(_, at)| *at >= b.committed_at)
-        {
-            return Ok(rebuild);
-        }
-        if others.iter().any(|o| !rejected.iter().any(|(r, _)| r == o)) {
-            return Ok(rebuild);
-        }
-        Ok(Plan {
+        Plan {
             step: Step::Apply,
             latest_extract,
-        })
+        }
     }
 }
 

@@ -793,3 +793,109 @@ async fn in_order_extracts_are_applied_and_a_late_one_rebuilds_the_history() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn extracts_landed_together_rebuild_then_the_next_one_applies() {
+    let p = pipeline().await;
+    let silver: floe_core::TableRef = "silver_nomis.cases".parse().unwrap();
+    // Two extracts land before either is standardised: neither may be applied alone.
+    p.land("nomis.cases", 1, "a.csv", b"case_id,status\n1,open\n")
+        .await;
+    p.land(
+        "nomis.cases",
+        2,
+        "b.csv",
+        b"case_id,status\n1,closed\n2,open\n",
+    )
+    .await;
+    p.drain().await;
+    p.land(
+        "nomis.cases",
+        3,
+        "c.csv",
+        b"case_id,status\n1,closed\n2,won\n",
+    )
+    .await;
+    p.drain().await;
+    let steps: Vec<String> = p
+        .lake
+        .snapshots(&silver)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.published)
+        .map(|s| s.summary["floe.scd2-step"].clone())
+        .collect();
+    assert_eq!(steps.last().map(String::as_str), Some("apply"), "{steps:?}");
+    assert!(
+        steps[..steps.len() - 1].iter().all(|s| s == "rebuild"),
+        "{steps:?}"
+    );
+    assert_eq!(
+        p.rows("select case_id, status, valid_from, valid_to from silver_nomis.cases order by case_id, valid_from")
+            .await,
+        [
+            "1 | open | 2026-11-01T06:00:00Z | 2026-11-02T06:00:00Z",
+            "1 | closed | 2026-11-02T06:00:00Z | NULL",
+            "2 | open | 2026-11-02T06:00:00Z | 2026-11-03T06:00:00Z",
+            "2 | won | 2026-11-03T06:00:00Z | NULL",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_change_rebuilds_the_history_under_the_new_rules() {
+    let p = pipeline().await;
+    let silver: floe_core::TableRef = "silver_nomis.cases".parse().unwrap();
+    p.land(
+        "nomis.cases",
+        1,
+        "cases.csv",
+        b"case_id,status\n1,open\n2,open\n",
+    )
+    .await;
+    p.drain().await;
+    p.land("nomis.cases", 2, "cases.csv", b"case_id,status\n1,open\n")
+        .await;
+    p.drain().await;
+    // Under `deletes: ignore` case 2 stays current. Switch the table to `invalidate`.
+    let tables = TABLES.replacen(
+        "  cases:\n    primary_key: [case_id]\n",
+        "  cases:\n    primary_key: [case_id]\n    deletes: invalidate\n",
+        1,
+    );
+    assert_ne!(tables, TABLES);
+    std::fs::write(p.dir.path().join("tables/nomis.yaml"), tables).unwrap();
+    let project = Project::load(p.dir.path()).unwrap();
+    let runtime = Runtime::open(project, p.lake.clone()).await.unwrap();
+    let file = p.dir.path().join("day3.csv");
+    std::fs::write(&file, b"case_id,status\n1,open\n").unwrap();
+    runtime
+        .land_file(
+            &file,
+            "nomis.cases",
+            "2026-11-03T06:00:00Z".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    runtime.drain(false, |m| eprintln!("{m}")).await.unwrap();
+    let steps: Vec<String> = p
+        .lake
+        .snapshots(&silver)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.published)
+        .map(|s| s.summary["floe.scd2-step"].clone())
+        .collect();
+    assert_eq!(steps, ["apply", "apply", "rebuild"]);
+    // The whole history follows the new rule: case 2 closed when day 2 left it out, not day 3.
+    assert_eq!(
+        p.rows("select case_id, valid_from, valid_to from silver_nomis.cases order by case_id, valid_from")
+            .await,
+        [
+            "1 | 2026-11-01T06:00:00Z | NULL",
+            "2 | 2026-11-01T06:00:00Z | 2026-11-02T06:00:00Z",
+        ]
+    );
+}

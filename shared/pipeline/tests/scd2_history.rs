@@ -120,6 +120,10 @@ async fn land(lake: &LocalLake, t: &TableConfig, bronze_ref: &TableRef, file: &F
 }
 
 async fn history(files: &[File], t: &TableConfig) -> BTreeSet<Version> {
+    versions(history_rows(files, t).await)
+}
+
+async fn history_rows(files: &[File], t: &TableConfig) -> Vec<RecordBatch> {
     let dir = tempfile::tempdir().unwrap();
     let lake = LocalLake::open(dir.path()).await.unwrap();
     let b: TableRef = "bronze_s.t".parse().unwrap();
@@ -127,20 +131,22 @@ async fn history(files: &[File], t: &TableConfig) -> BTreeSet<Version> {
     for (i, f) in files.iter().enumerate() {
         land(&lake, t, &b, f, i as i64).await;
     }
-    let batches = lake
-        .query(
-            &scd2::history_sql(floe_pipeline::sql::Dialect::DataFusion, t, "bronze_s.t"),
-            &ReadAt::Current,
-        )
-        .await
-        .unwrap();
-    versions(batches)
+    lake.query(
+        &scd2::history_sql(floe_pipeline::sql::Dialect::DataFusion, t, "bronze_s.t"),
+        &ReadAt::Current,
+    )
+    .await
+    .unwrap()
 }
 
 /// The history built the incremental way: each file, in the order given, landed and then
 /// applied to silver as one extract (`scd2::apply_extract_sql`), as the standardise stage does
 /// for extracts that arrive in order.
 async fn applied(files: &[File], t: &TableConfig) -> BTreeSet<Version> {
+    versions(applied_rows(files, t).await)
+}
+
+async fn applied_rows(files: &[File], t: &TableConfig) -> Vec<RecordBatch> {
     let dir = tempfile::tempdir().unwrap();
     let lake = LocalLake::open(dir.path()).await.unwrap();
     let b: TableRef = "bronze_s.t".parse().unwrap();
@@ -164,11 +170,40 @@ async fn applied(files: &[File], t: &TableConfig) -> BTreeSet<Version> {
             .await
             .unwrap();
     }
-    versions(
-        lake.query("SELECT * FROM silver_s.t", &ReadAt::Current)
-            .await
-            .unwrap(),
-    )
+    lake.query("SELECT * FROM silver_s.t", &ReadAt::Current)
+        .await
+        .unwrap()
+}
+
+/// Every column of every row, as sorted text lines (columns in silver's order).
+fn all_rows(batches: &[RecordBatch], t: &TableConfig) -> Vec<String> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let names: Vec<String> = scd2::silver_schema(t)
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let opts = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let cols: Vec<ArrayFormatter> = names
+            .iter()
+            .map(|n| {
+                let c = b.column(b.schema().index_of(n).unwrap());
+                ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()
+            })
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(
+                cols.iter()
+                    .map(|c| c.value(r).to_string())
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            );
+        }
+    }
+    out.sort();
+    out
 }
 
 fn versions(batches: Vec<RecordBatch>) -> BTreeSet<Version> {
@@ -420,15 +455,24 @@ proptest! {
     #[test]
     fn with_dedupe_by_applying_in_order_matches_the_rebuild(
         extracts in proptest::collection::vec(
-            proptest::collection::vec((1i64..4, prop_oneof![Just(None), Just(Some("a")), Just(Some("b"))]), 1..6),
+            proptest::collection::vec(
+                (
+                    1i64..4,
+                    prop_oneof![Just(None), Just(Some("a")), Just(Some("b"))],
+                    prop_oneof![Just(None), Just(Some("x")), Just(Some("y"))],
+                ),
+                1..6,
+            ),
             1..5,
         ),
         policy in prop_oneof![Just(DeletesPolicy::Ignore), Just(DeletesPolicy::Invalidate), Just(DeletesPolicy::NewRecord)],
     ) {
         // Several rows per key in one extract; `dedupe_by: v` keeps the highest v (NULLs last),
-        // then the last in the file. (Landing refuses empty files, so no extract is empty.)
+        // then the last in the file, which `w` tells apart. (Landing refuses empty files, so no
+        // extract is empty.) Every column of every version must be the rebuild's.
         let mut t = table(LoadKind::Full, policy);
         t.dedupe_by = Some("v".into());
+        t.columns.push(column("w", ColumnType::String));
         let files: Vec<File> = extracts
             .iter()
             .enumerate()
@@ -436,13 +480,13 @@ proptest! {
                 extract: day(i as i64),
                 rows: rows
                     .iter()
-                    .map(|(k, v)| vec![Some(k.to_string()), v.map(str::to_owned)])
+                    .map(|(k, v, w)| vec![Some(k.to_string()), v.map(str::to_owned), w.map(str::to_owned)])
                     .collect(),
                 name: format!("landing/s/t/{}/t.csv", day(i as i64).to_rfc3339()),
             })
             .collect();
-        let rebuilt = runtime().block_on(history(&files, &t));
-        let got = runtime().block_on(applied(&files, &t));
+        let rebuilt = all_rows(&runtime().block_on(history_rows(&files, &t)), &t);
+        let got = all_rows(&runtime().block_on(applied_rows(&files, &t)), &t);
         prop_assert_eq!(got, rebuilt);
     }
 }
