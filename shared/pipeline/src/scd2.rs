@@ -1,6 +1,7 @@
-//! Silver history (SCD2) as one query over bronze.
+//! Silver history (SCD2) as one query over bronze ([`history_sql`]), and the incremental step
+//! for an extract newer than the history ([`apply_extract_sql`]), which gives the same result.
 //!
-//! Silver is a function of bronze: the query recomputes a table's whole history from every
+//! Silver is a function of bronze: the rebuild query recomputes a table's whole history from every
 //! extract bronze holds, ordered by extract time (full loads) or change time (cdc loads). So a
 //! late, out-of-order or repeated delivery gives exactly the history of delivering every extract
 //! once, in order, and an identical re-delivery changes nothing. The query is plain SQL with

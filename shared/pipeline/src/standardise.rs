@@ -1,6 +1,8 @@
-//! The standardise stage: recompute a table's silver history from bronze (standardised names,
-//! types, trims, empty strings as NULL, dedupe) and stage it as a snapshot of
-//! `silver_<source>.<table>` that readers do not see until the audit publishes it.
+//! The standardise stage: compute a table's new silver history (standardised names, types,
+//! trims, empty strings as NULL, dedupe, SCD2) and stage it as a snapshot of
+//! `silver_<source>.<table>` that readers do not see until the audit publishes it. An in-order
+//! extract is applied to the current versions; anything else recomputes the history from bronze
+//! (see `Standardise::plan`).
 
 use chrono::{DateTime, Utc};
 use floe_config::{LoadKind, Project, TableConfig};
