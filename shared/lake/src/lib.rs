@@ -280,16 +280,6 @@ impl LocalLake {
         Ok(staged)
     }
 
-    /// Writes batches as Parquet data files of `table`, returning the files (not yet committed).
-    async fn write_data_files(
-        &self,
-        table: &Table,
-        batches: &[RecordBatch],
-    ) -> Result<Vec<DataFile>> {
-        let stream = futures::stream::iter(batches.iter().cloned().map(Ok));
-        self.write_data_stream(table, stream).await
-    }
-
     /// Writes a stream of batches as Parquet data files of `table` as they come, so a query's
     /// rows never need to be in memory all at once. Nothing is committed; on an error the files
     /// written so far are removed.
@@ -499,21 +489,10 @@ impl LocalLake {
         batches: Vec<RecordBatch>,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        let table = self.load(t).await?;
-        // A replay is recognised before any file is written.
-        if let Some(batch) = &options.batch_id
-            && let Some(existing) = commit::snapshot_of_batch(table.metadata(), batch.as_str())
-        {
-            return Ok(CommitOutcome {
-                snapshot_id: existing,
-                already_committed: true,
-                rows_added: 0,
-                files_added: 0,
-            });
-        }
-        let files = self.write_data_files(&table, &batches).await?;
-        let written = AttemptFiles(files.iter().map(|f| f.file_path().to_owned()).collect());
-        self.commit(t, kind, files, written, options).await
+        self.write_rows(t, kind, options, async move {
+            Ok(futures::stream::iter(batches.into_iter().map(Ok)))
+        })
+        .await
     }
 
     /// [`Self::write`] of a query's rows, streamed from the engine into the data files.
@@ -525,6 +504,22 @@ impl LocalLake {
         at: &ReadAt,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
+        self.write_rows(t, kind, options, query::stream(self, sql, at))
+            .await
+    }
+
+    /// Writes the rows `rows` yields and commits them. A replay is recognised before the rows
+    /// are asked for, so a replayed batch neither runs its query nor writes a file.
+    async fn write_rows<S>(
+        &self,
+        t: &TableRef,
+        kind: CommitKind,
+        options: &WriteOptions,
+        rows: impl std::future::Future<Output = Result<S>>,
+    ) -> Result<CommitOutcome>
+    where
+        S: futures::Stream<Item = Result<RecordBatch>>,
+    {
         let table = self.load(t).await?;
         if let Some(batch) = &options.batch_id
             && let Some(existing) = commit::snapshot_of_batch(table.metadata(), batch.as_str())
@@ -536,8 +531,7 @@ impl LocalLake {
                 files_added: 0,
             });
         }
-        let rows = query::stream(self, sql, at).await?;
-        let files = self.write_data_stream(&table, rows).await?;
+        let files = self.write_data_stream(&table, rows.await?).await?;
         let written = AttemptFiles(files.iter().map(|f| f.file_path().to_owned()).collect());
         self.commit(t, kind, files, written, options).await
     }

@@ -89,6 +89,18 @@ impl Pipeline {
             .unwrap()
     }
 
+    /// How each published version of `table` was computed (`floe.scd2-step`), oldest first.
+    async fn published_steps(&self, table: &str) -> Vec<String> {
+        self.lake
+            .snapshots(&table.parse().unwrap())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.published)
+            .map(|s| s.summary.get("floe.scd2-step").cloned().unwrap_or_default())
+            .collect()
+    }
+
     async fn rows(&self, sql: &str) -> Vec<String> {
         let batches = self.lake.query(sql, &ReadAt::Current).await.unwrap();
         let mut out = Vec::new();
@@ -726,14 +738,6 @@ async fn a_file_still_being_written_into_landing_is_not_taken_yet() {
 #[tokio::test(flavor = "multi_thread")]
 async fn in_order_extracts_are_applied_and_a_late_one_rebuilds_the_history() {
     let p = pipeline().await;
-    let silver: floe_core::TableRef = "silver_nomis.cases".parse().unwrap();
-    let steps = |snapshots: Vec<floe_core::ports::SnapshotInfo>| -> Vec<String> {
-        snapshots
-            .into_iter()
-            .filter(|s| s.published)
-            .map(|s| s.summary.get("floe.scd2-step").cloned().unwrap_or_default())
-            .collect()
-    };
     p.land(
         "nomis.cases",
         1,
@@ -751,7 +755,7 @@ async fn in_order_extracts_are_applied_and_a_late_one_rebuilds_the_history() {
     .await;
     p.drain().await;
     assert_eq!(
-        steps(p.lake.snapshots(&silver).await.unwrap()),
+        p.published_steps("silver_nomis.cases").await,
         ["apply", "apply"]
     );
     // Day 2 arrives after day 3: the history is recomputed from bronze, with day 2 in its place.
@@ -773,7 +777,7 @@ async fn in_order_extracts_are_applied_and_a_late_one_rebuilds_the_history() {
     .await;
     p.drain().await;
     assert_eq!(
-        steps(p.lake.snapshots(&silver).await.unwrap()),
+        p.published_steps("silver_nomis.cases").await,
         ["apply", "apply", "rebuild", "apply"]
     );
     assert_eq!(
@@ -797,7 +801,6 @@ async fn in_order_extracts_are_applied_and_a_late_one_rebuilds_the_history() {
 #[tokio::test(flavor = "multi_thread")]
 async fn extracts_landed_together_rebuild_then_the_next_one_applies() {
     let p = pipeline().await;
-    let silver: floe_core::TableRef = "silver_nomis.cases".parse().unwrap();
     // Two extracts land before either is standardised: neither may be applied alone.
     p.land("nomis.cases", 1, "a.csv", b"case_id,status\n1,open\n")
         .await;
@@ -817,15 +820,7 @@ async fn extracts_landed_together_rebuild_then_the_next_one_applies() {
     )
     .await;
     p.drain().await;
-    let steps: Vec<String> = p
-        .lake
-        .snapshots(&silver)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.published)
-        .map(|s| s.summary["floe.scd2-step"].clone())
-        .collect();
+    let steps = p.published_steps("silver_nomis.cases").await;
     assert_eq!(steps.last().map(String::as_str), Some("apply"), "{steps:?}");
     assert!(
         steps[..steps.len() - 1].iter().all(|s| s == "rebuild"),
@@ -846,7 +841,6 @@ async fn extracts_landed_together_rebuild_then_the_next_one_applies() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_config_change_rebuilds_the_history_under_the_new_rules() {
     let p = pipeline().await;
-    let silver: floe_core::TableRef = "silver_nomis.cases".parse().unwrap();
     p.land(
         "nomis.cases",
         1,
@@ -879,15 +873,7 @@ async fn a_config_change_rebuilds_the_history_under_the_new_rules() {
         .await
         .unwrap();
     runtime.drain(false, |m| eprintln!("{m}")).await.unwrap();
-    let steps: Vec<String> = p
-        .lake
-        .snapshots(&silver)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.published)
-        .map(|s| s.summary["floe.scd2-step"].clone())
-        .collect();
+    let steps = p.published_steps("silver_nomis.cases").await;
     assert_eq!(steps, ["apply", "apply", "rebuild"]);
     // The whole history follows the new rule: case 2 closed when day 2 left it out, not day 3.
     assert_eq!(
