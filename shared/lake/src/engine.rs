@@ -235,6 +235,26 @@ mod tests {
         assert_eq!(n, 4);
     }
 
+    /// The physical plan of `sql` in `ctx`, as text.
+    async fn plan_text(ctx: &SessionContext, sql: &str) -> String {
+        let plan = ctx
+            .sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        displayable(plan.as_ref()).indent(true).to_string()
+    }
+
+    /// The rows of `sql` in `ctx`, as a text table.
+    async fn rows_text(ctx: &SessionContext, sql: &str) -> String {
+        let rows = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        datafusion::arrow::util::pretty::pretty_format_batches(&rows)
+            .unwrap()
+            .to_string()
+    }
+
     #[tokio::test]
     async fn sorted_windows_run_whole_partitions_and_give_the_same_rows() {
         let sql = "SELECT k, v, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v) AS n, \
@@ -242,48 +262,22 @@ mod tests {
                    SUM(v) OVER (PARTITION BY k ORDER BY v ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS running \
                    FROM (VALUES (1, 10), (2, 5), (1, 7), (2, 1), (3, 4), (1, 8)) AS t(k, v) ORDER BY k, v";
         let ours = session();
-        let df = ours.sql(sql).await.unwrap();
-        let plan = df.clone().create_physical_plan().await.unwrap();
-        let shown = displayable(plan.as_ref()).indent(true).to_string();
+        let stock = SessionContext::new();
+        let shown = plan_text(&ours, sql).await;
         assert!(shown.contains("WindowAggExec"), "{shown}");
         assert!(!shown.contains("BoundedWindowAggExec"), "{shown}");
-        let got =
-            datafusion::arrow::util::pretty::pretty_format_batches(&df.collect().await.unwrap())
-                .unwrap()
-                .to_string();
-        let stock = SessionContext::new();
-        let stock_plan = stock
-            .sql(sql)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
         assert!(
-            displayable(stock_plan.as_ref())
-                .indent(true)
-                .to_string()
+            plan_text(&stock, sql)
+                .await
                 .contains("BoundedWindowAggExec"),
             "DataFusion's default plan changed: is this rule still needed?"
         );
-        let want = datafusion::arrow::util::pretty::pretty_format_batches(
-            &stock.sql(sql).await.unwrap().collect().await.unwrap(),
-        )
-        .unwrap()
-        .to_string();
-        assert_eq!(got, want);
+        assert_eq!(rows_text(&ours, sql).await, rows_text(&stock, sql).await);
 
-        let unpartitioned = ours
-            .sql("SELECT k, LEAD(v) OVER (ORDER BY k, v) AS next FROM (VALUES (1, 10), (2, 5)) AS t(k, v)")
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
+        let unpartitioned = "SELECT k, LEAD(v) OVER (ORDER BY k, v) AS next FROM (VALUES (1, 10), (2, 5)) AS t(k, v)";
         assert!(
-            displayable(unpartitioned.as_ref())
-                .indent(true)
-                .to_string()
+            plan_text(&ours, unpartitioned)
+                .await
                 .contains("BoundedWindowAggExec"),
             "an unpartitioned window keeps streaming"
         );
