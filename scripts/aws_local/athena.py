@@ -1,0 +1,483 @@
+"""Athena's API answered by Trino.
+
+moto answers Athena's actions without running SQL. Here the actions that carry queries are
+replaced: StartQueryExecution translates the statement (``dialect``) and runs it on Trino's REST
+protocol in a thread; GetQueryExecution reports its state, Athena-style failure reasons
+(``ERROR_NAME: message``, with AthenaError) and statistics from Trino's query stats
+(``physicalInputBytes`` as DataScannedInBytes, elapsed time as engine time); GetQueryResults
+pages through the rows as Athena renders them (text values, a header row first for a query,
+Athena's type names, UpdateCount for writes); StopQueryExecution cancels the Trino query. The
+result CSV and its ``.metadata`` go to the output location in S3, as Athena writes them.
+Workgroups, data catalogs and named queries stay moto's.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import math
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import requests
+from moto.athena.models import athena_backends
+from moto.athena.responses import AthenaResponse
+from moto.core.exceptions import JsonRESTError
+from moto.s3.models import s3_backends
+
+from . import dialect
+
+_TRINO: dict[str, str] = {"url": "", "user": "athena"}
+_EXECUTIONS: dict[str, "Execution"] = {}
+_TOKENS: dict[str, str] = {}
+_LOCK = threading.Lock()
+
+# Athena's error categories: 1 system, 2 user, 3 other.
+_CATEGORY = {"USER_ERROR": 2, "INTERNAL_ERROR": 1, "INSUFFICIENT_RESOURCES": 1, "EXTERNAL": 1}
+# Failures Athena reports as retryable (a commit that lost a race, an internal error).
+_RETRYABLE = {"ICEBERG_COMMIT_ERROR", "GENERIC_INTERNAL_ERROR", "HIVE_METASTORE_ERROR"}
+
+
+class InvalidRequestException(JsonRESTError):
+    code = 400
+
+    def __init__(self, message: str):
+        super().__init__("InvalidRequestException", message)
+
+
+def configure(trino_url: str) -> None:
+    _TRINO["url"] = trino_url.rstrip("/")
+
+
+@dataclass
+class Execution:
+    id: str
+    query: str
+    workgroup: str
+    database: str | None
+    catalog: str
+    output_location: str | None
+    account: str
+    region: str
+    parameters: list[str] | None
+    statement_type: str
+    state: str = "QUEUED"
+    reason: str | None = None
+    error: dict | None = None
+    submitted: float = field(default_factory=time.time)
+    completed: float | None = None
+    columns: list[dict] = field(default_factory=list)
+    rows: list[list[str | None]] = field(default_factory=list)
+    header: bool = False
+    update_count: int | None = None
+    bytes_scanned: int = 0
+    engine_ms: int = 0
+    queued_ms: int = 0
+    trino_ids: list[str] = field(default_factory=list)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    next_uri: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        status: dict[str, Any] = {"State": self.state, "SubmissionDateTime": self.submitted}
+        if self.completed is not None:
+            status["CompletionDateTime"] = self.completed
+        if self.reason:
+            status["StateChangeReason"] = self.reason
+        if self.error:
+            status["AthenaError"] = self.error
+        total = int(((self.completed or time.time()) - self.submitted) * 1000)
+        out: dict[str, Any] = {
+            "QueryExecutionId": self.id,
+            "Query": self.query,
+            "StatementType": self.statement_type,
+            "ResultConfiguration": (
+                {"OutputLocation": f"{self.output_location.rstrip('/')}/{self.id}.csv"}
+                if self.output_location
+                else {}
+            ),
+            "QueryExecutionContext": {
+                k: v for k, v in (("Database", self.database), ("Catalog", self.catalog)) if v
+            },
+            "Status": status,
+            "Statistics": {
+                "EngineExecutionTimeInMillis": self.engine_ms,
+                "DataScannedInBytes": self.bytes_scanned,
+                "TotalExecutionTimeInMillis": total,
+                "QueryQueueTimeInMillis": self.queued_ms,
+                "ServicePreProcessingTimeInMillis": 0,
+                "QueryPlanningTimeInMillis": 0,
+                "ServiceProcessingTimeInMillis": 0,
+                "ResultReuseInformation": {"ReusedPreviousResult": False},
+            },
+            "WorkGroup": self.workgroup,
+            "EngineVersion": {
+                "SelectedEngineVersion": "Athena engine version 3",
+                "EffectiveEngineVersion": "Athena engine version 3",
+            },
+        }
+        if self.parameters is not None:
+            out["ExecutionParameters"] = self.parameters
+        return out
+
+
+def athena_type(trino_type: str) -> tuple[str, int, int]:
+    """Athena's name for a Trino type, with precision and scale (decimal) for ColumnInfo."""
+    t = trino_type.lower()
+    m = re.match(r"decimal\((\d+),\s*(\d+)\)", t)
+    if m:
+        return "decimal", int(m.group(1)), int(m.group(2))
+    if t.startswith("timestamp") and "with time zone" in t:
+        return "timestamp with time zone", 3, 0
+    for prefix, name in (
+        ("varchar", "varchar"),
+        ("char", "char"),
+        ("timestamp", "timestamp"),
+        ("time", "time"),
+        ("array", "array"),
+        ("map", "map"),
+        ("row", "row"),
+    ):
+        if t.startswith(prefix):
+            return name, 0, 0
+    if t == "real":
+        return "float", 17, 0
+    precision = {"bigint": 19, "integer": 10, "smallint": 5, "tinyint": 3, "double": 17}
+    return t, precision.get(t, 0), 0
+
+
+def _double(v: float) -> str:
+    """A double as Java prints it (Athena's engine is Java): 1.5, 1.0E10, 1.5E-5, NaN."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    if v == 0:
+        return "0.0" if math.copysign(1, v) > 0 else "-0.0"
+    if 1e-3 <= abs(v) < 1e7:
+        r = repr(v)
+        return r if "." in r else r + ".0"
+    mantissa, exponent = format(Decimal(repr(v)).normalize(), "E").split("E")
+    if "." not in mantissa:
+        mantissa += ".0"
+    return f"{mantissa}E{int(exponent)}"
+
+
+def render(value: Any, trino_type: str) -> str | None:
+    """A value from Trino's JSON protocol as Athena renders it in results (text)."""
+    if value is None:
+        return None
+    t = trino_type.lower()
+    if t in ("double", "real"):
+        return _double(float(value)) if not isinstance(value, str) else value
+    if t == "boolean":
+        return "true" if value else "false"
+    if t.startswith("array"):
+        inner = t[t.find("(") + 1 : t.rfind(")")]
+        return "[" + ", ".join(render(v, inner) or "null" for v in value) + "]"
+    if t.startswith("map"):
+        return "{" + ", ".join(f"{k}={v}" for k, v in value.items()) + "}"
+    if t.startswith("row"):
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k}={v}" for k, v in value.items()) + "}"
+        return "{" + ", ".join("null" if v is None else str(v) for v in value) + "}"
+    if t == "varbinary":
+        return base64.b64decode(value).hex(" ")
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _substitute(sql: str, parameters: list[str] | None) -> str:
+    """ExecutionParameters fill the ``?`` placeholders in order, as SQL text."""
+    if not parameters:
+        return sql
+    out, params = [], list(parameters)
+    for code, text in dialect._outside_literals(sql):
+        if code:
+            while "?" in text and params:
+                i = text.index("?")
+                out.append(text[:i] + params.pop(0))
+                text = text[i + 1 :]
+        out.append(text)
+    if params:
+        raise dialect.Refused(
+            "INVALID_PARAMETER", f"{len(parameters)} execution parameters for fewer placeholders"
+        )
+    return "".join(out)
+
+
+class _Failed(Exception):
+    def __init__(self, name: str, message: str, error_type: str = "USER_ERROR"):
+        super().__init__(message)
+        self.name, self.message, self.error_type = name, message, error_type
+
+
+def _run_on_trino(ex: Execution, sql: str) -> tuple[list[dict], list[list[Any]], dict]:
+    """Runs one statement on Trino to the end; returns columns, raw rows and the last stats."""
+    headers = {
+        "X-Trino-User": _TRINO["user"],
+        "X-Trino-Source": "floe-athena-local",
+        "X-Trino-Catalog": "iceberg",
+        "X-Trino-Time-Zone": "UTC",
+        # Timestamps at their own precision (microseconds for Iceberg), not cut to milliseconds.
+        "X-Trino-Client-Capabilities": "PARAMETRIC_DATETIME",
+    }
+    if ex.database:
+        headers["X-Trino-Schema"] = ex.database
+    r = requests.post(f"{_TRINO['url']}/v1/statement", data=sql.encode(), headers=headers, timeout=60)
+    r.raise_for_status()
+    doc = r.json()
+    ex.trino_ids.append(doc["id"])
+    columns: list[dict] = []
+    rows: list[list[Any]] = []
+    stats: dict = {}
+    while True:
+        columns = doc.get("columns") or columns
+        rows.extend(doc.get("data") or [])
+        stats = doc.get("stats") or stats
+        if doc.get("error"):
+            e = doc["error"]
+            raise _Failed(e.get("errorName", "GENERIC_INTERNAL_ERROR"), e.get("message", ""), e.get("errorType", "INTERNAL_ERROR"))
+        if "updateCount" in doc:
+            ex.update_count = doc["updateCount"]
+        nxt = doc.get("nextUri")
+        if not nxt:
+            break
+        ex.next_uri = nxt
+        if ex.cancelled.is_set():
+            requests.delete(nxt, timeout=10)
+            raise _Failed("USER_CANCELED", "Query was cancelled by the user", "USER_ERROR")
+        r = requests.get(nxt, headers={"X-Trino-User": _TRINO["user"]}, timeout=60)
+        if r.status_code in (502, 503):
+            time.sleep(0.05)
+            continue
+        r.raise_for_status()
+        doc = r.json()
+    if doc.get("updateType") and ex.update_count is None and rows and len(rows[0]) == 1:
+        # CTAS and INSERT answer one row with the count.
+        try:
+            ex.update_count = int(rows[0][0])
+        except (TypeError, ValueError):
+            pass
+    if doc.get("updateType"):
+        columns, rows = [], []
+    return columns, rows, stats
+
+
+def _run(ex: Execution) -> None:
+    try:
+        stmt = dialect.translate(_substitute(ex.query, ex.parameters))
+        ex.state = "RUNNING"
+        started = time.time()
+        columns: list[dict] = []
+        raw: list[list[Any]] = []
+        for sql in [stmt.sql, *stmt.extra]:
+            columns, raw, stats = _run_on_trino(ex, sql)
+            ex.bytes_scanned += int(stats.get("physicalInputBytes") or 0)
+            ex.queued_ms += int(stats.get("queuedTimeMillis") or 0)
+        ex.engine_ms = int((time.time() - started) * 1000)
+        types = [c.get("type", "varchar") for c in columns]
+        if ex.statement_type == "UTILITY":
+            # SHOW / DESCRIBE: each row is one tab-joined value, no header.
+            ex.rows = [["\t".join(render(v, t) or "" for v, t in zip(row, types))] for row in raw]
+            ex.columns = [_column_info(columns[0]["name"] if columns else "result", "varchar")]
+        else:
+            ex.rows = [[render(v, t) for v, t in zip(row, types)] for row in raw]
+            ex.columns = [_column_info(c["name"], c.get("type", "varchar")) for c in columns]
+            ex.header = bool(columns)
+        _write_results(ex)
+        ex.state = "SUCCEEDED"
+    except dialect.Refused as e:
+        _fail(ex, e.error_name, e.message, "USER_ERROR")
+    except _Failed as e:
+        if e.name == "USER_CANCELED" or ex.cancelled.is_set():
+            ex.state = "CANCELLED"
+            ex.reason = "Query cancelled by user"
+        else:
+            _fail(ex, e.name, e.message, e.error_type)
+    except Exception as e:  # noqa: BLE001 - any other failure is the stand-in's, reported as Athena's internal error
+        if ex.cancelled.is_set():
+            ex.state, ex.reason = "CANCELLED", "Query cancelled by user"
+            return
+        _fail(ex, "GENERIC_INTERNAL_ERROR", f"{type(e).__name__}: {e}", "INTERNAL_ERROR")
+    finally:
+        ex.completed = time.time()
+
+
+def _fail(ex: Execution, name: str, message: str, error_type: str) -> None:
+    ex.state = "FAILED"
+    ex.reason = f"{name}: {message}"
+    ex.error = {
+        "ErrorCategory": _CATEGORY.get(error_type, 3),
+        "ErrorType": 1000 if error_type == "USER_ERROR" else 401,
+        "Retryable": name in _RETRYABLE,
+        "ErrorMessage": ex.reason,
+    }
+
+
+def _column_info(name: str, trino_type: str) -> dict:
+    ty, precision, scale = athena_type(trino_type)
+    return {
+        "CatalogName": "hive",
+        "SchemaName": "",
+        "TableName": "",
+        "Name": name,
+        "Label": name,
+        "Type": ty,
+        "Precision": precision,
+        "Scale": scale,
+        "Nullable": "UNKNOWN",
+        "CaseSensitive": ty in ("varchar", "char"),
+    }
+
+
+def _write_results(ex: Execution) -> None:
+    """The result CSV (header first for a query) and its metadata, where Athena puts them."""
+    if not ex.output_location:
+        return
+    m = re.match(r"s3://([^/]+)/?(.*)", ex.output_location)
+    if not m:
+        raise _Failed("INVALID_INPUT", f"the output location {ex.output_location} is not an s3:// URI")
+    bucket, prefix = m.group(1), m.group(2).strip("/")
+    key = f"{prefix + '/' if prefix else ''}{ex.id}"
+    buf = io.StringIO()
+    w = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    if ex.header:
+        w.writerow([c["Name"] for c in ex.columns])
+    for row in ex.rows:
+        w.writerow(["" if v is None else v for v in row])
+    backend = s3_backends[ex.account]["aws"]
+    try:
+        if ex.statement_type == "UTILITY":
+            backend.put_object(bucket, f"{key}.txt", "\n".join(r[0] or "" for r in ex.rows).encode())
+        else:
+            backend.put_object(bucket, f"{key}.csv", buf.getvalue().encode())
+        backend.put_object(bucket, f"{key}.csv.metadata", json.dumps({"ColumnInfo": ex.columns}).encode())
+    except Exception as e:  # noqa: BLE001 - Athena fails a query whose results cannot be written
+        raise _Failed("HIVE_PATH_ALREADY_EXISTS" if "exists" in str(e) else "S3_ERROR",
+                      f"cannot write the query results to {ex.output_location}: {e}", "EXTERNAL") from e
+
+
+def _get(exec_id: str) -> Execution:
+    ex = _EXECUTIONS.get(exec_id)
+    if ex is None:
+        raise InvalidRequestException(f"QueryExecution {exec_id} was not found")
+    return ex
+
+
+def install() -> None:
+    """Replaces moto's query actions with ones that run on Trino (idempotent)."""
+    if getattr(AthenaResponse, "_floe_patched", False):
+        return
+
+    def start_query_execution(self):  # type: ignore[no-untyped-def]
+        query = self._get_param("QueryString")
+        context = self._get_param("QueryExecutionContext") or {}
+        config = self._get_param("ResultConfiguration") or {}
+        workgroup = self._get_param("WorkGroup") or "primary"
+        token = self._get_param("ClientRequestToken")
+        backend = athena_backends[self.current_account][self.region]
+        wg = backend.get_work_group(workgroup)
+        if not wg:
+            raise InvalidRequestException(f"WorkGroup {workgroup} is not found.")
+        if wg.get("State") == "DISABLED":
+            raise InvalidRequestException(f"WorkGroup {workgroup} is disabled.")
+        with _LOCK:
+            if token and token in _TOKENS:
+                return json.dumps({"QueryExecutionId": _TOKENS[token]})
+            wg_conf = wg.get("Configuration") or {}
+            wg_out = (wg_conf.get("ResultConfiguration") or {}).get("OutputLocation")
+            out = config.get("OutputLocation")
+            if wg_conf.get("EnforceWorkGroupConfiguration") and wg_out:
+                out = wg_out
+            out = out or wg_out
+            if not out:
+                raise InvalidRequestException(
+                    "No output location provided. An output location is required either through "
+                    "the Workgroup result configuration setting or as an API input."
+                )
+            ex = Execution(
+                id=str(uuid.uuid4()),
+                query=query,
+                workgroup=workgroup,
+                database=(context.get("Database") or "default").lower(),
+                catalog=context.get("Catalog") or "AwsDataCatalog",
+                output_location=out,
+                account=self.current_account,
+                region=self.region,
+                parameters=self._get_param("ExecutionParameters"),
+                statement_type=dialect.statement_type(query or ""),
+            )
+            _EXECUTIONS[ex.id] = ex
+            if token:
+                _TOKENS[token] = ex.id
+        threading.Thread(target=_run, args=(ex,), daemon=True, name=f"athena-{ex.id}").start()
+        return json.dumps({"QueryExecutionId": ex.id})
+
+    def get_query_execution(self):  # type: ignore[no-untyped-def]
+        return json.dumps({"QueryExecution": _get(self._get_param("QueryExecutionId")).as_dict()})
+
+    def batch_get_query_execution(self):  # type: ignore[no-untyped-def]
+        found, missing = [], []
+        for i in self._get_param("QueryExecutionIds") or []:
+            if i in _EXECUTIONS:
+                found.append(_EXECUTIONS[i].as_dict())
+            else:
+                missing.append({"QueryExecutionId": i, "ErrorCode": "INVALID_INPUT",
+                                "ErrorMessage": "QueryExecution not found"})
+        return json.dumps({"QueryExecutions": found, "UnprocessedQueryExecutionIds": missing})
+
+    def list_query_executions(self):  # type: ignore[no-untyped-def]
+        wg = self._get_param("WorkGroup") or "primary"
+        ids = [e.id for e in sorted(_EXECUTIONS.values(), key=lambda e: -e.submitted) if e.workgroup == wg]
+        start = int(self._get_param("NextToken") or 0)
+        size = int(self._get_param("MaxResults") or 50)
+        out: dict[str, Any] = {"QueryExecutionIds": ids[start : start + size]}
+        if start + size < len(ids):
+            out["NextToken"] = str(start + size)
+        return json.dumps(out)
+
+    def get_query_results(self):  # type: ignore[no-untyped-def]
+        ex = _get(self._get_param("QueryExecutionId"))
+        if ex.state in ("QUEUED", "RUNNING"):
+            raise InvalidRequestException(f"Query has not yet finished. Current state: {ex.state}")
+        if ex.state != "SUCCEEDED":
+            raise InvalidRequestException(f"Query did not finish successfully. Final query state: {ex.state}")
+        size = min(int(self._get_param("MaxResults") or 1000), 1000)
+        start = int(self._get_param("NextToken") or 0)
+        all_rows = ([[c["Name"] for c in ex.columns]] if ex.header else []) + ex.rows
+        page = all_rows[start : start + size]
+        out: dict[str, Any] = {
+            "ResultSet": {
+                "Rows": [{"Data": [{} if v is None else {"VarCharValue": v} for v in row]} for row in page],
+                "ResultSetMetadata": {"ColumnInfo": ex.columns},
+            }
+        }
+        if ex.update_count is not None:
+            out["UpdateCount"] = ex.update_count
+        if start + size < len(all_rows):
+            out["NextToken"] = str(start + size)
+        return json.dumps(out)
+
+    def stop_query_execution(self):  # type: ignore[no-untyped-def]
+        ex = _get(self._get_param("QueryExecutionId"))
+        ex.cancelled.set()
+        for trino_id in ex.trino_ids:
+            try:
+                requests.delete(f"{_TRINO['url']}/v1/query/{trino_id}", timeout=10,
+                                headers={"X-Trino-User": _TRINO["user"]})
+            except requests.RequestException:
+                pass
+        return "{}"
+
+    for f in (start_query_execution, get_query_execution, batch_get_query_execution,
+              list_query_executions, get_query_results, stop_query_execution):
+        setattr(AthenaResponse, f.__name__, f)
+    AthenaResponse._floe_patched = True

@@ -1,0 +1,365 @@
+"""Athena's SQL (engine v3) as Trino runs it: small rules, each tested, and what Athena refuses.
+
+Athena runs queries and DML as Trino does, but its DDL is Hive-style and a few things Trino
+accepts are refused by Athena. ``translate`` applies every rule in ``RULES`` order; a rule either
+rewrites the statement, leaves it alone, or raises ``Refused`` (Athena would fail it too: the
+stand-in must not be more permissive than production). The README's "Local Athena" table is
+the list of rules with an example each.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+
+class Refused(Exception):
+    """A statement Athena refuses. ``error_name`` is the Athena/Trino error name it reports."""
+
+    def __init__(self, error_name: str, message: str):
+        super().__init__(message)
+        self.error_name = error_name
+        self.message = message
+
+
+@dataclass
+class Statement:
+    """A statement on its way through the rules, with what the rules learnt about it."""
+
+    sql: str
+    # Set by a rule that turns one Athena statement into several Trino statements (VACUUM).
+    extra: list[str] = field(default_factory=list)
+    # Glue actions a rule needs instead of SQL (Hive DDL Trino cannot run on moto).
+    glue: dict | None = None
+
+
+# Iceberg tables on Athena store these types only; Trino would widen tinyint/smallint silently.
+ICEBERG_REFUSED_TYPES = ("tinyint", "smallint", "char")
+
+_HIVE_TYPES = [
+    (re.compile(r"\bstring\b", re.I), "varchar"),
+    (re.compile(r"\bfloat\b", re.I), "real"),
+    (re.compile(r"\bbinary\b", re.I), "varbinary"),
+    (re.compile(r"\bint\b", re.I), "integer"),
+]
+
+
+def strip_leading_comments(sql: str) -> str:
+    """Athena ignores comments before the statement (dbt sends a ``-- /* {...} */`` line)."""
+    s = sql.lstrip()
+    while True:
+        if s.startswith("--"):
+            nl = s.find("\n")
+            s = "" if nl < 0 else s[nl + 1 :].lstrip()
+        elif s.startswith("/*"):
+            end = s.find("*/")
+            s = "" if end < 0 else s[end + 2 :].lstrip()
+        else:
+            return s
+
+
+def _outside_literals(sql: str):
+    """Yields (is_code, text) pieces: string literals and quoted identifiers are not code."""
+    i, start, n = 0, 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c == "'":
+            if start < i:
+                yield True, sql[start:i]
+            j = i + 1
+            while j < n:
+                if sql[j] == "'" and j + 1 < n and sql[j + 1] == "'":
+                    j += 2
+                    continue
+                if sql[j] == "'":
+                    break
+                j += 1
+            yield False, sql[i : j + 1]
+            i = start = j + 1
+            continue
+        if c == '"':
+            if start < i:
+                yield True, sql[start:i]
+            j = sql.find('"', i + 1)
+            j = n - 1 if j < 0 else j
+            yield False, sql[i : j + 1]
+            i = start = j + 1
+            continue
+        i += 1
+    if start < n:
+        yield True, sql[start:]
+
+
+def _map_code(sql: str, f) -> str:
+    return "".join(f(t) if code else t for code, t in _outside_literals(sql))
+
+
+def backticks(sql: str) -> str:
+    """`name` -> "name" (Athena's DDL and Hive quote identifiers with backticks)."""
+    out, i, n = [], 0, len(sql)
+    for code, t in _outside_literals(sql):
+        if not code:
+            out.append(t)
+            continue
+        out.append(re.sub(r"`([^`]*)`", lambda m: '"' + m.group(1).replace('"', '""') + '"', t))
+    return "".join(out)
+
+
+_CATALOG = re.compile(r'(?<![\w."])"?awsdatacatalog"?\s*\.', re.I)
+
+
+def data_catalog(sql: str) -> str:
+    """``awsdatacatalog.db.t`` -> ``iceberg.db.t`` (Athena's catalog is Trino's ``iceberg``, which
+    redirects Hive tables to the ``hive`` catalog)."""
+    return _map_code(sql, lambda t: _CATALOG.sub("iceberg.", t))
+
+
+def _balanced(sql: str, open_at: int) -> int:
+    """The index of the parenthesis closing the one at ``open_at`` (literals skipped)."""
+    depth, i, n = 0, open_at, len(sql)
+    while i < n:
+        c = sql[i]
+        if c == "'":
+            i += 1
+            while i < n and not (sql[i] == "'" and (i + 1 >= n or sql[i + 1] != "'")):
+                i += 2 if sql[i] == "'" else 1
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise Refused("SYNTAX_ERROR", "unbalanced parentheses")
+
+
+def _split_top(s: str) -> list[str]:
+    """Splits on commas outside parentheses, angle brackets and literals."""
+    parts, depth, cur, i = [], 0, [], 0
+    while i < len(s):
+        c = s[i]
+        if c == "'":
+            j = i + 1
+            while j < len(s) and not (s[j] == "'" and (j + 1 >= len(s) or s[j + 1] != "'")):
+                j += 2 if s[j] == "'" else 1
+            cur.append(s[i : j + 1])
+            i = j + 1
+            continue
+        if c in "(<":
+            depth += 1
+        elif c in ")>":
+            depth -= 1
+        if c == "," and depth == 0:
+            parts.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    if "".join(cur).strip():
+        parts.append("".join(cur).strip())
+    return parts
+
+
+def trino_type(hive: str) -> str:
+    """A Hive/Athena DDL type in Trino's spelling (``struct<a:int>`` -> ``row(a integer)``)."""
+    t = hive.strip()
+    low = t.lower()
+    if low.startswith("array<") and low.endswith(">"):
+        return f"array({trino_type(t[6:-1])})"
+    if low.startswith("map<") and low.endswith(">"):
+        k, v = _split_top(t[4:-1])
+        return f"map({trino_type(k)}, {trino_type(v)})"
+    if low.startswith("struct<") and low.endswith(">"):
+        fields = []
+        for f in _split_top(t[7:-1]):
+            name, _, ty = f.partition(":")
+            fields.append(f'"{name.strip().strip("`")}" {trino_type(ty)}')
+        return f"row({', '.join(fields)})"
+    for pattern, repl in _HIVE_TYPES:
+        low = pattern.sub(repl, low)
+    return low
+
+
+def _props(text: str) -> dict[str, str]:
+    out = {}
+    for p in _split_top(text):
+        k, _, v = p.partition("=")
+        out[k.strip().strip("'\"").lower()] = v.strip().strip("'")
+    return out
+
+
+def _partition_transform(p: str) -> str:
+    """Athena's ``bucket(16, id)`` / ``truncate(4, s)`` take the width first; Trino's last."""
+    m = re.fullmatch(r"\s*(bucket|truncate)\s*\(\s*(\d+)\s*,\s*([^)]+?)\s*\)\s*", p, re.I)
+    if m:
+        return f"{m.group(1).lower()}({m.group(3).strip('`')}, {m.group(2)})"
+    return p.strip().replace("`", "")
+
+
+_CREATE_HIVE = re.compile(
+    r"^\s*CREATE\s+(EXTERNAL\s+)?TABLE\s+(IF\s+NOT\s+EXISTS\s+)?([\w.\"`]+)\s*\(",
+    re.I | re.S,
+)
+
+
+def iceberg_ddl(stmt: Statement) -> Statement:
+    """Athena's ``CREATE TABLE t (...) [PARTITIONED BY (...)] LOCATION '..' TBLPROPERTIES
+    ('table_type'='ICEBERG', ...)`` -> Trino's ``CREATE TABLE t (...) WITH (format, location,
+    partitioning)``. Hive tables (no ``table_type``) are left for ``hive_ddl``."""
+    sql = stmt.sql
+    m = _CREATE_HIVE.match(sql)
+    if not m:
+        return stmt
+    close = _balanced(sql, m.end() - 1)
+    cols_text, rest = sql[m.end() : close], sql[close + 1 :]
+    props = {}
+    pm = re.search(r"\bTBLPROPERTIES\s*\(", rest, re.I)
+    if pm:
+        props = _props(rest[pm.end() : _balanced(rest, pm.end() - 1)])
+    if props.get("table_type", "").lower() != "iceberg":
+        return stmt
+    if m.group(1):
+        raise Refused(
+            "INVALID_TABLE_PROPERTY",
+            "CREATE EXTERNAL TABLE is not supported for Iceberg tables: use CREATE TABLE",
+        )
+    loc = re.search(r"\bLOCATION\s+'([^']*)'", rest, re.I)
+    if not loc:
+        raise Refused(
+            "INVALID_TABLE_PROPERTY",
+            "an Iceberg table needs a LOCATION (Athena has no default location for it)",
+        )
+    columns = []
+    for c in _split_top(cols_text):
+        cm = re.match(r'\s*(`[^`]+`|"[^"]+"|\w+)\s+(.*?)(\s+COMMENT\s+\'.*\')?\s*$', c, re.I | re.S)
+        if not cm:
+            raise Refused("SYNTAX_ERROR", f"cannot read the column definition '{c}'")
+        name = cm.group(1).strip('`"')
+        ty = cm.group(2).strip()
+        base = ty.lower().split("(")[0].strip()
+        if base in ICEBERG_REFUSED_TYPES:
+            raise Refused(
+                "NOT_SUPPORTED",
+                f"Unsupported Hive type: {base} (column {name}): Iceberg tables on Athena do not "
+                "store tinyint, smallint or char; use int, bigint or string",
+            )
+        columns.append(f'"{name}" {trino_type(ty)}')
+    fmt = props.get("format", "parquet").upper()
+    with_ = [f"format = '{fmt}'", f"location = '{loc.group(1)}'"]
+    part = re.search(r"\bPARTITIONED\s+BY\s*\(", rest, re.I)
+    if part:
+        parts = _split_top(rest[part.end() : _balanced(rest, part.end() - 1)])
+        with_.append(
+            "partitioning = ARRAY[" + ", ".join(f"'{_partition_transform(p)}'" for p in parts) + "]"
+        )
+    if_not = "IF NOT EXISTS " if m.group(2) else ""
+    stmt.sql = (
+        f"CREATE TABLE {if_not}{m.group(3)} ({', '.join(columns)}) WITH ({', '.join(with_)})"
+    )
+    return stmt
+
+
+_CTAS = re.compile(r"^\s*CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?([\w.\"`]+)\s+WITH\s*\(", re.I)
+
+
+def ctas_properties(stmt: Statement) -> Statement:
+    """Athena's CTAS properties -> Trino's: ``table_type='ICEBERG'``, ``is_external=false`` go,
+    ``partitioning`` transforms take Trino's argument order; Iceberg types are checked."""
+    m = _CTAS.match(stmt.sql)
+    if not m:
+        return stmt
+    close = _balanced(stmt.sql, m.end() - 1)
+    props = _props(stmt.sql[m.end() : close])
+    table_type = props.pop("table_type", "hive").lower()
+    if table_type != "iceberg":
+        return stmt
+    props.pop("is_external", None)
+    out = []
+    for k, v in props.items():
+        if k == "partitioning" or k == "partitioned_by":
+            inner = v[v.find("[") + 1 : v.rfind("]")]
+            items = [p.strip().strip("'") for p in _split_top(inner)]
+            out.append(
+                "partitioning = ARRAY[" + ", ".join(f"'{_partition_transform(p)}'" for p in items) + "]"
+            )
+        elif k == "format":
+            out.append(f"format = '{v.upper()}'")
+        elif k == "location":
+            out.append(f"location = '{v}'")
+        elif k in ("vacuum_min_snapshots_to_keep", "vacuum_max_snapshot_age_seconds",
+                   "optimize_rewrite_delete_file_threshold", "write_compression",
+                   "optimize_rewrite_data_file_threshold", "vacuum_max_metadata_files_to_keep"):
+            continue  # Athena-only tuning; Trino's defaults stand in.
+        else:
+            raise Refused("INVALID_TABLE_PROPERTY", f"Unsupported table property: {k}")
+    rest = stmt.sql[close + 1 :]
+    stmt.sql = stmt.sql[: m.end() - 1] + "(" + ", ".join(out) + ")" + rest
+    return stmt
+
+
+_OPTIMIZE = re.compile(
+    r"^\s*OPTIMIZE\s+([\w.\"`]+)\s+REWRITE\s+DATA\s+USING\s+BIN_PACK(\s+WHERE\s+(.*))?$", re.I | re.S
+)
+
+
+def optimize(stmt: Statement) -> Statement:
+    """``OPTIMIZE t REWRITE DATA USING BIN_PACK [WHERE p]`` -> ``ALTER TABLE t EXECUTE optimize``."""
+    m = _OPTIMIZE.match(stmt.sql.rstrip().rstrip(";"))
+    if m:
+        where = f" WHERE {m.group(3)}" if m.group(3) else ""
+        stmt.sql = f"ALTER TABLE {m.group(1)} EXECUTE optimize{where}"
+    return stmt
+
+
+_VACUUM = re.compile(r"^\s*VACUUM\s+([\w.\"`]+)\s*;?\s*$", re.I)
+
+
+def vacuum(stmt: Statement) -> Statement:
+    """``VACUUM t`` -> expire snapshots older than Athena's default age (5 days), then remove
+    orphan files, as Athena's VACUUM does."""
+    m = _VACUUM.match(stmt.sql)
+    if m:
+        t = m.group(1)
+        stmt.sql = f"ALTER TABLE {t} EXECUTE expire_snapshots(retention_threshold => '5d')"
+        stmt.extra.append(f"ALTER TABLE {t} EXECUTE remove_orphan_files(retention_threshold => '5d')")
+    return stmt
+
+
+def no_trailing_semicolon(stmt: Statement) -> Statement:
+    """Athena takes one statement with an optional trailing ``;``; Trino's client takes none."""
+    stmt.sql = stmt.sql.rstrip().rstrip(";").rstrip()
+    return stmt
+
+
+RULES = [
+    no_trailing_semicolon,
+    lambda s: Statement(backticks(s.sql), s.extra, s.glue),
+    lambda s: Statement(data_catalog(s.sql), s.extra, s.glue),
+    iceberg_ddl,
+    ctas_properties,
+    optimize,
+    vacuum,
+]
+
+
+def translate(sql: str) -> Statement:
+    """The Trino statement(s) for one Athena statement; ``Refused`` when Athena would refuse it."""
+    stmt = Statement(strip_leading_comments(sql))
+    if not stmt.sql.strip():
+        raise Refused("SYNTAX_ERROR", "line 1:1: the query is empty")
+    for rule in RULES:
+        stmt = rule(stmt)
+    return stmt
+
+
+def statement_type(sql: str) -> str:
+    """Athena's StatementType: DDL, DML (queries, writes, CTAS) or UTILITY (SHOW, DESCRIBE...)."""
+    s = strip_leading_comments(sql).lstrip("(").lower()
+    word = s.split(None, 1)[0] if s.split() else ""
+    if word in ("select", "with", "values", "insert", "update", "delete", "merge", "table"):
+        return "DML"
+    if word in ("show", "describe", "explain", "use"):
+        return "UTILITY"
+    if word == "create" and re.match(r"create\s+table\b.*?\bas\b\s*(\(|select|with)", s, re.S):
+        return "DML"
+    return "DDL"

@@ -1,0 +1,112 @@
+"""The stand-in behaves as Athena does where floe (and any client) relies on it."""
+
+from __future__ import annotations
+
+import threading
+
+from conftest import client
+
+
+def create(athena, bucket, table="t", cols="`id` bigint, `name` string"):
+    athena.run(f"CREATE TABLE {table} ({cols}) LOCATION 's3://{bucket}/{table}/' "
+               "TBLPROPERTIES ('table_type' = 'ICEBERG', 'format' = 'parquet')")
+
+
+def test_iceberg_ddl_insert_select_and_statistics(athena, db):
+    _, bucket = db
+    create(athena, bucket, cols="`id` bigint, `name` string, `at` timestamp, `amount` decimal(10,2)")
+    e = athena.run("INSERT INTO t VALUES (1, 'a', TIMESTAMP '2026-11-03 06:00:00.123456', 11.50)")
+    assert e["StatementType"] == "DML"
+    res = athena.client.get_query_results(QueryExecutionId=e["QueryExecutionId"])
+    assert res["UpdateCount"] == 1
+    assert athena.rows("SELECT id, name, at, amount FROM t") == [
+        ["1", "a", "2026-11-03 06:00:00.123456", "11.50"]]
+    e = athena.run("SELECT count(*) FROM t WHERE name = 'a'")
+    assert e["Statistics"]["DataScannedInBytes"] > 0
+
+
+def test_refused_as_athena_refuses(athena, db):
+    _, bucket = db
+    for ty in ("tinyint", "smallint"):
+        e = athena.wait(athena.start(f"CREATE TABLE x_{ty} (a {ty}) LOCATION 's3://{bucket}/x/' "
+                                     "TBLPROPERTIES ('table_type'='ICEBERG')"))
+        assert e["Status"]["State"] == "FAILED"
+        assert e["Status"]["StateChangeReason"].startswith("NOT_SUPPORTED:")
+    e = athena.wait(athena.start("SELECT TIMESTAMP '2026-11-03T06:00:00.000000Z'"))
+    assert e["Status"]["State"] == "FAILED"
+    assert e["Status"]["StateChangeReason"].startswith("INVALID_LITERAL:")
+    assert e["Status"]["AthenaError"]["ErrorCategory"] == 2
+
+
+def test_results_page_with_one_header_row(athena, db):
+    _, bucket = db
+    create(athena, bucket)
+    athena.run("INSERT INTO t SELECT x, CAST(x AS varchar) FROM UNNEST(sequence(1, 2500)) AS u(x)")
+    qid = athena.run("SELECT id FROM t ORDER BY id")["QueryExecutionId"]
+    pages, token = [], None
+    while True:
+        page = athena.client.get_query_results(QueryExecutionId=qid, MaxResults=1000,
+                                               **({"NextToken": token} if token else {}))
+        pages.append([r["Data"][0].get("VarCharValue") for r in page["ResultSet"]["Rows"]])
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert [len(p) for p in pages] == [1000, 1000, 501]
+    assert pages[0][0] == "id" and pages[0][1] == "1" and pages[2][-1] == "2500"
+    # The results are in S3 as Athena writes them.
+    s3 = client("s3", athena.client.meta.endpoint_url)
+    body = s3.get_object(Bucket=bucket, Key=f"results/{qid}.csv")["Body"].read().decode()
+    assert body.splitlines()[:2] == ['"id"', '"1"']
+
+
+def test_concurrent_inserts_are_all_kept(athena, db):
+    """moto's Glue alone loses concurrent Iceberg commits; the stand-in's must not."""
+    _, bucket = db
+    create(athena, bucket)
+    ids = [athena.start(f"INSERT INTO t VALUES ({i}, 'w')") for i in range(12)]
+    done = [athena.wait(i) for i in ids]
+    ok = [e for e in done if e["Status"]["State"] == "SUCCEEDED"]
+    failed = [e for e in done if e["Status"]["State"] == "FAILED"]
+    # Every commit is kept or refused with a commit error; none is lost silently.
+    assert all(e["Status"]["StateChangeReason"].startswith("ICEBERG_COMMIT_ERROR") for e in failed)
+    assert athena.rows("SELECT count(*) FROM t") == [[str(len(ok))]]
+    assert len(ok) >= 1
+
+
+def test_stale_glue_version_is_refused(endpoint, db):
+    name, _ = db
+    glue = client("glue", endpoint)
+    glue.create_table(DatabaseName=name, TableInput={"Name": "g", "Parameters": {"v": "1"}})
+    version = glue.get_table(DatabaseName=name, Name="g")["Table"]["VersionId"]
+    glue.update_table(DatabaseName=name, TableInput={"Name": "g", "Parameters": {"v": "2"}}, VersionId=version)
+    try:
+        glue.update_table(DatabaseName=name, TableInput={"Name": "g", "Parameters": {"v": "3"}}, VersionId=version)
+        raise AssertionError("a stale VersionId was accepted")
+    except glue.exceptions.ConcurrentModificationException:
+        pass
+    assert glue.get_table(DatabaseName=name, Name="g")["Table"]["Parameters"] == {"v": "2"}
+
+
+def test_stop_cancels_a_running_query(athena):
+    qid = athena.start("SELECT count(*) FROM UNNEST(sequence(1, 10000)) a(x) "
+                       "CROSS JOIN UNNEST(sequence(1, 10000)) b(y) CROSS JOIN UNNEST(sequence(1, 1000)) c(z)")
+    threading.Event().wait(1.0)
+    athena.client.stop_query_execution(QueryExecutionId=qid)
+    assert athena.wait(qid)["Status"]["State"] == "CANCELLED"
+
+
+def test_client_request_token_is_idempotent(athena):
+    a = athena.start("SELECT 1", ClientRequestToken="same-token-0123456789012345678901")
+    b = athena.start("SELECT 1", ClientRequestToken="same-token-0123456789012345678901")
+    assert a == b
+
+
+def test_time_travel_and_pinned_view(athena, db):
+    _, bucket = db
+    create(athena, bucket)
+    athena.run("INSERT INTO t VALUES (1, 'a')")
+    first = athena.rows('SELECT snapshot_id FROM "t$snapshots" ORDER BY committed_at DESC LIMIT 1')[0][0]
+    athena.run("INSERT INTO t VALUES (2, 'b')")
+    athena.run(f"CREATE OR REPLACE VIEW v AS SELECT * FROM t FOR VERSION AS OF {first}")
+    assert athena.rows("SELECT id FROM v") == [["1"]]
+    assert athena.rows("SELECT count(*) FROM t") == [["2"]]
