@@ -47,6 +47,14 @@ fn moto_server_path() -> PathBuf {
 }
 
 impl Moto {
+    /// A server someone else runs (the Athena stand-in is one).
+    pub fn at(endpoint: &str) -> Moto {
+        Moto {
+            endpoint: endpoint.to_owned(),
+            child: None,
+        }
+    }
+
     /// The shared server, or a new one, or `None` after saying the test is skipped.
     pub fn start_or_skip(test: &str) -> Option<Moto> {
         if let Ok(endpoint) = std::env::var("FLOE_MOTO_ENDPOINT") {

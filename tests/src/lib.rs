@@ -6,8 +6,10 @@
 //! - [`rows_as_strings`]: query results in the same shape the Python reader prints.
 //! - [`athena_sql_check`]: the sqlglot/DuckDB checker of the Athena SQL floe renders.
 //! - [`aws`]: a moto server and a freshly named set of buckets, queues and rules on it.
+//! - [`athena_local`]: the Athena stand-in (moto + Trino) and fresh lakes on it.
 //! - [`scripted`]: a scripted AWS JSON endpoint (paging, throttling, queries that never end).
 
+pub mod athena_local;
 pub mod aws;
 pub mod scripted;
 

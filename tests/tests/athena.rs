@@ -1,6 +1,6 @@
-//! The Athena adapter over HTTP: against moto's Athena API (state polling and results), and
-//! against a scripted endpoint for what moto cannot show (several result pages, throttling, a
-//! query that never finishes, failed executions). The SDK's own retries are off here, so what
+//! The Athena adapter over HTTP: against the Athena stand-in (real queries on Trino: results,
+//! errors, cancellation at the deadline), and against a scripted endpoint for what no engine
+//! shows on demand (throttling, a retryable failure, pages of a given shape). The SDK's own retries are off here, so what
 //! is retried is floe's doing.
 
 use std::time::{Duration, Instant};
@@ -9,8 +9,9 @@ use aws_sdk_athena::config::retry::RetryConfig;
 use floe_aws::athena::{Athena, Pacing};
 use floe_aws::clients::Connection;
 use floe_core::Error;
-use floe_tests::aws::{Moto, REGION};
-use floe_tests::scripted::{Reply, Scripted, moto_post};
+use floe_tests::athena_local::StandIn;
+use floe_tests::aws::REGION;
+use floe_tests::scripted::{Reply, Scripted};
 use serde_json::{Value, json};
 
 async fn athena_at(endpoint: &str, pacing: Pacing) -> Athena {
@@ -56,45 +57,89 @@ fn execution(id: &str, state: &str, extra: Value) -> Reply {
 }
 
 #[tokio::test]
-async fn moto_runs_a_query_to_its_results_without_the_header_row() {
-    let Some(moto) = Moto::start_or_skip("athena") else {
+async fn the_stand_in_runs_queries_to_their_results_errors_and_cancellation() {
+    let Some(stand_in) = StandIn::or_skip("athena on the stand-in") else {
         return;
     };
-    let row = |v: &[&str]| json!({"Data": v.iter().map(|x| json!({"VarCharValue": x})).collect::<Vec<_>>()});
-    moto_post(
-        &moto.endpoint,
-        "/moto-api/static/athena/query-results",
-        &json!({
-            "account_id": "123456789012",
-            "region": REGION,
-            "results": [{
-                "rows": [row(&["table_name", "rows"]), row(&["people", "2"]), row(&["cases", "7"])],
-                "column_info": [
-                    {"Name": "table_name", "Type": "varchar", "CatalogName": "hive", "SchemaName": "", "TableName": "", "Label": "table_name", "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN", "CaseSensitive": true},
-                    {"Name": "rows", "Type": "bigint", "CatalogName": "hive", "SchemaName": "", "TableName": "", "Label": "rows", "Precision": 19, "Scale": 0, "Nullable": "UNKNOWN", "CaseSensitive": false}
-                ]
-            }]
-        }),
-    );
-    let athena = athena_at(&moto.endpoint, quick()).await;
+    let world = stand_in.lake().await;
+    let athena = Athena::new(world.clients.athena.clone(), &world.workgroup).with_pacing(Pacing {
+        timeout: Duration::from_secs(120),
+        ..quick()
+    });
+    // Rows as Athena renders them, typed columns, no header row.
     let r = athena
         .execute(
-            "select table_name, count(*) as rows from t group by 1",
-            Some("silver_nomis"),
+            "select name, count(*) as n, sum(x) as total from (values ('people', 1.5), ('cases', 2.0), ('cases', 3.0)) as v(name, x) group by 1 order by 1",
+            None,
         )
         .await
         .unwrap();
     let names: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["table_name", "rows"]);
+    assert_eq!(names, ["name", "n", "total"]);
     assert_eq!(r.columns[1].data_type, "bigint");
+    assert_eq!(r.columns[2].data_type, "decimal");
+    assert_eq!((r.columns[2].precision, r.columns[2].scale), (38, 1));
     assert_eq!(
         r.rows,
         vec![
-            vec![Some("people".to_owned()), Some("2".to_owned())],
-            vec![Some("cases".to_owned()), Some("7".to_owned())],
+            vec![
+                Some("cases".to_owned()),
+                Some("2".to_owned()),
+                Some("5.0".to_owned())
+            ],
+            vec![
+                Some("people".to_owned()),
+                Some("1".to_owned()),
+                Some("1.5".to_owned())
+            ],
         ]
     );
     assert_eq!(r.executions, 1);
+    // A syntax error is the query's fault: reported with Athena's reason, not retried.
+    let err = athena.execute("selec 1", None).await.unwrap_err();
+    assert!(matches!(err, Error::Sql(_)), "{err}");
+    assert!(err.to_string().contains("SYNTAX_ERROR"), "{err}");
+    // A query past its deadline is cancelled in the engine, and reported as transient.
+    let slow = Athena::new(world.clients.athena.clone(), &world.workgroup).with_pacing(Pacing {
+        timeout: Duration::from_secs(2),
+        ..quick()
+    });
+    let err = slow
+        .execute(
+            "select count(*) from unnest(sequence(1, 10000)) a(x) cross join unnest(sequence(1, 10000)) b(y) cross join unnest(sequence(1, 1000)) c(z)",
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_retryable() && err.to_string().contains("cancelled"),
+        "{err}"
+    );
+    let ids = world
+        .clients
+        .athena
+        .list_query_executions()
+        .work_group(&world.workgroup)
+        .send()
+        .await
+        .unwrap();
+    let last = world
+        .clients
+        .athena
+        .get_query_execution()
+        .query_execution_id(ids.query_execution_ids()[0].clone())
+        .send()
+        .await
+        .unwrap();
+    let state = last
+        .query_execution()
+        .and_then(|q| q.status())
+        .and_then(|s| s.state())
+        .cloned();
+    assert_eq!(
+        state,
+        Some(aws_sdk_athena::types::QueryExecutionState::Cancelled)
+    );
 }
 
 #[tokio::test]

@@ -49,8 +49,12 @@ impl Default for Pacing {
 pub struct Column {
     /// The column's name.
     pub name: String,
-    /// Athena's type name (`varchar`, `bigint`, `timestamp(3)`, ...).
+    /// Athena's type name (`varchar`, `bigint`, `timestamp`, `decimal`, ...).
     pub data_type: String,
+    /// Precision (decimal digits of a `decimal`).
+    pub precision: i32,
+    /// Scale (digits after the point of a `decimal`).
+    pub scale: i32,
 }
 
 /// A finished query.
@@ -344,6 +348,8 @@ impl Athena {
                             .map(|c| Column {
                                 name: c.name().to_owned(),
                                 data_type: c.r#type().to_owned(),
+                                precision: c.precision(),
+                                scale: c.scale(),
                             })
                             .collect()
                     })

@@ -6,9 +6,19 @@
 //!   (`SELECT * FROM ns.t__data FOR VERSION AS OF <id>`) once anything was published, so a staged
 //!   write (one more snapshot of `t__data`) stays invisible until its audit publishes it;
 //! - `<lake>/_floe/published/ns/t.json`: the published snapshot, as floe records it (the view is
-//!   replaced first, then this record). A table without a record was never staged (bronze,
-//!   `floe_audit`): its view shows every commit. A table's first staged write hides the view
-//!   (`WHERE FALSE`, recorded with no snapshot) until its audit publishes it.
+//!   replaced first, then this record), with every earlier publish and its time (what
+//!   `ReadAt::Timestamp` reads). A table without a record was never staged nor replaced
+//!   (bronze, `floe_audit`): its view shows every commit. A table's first staged write hides
+//!   the view (`WHERE FALSE`, recorded with no snapshot) until its audit publishes it, unless
+//!   the table already has a snapshot, which the view is then pinned to.
+//! - `<lake>/_floe/snapshots/ns/t/<id>.json`: what an Iceberg snapshot summary holds on the
+//!   embedded engine and Athena cannot write: the batch and run ids, floe's `floe.*`
+//!   properties, and the published snapshot the write was computed from (`based_on`: a
+//!   replace is two commits on Athena, `DELETE` then `INSERT`, so the parent of the staged
+//!   snapshot is the DELETE's).
+//!
+//! A replace (overwrite, write_query) is two commits, so it always happens behind a pinned
+//! view: readers see the published version until the view moves to the new one.
 //!
 //! Rows from this process (a landed batch) go to Parquet under `<lake>/_floe/incoming/<id>/`,
 //! are read through a temporary Glue external table and inserted with Athena, and the temporary
@@ -48,6 +58,39 @@ enum Pin {
     Hidden,
     /// This snapshot (the published one).
     At(i64),
+}
+
+impl Pin {
+    /// The snapshot readers see now, given the newest snapshot of the table's data.
+    fn published(self, latest: Option<i64>) -> Option<i64> {
+        match self {
+            Pin::Unmanaged => latest,
+            Pin::Hidden => None,
+            Pin::At(id) => Some(id),
+        }
+    }
+}
+
+/// What floe records beside an Iceberg snapshot of a table on Athena.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct SnapshotRecord {
+    snapshot_id: i64,
+    batch_id: Option<String>,
+    run_id: Option<String>,
+    based_on: Option<i64>,
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
+}
+
+/// A table's publish record: what its view shows, and every publish before.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct PublishRecord {
+    snapshot_id: Option<i64>,
+    published_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    history: Vec<(i64, DateTime<Utc>)>,
+    /// Since when floe manages the view; every commit before was visible as it landed.
+    managed_since: Option<DateTime<Utc>>,
 }
 
 /// The suffix of the Iceberg table behind a table's view.
@@ -107,8 +150,11 @@ impl AthenaLake {
         }
     }
 
+    /// A new table's folder: unique, because a renamed or dropped table may leave its files
+    /// where a new table of the same name would go (Iceberg refuses a non-empty location).
     fn table_location(&self, t: &TableRef) -> String {
-        format!("{}/{}/{}/", self.location, t.namespace, t.name)
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        format!("{}/{}/{}-{}/", self.location, t.namespace, t.name, &id[..8])
     }
 
     fn pin_key(&self, t: &TableRef) -> String {
@@ -122,21 +168,30 @@ impl AthenaLake {
         self.athena.execute(sql, None).await
     }
 
-    /// What `t`'s view shows, as floe recorded it.
-    async fn pin_state(&self, t: &TableRef) -> Result<Pin> {
+    fn records_prefix(&self, t: &TableRef) -> String {
+        format!("{}_floe/snapshots/{}/{}/", self.prefix, t.namespace, t.name)
+    }
+
+    /// `t`'s publish record, if floe manages its view.
+    async fn publish_record(&self, t: &TableRef) -> Result<Option<PublishRecord>> {
         match self.store.get(&self.pin_key(t)).await {
-            Ok(bytes) => {
-                let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::Internal(format!(
-                        "{}: unreadable publish record ({e})",
-                        self.pin_key(t)
-                    ))
-                })?;
-                Ok(v["snapshot_id"].as_i64().map_or(Pin::Hidden, Pin::At))
-            }
-            Err(Error::NotFound(_)) => Ok(Pin::Unmanaged),
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::Internal(format!(
+                    "{}: unreadable publish record ({e})",
+                    self.pin_key(t)
+                ))
+            }),
+            Err(Error::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// What `t`'s view shows, as floe recorded it.
+    async fn pin_state(&self, t: &TableRef) -> Result<Pin> {
+        Ok(match self.publish_record(t).await? {
+            None => Pin::Unmanaged,
+            Some(r) => r.snapshot_id.map_or(Pin::Hidden, Pin::At),
+        })
     }
 
     /// Points `t`'s view at snapshot `id` of its data, then records it.
@@ -155,32 +210,93 @@ impl AthenaLake {
     }
 
     async fn record_pin(&self, t: &TableRef, id: Option<i64>) -> Result<()> {
-        let record = serde_json::json!({"snapshot_id": id, "published_at": Utc::now()});
+        let now = Utc::now();
+        let mut record = self
+            .publish_record(t)
+            .await?
+            .unwrap_or_else(|| PublishRecord {
+                managed_since: Some(now),
+                ..Default::default()
+            });
+        if let Some(id) = id
+            && record.snapshot_id != Some(id)
+        {
+            record.history.push((id, now));
+        }
+        record.snapshot_id = id;
+        record.published_at = Some(now);
         self.store
-            .put(&self.pin_key(t), record.to_string().into_bytes())
+            .put(
+                &self.pin_key(t),
+                serde_json::to_vec(&record)
+                    .map_err(|e| Error::Internal(format!("a publish record: {e}")))?,
+            )
             .await?;
         Ok(())
     }
 
-    /// Before a write: a conflict if the published version moved since the write's read, and
-    /// the view hidden if this is a never-published table's first staged write.
-    async fn prepare(&self, t: &TableRef, options: &WriteOptions) -> Result<()> {
+    /// Before a write: a conflict if the published version moved since the write's read; the
+    /// view pinned (or hidden, for a table with no snapshot yet) when the write is staged or is
+    /// several commits, so readers never see it half-way. Returns the published snapshot the
+    /// write starts from.
+    async fn prepare(
+        &self,
+        t: &TableRef,
+        options: &WriteOptions,
+        several_commits: bool,
+    ) -> Result<Option<i64>> {
         let state = self.pin_state(t).await?;
+        let latest = self.latest(t).await?;
+        let published = state.published(latest);
         if let Some(expected) = options.expected_snapshot_id
-            && state != Pin::At(expected)
+            && published != Some(expected)
         {
             return Err(Error::CommitConflict {
                 table: t.to_string(),
                 detail: format!(
-                    "published snapshot is {state:?}, the write was computed from {expected}; \
+                    "published snapshot is {published:?}, the write was computed from {expected}; \
                      it is computed again"
                 ),
             });
         }
-        if options.stage_only && state == Pin::Unmanaged {
-            self.hide(t).await?;
+        if (options.stage_only || several_commits) && state == Pin::Unmanaged {
+            match latest {
+                Some(id) => self.pin(t, id).await?,
+                None => self.hide(t).await?,
+            }
         }
-        Ok(())
+        Ok(published)
+    }
+
+    /// The records floe keeps beside `t`'s snapshots, by snapshot id.
+    async fn snapshot_records(&self, t: &TableRef) -> Result<BTreeMap<i64, SnapshotRecord>> {
+        use futures::StreamExt;
+        let keys = self.store.list(&self.records_prefix(t)).await?;
+        let records: Vec<Result<Option<SnapshotRecord>>> =
+            futures::stream::iter(keys.into_iter().map(|o| async move {
+                match self.store.get(&o.key).await {
+                    Ok(bytes) => Ok(serde_json::from_slice::<SnapshotRecord>(&bytes).ok()),
+                    Err(Error::NotFound(_)) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }))
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let mut out = BTreeMap::new();
+        for r in records {
+            if let Some(r) = r? {
+                out.insert(r.snapshot_id, r);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn record_snapshot(&self, t: &TableRef, record: &SnapshotRecord) -> Result<()> {
+        let key = format!("{}{}.json", self.records_prefix(t), record.snapshot_id);
+        let bytes = serde_json::to_vec(record)
+            .map_err(|e| Error::Internal(format!("a snapshot record: {e}")))?;
+        self.store.put(&key, bytes).await.map(|_| ())
     }
 
     /// The newest snapshot of `t`'s data.
@@ -254,16 +370,6 @@ impl AthenaLake {
         Ok(out.table)
     }
 
-    /// The outcome of a write whose batch `t` holds already.
-    async fn committed_before(&self, t: &TableRef) -> Result<CommitOutcome> {
-        Ok(CommitOutcome {
-            snapshot_id: self.latest(t).await?.unwrap_or_default(),
-            already_committed: true,
-            rows_added: 0,
-            files_added: 0,
-        })
-    }
-
     /// Runs DML statements against `t`'s data as one write with these options; the rows are
     /// the last statement's update count.
     async fn dml(
@@ -272,22 +378,70 @@ impl AthenaLake {
         options: &WriteOptions,
         statements: &[String],
     ) -> Result<CommitOutcome> {
-        self.prepare(t, options).await?;
+        if let Some(id) = self.committed_snapshot(t, options).await? {
+            return Ok(Self::already(id));
+        }
+        let based_on = self.prepare(t, options, statements.len() > 1).await?;
         let mut rows = 0;
         for statement in statements {
             rows = self.run(statement).await?.update_count.unwrap_or(0).max(0) as u64;
         }
-        self.finish(t, options, rows, 0).await
+        self.finish(t, options, rows, 0, based_on).await
     }
 
-    /// Whether rows of `batch` are in `t`'s data already (tables with a `_batch_id` column).
-    async fn holds_batch(&self, t: &TableRef, options: &WriteOptions) -> Result<bool> {
+    /// The snapshot that committed the write's batch, if it still counts: published, or
+    /// staged on the version published now (so it can still be published). A batch staged on
+    /// a version since replaced is written again (its audit found it stale).
+    async fn committed_snapshot(
+        &self,
+        t: &TableRef,
+        options: &WriteOptions,
+    ) -> Result<Option<i64>> {
         let Some(batch) = &options.batch_id else {
-            return Ok(false);
+            return Ok(None);
+        };
+        let mine: Vec<SnapshotRecord> = self
+            .snapshot_records(t)
+            .await?
+            .into_values()
+            .filter(|r| r.batch_id.as_deref() == Some(batch.as_str()))
+            .collect();
+        if mine.is_empty() {
+            return Ok(None);
+        }
+        let record = self.publish_record(t).await?;
+        let now = match &record {
+            None => self.latest(t).await?,
+            Some(r) => r.snapshot_id,
+        };
+        Ok(mine
+            .iter()
+            .find(|r| {
+                let published = record.as_ref().is_none_or(|p| {
+                    p.snapshot_id == Some(r.snapshot_id)
+                        || p.history.iter().any(|(id, _)| *id == r.snapshot_id)
+                });
+                published || r.based_on == now
+            })
+            .map(|r| r.snapshot_id))
+    }
+
+    /// For an append: whether its batch is committed already, by the records or (a writer that
+    /// died before recording it) among the rows of a table with a `_batch_id` column.
+    async fn appended_before(
+        &self,
+        t: &TableRef,
+        options: &WriteOptions,
+    ) -> Result<Option<CommitOutcome>> {
+        if let Some(id) = self.committed_snapshot(t, options).await? {
+            return Ok(Some(Self::already(id)));
+        }
+        let Some(batch) = &options.batch_id else {
+            return Ok(None);
         };
         let schema = self.table_schema(t).await?;
         if schema.field_with_name("_batch_id").is_err() {
-            return Ok(false);
+            return Ok(None);
         }
         let r = self
             .run(&format!(
@@ -296,12 +450,27 @@ impl AthenaLake {
                 literal(batch.as_str())
             ))
             .await?;
-        Ok(r.rows
+        let found = r
+            .rows
             .first()
             .and_then(|row| row.first().cloned().flatten())
             .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or(0)
-            > 0)
+            > 0;
+        Ok(if found {
+            Some(Self::already(self.latest(t).await?.unwrap_or_default()))
+        } else {
+            None
+        })
+    }
+
+    fn already(snapshot_id: i64) -> CommitOutcome {
+        CommitOutcome {
+            snapshot_id,
+            already_committed: true,
+            rows_added: 0,
+            files_added: 0,
+        }
     }
 
     /// After a write: publish it unless it is staged, and report it.
@@ -311,11 +480,26 @@ impl AthenaLake {
         options: &WriteOptions,
         rows: u64,
         files: usize,
+        based_on: Option<i64>,
     ) -> Result<CommitOutcome> {
+        // Athena does not say which snapshot a statement committed: the newest one is this
+        // write's as long as one writer at a time writes a table (the pipeline runs each
+        // table's messages in order).
         let id = self
             .latest(t)
             .await?
             .ok_or_else(|| Error::Internal(format!("{t}: a write left no snapshot")))?;
+        self.record_snapshot(
+            t,
+            &SnapshotRecord {
+                snapshot_id: id,
+                batch_id: options.batch_id.as_ref().map(|b| b.as_str().to_owned()),
+                run_id: options.run_id.as_ref().map(|r| r.as_str().to_owned()),
+                based_on,
+                properties: options.properties.clone(),
+            },
+        )
+        .await?;
         // A table whose view floe manages (it was staged once) is re-pinned by a direct write;
         // only never-staged tables (bronze, floe_audit) are written directly in the pipeline.
         if !options.stage_only && self.pin_state(t).await? != Pin::Unmanaged {
@@ -346,8 +530,12 @@ impl AthenaLake {
             namespace: INCOMING_DATABASE.into(),
             name: format!("t_{id}"),
         };
-        self.create_external(&temp, &schema, &format!("{}/{folder}", self.location))
-            .await?;
+        self.create_external(
+            &temp,
+            &schema,
+            &format!("s3://{}/{folder}", self.store.bucket()),
+        )
+        .await?;
         let cols = schema
             .fields()
             .iter()
@@ -425,21 +613,85 @@ impl AthenaLake {
     }
 
     /// `sql` with the tables `at` names read at their snapshot or instant.
-    fn rewrite(&self, sql: &str, at: &ReadAt) -> Result<String> {
+    async fn rewrite(&self, sql: &str, at: &ReadAt) -> Result<String> {
         Ok(match at {
             ReadAt::Current => sql.to_owned(),
             ReadAt::Pinned(pins) => pins.iter().fold(sql.to_owned(), |s, (t, id)| {
                 replace_table(&s, t, &format!("{} FOR VERSION AS OF {id}", Self::data(t)))
             }),
-            ReadAt::Snapshot(_) | ReadAt::Timestamp(_) => {
-                return Err(Error::Config(
-                    "time travel on the Athena lake: query the tables' __data with FOR VERSION \
-                     AS OF / FOR TIMESTAMP AS OF in Athena"
-                        .into(),
-                ));
+            ReadAt::Snapshot(id) => {
+                let tables = table_refs(sql);
+                let [t] = tables.as_slice() else {
+                    return Err(Error::Config(format!(
+                        "a read at snapshot {id} must name exactly one table; this one names {}",
+                        if tables.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            tables
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    )));
+                };
+                replace_table(sql, t, &format!("{} FOR VERSION AS OF {id}", Self::data(t)))
+            }
+            ReadAt::Timestamp(ts) => {
+                let mut out = sql.to_owned();
+                for t in table_refs(sql) {
+                    let with = match self.publish_record(&t).await? {
+                        // What the view showed then: the last publish at or before `ts`, or
+                        // every commit if floe took the view over later.
+                        Some(r) if r.managed_since.is_none_or(|since| *ts >= since) => {
+                            match r.history.iter().rev().find(|(_, at)| at <= ts) {
+                                Some((id, _)) => {
+                                    format!("{} FOR VERSION AS OF {id}", Self::data(&t))
+                                }
+                                None => format!("(SELECT * FROM {} WHERE FALSE)", Self::data(&t)),
+                            }
+                        }
+                        _ => format!(
+                            "{} FOR TIMESTAMP AS OF {}",
+                            Self::data(&t),
+                            athena_sql::timestamp(*ts)
+                        ),
+                    };
+                    out = replace_table(&out, &t, &with);
+                }
+                out
             }
         })
     }
+}
+
+/// The tables a query reads: `ns.t` names after FROM or JOIN, outside literals.
+pub fn table_refs(sql: &str) -> Vec<TableRef> {
+    let mut code = String::with_capacity(sql.len());
+    let mut in_literal = false;
+    for c in sql.chars() {
+        if c == '\'' {
+            in_literal = !in_literal;
+            code.push(' ');
+        } else {
+            code.push(if in_literal { ' ' } else { c });
+        }
+    }
+    let words: Vec<&str> = code
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut out: Vec<TableRef> = Vec::new();
+    for pair in words.windows(2) {
+        let keyword = pair[0].to_ascii_lowercase();
+        if (keyword == "from" || keyword == "join")
+            && let Ok(t) = pair[1].replace('"', "").parse::<TableRef>()
+            && !out.contains(&t)
+        {
+            out.push(t);
+        }
+    }
+    out
 }
 
 /// Replaces whole references to `table` (`ns.t`, not `ns.t2` or `xns.t`) in `sql`.
@@ -498,6 +750,17 @@ fn arrow_type(hive: &str) -> DataType {
             )
         }
         _ => DataType::Utf8,
+    }
+}
+
+/// The Arrow type of a result column, as exact as Athena's metadata says (a `decimal` carries
+/// its precision and scale beside the name).
+fn column_type(c: &crate::athena::Column) -> DataType {
+    match c.data_type.to_ascii_lowercase().as_str() {
+        "decimal" if c.precision > 0 => {
+            DataType::Decimal128(c.precision.clamp(1, 38) as u8, c.scale.clamp(0, 38) as i8)
+        }
+        _ => arrow_type(&c.data_type),
     }
 }
 
@@ -693,6 +956,9 @@ impl Lake for AthenaLake {
         self.run(&format!("DROP VIEW IF EXISTS {table}")).await?;
         self.run(&athena_sql::drop_table(&Self::data(table)))
             .await?;
+        for o in self.store.list(&self.records_prefix(table)).await? {
+            self.store.delete(&o.key).await?;
+        }
         self.store.delete(&self.pin_key(table)).await
     }
 
@@ -702,11 +968,12 @@ impl Lake for AthenaLake {
         batches: Vec<RecordBatch>,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        if self.holds_batch(table, options).await? {
-            return self.committed_before(table).await;
+        if let Some(done) = self.appended_before(table, options).await? {
+            return Ok(done);
         }
+        let based_on = self.prepare(table, options, false).await?;
         let (rows, files) = self.insert_rows(table, batches).await?;
-        self.finish(table, options, rows, files).await
+        self.finish(table, options, rows, files, based_on).await
     }
 
     async fn overwrite(
@@ -715,11 +982,14 @@ impl Lake for AthenaLake {
         batches: Vec<RecordBatch>,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        self.prepare(table, options).await?;
+        if let Some(id) = self.committed_snapshot(table, options).await? {
+            return Ok(Self::already(id));
+        }
+        let based_on = self.prepare(table, options, true).await?;
         self.run(&format!("DELETE FROM {}", Self::data(table)))
             .await?;
         let (rows, files) = self.insert_rows(table, batches).await?;
-        self.finish(table, options, rows, files).await
+        self.finish(table, options, rows, files, based_on).await
     }
 
     async fn write_query(
@@ -729,7 +999,7 @@ impl Lake for AthenaLake {
         at: &ReadAt,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        let sql = self.rewrite(sql, at)?;
+        let sql = self.rewrite(sql, at).await?;
         let d = Self::data(table);
         self.dml(
             table,
@@ -749,9 +1019,9 @@ impl Lake for AthenaLake {
         at: &ReadAt,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        let sql = self.rewrite(sql, at)?;
-        if self.holds_batch(table, options).await? {
-            return self.committed_before(table).await;
+        let sql = self.rewrite(sql, at).await?;
+        if let Some(done) = self.appended_before(table, options).await? {
+            return Ok(done);
         }
         let insert = format!(
             "INSERT INTO {} SELECT * FROM (\n{sql}\n) q",
@@ -798,6 +1068,27 @@ impl Lake for AthenaLake {
     }
 
     async fn publish_snapshot(&self, table: &TableRef, snapshot_id: i64) -> Result<()> {
+        let state = self.pin_state(table).await?;
+        if state == Pin::At(snapshot_id) {
+            return Ok(());
+        }
+        let history = self.snapshots(table).await?;
+        let Some(staged) = history.iter().find(|s| s.snapshot_id == snapshot_id) else {
+            return Err(Error::NotFound(format!(
+                "table {table} has no snapshot {snapshot_id}"
+            )));
+        };
+        let now = history.iter().find(|s| s.is_current).map(|s| s.snapshot_id);
+        if staged.based_on != now {
+            return Err(Error::CommitConflict {
+                table: table.to_string(),
+                detail: format!(
+                    "snapshot {snapshot_id} was computed from {:?} but {now:?} is published now: \
+                     stage it again",
+                    staged.based_on
+                ),
+            });
+        }
         self.pin(table, snapshot_id).await
     }
 
@@ -834,47 +1125,77 @@ impl Lake for AthenaLake {
             Self::data(to)
         ))
         .await?;
-        let state = self.pin_state(from).await?;
+        let record = self.publish_record(from).await?;
         self.run(&format!("DROP VIEW IF EXISTS {from}")).await?;
-        match state {
-            Pin::At(id) => self.pin(to, id).await?,
-            Pin::Hidden => self.hide(to).await?,
-            Pin::Unmanaged => {
-                self.run(&athena_sql::publish_view(to, &Self::data(to), None))
-                    .await?;
+        // The snapshots keep their ids: their records move with the table.
+        for (_, r) in self.snapshot_records(from).await? {
+            self.record_snapshot(to, &r).await?;
+        }
+        match record.as_ref().map(|r| r.snapshot_id) {
+            Some(Some(id)) => {
+                self.run(&athena_sql::publish_view(to, &Self::data(to), Some(id)))
+                    .await?
             }
+            Some(None) => {
+                self.run(&athena_sql::hidden_view(to, &Self::data(to)))
+                    .await?
+            }
+            None => {
+                self.run(&athena_sql::publish_view(to, &Self::data(to), None))
+                    .await?
+            }
+        };
+        if let Some(r) = &record {
+            let bytes = serde_json::to_vec(r)
+                .map_err(|e| Error::Internal(format!("a publish record: {e}")))?;
+            self.store.put(&self.pin_key(to), bytes).await?;
+        }
+        for o in self.store.list(&self.records_prefix(from)).await? {
+            self.store.delete(&o.key).await?;
         }
         self.store.delete(&self.pin_key(from)).await
     }
 
     async fn snapshots(&self, table: &TableRef) -> Result<Vec<SnapshotInfo>> {
-        let state = self.pin_state(table).await?;
+        let record = self.publish_record(table).await?;
         let all = self.data_snapshots(table).await?;
+        let mut records = self.snapshot_records(table).await?;
         let latest = all.last().map(|s| s.0);
-        let pinned_at = match state {
-            Pin::At(p) => all.iter().find(|s| s.0 == p).map(|s| s.2),
-            Pin::Unmanaged | Pin::Hidden => None,
+        let current = match &record {
+            None => latest,
+            Some(r) => r.snapshot_id,
         };
         Ok(all
             .into_iter()
-            .map(|(id, parent, at, operation, summary)| {
+            .map(|(id, parent, at, operation, mut summary)| {
                 let number = |k: &str| summary.get(k).and_then(|v| v.parse().ok());
-                let (is_current, published) = match state {
-                    // A never-staged table shows its newest snapshot to readers.
-                    Pin::Unmanaged => (Some(id) == latest, true),
-                    Pin::Hidden => (false, false),
-                    Pin::At(p) => (p == id, pinned_at.is_some_and(|p| at <= p)),
+                let (added_rows, total_rows) = (number("added-records"), number("total-records"));
+                // A never-managed table showed every commit as it landed; a managed one shows
+                // what was pinned, and showed every commit before floe took its view over.
+                let published = match &record {
+                    None => true,
+                    Some(r) => {
+                        r.history.iter().any(|(p, _)| *p == id)
+                            || r.managed_since.is_some_and(|since| at < since)
+                    }
                 };
+                // A snapshot without a record (its writer died before writing it) was at
+                // least computed from its parent.
+                let recorded = records.remove(&id);
+                let based_on = recorded.as_ref().map_or(parent, |r| r.based_on);
+                let mine = recorded.unwrap_or_default();
+                summary.extend(mine.properties);
                 SnapshotInfo {
                     snapshot_id: id,
                     parent_id: parent,
+                    based_on,
                     committed_at: at,
                     operation,
-                    batch_id: None,
-                    run_id: None,
-                    added_rows: number("added-records"),
-                    total_rows: number("total-records"),
-                    is_current,
+                    batch_id: mine.batch_id,
+                    run_id: mine.run_id,
+                    added_rows,
+                    total_rows,
+                    is_current: current == Some(id),
                     published,
                     summary,
                 }
@@ -882,8 +1203,27 @@ impl Lake for AthenaLake {
             .collect())
     }
 
+    async fn query_schema(&self, sql: &str, at: &ReadAt) -> Result<SchemaRef> {
+        let r = self
+            .run(
+                &self
+                    .rewrite(
+                        &format!("SELECT * FROM (\n{sql}\n) _floe_schema LIMIT 0"),
+                        at,
+                    )
+                    .await?,
+            )
+            .await?;
+        Ok(Arc::new(Schema::new(
+            r.columns
+                .iter()
+                .map(|c| Field::new(&c.name, column_type(c), true))
+                .collect::<Vec<_>>(),
+        )))
+    }
+
     async fn query(&self, sql: &str, at: &ReadAt) -> Result<Vec<RecordBatch>> {
-        let r = self.run(&self.rewrite(sql, at)?).await?;
+        let r = self.run(&self.rewrite(sql, at).await?).await?;
         Ok(vec![to_batch(&r)?])
     }
 

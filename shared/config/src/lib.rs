@@ -210,7 +210,10 @@ impl Project {
         let root = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
         let mut errors = Vec::new();
         let settings = load_settings(&root, &mut errors);
-        let tables = load_tables(&root, &mut errors);
+        let athena = settings
+            .as_ref()
+            .is_some_and(|s| s.engine == Engine::Athena);
+        let tables = load_tables(&root, &mut errors, athena);
         match settings {
             Some(settings) if errors.is_empty() => Ok(Project {
                 root,
@@ -421,7 +424,11 @@ fn load_settings(root: &Path, errors: &mut Vec<ConfigError>) -> Option<Settings>
     (errors.len() == before).then_some(settings)
 }
 
-fn load_tables(root: &Path, errors: &mut Vec<ConfigError>) -> BTreeMap<String, TableConfig> {
+fn load_tables(
+    root: &Path,
+    errors: &mut Vec<ConfigError>,
+    athena: bool,
+) -> BTreeMap<String, TableConfig> {
     let dir = root.join(TABLES_DIR);
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
         Ok(entries) => entries
@@ -442,6 +449,22 @@ fn load_tables(root: &Path, errors: &mut Vec<ConfigError>) -> BTreeMap<String, T
         for table in validate_source(raw, &text, &shown, errors) {
             let (t, at) = table;
             let key = t.qualified_name();
+            if athena {
+                for c in &t.columns {
+                    if matches!(c.ty, ColumnType::Tinyint | ColumnType::Smallint) {
+                        errors.push(ConfigError::at(
+                            &shown,
+                            key_position(&text, &c.name, at.map(|p| p.0).unwrap_or(0)),
+                            Some(format!("tables.{}.columns.{}.type", t.name, c.name)),
+                            format!(
+                                "{} columns cannot be stored by Athena's Iceberg tables \
+                                 (engine: athena); declare it int",
+                                c.ty
+                            ),
+                        ));
+                    }
+                }
+            }
             if let Some((first_file, first_at)) = declared.get(&key) {
                 let first = match first_at {
                     Some((l, _)) => format!("{}:{l}", first_file.display()),

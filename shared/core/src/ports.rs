@@ -91,6 +91,11 @@ pub struct SnapshotInfo {
     pub snapshot_id: i64,
     /// The snapshot it was built on.
     pub parent_id: Option<i64>,
+    /// The published snapshot the write was computed from: its parent when the write is one
+    /// commit; the parent of its first commit when an engine needs several (Athena replaces a
+    /// table's rows with DELETE, then INSERT). A staged write is stale when this is no longer
+    /// the published snapshot.
+    pub based_on: Option<i64>,
     /// When it was committed.
     pub committed_at: DateTime<Utc>,
     /// `append`, `overwrite`, ...

@@ -276,6 +276,8 @@ pub(crate) fn snapshot_infos(md: &TableMetadata) -> Vec<SnapshotInfo> {
             SnapshotInfo {
                 snapshot_id: s.snapshot_id(),
                 parent_id: s.parent_snapshot_id(),
+                // Every write here is one commit.
+                based_on: s.parent_snapshot_id(),
                 committed_at: Utc
                     .timestamp_millis_opt(s.timestamp_ms())
                     .single()

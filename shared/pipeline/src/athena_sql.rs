@@ -42,8 +42,12 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 pub fn ddl_type(t: &DataType) -> Result<String, String> {
     Ok(match t {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
-        DataType::Int8 => "tinyint".into(),
-        DataType::Int16 => "smallint".into(),
+        // Athena's Iceberg tables store neither (Trino would widen them silently).
+        DataType::Int8 | DataType::Int16 => {
+            return Err(format!(
+                "Athena's Iceberg tables cannot store {t} (tinyint/smallint): use int or bigint"
+            ));
+        }
         DataType::Int32 => "int".into(),
         DataType::Int64 => "bigint".into(),
         DataType::Float32 => "float".into(),

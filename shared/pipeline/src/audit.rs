@@ -111,7 +111,9 @@ impl Audit<'_> {
             });
         }
         let current = history.iter().find(|s| s.is_current).map(|s| s.snapshot_id);
-        if snap.parent_id != current {
+        // Stale only if another writer published since this version was computed: an engine
+        // whose write is several commits records where the first one started.
+        if snap.based_on != current {
             if message.attempt >= MAX_RESTAGES {
                 return Err(Error::CommitConflict {
                     table: silver.to_string(),
@@ -307,7 +309,8 @@ impl Audit<'_> {
                         .iter()
                         .map(|c| standardised(self.lake.dialect(), c))
                         .collect();
-                    let ts = extract_ts.format("%Y-%m-%dT%H:%M:%S%.6fZ");
+                    // A literal both engines read as this instant (Trino refuses `T` and `Z`).
+                    let ts = crate::sql::timestamp_literal(self.lake.dialect(), Some(*extract_ts));
                     let not_deleted = if t.deletes == floe_config::DeletesPolicy::NewRecord {
                         format!(" AND NOT {IS_DELETED}")
                     } else {
@@ -319,12 +322,12 @@ impl Audit<'_> {
                         "the landed extract reconciles with the history".to_owned(),
                         format!(
                             "WITH latest AS (
-                               SELECT {BATCH_ID} FROM {bronze} WHERE {EXTRACT_TS} = TIMESTAMP '{ts}'
+                               SELECT {BATCH_ID} FROM {bronze} WHERE {EXTRACT_TS} = {ts}
                                ORDER BY {LANDED_AT} DESC, {BATCH_ID} DESC LIMIT 1),
                              typed AS (SELECT {cols}, _row_number FROM {bronze} WHERE {BATCH_ID} = '{batch}' AND {BATCH_ID} IN (SELECT {BATCH_ID} FROM latest)),
                              {one_per_key},
                              b AS (SELECT one_per_key.*, {fp} AS _h FROM one_per_key),
-                             s AS (SELECT * FROM {silver} WHERE {VALID_FROM} <= TIMESTAMP '{ts}' AND ({VALID_TO} IS NULL OR {VALID_TO} > TIMESTAMP '{ts}'){not_deleted})
+                             s AS (SELECT * FROM {silver} WHERE {VALID_FROM} <= {ts} AND ({VALID_TO} IS NULL OR {VALID_TO} > {ts}){not_deleted})
                              SELECT b.*, s.{ROW_HASH} AS silver_hash FROM b LEFT JOIN s ON {on}
                              WHERE s.{first_key} IS NULL OR s.{ROW_HASH} <> b._h LIMIT 20",
                             cols = cols.join(", "),

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use floe_config::{DeletesPolicy, LoadKind, TableConfig};
 
 use crate::bronze::{BATCH_ID, EXTRACT_TS, LANDED_AT, ROW_NUMBER};
-use crate::sql::{Dialect, quote, row_fingerprint, standardised};
+use crate::sql::{Dialect, quote, row_fingerprint, standardised, timestamp_literal};
 
 /// Silver's history columns, after the source columns.
 pub const VALID_FROM: &str = "valid_from";
@@ -293,21 +293,6 @@ pub fn latest_per_key(table: &TableConfig, rows: &str, name: &str) -> String {
                 tl = key_eq(&keys, "t", "l"),
             )
         }
-    }
-}
-
-/// A timestamp literal of silver's `valid_from` / `valid_to` type (UTC, microseconds).
-fn timestamp_literal(dialect: Dialect, at: Option<DateTime<Utc>>) -> String {
-    let text = at.map(|t| format!("'{}'", t.format("%Y-%m-%dT%H:%M:%S%.6fZ")));
-    match dialect {
-        Dialect::DataFusion => format!(
-            "arrow_cast({}, 'Timestamp(Microsecond, Some(\"UTC\"))')",
-            text.as_deref().unwrap_or("NULL")
-        ),
-        Dialect::Trino => match at {
-            Some(t) => format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.6f")),
-            None => "CAST(NULL AS TIMESTAMP(6))".into(),
-        },
     }
 }
 

@@ -2,6 +2,7 @@
 //! with double quotes, which both DataFusion and Athena (Trino) accept; the dialects differ in a
 //! few functions (string length, MD5, timestamp parsing), rendered here.
 
+use chrono::{DateTime, Utc};
 use floe_config::{ColumnConfig, ColumnType};
 
 pub use floe_core::ports::Dialect;
@@ -82,6 +83,21 @@ pub fn row_fingerprint(dialect: Dialect, columns: &[&str]) -> String {
             // Trino's md5 takes and returns varbinary.
             format!("LOWER(TO_HEX(MD5(TO_UTF8({text}))))")
         }
+    }
+}
+
+/// A timestamp literal of silver's `valid_from` / `valid_to` type (UTC, microseconds).
+pub fn timestamp_literal(dialect: Dialect, at: Option<DateTime<Utc>>) -> String {
+    let text = at.map(|t| format!("'{}'", t.format("%Y-%m-%dT%H:%M:%S%.6fZ")));
+    match dialect {
+        Dialect::DataFusion => format!(
+            "arrow_cast({}, 'Timestamp(Microsecond, Some(\"UTC\"))')",
+            text.as_deref().unwrap_or("NULL")
+        ),
+        Dialect::Trino => match at {
+            Some(t) => format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.6f")),
+            None => "CAST(NULL AS TIMESTAMP(6))".into(),
+        },
     }
 }
 
