@@ -5,8 +5,9 @@
 //! reported; a permanent failure goes to the DLQ at once; a poison message that keeps failing is
 //! dead-lettered by SQS after maxReceiveCount, and a redrive brings it back.
 //!
-//! moto's Athena runs no SQL, so the services here write the embedded lake
-//! (`FLOE_ENGINE=local`); the SQL Athena would run is checked separately.
+//! The chain runs on both engines: the embedded lake (`FLOE_ENGINE=local`) and Athena, on the
+//! stand-in (moto with Athena's API run on Trino, Iceberg tables in moto's Glue and S3): the
+//! production path, statement for statement.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,7 +35,7 @@ tables:
 
 struct Chain {
     world: AwsWorld,
-    lake: Arc<LocalLake>,
+    lake: Arc<dyn Lake>,
     services: BTreeMap<Stage, Service>,
     _dir: tempfile::TempDir,
 }
@@ -60,7 +61,7 @@ async fn chain_with(
         std::fs::write(f, body).unwrap();
     }
     let lake_dir = dir.path().join("lake");
-    let lake = Arc::new(LocalLake::open(&lake_dir).await.unwrap());
+    let lake: Arc<dyn Lake> = Arc::new(LocalLake::open(&lake_dir).await.unwrap());
     let world = AwsWorld::create(moto, policy).await;
     let mut services = BTreeMap::new();
     for stage in Stage::ALL {
@@ -481,4 +482,143 @@ async fn a_poison_message_is_dead_lettered_after_max_receives_and_redrive_brings
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].body, "{poison");
     assert_eq!(c.world.dlq(Stage::Audit).depth().await.unwrap(), (0, 0));
+}
+
+/// The whole production path on the Athena stand-in: PutObject -> EventBridge -> SQS ->
+/// landing -> standardise -> audit -> modelling -> audit, every table an Iceberg table in Glue
+/// written by Athena (Trino), gold read back through Athena.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_athena_a_landed_file_becomes_published_silver_and_gold() {
+    let Some(stand_in) = floe_tests::athena_local::StandIn::or_skip("aws_chain on athena") else {
+        return;
+    };
+    let athena = stand_in.lake().await;
+    // Glue is shared by every test on the stand-in: this test's source and models are its own.
+    let source = format!("src_{}", athena.prefix);
+    let model = format!("risky_{}", athena.prefix);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |p: &str, body: &str| {
+        let f = dir.path().join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, body).unwrap();
+    };
+    write("floe.yaml", "name: aws_chain\n");
+    write(
+        "tables/src.yaml",
+        &TABLES
+            .replace("source: nomis", &format!("source: {source}"))
+            .replace(
+                "      risk_score: {type: double}\n",
+                "      risk_score: {type: 'decimal(5,2)'}\n    deletes: invalidate\n    generate:\n      current: {}\n",
+            ),
+    );
+    write(
+        "templates/current.sql",
+        "{{ config(materialized='table') }}\nSELECT person_id, first_name, risk_score FROM {{ source(table.source, table.name) }} WHERE is_current",
+    );
+    write(
+        &format!("models/{model}.sql"),
+        &format!(
+            "{{{{ config(materialized='table') }}}}\nSELECT person_id, first_name, risk_score FROM {{{{ ref('current_{source}_people') }}}} WHERE risk_score > 1"
+        ),
+    );
+    write(
+        "models/schema.yaml",
+        &format!(
+            "models:\n  - name: {model}\n    columns:\n      - name: first_name\n        tests:\n          - accepted_values: {{values: [Bo, Bob]}}\n"
+        ),
+    );
+    let world = AwsWorld::create(&stand_in.moto(), QueuePolicy::default()).await;
+    let lake: Arc<dyn Lake> = athena.lake.clone();
+    let mut services = BTreeMap::new();
+    for stage in Stage::ALL {
+        let mut settings = world.settings(stage, dir.path(), &dir.path().join("unused"), true);
+        settings.engine = floe_aws::settings::Engine::Athena {
+            workgroup: athena.workgroup.clone(),
+            lake_location: format!("s3://{}/warehouse", athena.lake_bucket),
+            output_location: None,
+        };
+        services.insert(
+            stage,
+            Service::with_clients(
+                &settings,
+                Project::load(dir.path()).unwrap(),
+                lake.clone(),
+                &world.clients,
+            ),
+        );
+    }
+    let c = Chain {
+        world,
+        lake,
+        services,
+        _dir: dir,
+    };
+    c.put(
+        &format!("landing/{source}/people/2026-11-01T06:00:00Z/people.csv"),
+        "person_id,first_name,risk_score\n1,Ada,0.5\n2,Bo,1.5\n3,Cy,0.25\n",
+    )
+    .await;
+    c.run_until_quiet().await;
+    c.put(
+        &format!("landing/{source}/people/2026-11-02T06:00:00Z/people.csv"),
+        "person_id,first_name,risk_score\n1,Ada,0.75\n2,Bob,1.5\n",
+    )
+    .await;
+    c.run_until_quiet().await;
+
+    let rows = |sql: String| {
+        let lake = c.lake.clone();
+        async move {
+            floe_tests::rows_as_strings(&lake.query(&sql, &ReadAt::Current).await.unwrap())
+                .into_iter()
+                .map(|r| {
+                    r.into_iter()
+                        .map(|v| v.unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join("|")
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    // Silver: the full history, read through Athena (day 2 changed 1 and 2 and dropped 3).
+    assert_eq!(
+        rows(format!(
+            "select person_id, first_name, cast(risk_score as varchar), cast(valid_from as varchar), cast(valid_to as varchar), is_current from silver_{source}.people order by person_id, valid_from"
+        ))
+        .await,
+        [
+            "1|Ada|0.50|2026-11-01 06:00:00.000000|2026-11-02 06:00:00.000000|false",
+            "1|Ada|0.75|2026-11-02 06:00:00.000000||true",
+            "2|Bo|1.50|2026-11-01 06:00:00.000000|2026-11-02 06:00:00.000000|false",
+            "2|Bob|1.50|2026-11-02 06:00:00.000000||true",
+            "3|Cy|0.25|2026-11-01 06:00:00.000000|2026-11-02 06:00:00.000000|false",
+        ]
+    );
+    // Gold, built from the published silver, tested, published; decimals stay decimals.
+    assert_eq!(
+        rows(format!("select person_id, first_name, cast(risk_score as varchar), typeof(risk_score) from gold.{model} order by 1")).await,
+        ["2|Bob|1.50|decimal(5,2)"]
+    );
+    let events = c.world.take_floe_events().await;
+    let published: Vec<String> = events
+        .iter()
+        .filter(|(t, _)| t == "floe.published")
+        .map(|(_, d)| d["table"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let silver = format!("silver_{source}.people");
+    assert_eq!(
+        published.iter().filter(|t| **t == silver).count(),
+        2,
+        "both extracts published: {events:?}"
+    );
+    assert!(published.contains(&format!("gold.{model}")), "{events:?}");
+    assert!(
+        !events.iter().any(|(t, _)| t == "floe.failed"),
+        "{events:?}"
+    );
+    for stage in Stage::ALL {
+        let (waiting, _) = c.world.dlq(stage).depth().await.unwrap();
+        assert_eq!(waiting, 0, "nothing dead-lettered in {stage}");
+    }
 }
