@@ -316,6 +316,42 @@ describe('monitoring', () => {
     });
     template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
   });
+
+  it('let CloudWatch publish to the topic, for this stack\'s alarms in this account only, as well as EventBridge', () => {
+    const topic = { Ref: logicalId(stack.monitoring.topic) };
+    const policies = resourcesOf('AWS::SNS::TopicPolicy');
+    assert.equal(policies.length, 1);
+    const statements: any[] = policies[0][1].Properties.PolicyDocument.Statement;
+    const allowed = (service: string) =>
+      statements.filter((s) => s.Effect === 'Allow' && s.Principal?.Service === service && [].concat(s.Action).includes('sns:Publish' as never));
+    const cloudwatch = allowed('cloudwatch.amazonaws.com');
+    assert.equal(cloudwatch.length, 1, 'CloudWatch alarms cannot publish: the topic policy replaces SNS\'s default one');
+    assert.deepEqual(cloudwatch[0].Resource, topic);
+    assert.deepEqual(cloudwatch[0].Condition, {
+      StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+      ArnLike: {
+        'aws:SourceArn': {
+          'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':cloudwatch:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':alarm:floe-dev-*']],
+        },
+      },
+    });
+    assert.equal(allowed('events.amazonaws.com').length, 1, 'EventBridge cannot publish');
+    // The condition covers every alarm of the stack.
+    for (const [id, a] of resourcesOf('AWS::CloudWatch::Alarm')) {
+      assert.match(a.Properties.AlarmName, /^floe-dev-/, id);
+    }
+    // Both publishers may use the topic's key.
+    const keyId = logicalId(stack.monitoring.topic.masterKey!);
+    const keyStatements: any[] = template.toJSON().Resources[keyId].Properties.KeyPolicy.Statement;
+    for (const service of ['cloudwatch.amazonaws.com', 'events.amazonaws.com']) {
+      assert.ok(
+        keyStatements.some(
+          (s) => [].concat(s.Principal?.Service).includes(service as never) && [].concat(s.Action).includes('kms:GenerateDataKey' as never),
+        ),
+        `${service} cannot use the topic key`,
+      );
+    }
+  });
 });
 
 describe('outputs', () => {
