@@ -10,7 +10,7 @@ import { loadAssets } from './assets';
 import { LakeCatalog } from './catalog';
 import type { FloeConfig } from './config';
 import { PipelineMonitoring } from './monitoring';
-import { LANDING_PREFIX, PIPELINE, queryBudget, STAGES, type StageName } from './pipeline';
+import { databaseName, GOLD_DATABASE, LANDING_PREFIX, PIPELINE, queryBudget, STAGES, type StageName } from './pipeline';
 import { StageFunction } from './stage-function';
 import { StageQueue } from './stage-queue';
 import { LakeStorage } from './storage';
@@ -34,6 +34,8 @@ export const OUTPUTS = {
   resultsBucket: 'AthenaResultsBucket',
   outputLocation: 'AthenaOutputLocation',
   workgroup: 'AthenaWorkgroup',
+  /** The gold database's name on AWS: the Glue database prefix, then `gold`. */
+  goldDatabase: 'GoldDatabase',
   notificationTopic: 'NotificationTopicArn',
   dashboard: 'DashboardName',
   /** `<Stage>QueueUrl` and `<Stage>DeadLetterQueueUrl` per stage, e.g. LandingQueueUrl. */
@@ -168,6 +170,11 @@ export class FloeStack extends Stack {
     output(OUTPUTS.resultsBucket, this.storage.results.bucketName, 'Athena query results');
     output(OUTPUTS.outputLocation, this.catalog.outputLocation, 'athena.output_location');
     output(OUTPUTS.workgroup, this.catalog.workgroupName, 'athena.workgroup');
+    output(
+      OUTPUTS.goldDatabase,
+      databaseName(this.catalog.databasePrefix, GOLD_DATABASE),
+      'the gold models\' Glue database; every floe database carries the same prefix (FLOE_GLUE_DATABASE_PREFIX)',
+    );
     output(OUTPUTS.notificationTopic, this.monitoring.topic.topicArn, 'alarms and floe.failed / floe.quarantined events');
     output(OUTPUTS.dashboard, this.monitoring.dashboard.dashboardName, 'the CloudWatch dashboard');
     for (const stage of STAGES) {

@@ -12,6 +12,7 @@ import type { LakeCatalog } from './catalog';
 import type { FloeConfig } from './config';
 import { acknowledgeScopedWildcard } from './nag';
 import {
+  databaseName,
   databasesOf,
   INCOMING_DATABASE,
   LAKE_PREFIX,
@@ -64,7 +65,9 @@ export interface StageFunctionProps {
  * Why this shape: the Rust service reads everything from its environment once at cold start, so
  * the environment here is the contract (shared/aws/src/settings.rs). The event source mapping
  * reports partial batch failures, as the service answers with SqsBatchResponse, and its
- * maximumConcurrency keeps the stage within its share of the Athena query quota. The role is
+ * maximumConcurrency keeps the stage within its share of the Athena query quota. The log group
+ * has no fixed name (CloudFormation names it; the function logs there through its logging
+ * config), so a kept log group never blocks a later deploy. The role is
  * the function's own and grants only what this stage does (see PIPELINE in pipeline.ts): its
  * Athena workgroup, the Glue databases and lake prefixes of the layers it reads and writes, the
  * queues it sends to and its own DLQ, the key, the default bus, its own log group. No AWS
@@ -87,7 +90,6 @@ export class StageFunction extends Construct {
     const functionName = `${config.prefix}-${spec.stage}`;
 
     this.logGroup = new logs.LogGroup(this, 'Logs', {
-      logGroupName: `/aws/lambda/${functionName}`,
       retention: config.settings.logRetention,
       removalPolicy: config.settings.removalPolicy,
     });
@@ -114,6 +116,10 @@ export class StageFunction extends Construct {
       // to enforce across everything they run at once.
       FLOE_ATHENA_MAX_CONCURRENT_QUERIES: String(props.queriesPerInvocation),
     };
+    if (catalog.databasePrefix !== '') {
+      // Every Glue database name on AWS is this prefix and floe's name (pipeline.ts databaseName).
+      environment.FLOE_GLUE_DATABASE_PREFIX = catalog.databasePrefix;
+    }
     for (const next of spec.sendsTo) {
       environment[queueUrlVariable(next)] = this.nextQueue(props, next).queue.queueUrl;
     }
@@ -165,10 +171,12 @@ export class StageFunction extends Construct {
   /** Athena, Glue and the lake's S3 prefixes for the layers this stage reads and writes. */
   private grantLake(props: StageFunctionProps): void {
     const { spec, storage, catalog, sources } = props;
-    const written = spec.writes.flatMap((l) => databasesOf(l, sources));
-    const read = [...new Set([...spec.reads.flatMap((l) => databasesOf(l, sources)), ...written])];
-    const catalogWrites = spec.writesIncomingRows ? [...written, INCOMING_DATABASE] : written;
-    const catalogReads = spec.writesIncomingRows ? [...read, INCOMING_DATABASE] : read;
+    const prefix = catalog.databasePrefix;
+    const incoming = databaseName(prefix, INCOMING_DATABASE);
+    const written = spec.writes.flatMap((l) => databasesOf(l, sources, prefix));
+    const read = [...new Set([...spec.reads.flatMap((l) => databasesOf(l, sources, prefix)), ...written])];
+    const catalogWrites = spec.writesIncomingRows ? [...written, incoming] : written;
+    const catalogReads = spec.writesIncomingRows ? [...read, incoming] : read;
     const lake = (key: string) => storage.lake.arnForObjects(`${LAKE_PREFIX}/${key}`);
     const tablesWhy = 'tables of the named Glue databases are created at run time (one view and one __data Iceberg table per floe table, temporary incoming tables)';
     const filesWhy = 'Iceberg data and metadata files of the named databases are created at run time under their table prefixes';
