@@ -43,9 +43,12 @@ export interface StageSpec {
   readonly stage: StageName;
   /** The cargo binary, and the folder of its artifact: `<assetDir>/<binary>/bootstrap`. */
   readonly binary: string;
-  /** The Lambda timeout, in seconds (the queue's visibility timeout is six times this). */
+  /** The Lambda timeout, in seconds (sizing.ts derives the queue's visibility timeout and the Athena query timeout from it). */
   readonly timeoutSeconds: number;
-  /** The Lambda memory, in MB (also buys CPU). */
+  /**
+   * The Lambda memory, in MB (also buys CPU). For the stage that reads landed files this is the
+   * floor: sizing.ts raises it to hold the files it reads at once (`max_file_mb`).
+   */
   readonly memoryMb: number;
   /** The stages whose queues this stage sends to (`FLOE_<STAGE>_QUEUE_URL`). */
   readonly sendsTo: readonly StageName[];
@@ -80,7 +83,7 @@ export const PIPELINE: Readonly<Record<StageName, StageSpec>> = {
     stage: 'landing',
     binary: 'floe-landing',
     timeoutSeconds: 5 * 60,
-    memoryMb: 2048,
+    memoryMb: 1024,
     sendsTo: ['standardise'],
     reads: [],
     writes: ['bronze'],

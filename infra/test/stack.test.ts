@@ -134,16 +134,17 @@ describe('queues', () => {
     assert.equal(resourcesOf('AWS::SQS::QueuePolicy').length, STAGES.length * 2);
   });
 
-  it('hide a received message for at least six times the timeout of the function consuming it', () => {
+  it('hide a received message for twice the consuming function\'s timeout, and dead-letter after 3 receives', () => {
     const functions = template.findResources('AWS::Lambda::Function');
     const queues = template.findResources('AWS::SQS::Queue');
     for (const [, m] of resourcesOf('AWS::Lambda::EventSourceMapping')) {
       const queue = queues[m.Properties.EventSourceArn['Fn::GetAtt'][0]];
       const fn = functions[m.Properties.FunctionName.Ref];
-      assert.ok(
-        queue.Properties.VisibilityTimeout >= 6 * fn.Properties.Timeout,
-        `${queue.Properties.QueueName}: ${queue.Properties.VisibilityTimeout}s for a ${fn.Properties.Timeout}s function`,
-      );
+      const window = m.Properties.MaximumBatchingWindowInSeconds ?? 0;
+      // Lambda refuses a mapping whose queue hides a record for less than the function may run.
+      assert.ok(queue.Properties.VisibilityTimeout >= fn.Properties.Timeout + window, queue.Properties.QueueName);
+      assert.equal(queue.Properties.VisibilityTimeout, 2 * fn.Properties.Timeout + window, queue.Properties.QueueName);
+      assert.equal(queue.Properties.RedrivePolicy.maxReceiveCount, 3, queue.Properties.QueueName);
     }
   });
 });
@@ -183,6 +184,7 @@ describe('functions', () => {
       assert.deepEqual(env.FLOE_DLQ_URL, { Ref: logicalId(own.deadLetterQueue) }, `${stage}: not its own DLQ`);
       assert.equal(env.FLOE_EVENT_BUS, 'default');
       assert.match(env.FLOE_BATCH_CONCURRENCY, /^[1-9][0-9]*$/);
+      assert.match(env.FLOE_ATHENA_MAX_CONCURRENT_QUERIES, /^[1-9][0-9]*$/);
       // Exactly the queues of the stages it sends to.
       const queueVars = Object.keys(env).filter((k) => /^FLOE_[A-Z]+_QUEUE_URL$/.test(k)).sort();
       assert.deepEqual(queueVars, PIPELINE[stage].sendsTo.map(queueUrlVariable).sort(), stage);
@@ -208,6 +210,19 @@ describe('functions', () => {
         ScalingConfig: { MaximumConcurrency: Match.anyValue() },
       });
     }
+  });
+
+  it('take as many records per invocation as they handle at once, with no batching window', () => {
+    const functions = template.findResources('AWS::Lambda::Function');
+    for (const [, m] of resourcesOf('AWS::Lambda::EventSourceMapping')) {
+      const env = functions[m.Properties.FunctionName.Ref].Properties.Environment.Variables;
+      assert.equal(m.Properties.BatchSize, Number(env.FLOE_BATCH_CONCURRENCY));
+      assert.equal(m.Properties.MaximumBatchingWindowInSeconds ?? 0, 0);
+    }
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: logicalId(stack.functions.get('modelling')!.function) },
+      BatchSize: 1,
+    });
   });
 
   it('log to their own log group with a retention, named by CloudFormation', () => {
