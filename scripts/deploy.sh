@@ -31,9 +31,10 @@ Options:
   -h, --help           this help
 
 Needs: Node.js 20+ and npm, Rust with cargo (the build installs cargo-lambda and zig into .venv),
-and AWS credentials allowed to deploy CloudFormation stacks. Every Glue database name is fixed
-by floe (bronze_<source>, silver_<source>, gold, floe_audit, floe_incoming): deploy dev and prod
-to different accounts or regions.
+and AWS credentials allowed to deploy CloudFormation stacks. dev and prod can share an account:
+Glue databases carry a per-stage prefix (floe_dev_bronze_<source>, ... in dev; bronze_<source>,
+gold, ... in prod; -c glueDatabasePrefix=P_ sets another), everything else the stage name
+(see infra/README.md, "Names").
 USAGE
 }
 
@@ -133,6 +134,9 @@ athena:
   output_location: ${o.AthenaOutputLocation}
   landing_bucket: ${o.LandingBucket}
   lake_location: ${o.LakeLocation}
+
+Glue databases: the gold models are in ${o.GoldDatabase}; every floe database carries the same
+prefix (FLOE_GLUE_DATABASE_PREFIX of the functions).
 
 Land a file:   floe land FILE --table SOURCE.TABLE
 Replay:        floe inject --event FILE --to ${stack}-landing

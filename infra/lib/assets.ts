@@ -8,7 +8,8 @@
  *
  * One folder per function becomes that function's code asset, so the project is at
  * /var/task/project in Lambda (FLOE_PROJECT_DIR). The sources, and so the Glue databases and
- * the permissions, come from the project's tables/*.yaml `source:` keys.
+ * the permissions, come from the project's tables/*.yaml `source:` keys; the landing function's
+ * memory from their largest `max_file_mb`.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -22,8 +23,8 @@ const HINT = 'run scripts/deploy.sh (it builds and assembles them), or pass -c a
 /** A source name as floe accepts it (floe-core `check_identifier`). */
 const SOURCE_NAME = /^[a-z][a-z0-9_]{0,254}$/;
 
-/** The sources declared by the project at `projectDir` (tables/*.yaml or *.yml), sorted, each once. */
-export function readSources(projectDir: string): string[] {
+/** Each tables/*.yaml (or *.yml) of the project at `projectDir`, parsed, in file-name order. */
+function readTableFiles(projectDir: string): { file: string; doc: unknown }[] {
   const tablesDir = path.join(projectDir, 'tables');
   if (!fs.existsSync(path.join(projectDir, 'floe.yaml'))) {
     throw new AssetError(`${projectDir} is not a floe project (no floe.yaml): ${HINT}`);
@@ -34,24 +35,66 @@ export function readSources(projectDir: string): string[] {
   if (files.length === 0) {
     throw new AssetError(`${tablesDir} has no *.yaml: the project declares no table, so there is nothing to deploy for`);
   }
-  const sources = new Set<string>();
-  for (const file of files) {
-    const shown = path.join(tablesDir, file);
-    let doc: unknown;
+  return files.map((name) => {
+    const file = path.join(tablesDir, name);
     try {
-      doc = parse(fs.readFileSync(shown, 'utf8'));
+      return { file, doc: parse(fs.readFileSync(file, 'utf8')) };
     } catch (e) {
-      throw new AssetError(`${shown}: not valid YAML (${(e as Error).message}); check it with floe validate`);
+      throw new AssetError(`${file}: not valid YAML (${(e as Error).message}); check it with floe validate`);
     }
+  });
+}
+
+/** The sources declared by the project at `projectDir` (tables/*.yaml or *.yml), sorted, each once. */
+export function readSources(projectDir: string): string[] {
+  const sources = new Set<string>();
+  for (const { file, doc } of readTableFiles(projectDir)) {
     const source = (doc as { source?: unknown } | null)?.source;
     if (typeof source !== 'string' || !SOURCE_NAME.test(source)) {
       throw new AssetError(
-        `${shown}: 'source' must be a name of lowercase letters, digits and underscores, got ${JSON.stringify(source)}`,
+        `${file}: 'source' must be a name of lowercase letters, digits and underscores, got ${JSON.stringify(source)}`,
       );
     }
     sources.add(source);
   }
   return [...sources].sort();
+}
+
+/** A table's `max_file_mb` when absent (floe-config's default). */
+export const DEFAULT_MAX_FILE_MB = 1024;
+
+/** The largest file the project accepts, and the table that accepts it. */
+export interface LargestFile {
+  /** The largest `max_file_mb` of any table (the default for a table that sets none). */
+  readonly maxFileMb: number;
+  /** `source.table` of that table (the first one, in file and table order). */
+  readonly table: string;
+  /** The file declaring it. */
+  readonly file: string;
+}
+
+/**
+ * The largest `max_file_mb` of the project's tables: the landing function holds a whole landed
+ * file in memory, so this sizes it (sizing.ts).
+ */
+export function readLargestFile(projectDir: string): LargestFile {
+  let largest: LargestFile | undefined;
+  for (const { file, doc } of readTableFiles(projectDir)) {
+    const source = String((doc as { source?: unknown } | null)?.source);
+    const tables = (doc as { tables?: unknown } | null)?.tables;
+    if (tables === null || typeof tables !== 'object' || Array.isArray(tables)) continue;
+    for (const [name, table] of Object.entries(tables as Record<string, unknown>)) {
+      const raw = (table as { max_file_mb?: unknown } | null)?.max_file_mb;
+      if (raw !== undefined && raw !== null && (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 1)) {
+        throw new AssetError(`${file}: table ${name}: 'max_file_mb' must be a positive integer (MiB), got ${JSON.stringify(raw)}`);
+      }
+      const maxFileMb = typeof raw === 'number' ? raw : DEFAULT_MAX_FILE_MB;
+      if (largest === undefined || maxFileMb > largest.maxFileMb) {
+        largest = { maxFileMb, table: `${source}.${name}`, file };
+      }
+    }
+  }
+  return largest ?? { maxFileMb: DEFAULT_MAX_FILE_MB, table: '(no table declared)', file: path.join(projectDir, 'tables') };
 }
 
 /** floe.yaml's `concurrency` when absent (floe-config's default). */
@@ -82,6 +125,8 @@ export interface FunctionAssets {
   readonly sources: readonly string[];
   /** floe.yaml's `concurrency`. */
   readonly projectConcurrency: number;
+  /** The largest `max_file_mb` of the project's tables. */
+  readonly largestFile: LargestFile;
 }
 
 /**
@@ -109,6 +154,11 @@ export function loadAssets(assetDir: string, binaries: readonly string[]): Funct
     }
     codeDirs.set(binary, dir);
   }
-  const projectConcurrency = readProjectConcurrency(path.join(assetDir, binaries[0], 'project'));
-  return { codeDirs, sources: sources ?? [], projectConcurrency };
+  const project = path.join(assetDir, binaries[0], 'project');
+  return {
+    codeDirs,
+    sources: sources ?? [],
+    projectConcurrency: readProjectConcurrency(project),
+    largestFile: readLargestFile(project),
+  };
 }

@@ -10,6 +10,9 @@ import { Construct } from 'constructs';
 import type { StageSettings } from './config';
 import { allDatabases, RESULTS_PREFIX } from './pipeline';
 
+/** Glue's longest database name. */
+const GLUE_NAME_MAX = 255;
+
 /** Props of {@link LakeCatalog}. */
 export interface LakeCatalogProps {
   /** Name prefix (`floe-<stage>`): the workgroup's name. */
@@ -22,24 +25,31 @@ export interface LakeCatalogProps {
   readonly resultsBucket: s3.IBucket;
   /** Encrypts the results. */
   readonly key: kms.IKey;
-  /** The deployment stage's settings (cutoff, removal). */
+  /** The deployment stage's settings (cutoff, removal, Glue database prefix). */
   readonly settings: StageSettings;
 }
 
 /**
  * Glue databases per layer (`bronze_<source>`, `silver_<source>`, `gold`, `floe_audit`,
- * `floe_incoming`) and the Athena workgroup floe runs every query in.
+ * `floe_incoming`, each behind the stage's prefix, e.g. `floe_dev_gold`) and the Athena
+ * workgroup floe runs every query in.
  *
  * Why: the databases are created here, not by the functions on first use, so each function's
  * IAM policy can name exactly the databases it touches, and a deleted stack in dev leaves
- * nothing behind. The workgroup enforces its settings, so every query, whoever runs it, writes
+ * nothing behind. The prefix lets dev and prod share an account (and steer clear of databases
+ * the account already has). prod keeps its databases when the stack is deleted, but not when the
+ * create that made them rolls back, so a failed first deploy can simply be retried. The
+ * workgroup holds no data and is never kept: a kept workgroup's fixed name would block the next
+ * deploy. The workgroup enforces its settings, so every query, whoever runs it, writes
  * KMS-encrypted results under `athena/` in the results bucket, is cancelled past the stage's
  * bytes-scanned cutoff, runs on engine v3 (Iceberg writes), and publishes the CloudWatch metrics
  * the failed-query alarm watches.
  */
 export class LakeCatalog extends Construct {
-  /** Every database, by name. */
+  /** Every database, by its name on AWS (prefixed). */
   readonly databases: ReadonlyMap<string, glue.CfnDatabase>;
+  /** The prefix of every database name (FLOE_GLUE_DATABASE_PREFIX; empty for none). */
+  readonly databasePrefix: string;
   /** The workgroup. */
   readonly workgroup: athena.CfnWorkGroup;
   /** The workgroup's name (FLOE_ATHENA_WORKGROUP). */
@@ -50,8 +60,12 @@ export class LakeCatalog extends Construct {
   constructor(scope: Construct, id: string, props: LakeCatalogProps) {
     super(scope, id);
     const removalPolicy = props.settings.removalPolicy;
+    this.databasePrefix = props.settings.glueDatabasePrefix;
     const databases = new Map<string, glue.CfnDatabase>();
-    for (const name of allDatabases(props.sources)) {
+    for (const name of allDatabases(props.sources, this.databasePrefix)) {
+      if (name.length > GLUE_NAME_MAX) {
+        throw new Error(`the Glue database name '${name}' is longer than Glue's ${GLUE_NAME_MAX} characters: shorten the source name or glueDatabasePrefix`);
+      }
       const db = new glue.CfnDatabase(this, `Database-${name}`, {
         catalogId: Aws.ACCOUNT_ID,
         databaseInput: {
@@ -71,7 +85,7 @@ export class LakeCatalog extends Construct {
       name: this.workgroupName,
       description: `floe ${props.prefix}: every query of the pipeline`,
       state: 'ENABLED',
-      recursiveDeleteOption: removalPolicy === RemovalPolicy.DESTROY,
+      recursiveDeleteOption: true,
       workGroupConfiguration: {
         enforceWorkGroupConfiguration: true,
         publishCloudWatchMetricsEnabled: true,
@@ -83,7 +97,7 @@ export class LakeCatalog extends Construct {
         },
       },
     });
-    this.workgroup.applyRemovalPolicy(removalPolicy);
+    this.workgroup.applyRemovalPolicy(RemovalPolicy.DESTROY);
   }
 
   /** The ARN of the workgroup. */
@@ -96,7 +110,7 @@ export class LakeCatalog extends Construct {
     return Stack.of(this).formatArn({ service: 'glue', resource: 'catalog' });
   }
 
-  /** The ARN of database `name`. */
+  /** The ARN of database `name` (its name on AWS). */
   databaseArn(name: string): string {
     this.mustHave(name);
     return Stack.of(this).formatArn({ service: 'glue', resource: 'database', resourceName: name });

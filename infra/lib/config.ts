@@ -11,8 +11,18 @@ export type DeploymentStage = 'dev' | 'prod';
 
 /** What differs between dev and prod. */
 export interface StageSettings {
-  /** What happens to buckets, the key, Glue databases and log groups when the stack is deleted. */
+  /**
+   * What happens to buckets, keys, Glue databases and log groups when the stack is deleted or
+   * they are replaced. prod keeps them, except when the create that made them rolls back
+   * (RETAIN_ON_UPDATE_OR_DELETE, DeletionPolicy RetainExceptOnCreate): a failed first deploy
+   * leaves no named resource behind for the retry to collide with.
+   */
   readonly removalPolicy: RemovalPolicy;
+  /**
+   * Prepended to every Glue database name (`<prefix>bronze_<source>`, `<prefix>gold`, ...), so
+   * the stages can share an account; FLOE_GLUE_DATABASE_PREFIX when not empty.
+   */
+  readonly glueDatabasePrefix: string;
   /** How long function logs are kept. */
   readonly logRetention: RetentionDays;
   /** Athena query results are deleted after this many days. */
@@ -33,6 +43,7 @@ const GIB = 1024 * 1024 * 1024;
 export const STAGE_SETTINGS: Readonly<Record<DeploymentStage, StageSettings>> = {
   dev: {
     removalPolicy: RemovalPolicy.DESTROY,
+    glueDatabasePrefix: 'floe_dev_',
     logRetention: RetentionDays.ONE_WEEK,
     resultsExpiration: Duration.days(7),
     landingNoncurrentExpiration: Duration.days(7),
@@ -41,7 +52,8 @@ export const STAGE_SETTINGS: Readonly<Record<DeploymentStage, StageSettings>> = 
     failedQueryThreshold: 5,
   },
   prod: {
-    removalPolicy: RemovalPolicy.RETAIN,
+    removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+    glueDatabasePrefix: '',
     logRetention: RetentionDays.THREE_MONTHS,
     resultsExpiration: Duration.days(30),
     landingNoncurrentExpiration: Duration.days(90),
@@ -65,7 +77,7 @@ export interface FloeConfig {
   readonly batchConcurrency: number;
   /** An address subscribed to the notification topic (context `notificationEmail`, optional). */
   readonly notificationEmail?: string;
-  /** The stage's settings, with `bytesScannedCutoffGb` applied when given. */
+  /** The stage's settings, with `bytesScannedCutoffGb` and `glueDatabasePrefix` applied when given. */
   readonly settings: StageSettings;
 }
 
@@ -74,6 +86,9 @@ export class ConfigError extends Error {}
 
 /** Reads a context value (cdk.json or `-c`), which may be a string or a JSON value. */
 export type ContextReader = (key: string) => unknown;
+
+/** A Glue database prefix: empty, or lowercase letters, digits and underscores ending in `_`. */
+const DATABASE_PREFIX = /^([a-z][a-z0-9_]{0,62}_)?$/;
 
 function positiveInteger(read: ContextReader, key: string, fallback: number): number {
   const raw = read(key);
@@ -99,12 +114,21 @@ export function readConfig(read: ContextReader, baseDir: string): FloeConfig {
   if (email !== undefined && email !== '' && !/^[^@\s]+@[^@\s]+$/.test(String(email))) {
     throw new ConfigError(`context notificationEmail is not an email address: '${email}'`);
   }
-  const defaults = STAGE_SETTINGS[stage];
+  let settings = STAGE_SETTINGS[stage];
   const cutoffGb = read('bytesScannedCutoffGb');
-  const settings =
-    cutoffGb === undefined || cutoffGb === ''
-      ? defaults
-      : { ...defaults, bytesScannedCutoffPerQuery: positiveInteger(read, 'bytesScannedCutoffGb', 10) * GIB };
+  if (cutoffGb !== undefined && cutoffGb !== '') {
+    settings = { ...settings, bytesScannedCutoffPerQuery: positiveInteger(read, 'bytesScannedCutoffGb', 10) * GIB };
+  }
+  const prefix = read('glueDatabasePrefix');
+  if (prefix !== undefined && prefix !== '') {
+    if (!DATABASE_PREFIX.test(String(prefix))) {
+      throw new ConfigError(
+        `context glueDatabasePrefix must be lowercase letters, digits and underscores, start with a letter ` +
+          `and end with '_' (at most 64 characters), got '${prefix}' (e.g. -c glueDatabasePrefix=floe_${stage}_)`,
+      );
+    }
+    settings = { ...settings, glueDatabasePrefix: String(prefix) };
+  }
   return {
     stage,
     prefix: `floe-${stage}`,

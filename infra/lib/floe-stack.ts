@@ -5,12 +5,12 @@ import { Aws, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import { Construct } from 'constructs';
-import { sizeMaximumConcurrency } from './athena-quota';
 import { loadAssets } from './assets';
 import { LakeCatalog } from './catalog';
 import type { FloeConfig } from './config';
 import { PipelineMonitoring } from './monitoring';
-import { LANDING_PREFIX, PIPELINE, queryBudget, STAGES, type StageName } from './pipeline';
+import { databaseName, GOLD_DATABASE, LANDING_PREFIX, PIPELINE, STAGES, type StageName } from './pipeline';
+import { sizeStages, type StageSizing } from './sizing';
 import { StageFunction } from './stage-function';
 import { StageQueue } from './stage-queue';
 import { LakeStorage } from './storage';
@@ -34,6 +34,8 @@ export const OUTPUTS = {
   resultsBucket: 'AthenaResultsBucket',
   outputLocation: 'AthenaOutputLocation',
   workgroup: 'AthenaWorkgroup',
+  /** The gold database's name on AWS: the Glue database prefix, then `gold`. */
+  goldDatabase: 'GoldDatabase',
   notificationTopic: 'NotificationTopicArn',
   dashboard: 'DashboardName',
   /** `<Stage>QueueUrl` and `<Stage>DeadLetterQueueUrl` per stage, e.g. LandingQueueUrl. */
@@ -63,10 +65,8 @@ export class FloeStack extends Stack {
   readonly queues: ReadonlyMap<StageName, StageQueue>;
   /** Each stage's function. */
   readonly functions: ReadonlyMap<StageName, StageFunction>;
-  /** Each function's event source mapping maximumConcurrency. */
-  readonly maxConcurrency: ReadonlyMap<string, number>;
-  /** Each function's FLOE_BATCH_CONCURRENCY and Athena queries per invocation. */
-  readonly queryBudgets: ReadonlyMap<StageName, ReturnType<typeof queryBudget>>;
+  /** Each stage's sizes: records and queries per invocation, invocations, memory, timeouts, retries. */
+  readonly sizing: ReadonlyMap<StageName, StageSizing>;
   /** Alarms, dashboard, topic. */
   readonly monitoring: PipelineMonitoring;
   /** The project's sources. */
@@ -77,13 +77,12 @@ export class FloeStack extends Stack {
     const { config } = props;
     const assets = loadAssets(config.assetDir, STAGES.map((s) => PIPELINE[s].binary));
     this.sources = assets.sources;
-    this.queryBudgets = new Map(
-      STAGES.map((s) => [s, queryBudget(PIPELINE[s], config.batchConcurrency, assets.projectConcurrency)]),
-    );
-    this.maxConcurrency = sizeMaximumConcurrency(
-      STAGES.map((s) => ({ name: s, queriesPerInvocation: this.queryBudgets.get(s)!.queriesPerInvocation })),
-      config.athenaQueryQuota,
-    );
+    this.sizing = sizeStages({
+      batchConcurrency: config.batchConcurrency,
+      athenaQueryQuota: config.athenaQueryQuota,
+      projectConcurrency: assets.projectConcurrency,
+      largestFile: assets.largestFile,
+    });
 
     this.storage = new LakeStorage(this, 'Storage', { prefix: config.prefix, settings: config.settings });
     this.catalog = new LakeCatalog(this, 'Catalog', {
@@ -101,7 +100,8 @@ export class FloeStack extends Stack {
         stage,
         new StageQueue(this, `${capitalise(stage)}Queue`, {
           queueName: `${config.prefix}-${stage}`,
-          functionTimeout: Duration.seconds(PIPELINE[stage].timeoutSeconds),
+          visibilityTimeout: Duration.seconds(this.sizing.get(stage)!.visibilityTimeoutSeconds),
+          maxReceiveCount: this.sizing.get(stage)!.maxReceiveCount,
         }),
       );
     }
@@ -121,8 +121,7 @@ export class FloeStack extends Stack {
           nextQueues: queues,
           storage: this.storage,
           catalog: this.catalog,
-          maxConcurrency: this.maxConcurrency.get(stage)!,
-          ...this.queryBudgets.get(stage)!,
+          sizing: this.sizing.get(stage)!,
         }),
       );
     }
@@ -168,6 +167,11 @@ export class FloeStack extends Stack {
     output(OUTPUTS.resultsBucket, this.storage.results.bucketName, 'Athena query results');
     output(OUTPUTS.outputLocation, this.catalog.outputLocation, 'athena.output_location');
     output(OUTPUTS.workgroup, this.catalog.workgroupName, 'athena.workgroup');
+    output(
+      OUTPUTS.goldDatabase,
+      databaseName(this.catalog.databasePrefix, GOLD_DATABASE),
+      'the gold models\' Glue database; every floe database carries the same prefix (FLOE_GLUE_DATABASE_PREFIX)',
+    );
     output(OUTPUTS.notificationTopic, this.monitoring.topic.topicArn, 'alarms and floe.failed / floe.quarantined events');
     output(OUTPUTS.dashboard, this.monitoring.dashboard.dashboardName, 'the CloudWatch dashboard');
     for (const stage of STAGES) {

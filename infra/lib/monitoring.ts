@@ -1,7 +1,7 @@
 /**
  * Alarms, the dashboard and the notification topic.
  */
-import { Duration } from 'aws-cdk-lib';
+import { ArnFormat, Aws, Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -21,6 +21,11 @@ export const FLOE_EVENT_SOURCE = 'floe';
 export const NOTIFIED_EVENTS = ['floe.failed', 'floe.quarantined'];
 /** Every alarm looks at 5-minute periods. */
 const PERIOD = Duration.minutes(5);
+
+/** The ARN of the alarms named `name` (may end in `*`) in this stack's account and region. */
+export function alarmArn(scope: Construct, name: string): string {
+  return Stack.of(scope).formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+}
 
 /** One stage's pieces, as the monitoring sees them. */
 export interface MonitoredStage {
@@ -47,7 +52,10 @@ export interface PipelineMonitoringProps {
  * function errors, and failed Athena queries each raise an alarm; floe's own `floe.failed` and
  * `floe.quarantined` events (a rejected batch, a refused file) are routed from the default bus.
  * All of it goes to one SNS topic (encrypted with its own key, which only CloudWatch and
- * EventBridge may use to publish), optionally with an email subscription. The dashboard puts the
+ * EventBridge may use to publish), optionally with an email subscription. The topic's policy
+ * replaces SNS's default one, so it names both publishers: EventBridge (added by the rule's
+ * target) and CloudWatch, the latter only for this stack's alarms in this account (an alarm
+ * action is refused, and no one is told, when CloudWatch may not publish). The dashboard puts the
  * queues, the functions, Athena and floe's own metrics (namespace `floe`) side by side.
  */
 export class PipelineMonitoring extends Construct {
@@ -76,6 +84,19 @@ export class PipelineMonitoring extends Construct {
       masterKey: key,
       enforceSSL: true,
     });
+    this.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AllowAlarmsOfThisStack',
+        effect: iam.Effect.ALLOW,
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+          ArnLike: { 'aws:SourceArn': alarmArn(this, `${config.prefix}-*`) },
+        },
+      }),
+    );
     if (config.notificationEmail) {
       this.topic.addSubscription(new subscriptions.EmailSubscription(config.notificationEmail));
     }

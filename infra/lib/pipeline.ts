@@ -17,7 +17,8 @@ export const STAGES: readonly StageName[] = ['landing', 'standardise', 'audit', 
 /**
  * A layer of the lake, as the Glue databases that hold it:
  * `bronze` = `bronze_<source>` and `silver` = `silver_<source>` for every source,
- * `gold` = `gold`, `audit` = `floe_audit` (rejected batches).
+ * `gold` = `gold`, `audit` = `floe_audit` (rejected batches). These are floe's names; on AWS each
+ * carries the deployment's Glue database prefix ({@link databaseName}).
  */
 export type Layer = 'bronze' | 'silver' | 'gold' | 'audit';
 
@@ -42,9 +43,12 @@ export interface StageSpec {
   readonly stage: StageName;
   /** The cargo binary, and the folder of its artifact: `<assetDir>/<binary>/bootstrap`. */
   readonly binary: string;
-  /** The Lambda timeout, in seconds (the queue's visibility timeout is six times this). */
+  /** The Lambda timeout, in seconds (sizing.ts derives the queue's visibility timeout and the Athena query timeout from it). */
   readonly timeoutSeconds: number;
-  /** The Lambda memory, in MB (also buys CPU). */
+  /**
+   * The Lambda memory, in MB (also buys CPU). For the stage that reads landed files this is the
+   * floor: sizing.ts raises it to hold the files it reads at once (`max_file_mb`).
+   */
   readonly memoryMb: number;
   /** The stages whose queues this stage sends to (`FLOE_<STAGE>_QUEUE_URL`). */
   readonly sendsTo: readonly StageName[];
@@ -79,7 +83,7 @@ export const PIPELINE: Readonly<Record<StageName, StageSpec>> = {
     stage: 'landing',
     binary: 'floe-landing',
     timeoutSeconds: 5 * 60,
-    memoryMb: 2048,
+    memoryMb: 1024,
     sendsTo: ['standardise'],
     reads: [],
     writes: ['bronze'],
@@ -143,32 +147,46 @@ export function queryBudget(
     : { batchConcurrency, queriesPerInvocation: batchConcurrency };
 }
 
+/**
+ * A Glue database's name on AWS: the deployment's prefix (context `glueDatabasePrefix`, per stage
+ * by default: `floe_dev_` in dev, none in prod) and floe's name, e.g. `floe_dev_bronze_nomis`.
+ * The same name is the database's folder under the lake (`<lake>/warehouse/<name>/`) and its
+ * publish records' folder (`_floe/published/<name>/`). The services learn the prefix from
+ * FLOE_GLUE_DATABASE_PREFIX.
+ */
+export function databaseName(prefix: string, name: string): string {
+  return `${prefix}${name}`;
+}
+
 /** The environment variable holding a stage's queue URL (settings.rs `queue_var`). */
 export function queueUrlVariable(stage: StageName): string {
   return `FLOE_${stage.toUpperCase()}_QUEUE_URL`;
 }
 
-/** The Glue databases of `layer`, given the project's sources. */
-export function databasesOf(layer: Layer, sources: readonly string[]): string[] {
-  switch (layer) {
-    case 'bronze':
-      return sources.map((s) => `bronze_${s}`);
-    case 'silver':
-      return sources.map((s) => `silver_${s}`);
-    case 'gold':
-      return [GOLD_DATABASE];
-    case 'audit':
-      return [AUDIT_DATABASE];
-  }
+/** The Glue databases of `layer` on AWS, given the project's sources and the prefix. */
+export function databasesOf(layer: Layer, sources: readonly string[], prefix: string): string[] {
+  const names = (() => {
+    switch (layer) {
+      case 'bronze':
+        return sources.map((s) => `bronze_${s}`);
+      case 'silver':
+        return sources.map((s) => `silver_${s}`);
+      case 'gold':
+        return [GOLD_DATABASE];
+      case 'audit':
+        return [AUDIT_DATABASE];
+    }
+  })();
+  return names.map((n) => databaseName(prefix, n));
 }
 
-/** Every Glue database the pipeline uses, in a stable order. */
-export function allDatabases(sources: readonly string[]): string[] {
+/** Every Glue database the pipeline uses on AWS, in a stable order. */
+export function allDatabases(sources: readonly string[], prefix: string): string[] {
   return [
-    ...databasesOf('bronze', sources),
-    ...databasesOf('silver', sources),
-    GOLD_DATABASE,
-    AUDIT_DATABASE,
-    INCOMING_DATABASE,
+    ...databasesOf('bronze', sources, prefix),
+    ...databasesOf('silver', sources, prefix),
+    ...databasesOf('gold', sources, prefix),
+    ...databasesOf('audit', sources, prefix),
+    databaseName(prefix, INCOMING_DATABASE),
   ];
 }

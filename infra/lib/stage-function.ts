@@ -12,6 +12,7 @@ import type { LakeCatalog } from './catalog';
 import type { FloeConfig } from './config';
 import { acknowledgeScopedWildcard } from './nag';
 import {
+  databaseName,
   databasesOf,
   INCOMING_DATABASE,
   LAKE_PREFIX,
@@ -22,6 +23,7 @@ import {
   type StageName,
   type StageSpec,
 } from './pipeline';
+import type { StageSizing } from './sizing';
 import type { StageQueue } from './stage-queue';
 import type { LakeStorage } from './storage';
 
@@ -29,8 +31,6 @@ import type { LakeStorage } from './storage';
 export const PROJECT_DIR_IN_LAMBDA = '/var/task/project';
 /** The EventBridge bus for `floe.*` events (FLOE_EVENT_BUS). */
 export const EVENT_BUS_NAME = 'default';
-/** SQS records per invocation (SQS's largest batch without a batching window). */
-export const BATCH_SIZE = 10;
 
 /** Props of {@link StageFunction}. */
 export interface StageFunctionProps {
@@ -50,12 +50,8 @@ export interface StageFunctionProps {
   readonly storage: LakeStorage;
   /** Glue databases and the workgroup. */
   readonly catalog: LakeCatalog;
-  /** The event source mapping's maximumConcurrency (sized against the Athena quota). */
-  readonly maxConcurrency: number;
-  /** FLOE_BATCH_CONCURRENCY: records of a batch handled at once. */
-  readonly batchConcurrency: number;
-  /** Athena queries one invocation may run at once, as the quota sizing assumed. */
-  readonly queriesPerInvocation: number;
+  /** Memory, timeouts, batch, concurrency and Athena budget (sizing.ts). */
+  readonly sizing: StageSizing;
 }
 
 /**
@@ -63,8 +59,11 @@ export interface StageFunctionProps {
  *
  * Why this shape: the Rust service reads everything from its environment once at cold start, so
  * the environment here is the contract (shared/aws/src/settings.rs). The event source mapping
- * reports partial batch failures, as the service answers with SqsBatchResponse, and its
- * maximumConcurrency keeps the stage within its share of the Athena query quota. The role is
+ * reports partial batch failures, as the service answers with SqsBatchResponse, hands over as
+ * many records as the function handles at once, and its maximumConcurrency keeps the stage
+ * within its share of the Athena query quota (sizing.ts). The log group has no fixed name
+ * (CloudFormation names it; the function logs there through its logging config), so a kept log
+ * group never blocks a later deploy. The role is
  * the function's own and grants only what this stage does (see PIPELINE in pipeline.ts): its
  * Athena workgroup, the Glue databases and lake prefixes of the layers it reads and writes, the
  * queues it sends to and its own DLQ, the key, the default bus, its own log group. No AWS
@@ -82,12 +81,11 @@ export class StageFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: StageFunctionProps) {
     super(scope, id);
-    const { spec, config, storage, catalog } = props;
+    const { spec, config, storage, catalog, sizing } = props;
     this.spec = spec;
     const functionName = `${config.prefix}-${spec.stage}`;
 
     this.logGroup = new logs.LogGroup(this, 'Logs', {
-      logGroupName: `/aws/lambda/${functionName}`,
       retention: config.settings.logRetention,
       removalPolicy: config.settings.removalPolicy,
     });
@@ -109,11 +107,18 @@ export class StageFunction extends Construct {
       FLOE_ATHENA_OUTPUT_LOCATION: catalog.outputLocation,
       FLOE_DLQ_URL: props.queue.deadLetterQueue.queueUrl,
       FLOE_EVENT_BUS: EVENT_BUS_NAME,
-      FLOE_BATCH_CONCURRENCY: String(props.batchConcurrency),
-      // The Athena queries one invocation was sized for (see athena-quota.ts); for the services
-      // to enforce across everything they run at once.
-      FLOE_ATHENA_MAX_CONCURRENT_QUERIES: String(props.queriesPerInvocation),
+      FLOE_BATCH_CONCURRENCY: String(sizing.recordsAtOnce),
+      // The Athena queries one invocation was sized for (sizing.ts, athena-quota.ts): the
+      // services hold them to it across everything they run at once.
+      FLOE_ATHENA_MAX_CONCURRENT_QUERIES: String(sizing.queriesPerInvocation),
+      // Below the function's timeout, so the service stops a query it gives up on before Lambda
+      // ends the invocation.
+      FLOE_ATHENA_QUERY_TIMEOUT_SECONDS: String(sizing.queryTimeoutSeconds),
     };
+    if (catalog.databasePrefix !== '') {
+      // Every Glue database name on AWS is this prefix and floe's name (pipeline.ts databaseName).
+      environment.FLOE_GLUE_DATABASE_PREFIX = catalog.databasePrefix;
+    }
     for (const next of spec.sendsTo) {
       environment[queueUrlVariable(next)] = this.nextQueue(props, next).queue.queueUrl;
     }
@@ -125,8 +130,8 @@ export class StageFunction extends Construct {
       architecture: lambda.Architecture.ARM_64,
       handler: 'bootstrap',
       code: lambda.Code.fromAsset(props.codeDir),
-      memorySize: spec.memoryMb,
-      timeout: Duration.seconds(spec.timeoutSeconds),
+      memorySize: sizing.memoryMb,
+      timeout: Duration.seconds(sizing.timeoutSeconds),
       role: this.role,
       logGroup: this.logGroup,
       environment,
@@ -139,9 +144,10 @@ export class StageFunction extends Construct {
     });
     this.function.addEventSource(
       new SqsEventSource(props.queue.queue, {
-        batchSize: BATCH_SIZE,
+        batchSize: sizing.batchSize,
+        maxBatchingWindow: Duration.seconds(sizing.maxBatchingWindowSeconds),
         reportBatchItemFailures: true,
-        maxConcurrency: props.maxConcurrency,
+        maxConcurrency: sizing.maxConcurrency,
       }),
     );
   }
@@ -165,10 +171,12 @@ export class StageFunction extends Construct {
   /** Athena, Glue and the lake's S3 prefixes for the layers this stage reads and writes. */
   private grantLake(props: StageFunctionProps): void {
     const { spec, storage, catalog, sources } = props;
-    const written = spec.writes.flatMap((l) => databasesOf(l, sources));
-    const read = [...new Set([...spec.reads.flatMap((l) => databasesOf(l, sources)), ...written])];
-    const catalogWrites = spec.writesIncomingRows ? [...written, INCOMING_DATABASE] : written;
-    const catalogReads = spec.writesIncomingRows ? [...read, INCOMING_DATABASE] : read;
+    const prefix = catalog.databasePrefix;
+    const incoming = databaseName(prefix, INCOMING_DATABASE);
+    const written = spec.writes.flatMap((l) => databasesOf(l, sources, prefix));
+    const read = [...new Set([...spec.reads.flatMap((l) => databasesOf(l, sources, prefix)), ...written])];
+    const catalogWrites = spec.writesIncomingRows ? [...written, incoming] : written;
+    const catalogReads = spec.writesIncomingRows ? [...read, incoming] : read;
     const lake = (key: string) => storage.lake.arnForObjects(`${LAKE_PREFIX}/${key}`);
     const tablesWhy = 'tables of the named Glue databases are created at run time (one view and one __data Iceberg table per floe table, temporary incoming tables)';
     const filesWhy = 'Iceberg data and metadata files of the named databases are created at run time under their table prefixes';

@@ -5,17 +5,14 @@ import { Duration } from 'aws-cdk-lib';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
-/** SQS delivers a message this many times before it goes to the dead-letter queue (the local queues' 5). */
-export const MAX_RECEIVE_COUNT = 5;
-/** Visibility timeout / function timeout: AWS's guidance for SQS-triggered functions (retries and batching). */
-export const VISIBILITY_TO_TIMEOUT = 6;
-
 /** Props of {@link StageQueue}. */
 export interface StageQueueProps {
   /** The queue's name; the DLQ is `<name>-dlq`. */
   readonly queueName: string;
-  /** The timeout of the function that consumes the queue. */
-  readonly functionTimeout: Duration;
+  /** How long a received message stays hidden (sizing.ts: twice the consuming function's timeout). */
+  readonly visibilityTimeout: Duration;
+  /** Receives before a message goes to the DLQ (sizing.ts). */
+  readonly maxReceiveCount: number;
 }
 
 /**
@@ -23,11 +20,12 @@ export interface StageQueueProps {
  *
  * Why: the stages are chained through SQS so each one retries on its own and a burst of landed
  * files waits in a queue instead of overrunning Athena. A record that keeps failing reaches the
- * DLQ after {@link MAX_RECEIVE_COUNT} receives; a message that can never succeed is moved there at
+ * DLQ after `maxReceiveCount` receives; a message that can never succeed is moved there at
  * once by the service (FLOE_DLQ_URL), and `floe redrive` brings them back. The visibility timeout
- * is six times the function's timeout, so a record is not delivered again while an invocation
- * holding it can still be running. Both queues are encrypted (SQS-managed keys: EventBridge can
- * deliver into them without a key policy) and refuse plain HTTP.
+ * is longer than the consuming function's timeout, so a record is not delivered again while an
+ * invocation holding it can still be running; together they bound how long a failing record
+ * takes to reach the DLQ (sizing.ts). Both queues are encrypted (SQS-managed keys: EventBridge
+ * can deliver into them without a key policy) and refuse plain HTTP.
  */
 export class StageQueue extends Construct {
   /** The stage's input. */
@@ -48,8 +46,8 @@ export class StageQueue extends Construct {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(4),
-      visibilityTimeout: Duration.seconds(props.functionTimeout.toSeconds() * VISIBILITY_TO_TIMEOUT),
-      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: MAX_RECEIVE_COUNT },
+      visibilityTimeout: props.visibilityTimeout,
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
     });
   }
 }

@@ -51,6 +51,16 @@ describe('context', () => {
     assert.throws(() => readConfig(reader({ batchConcurrency: '0' }), '.'), /batchConcurrency must be a positive integer/);
     assert.throws(() => readConfig(reader({ athenaQueryQuota: 'lots' }), '.'), /athenaQueryQuota must be a positive integer/);
     assert.throws(() => readConfig(reader({ notificationEmail: 'nobody' }), '.'), /notificationEmail/);
+    for (const bad of ['Floe_', 'floe', '_floe_', 'floe-dev_', `${'a'.repeat(64)}_`]) {
+      assert.throws(() => readConfig(reader({ glueDatabasePrefix: bad }), '.'), /glueDatabasePrefix must be lowercase/, bad);
+    }
+  });
+
+  it('prefixes Glue databases with floe_dev_ in dev and nothing in prod, unless glueDatabasePrefix says otherwise', () => {
+    assert.equal(readConfig(reader({}), '.').settings.glueDatabasePrefix, 'floe_dev_');
+    assert.equal(readConfig(reader({ stage: 'prod' }), '.').settings.glueDatabasePrefix, '');
+    assert.equal(readConfig(reader({ stage: 'prod', glueDatabasePrefix: 'floe_' }), '.').settings.glueDatabasePrefix, 'floe_');
+    assert.equal(readConfig(reader({ glueDatabasePrefix: 'sandbox_2_' }), '.').settings.glueDatabasePrefix, 'sandbox_2_');
   });
 
   it('subscribes notificationEmail to the topic', () => {
@@ -77,7 +87,7 @@ describe('sources', () => {
     const project = projectWith('cases.yaml', 'source: cases\ntables: {}\n');
     const { template } = synth({}, makeAssets(project));
     const names = Object.values<any>(template.findResources('AWS::Glue::Database')).map((d) => d.Properties.DatabaseInput.Name);
-    assert.ok(names.includes('bronze_cases') && names.includes('silver_cases'), names.join(', '));
+    assert.ok(names.includes('floe_dev_bronze_cases') && names.includes('floe_dev_silver_cases'), names.join(', '));
   });
 });
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { Template } from 'aws-cdk-lib/assertions';
 import type { FloeStack } from '../lib/floe-stack';
-import { databasesOf, INCOMING_DATABASE, PIPELINE, STAGES, type StageName } from '../lib/pipeline';
+import { databaseName, databasesOf, INCOMING_DATABASE, PIPELINE, STAGES, type StageName } from '../lib/pipeline';
 import { type FlatStatement, logicalId, roleStatements, synth } from './helpers';
 
 let stack: FloeStack;
@@ -102,18 +102,30 @@ describe('queues', () => {
 describe('the lake', () => {
   const glueTables = (dbs: string[]) =>
     dbs.map((d) => `arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/${d}/*`);
+  const prefix = () => stack.catalog.databasePrefix;
+  const incomingOf = (stage: StageName) =>
+    PIPELINE[stage].writesIncomingRows ? [databaseName(prefix(), INCOMING_DATABASE)] : [];
   const written = (stage: StageName) => {
     const spec = PIPELINE[stage];
-    return spec.writes.flatMap((l) => databasesOf(l, stack.sources));
+    return spec.writes.flatMap((l) => databasesOf(l, stack.sources, prefix()));
   };
   const read = (stage: StageName) => {
     const spec = PIPELINE[stage];
-    return [...new Set([...spec.reads.flatMap((l) => databasesOf(l, stack.sources)), ...written(stage)])];
+    return [...new Set([...spec.reads.flatMap((l) => databasesOf(l, stack.sources, prefix())), ...written(stage)])];
   };
+
+  it('name the databases as they are on AWS: with the stage prefix (floe_dev_ in dev)', () => {
+    assert.equal(prefix(), 'floe_dev_');
+    const landingTables = [...resourcesFor(statementsOf('landing'), 'glue:CreateTable')].filter((r) => r.includes(':table/'));
+    assert.deepEqual(sorted(landingTables), sorted(glueTables(['floe_dev_bronze_crm', 'floe_dev_bronze_nomis', 'floe_dev_floe_incoming'])));
+    const lake = arnOf(stack.storage.lake);
+    assert.ok(resourcesFor(statementsOf('modelling'), 's3:PutObject').has(`${lake}/warehouse/floe_dev_gold/*`));
+    assert.ok(resourcesFor(statementsOf('modelling'), 's3:PutObject').has(`${lake}/warehouse/_floe/published/floe_dev_gold/*`));
+  });
 
   it('each function creates and changes Glue tables only in the databases of the layers it writes', () => {
     for (const stage of STAGES) {
-      const incoming = PIPELINE[stage].writesIncomingRows ? [INCOMING_DATABASE] : [];
+      const incoming = incomingOf(stage);
       for (const action of ['glue:CreateTable', 'glue:UpdateTable', 'glue:DeleteTable']) {
         const tables = [...resourcesFor(statementsOf(stage), action)].filter((r) => r.includes(':table/'));
         assert.deepEqual(sorted(tables), sorted(glueTables([...written(stage), ...incoming])), `${stage} ${action}`);
@@ -128,7 +140,7 @@ describe('the lake', () => {
 
   it('each function reads Glue tables only in the databases it reads or writes', () => {
     for (const stage of STAGES) {
-      const incoming = PIPELINE[stage].writesIncomingRows ? [INCOMING_DATABASE] : [];
+      const incoming = incomingOf(stage);
       const tables = [...resourcesFor(statementsOf(stage), 'glue:GetTable')].filter((r) => r.includes(':table/'));
       assert.deepEqual(sorted(tables), sorted(glueTables([...read(stage), ...incoming])), stage);
     }

@@ -134,16 +134,17 @@ describe('queues', () => {
     assert.equal(resourcesOf('AWS::SQS::QueuePolicy').length, STAGES.length * 2);
   });
 
-  it('hide a received message for at least six times the timeout of the function consuming it', () => {
+  it('hide a received message for twice the consuming function\'s timeout, and dead-letter after 3 receives', () => {
     const functions = template.findResources('AWS::Lambda::Function');
     const queues = template.findResources('AWS::SQS::Queue');
     for (const [, m] of resourcesOf('AWS::Lambda::EventSourceMapping')) {
       const queue = queues[m.Properties.EventSourceArn['Fn::GetAtt'][0]];
       const fn = functions[m.Properties.FunctionName.Ref];
-      assert.ok(
-        queue.Properties.VisibilityTimeout >= 6 * fn.Properties.Timeout,
-        `${queue.Properties.QueueName}: ${queue.Properties.VisibilityTimeout}s for a ${fn.Properties.Timeout}s function`,
-      );
+      const window = m.Properties.MaximumBatchingWindowInSeconds ?? 0;
+      // Lambda refuses a mapping whose queue hides a record for less than the function may run.
+      assert.ok(queue.Properties.VisibilityTimeout >= fn.Properties.Timeout + window, queue.Properties.QueueName);
+      assert.equal(queue.Properties.VisibilityTimeout, 2 * fn.Properties.Timeout + window, queue.Properties.QueueName);
+      assert.equal(queue.Properties.RedrivePolicy.maxReceiveCount, 3, queue.Properties.QueueName);
     }
   });
 });
@@ -183,6 +184,7 @@ describe('functions', () => {
       assert.deepEqual(env.FLOE_DLQ_URL, { Ref: logicalId(own.deadLetterQueue) }, `${stage}: not its own DLQ`);
       assert.equal(env.FLOE_EVENT_BUS, 'default');
       assert.match(env.FLOE_BATCH_CONCURRENCY, /^[1-9][0-9]*$/);
+      assert.match(env.FLOE_ATHENA_MAX_CONCURRENT_QUERIES, /^[1-9][0-9]*$/);
       // Exactly the queues of the stages it sends to.
       const queueVars = Object.keys(env).filter((k) => /^FLOE_[A-Z]+_QUEUE_URL$/.test(k)).sort();
       assert.deepEqual(queueVars, PIPELINE[stage].sendsTo.map(queueUrlVariable).sort(), stage);
@@ -210,17 +212,32 @@ describe('functions', () => {
     }
   });
 
-  it('log to their own log group with a retention', () => {
+  it('take as many records per invocation as they handle at once, with no batching window', () => {
+    const functions = template.findResources('AWS::Lambda::Function');
+    for (const [, m] of resourcesOf('AWS::Lambda::EventSourceMapping')) {
+      const env = functions[m.Properties.FunctionName.Ref].Properties.Environment.Variables;
+      assert.equal(m.Properties.BatchSize, Number(env.FLOE_BATCH_CONCURRENCY));
+      assert.equal(m.Properties.MaximumBatchingWindowInSeconds ?? 0, 0);
+    }
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: logicalId(stack.functions.get('modelling')!.function) },
+      BatchSize: 1,
+    });
+  });
+
+  it('log to their own log group with a retention, named by CloudFormation', () => {
     for (const stage of STAGES) {
       const f = stack.functions.get(stage)!;
       template.hasResourceProperties('AWS::Lambda::Function', {
         FunctionName: `floe-dev-${stage}`,
         LoggingConfig: { LogGroup: { Ref: logicalId(f.logGroup) } },
       });
-      template.hasResourceProperties('AWS::Logs::LogGroup', {
-        LogGroupName: `/aws/lambda/floe-dev-${stage}`,
-        RetentionInDays: Match.anyValue(),
-      });
+    }
+    const groups = resourcesOf('AWS::Logs::LogGroup');
+    assert.equal(groups.length, STAGES.length);
+    for (const [id, g] of groups) {
+      assert.ok(g.Properties.RetentionInDays > 0, id);
+      assert.equal(g.Properties.LogGroupName, undefined, `${id}: a fixed name collides with the group a failed deploy kept`);
     }
   });
 });
@@ -244,32 +261,43 @@ describe('Athena and Glue', () => {
         },
       },
     });
-    const cutoff = Object.values<any>(template.findResources('AWS::Athena::WorkGroup'))[0].Properties
-      .WorkGroupConfiguration.BytesScannedCutoffPerQuery;
+    const workgroup = Object.values<any>(template.findResources('AWS::Athena::WorkGroup'))[0];
+    const cutoff = workgroup.Properties.WorkGroupConfiguration.BytesScannedCutoffPerQuery;
     assert.ok(cutoff >= 10 * 1024 * 1024, 'under Athena minimum of 10 MB');
+    // It holds no data; a kept workgroup's fixed name would block the next deploy.
+    assert.equal(workgroup.DeletionPolicy, 'Delete');
+    assert.equal(workgroup.Properties.RecursiveDeleteOption, true);
   });
 
-  it('create bronze and silver databases per source of the project, and gold, floe_audit, floe_incoming', () => {
+  it('create bronze and silver databases per source of the project, and gold, floe_audit, floe_incoming, behind the dev prefix', () => {
     const names = Object.values<any>(template.findResources('AWS::Glue::Database'))
       .map((d) => d.Properties.DatabaseInput.Name)
       .sort();
     assert.deepEqual(stack.sources, ['crm', 'nomis']);
     assert.deepEqual(names, [
-      'bronze_crm',
-      'bronze_nomis',
-      'floe_audit',
-      'floe_incoming',
-      'gold',
-      'silver_crm',
-      'silver_nomis',
+      'floe_dev_bronze_crm',
+      'floe_dev_bronze_nomis',
+      'floe_dev_floe_audit',
+      'floe_dev_floe_incoming',
+      'floe_dev_gold',
+      'floe_dev_silver_crm',
+      'floe_dev_silver_nomis',
     ]);
+    // The folder of a database under the lake is its name on AWS, as the IAM prefixes are.
     template.hasResourceProperties('AWS::Glue::Database', {
       CatalogId: { Ref: 'AWS::AccountId' },
       DatabaseInput: {
-        Name: 'gold',
-        LocationUri: { 'Fn::Join': ['', ['s3://', { Ref: logicalId(stack.storage.lake) }, '/warehouse/gold']] },
+        Name: 'floe_dev_gold',
+        LocationUri: { 'Fn::Join': ['', ['s3://', { Ref: logicalId(stack.storage.lake) }, '/warehouse/floe_dev_gold']] },
       },
     });
+  });
+
+  it('tell the functions the prefix (FLOE_GLUE_DATABASE_PREFIX) and the gold database (output)', () => {
+    for (const [, f] of resourcesOf('AWS::Lambda::Function')) {
+      assert.equal(f.Properties.Environment.Variables.FLOE_GLUE_DATABASE_PREFIX, 'floe_dev_');
+    }
+    assert.equal(template.toJSON().Outputs.GoldDatabase.Value, 'floe_dev_gold');
   });
 });
 
@@ -316,6 +344,42 @@ describe('monitoring', () => {
     });
     template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
   });
+
+  it('let CloudWatch publish to the topic, for this stack\'s alarms in this account only, as well as EventBridge', () => {
+    const topic = { Ref: logicalId(stack.monitoring.topic) };
+    const policies = resourcesOf('AWS::SNS::TopicPolicy');
+    assert.equal(policies.length, 1);
+    const statements: any[] = policies[0][1].Properties.PolicyDocument.Statement;
+    const allowed = (service: string) =>
+      statements.filter((s) => s.Effect === 'Allow' && s.Principal?.Service === service && [].concat(s.Action).includes('sns:Publish' as never));
+    const cloudwatch = allowed('cloudwatch.amazonaws.com');
+    assert.equal(cloudwatch.length, 1, 'CloudWatch alarms cannot publish: the topic policy replaces SNS\'s default one');
+    assert.deepEqual(cloudwatch[0].Resource, topic);
+    assert.deepEqual(cloudwatch[0].Condition, {
+      StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+      ArnLike: {
+        'aws:SourceArn': {
+          'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':cloudwatch:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':alarm:floe-dev-*']],
+        },
+      },
+    });
+    assert.equal(allowed('events.amazonaws.com').length, 1, 'EventBridge cannot publish');
+    // The condition covers every alarm of the stack.
+    for (const [id, a] of resourcesOf('AWS::CloudWatch::Alarm')) {
+      assert.match(a.Properties.AlarmName, /^floe-dev-/, id);
+    }
+    // Both publishers may use the topic's key.
+    const keyId = logicalId(stack.monitoring.topic.masterKey!);
+    const keyStatements: any[] = template.toJSON().Resources[keyId].Properties.KeyPolicy.Statement;
+    for (const service of ['cloudwatch.amazonaws.com', 'events.amazonaws.com']) {
+      assert.ok(
+        keyStatements.some(
+          (s) => [].concat(s.Principal?.Service).includes(service as never) && [].concat(s.Action).includes('kms:GenerateDataKey' as never),
+        ),
+        `${service} cannot use the topic key`,
+      );
+    }
+  });
 });
 
 describe('outputs', () => {
@@ -330,6 +394,7 @@ describe('outputs', () => {
       OUTPUTS.resultsBucket,
       OUTPUTS.outputLocation,
       OUTPUTS.workgroup,
+      OUTPUTS.goldDatabase,
       OUTPUTS.notificationTopic,
       OUTPUTS.dashboard,
       ...STAGES.flatMap((s) => [OUTPUTS.queueUrl(s), OUTPUTS.deadLetterQueueUrl(s)]),
@@ -345,13 +410,19 @@ describe('outputs', () => {
 });
 
 describe('dev and prod', () => {
+  let prod: ReturnType<typeof synth>;
+  before(() => {
+    prod = synth({ stage: 'prod' });
+  });
+
+  const deletionPolicies = (t: Template, type: string) =>
+    Object.values<any>(t.findResources(type)).map((r) => [r.DeletionPolicy, r.UpdateReplacePolicy]);
+
   it('keep data and page sooner in prod; dispose of everything and keep logs a week in dev', () => {
-    const prod = synth({ stage: 'prod' });
-    const policies = (t: Template, type: string) =>
-      Object.values<any>(t.findResources(type)).map((r) => r.DeletionPolicy);
     for (const type of ['AWS::S3::Bucket', 'AWS::KMS::Key', 'AWS::Glue::Database', 'AWS::Logs::LogGroup']) {
-      assert.ok(policies(prod.template, type).every((p) => p === 'Retain'), `prod ${type}`);
-      assert.ok(policies(template, type).every((p) => p === 'Delete'), `dev ${type}`);
+      // Kept on stack deletion and replacement, but not when the create that made them rolls back.
+      for (const p of deletionPolicies(prod.template, type)) assert.deepEqual(p, ['RetainExceptOnCreate', 'Retain'], `prod ${type}`);
+      for (const p of deletionPolicies(template, type)) assert.deepEqual(p, ['Delete', 'Delete'], `dev ${type}`);
     }
     const retention = (t: Template) =>
       Object.values<any>(t.findResources('AWS::Logs::LogGroup')).map((r) => r.Properties.RetentionInDays);
@@ -366,4 +437,58 @@ describe('dev and prod', () => {
     prod.template.hasResourceProperties('AWS::Athena::WorkGroup', { Name: 'floe-prod' });
     assert.equal(prod.stack.stackName, 'floe-prod');
   });
+
+  it('retry a failed first deploy without a name conflict: nothing is kept when its create rolls back', () => {
+    for (const [id, r] of Object.entries<any>(prod.template.toJSON().Resources)) {
+      assert.notEqual(r.DeletionPolicy, 'Retain', `${id} (${r.Type}) outlives a failed create and blocks the retry`);
+    }
+    // What prod keeps after a stack deletion has no fixed name, except the Glue databases (the
+    // functions must know their names): a new stack over them needs them removed or imported.
+    const named = Object.entries<any>(prod.template.toJSON().Resources)
+      .filter(([, r]) => r.DeletionPolicy === 'RetainExceptOnCreate' && physicalNames(r).length > 0)
+      .map(([, r]) => r.Type);
+    assert.deepEqual([...new Set(named)], ['AWS::Glue::Database']);
+  });
+
+  it('use plain Glue database names in prod, without FLOE_GLUE_DATABASE_PREFIX; -c glueDatabasePrefix sets one', () => {
+    const names = Object.values<any>(prod.template.findResources('AWS::Glue::Database')).map((d) => d.Properties.DatabaseInput.Name);
+    assert.deepEqual(names.sort(), ['bronze_crm', 'bronze_nomis', 'floe_audit', 'floe_incoming', 'gold', 'silver_crm', 'silver_nomis']);
+    for (const f of Object.values<any>(prod.template.findResources('AWS::Lambda::Function'))) {
+      assert.equal(f.Properties.Environment.Variables.FLOE_GLUE_DATABASE_PREFIX, undefined);
+    }
+    assert.equal(prod.template.toJSON().Outputs.GoldDatabase.Value, 'gold');
+    const custom = synth({ stage: 'prod', glueDatabasePrefix: 'analytics_' });
+    custom.template.hasResourceProperties('AWS::Glue::Database', { DatabaseInput: { Name: 'analytics_gold' } });
+    custom.template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: { FLOE_GLUE_DATABASE_PREFIX: 'analytics_' } },
+    });
+  });
+
+  it('share no name, so both can be deployed to one account and region', () => {
+    const names = (t: Template) =>
+      new Set(Object.values<any>(t.toJSON().Resources).flatMap((r) => physicalNames(r).map((n) => `${r.Type} ${n}`)));
+    const dev = names(template);
+    assert.ok(dev.size > 20, `only ${dev.size} names found`);
+    const shared = [...names(prod.template)].filter((n) => dev.has(n));
+    assert.deepEqual(shared, []);
+  });
 });
+
+/** The fixed physical names a resource sets (functions, queues, databases, alarms, ...). */
+function physicalNames(resource: any): string[] {
+  const p = resource.Properties ?? {};
+  const candidates = [
+    p.FunctionName,
+    p.QueueName,
+    p.TopicName,
+    p.AlarmName,
+    p.DashboardName,
+    p.AliasName,
+    p.LogGroupName,
+    p.BucketName,
+    p.RoleName,
+    p.DatabaseInput?.Name,
+    resource.Type === 'AWS::Athena::WorkGroup' || resource.Type === 'AWS::Events::Rule' ? p.Name : undefined,
+  ];
+  return candidates.filter((c): c is string => typeof c === 'string');
+}
