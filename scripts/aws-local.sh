@@ -8,6 +8,7 @@
 #                                           its floe.yaml. Prints the export lines to use.
 #   scripts/aws-local.sh env                print the export lines again
 #   scripts/aws-local.sh status             say what runs where
+#   scripts/aws-local.sh reset              forget every bucket, queue, table and query (keeps running)
 #   scripts/aws-local.sh down               stop both processes (state is in memory: gone)
 #
 # It installs what is missing: the Python venv (.venv, scripts/requirements.txt) and Trino
@@ -17,7 +18,8 @@
 #
 # Environment: FLOE_AWS_LOCAL_PORT (moto, default 4566), FLOE_TRINO_PORT (default 8085),
 # FLOE_AWS_LOCAL_DIR (pids, logs and Trino's data; default $FLOE_CACHE/aws-local-$PORT),
-# FLOE_TRINO_HEAP (default 2G), AWS region eu-west-2.
+# FLOE_TRINO_HEAP (default 2G), FLOE_AWS_LOCAL_STAGE (the stack stage a project's resources are
+# named for, default dev: floe-dev-* and Glue databases floe_dev_*), AWS region eu-west-2.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -34,7 +36,7 @@ endpoint="http://127.0.0.1:$port"
 say() { printf '%s\n' "$*" >&2; }
 die() { say "aws-local: $*"; exit 1; }
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 
 java_home() {
   if [ -n "${FLOE_JAVA_HOME:-}" ]; then echo "$FLOE_JAVA_HOME"; return; fi
@@ -133,7 +135,8 @@ case "${1:-}" in
     start
     if [ -n "${2:-}" ]; then
       say "creating the resources of project $2"
-      PYTHONPATH="$root/scripts" "$py" -m aws_local project --dir "$2" --endpoint "$endpoint" --region "$REGION" >&2
+      PYTHONPATH="$root/scripts" "$py" -m aws_local project --dir "$2" --endpoint "$endpoint" \
+        --region "$REGION" --stage "${FLOE_AWS_LOCAL_STAGE:-dev}" >&2
     fi
     exports
     ;;
@@ -143,6 +146,12 @@ case "${1:-}" in
     trino_up && say "Trino: http://127.0.0.1:$trino_port" || say "Trino: not running"
     ;;
   down) stop ;;
+  reset)
+    moto_up || die "not running: scripts/aws-local.sh up first"
+    curl -sf -X POST "$endpoint/moto-api/reset" >/dev/null
+    PYTHONPATH="$root/scripts" "$py" -m aws_local base --endpoint "$endpoint" --region "$REGION"
+    say "reset: every resource is gone; scripts/aws-local.sh up PROJECT_DIR makes a project's again"
+    ;;
   -h | --help | help) usage ;;
   *) usage; exit 2 ;;
 esac

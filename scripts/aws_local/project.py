@@ -19,8 +19,10 @@ import boto3
 from botocore.exceptions import ClientError
 
 STAGES = ("landing", "standardise", "audit", "modelling")
-# Visibility timeouts as the stack sets them: six times the function's timeout (infra/lib/pipeline.ts).
-VISIBILITY = {"landing": 6 * 300, "standardise": 6 * 900, "audit": 6 * 900, "modelling": 6 * 900}
+# As the stack sets them (infra/lib/sizing.ts): visibility twice the function's timeout, three
+# receives before the dead-letter queue.
+VISIBILITY = {"landing": 2 * 300, "standardise": 2 * 900, "audit": 2 * 900, "modelling": 2 * 900}
+MAX_RECEIVES = 3
 
 
 def _clients(endpoint: str, region: str):
@@ -43,6 +45,8 @@ def names(stage: str = "dev") -> dict[str, str]:
     prefix = f"floe-{stage}"
     return {
         "prefix": prefix,
+        # The stack's glueDatabasePrefix: floe_<stage>_ except in prod (infra/README.md "Names").
+        "database_prefix": "" if stage == "prod" else f"floe_{stage}_",
         "landing_bucket": f"{prefix}-landing",
         "lake_bucket": f"{prefix}-lake",
         "results_bucket": f"{prefix}-athena-results",
@@ -95,7 +99,7 @@ def create(project: Path, endpoint: str, region: str, stage: str = "dev") -> dic
             QueueName=q,
             Attributes={
                 "VisibilityTimeout": str(VISIBILITY[stage_name]),
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}),
             },
         )["QueueUrl"]
     landing_arn = c["sqs"].get_queue_attributes(QueueUrl=urls["landing"], AttributeNames=["QueueArn"])[
@@ -124,7 +128,7 @@ def create(project: Path, endpoint: str, region: str, stage: str = "dev") -> dic
             raise
     for db in [*(f"{layer}_{s}" for s in sources(project) for layer in ("bronze", "silver")),
                "gold", "floe_audit", "floe_incoming"]:
-        _database(c["glue"], db)
+        _database(c["glue"], n["database_prefix"] + db)
     settings = {
         "region": region,
         "workgroup": n["workgroup"],
@@ -132,6 +136,9 @@ def create(project: Path, endpoint: str, region: str, stage: str = "dev") -> dic
         "landing_bucket": n["landing_bucket"],
         "lake_location": f"s3://{n['lake_bucket']}/warehouse",
         "endpoint_url": endpoint,
+        "stack": n["prefix"],
+        "quarantine_bucket": n["quarantine_bucket"],
+        "database_prefix": n["database_prefix"],
     }
     write_settings(project / "floe.yaml", settings)
     return {**settings, **{f"{k}_queue_url": v for k, v in urls.items()}}
@@ -158,5 +165,5 @@ def write_settings(path: Path, settings: dict[str, str]) -> None:
     if not engine_set:
         out.append("engine: athena")
     out.append("athena:               # written by scripts/aws-local.sh up (the local Athena stand-in)")
-    out.extend(f"  {k}: {v}" for k, v in settings.items())
+    out.extend(f"  {k}: {json.dumps(v) if v == '' else v}" for k, v in settings.items())
     path.write_text("\n".join(out) + "\n")

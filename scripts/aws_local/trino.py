@@ -71,7 +71,8 @@ def write_config(etc: Path, data: Path, port: int, moto: str, region: str = REGI
             # Athena expires snapshots by VACUUM with its own minimum; tests expire at once.
             "iceberg.expire-snapshots.min-retention=0s",
             "iceberg.remove-orphan-files.min-retention=0s",
-            "iceberg.glue.cache-table-metadata=false",
+            # Columns written to Glue with every commit, as Athena does: Glue clients see them.
+            "iceberg.glue.cache-table-metadata=true",
             "iceberg.register-table-procedure.enabled=true",
             *_glue_and_s3(moto, region, warehouse),
         ],

@@ -537,6 +537,9 @@ async fn on_athena_a_landed_file_becomes_published_silver_and_gold() {
             workgroup: athena.workgroup.clone(),
             lake_location: format!("s3://{}/warehouse", athena.lake_bucket),
             output_location: None,
+            database_prefix: String::new(),
+            query_timeout: None,
+            max_concurrent_queries: Some(4),
         };
         services.insert(
             stage,

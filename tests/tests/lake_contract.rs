@@ -92,6 +92,8 @@ fn pairs(ids: &[i64], tag: &str) -> Vec<(i64, String)> {
 enum Backend {
     Local,
     Athena,
+    /// Athena with Glue databases named `<prefix><namespace>`, as a dev stack names them.
+    AthenaPrefixed,
 }
 
 /// A lake, a second handle on it (another process), and a table name of this test's own.
@@ -131,14 +133,27 @@ async fn open(backend: Backend, test: &str) -> Option<Harness> {
                 namespace: "silver_test".into(),
             })
         }
-        Backend::Athena => {
+        Backend::Athena | Backend::AthenaPrefixed => {
             let stand_in = StandIn::or_skip(test)?;
             let world = stand_in.lake().await;
             let other = stand_in.open(&world.clients, &world.workgroup, &world.lake_bucket);
+            let (lake, other): (Arc<dyn Lake>, Arc<dyn Lake>) =
+                if matches!(backend, Backend::AthenaPrefixed) {
+                    let prefix = format!("{}_", world.prefix);
+                    let lake = stand_in
+                        .open(&world.clients, &world.workgroup, &world.lake_bucket)
+                        .with_database_prefix(&prefix);
+                    (
+                        Arc::new(lake),
+                        Arc::new(other.with_database_prefix(&prefix)),
+                    )
+                } else {
+                    (world.lake, Arc::new(other))
+                };
             Some(Harness {
                 _dir: None,
-                lake: world.lake,
-                other: Arc::new(other),
+                lake,
+                other,
                 // Glue is shared by every test on the stand-in.
                 namespace: format!("silver_{}", world.prefix),
             })
@@ -149,6 +164,7 @@ async fn open(backend: Backend, test: &str) -> Option<Harness> {
 #[rstest]
 #[case::local(Backend::Local)]
 #[case::athena(Backend::Athena)]
+#[case::athena_prefixed(Backend::AthenaPrefixed)]
 #[tokio::test]
 async fn appends_commit_whole_and_record_their_batch(#[case] backend: Backend) {
     let Some(h) = open(backend, "appends_commit_whole").await else {
@@ -304,6 +320,7 @@ async fn readers_see_one_whole_version_while_a_table_is_replaced(#[case] backend
 #[rstest]
 #[case::local(Backend::Local)]
 #[case::athena(Backend::Athena)]
+#[case::athena_prefixed(Backend::AthenaPrefixed)]
 #[tokio::test]
 async fn a_staged_write_is_invisible_until_published(#[case] backend: Backend) {
     let Some(h) = open(backend, "a_staged_write_is_invisible").await else {
@@ -572,6 +589,7 @@ async fn a_failed_write_leaves_the_table_as_it_was(#[case] backend: Backend) {
 #[rstest]
 #[case::local(Backend::Local)]
 #[case::athena(Backend::Athena)]
+#[case::athena_prefixed(Backend::AthenaPrefixed)]
 #[tokio::test]
 async fn rename_moves_the_table_and_refuses_to_clobber(#[case] backend: Backend) {
     let Some(h) = open(backend, "rename_moves_the_table").await else {

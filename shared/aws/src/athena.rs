@@ -84,6 +84,8 @@ pub struct Athena {
     output_location: Option<String>,
     pacing: Pacing,
     price_per_tb_usd: f64,
+    /// Queries run at once by this process (shared by its clones), when limited.
+    running: Option<std::sync::Arc<tokio::sync::Semaphore>>,
 }
 
 /// How an execution ended.
@@ -105,7 +107,15 @@ impl Athena {
             output_location: None,
             pacing: Pacing::default(),
             price_per_tb_usd: 5.0,
+            running: None,
         }
+    }
+
+    /// At most `n` queries at once from this process (its share of the account's Athena
+    /// quota); a query waits for a free slot before it starts.
+    pub fn with_max_concurrent_queries(mut self, n: usize) -> Self {
+        self.running = Some(std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1))));
+        self
     }
 
     /// Results go to this S3 location (when the workgroup does not enforce its own).
@@ -131,6 +141,14 @@ impl Athena {
     /// again (reads, DDL with IF [NOT] EXISTS, and Iceberg DML, whose failed commit changed
     /// nothing).
     pub async fn execute(&self, sql: &str, database: Option<&str>) -> Result<QueryResult> {
+        let _slot = match &self.running {
+            Some(s) => Some(
+                s.acquire()
+                    .await
+                    .map_err(|e| Error::Internal(format!("the query limit closed: {e}")))?,
+            ),
+            None => None,
+        };
         let mut attempt = 1;
         loop {
             // A throttled start is retried inside `start`; a timeout is not run again (it would

@@ -106,6 +106,9 @@ pub struct AthenaLake {
     location: String,
     /// The prefix inside the bucket (may be empty), with a trailing slash when not empty.
     prefix: String,
+    /// Put before every namespace to make its Glue database name (`floe_dev_` in a dev stack,
+    /// empty in prod: infra/README.md "Names").
+    database_prefix: String,
 }
 
 impl AthenaLake {
@@ -140,7 +143,20 @@ impl AthenaLake {
             } else {
                 format!("{prefix}/")
             },
+            database_prefix: String::new(),
         })
+    }
+
+    /// Glue databases are named `<prefix><namespace>` (FLOE_GLUE_DATABASE_PREFIX): floe's
+    /// SQL keeps naming `silver_s.t`, and the lake turns it into the database's name.
+    pub fn with_database_prefix(mut self, prefix: &str) -> Self {
+        self.database_prefix = prefix.to_owned();
+        self
+    }
+
+    /// The Glue database of a namespace.
+    fn db(&self, namespace: &str) -> String {
+        format!("{}{namespace}", self.database_prefix)
     }
 
     fn data(t: &TableRef) -> TableRef {
@@ -154,22 +170,41 @@ impl AthenaLake {
     /// where a new table of the same name would go (Iceberg refuses a non-empty location).
     fn table_location(&self, t: &TableRef) -> String {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        format!("{}/{}/{}-{}/", self.location, t.namespace, t.name, &id[..8])
+        format!(
+            "{}/{}/{}-{}/",
+            self.location,
+            self.db(&t.namespace),
+            t.name,
+            &id[..8]
+        )
     }
 
     fn pin_key(&self, t: &TableRef) -> String {
         format!(
             "{}_floe/published/{}/{}.json",
-            self.prefix, t.namespace, t.name
+            self.prefix,
+            self.db(&t.namespace),
+            t.name
         )
     }
 
     async fn run(&self, sql: &str) -> Result<crate::athena::QueryResult> {
-        self.athena.execute(sql, None).await
+        if self.database_prefix.is_empty() {
+            self.athena.execute(sql, None).await
+        } else {
+            self.athena
+                .execute(&prefix_namespaces(sql, &self.database_prefix), None)
+                .await
+        }
     }
 
     fn records_prefix(&self, t: &TableRef) -> String {
-        format!("{}_floe/snapshots/{}/{}/", self.prefix, t.namespace, t.name)
+        format!(
+            "{}_floe/snapshots/{}/{}/",
+            self.prefix,
+            self.db(&t.namespace),
+            t.name
+        )
     }
 
     /// `t`'s publish record, if floe manages its view.
@@ -292,6 +327,74 @@ impl AthenaLake {
         Ok(out)
     }
 
+    fn lock_key(&self, t: &TableRef) -> String {
+        format!(
+            "{}_floe/locks/{}/{}.json",
+            self.prefix,
+            self.db(&t.namespace),
+            t.name
+        )
+    }
+
+    /// Takes `t`'s write lock: a replace is several commits on Athena, and two replaces of
+    /// one table must not interleave (DELETE, DELETE, INSERT, INSERT keeps both inserts). An
+    /// S3 object written only if absent; a lock older than its lease (a writer that died) is
+    /// taken over. Waits up to `LOCK_WAIT`, then reports a retryable conflict.
+    async fn lock(&self, t: &TableRef) -> Result<String> {
+        const LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(20);
+        const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+        let key = self.lock_key(t);
+        let owner = uuid::Uuid::new_v4().to_string();
+        let started = std::time::Instant::now();
+        let mut wait = std::time::Duration::from_millis(100);
+        loop {
+            let body = serde_json::json!({"owner": owner, "expires_at": Utc::now() + LEASE});
+            if self
+                .store
+                .put_if_absent(&key, body.to_string().into_bytes())
+                .await?
+            {
+                return Ok(owner);
+            }
+            let held = self.store.get(&key).await.ok().and_then(|b| {
+                serde_json::from_slice::<serde_json::Value>(&b)
+                    .ok()
+                    .and_then(|v| {
+                        v["expires_at"]
+                            .as_str()
+                            .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+                    })
+            });
+            if held.is_some_and(|expires| expires < Utc::now()) {
+                tracing::warn!(table = %t, "taking over a write lock whose lease ran out");
+                self.store.delete(&key).await?;
+                continue;
+            }
+            if started.elapsed() > LOCK_WAIT {
+                return Err(Error::CommitConflict {
+                    table: t.to_string(),
+                    detail: format!(
+                        "another writer held the table's write lock ({key}) for over {LOCK_WAIT:?}"
+                    ),
+                });
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(2));
+        }
+    }
+
+    /// Releases the lock if it is still `owner`'s.
+    async fn unlock(&self, t: &TableRef, owner: &str) {
+        let key = self.lock_key(t);
+        let ours = self.store.get(&key).await.ok().is_some_and(|b| {
+            serde_json::from_slice::<serde_json::Value>(&b)
+                .is_ok_and(|v| v["owner"].as_str() == Some(owner))
+        });
+        if ours && let Err(e) = self.store.delete(&key).await {
+            tracing::warn!(table = %t, error = %e, "could not release the write lock (its lease will run out)");
+        }
+    }
+
     async fn record_snapshot(&self, t: &TableRef, record: &SnapshotRecord) -> Result<()> {
         let key = format!("{}{}.json", self.records_prefix(t), record.snapshot_id);
         let bytes = serde_json::to_vec(record)
@@ -362,7 +465,7 @@ impl AthenaLake {
         let out = self
             .glue
             .get_table()
-            .database_name(&d.namespace)
+            .database_name(self.db(&d.namespace))
             .name(&d.name)
             .send()
             .await
@@ -378,15 +481,27 @@ impl AthenaLake {
         options: &WriteOptions,
         statements: &[String],
     ) -> Result<CommitOutcome> {
-        if let Some(id) = self.committed_snapshot(t, options).await? {
-            return Ok(Self::already(id));
+        let owner = if statements.len() > 1 {
+            Some(self.lock(t).await?)
+        } else {
+            None
+        };
+        let result = async {
+            if let Some(id) = self.committed_snapshot(t, options).await? {
+                return Ok(Self::already(id));
+            }
+            let based_on = self.prepare(t, options, statements.len() > 1).await?;
+            let mut rows = 0;
+            for statement in statements {
+                rows = self.run(statement).await?.update_count.unwrap_or(0).max(0) as u64;
+            }
+            self.finish(t, options, rows, 0, based_on).await
         }
-        let based_on = self.prepare(t, options, statements.len() > 1).await?;
-        let mut rows = 0;
-        for statement in statements {
-            rows = self.run(statement).await?.update_count.unwrap_or(0).max(0) as u64;
+        .await;
+        if let Some(owner) = owner {
+            self.unlock(t, &owner).await;
         }
-        self.finish(t, options, rows, 0, based_on).await
+        result
     }
 
     /// The snapshot that committed the write's batch, if it still counts: published, or
@@ -552,7 +667,7 @@ impl AthenaLake {
         let dropped = self
             .glue
             .delete_table()
-            .database_name(INCOMING_DATABASE)
+            .database_name(self.db(INCOMING_DATABASE))
             .name(&temp.name)
             .send()
             .await;
@@ -604,7 +719,7 @@ impl AthenaLake {
             .map_err(|e| Error::Internal(format!("a Glue table input: {e}")))?;
         self.glue
             .create_table()
-            .database_name(&t.namespace)
+            .database_name(self.db(&t.namespace))
             .table_input(input)
             .send()
             .await
@@ -690,6 +805,77 @@ pub fn table_refs(sql: &str) -> Vec<TableRef> {
         {
             out.push(t);
         }
+    }
+    out
+}
+
+/// Whether a name is one of floe's namespaces (the layers, gold targets, floe's own).
+fn is_namespace(name: &str) -> bool {
+    name.starts_with("bronze_")
+        || name.starts_with("silver_")
+        || name == "gold"
+        || name.starts_with("gold_")
+        || name == "floe_audit"
+        || name == INCOMING_DATABASE
+}
+
+/// `sql` with every namespace qualifier (`silver_s.t`, `"silver_s"."t$snapshots"`) turned into
+/// its Glue database's name; literals, quoted names that are not qualifiers and columns
+/// (`x.col`, where `x` is no namespace) are left alone.
+pub fn prefix_namespaces(sql: &str, prefix: &str) -> String {
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len() + 32);
+    let mut i = 0;
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'\'' {
+            let mut j = i + 1;
+            while j < bytes.len() {
+                if bytes[j] == b'\'' && bytes.get(j + 1) == Some(&b'\'') {
+                    j += 2;
+                } else if bytes[j] == b'\'' {
+                    break;
+                } else {
+                    j += 1;
+                }
+            }
+            let end = (j + 1).min(bytes.len());
+            out.push_str(&sql[i..end]);
+            i = end;
+            continue;
+        }
+        let after_dot = i > 0 && bytes[i - 1] == b'.';
+        let (name, end, quoted) = if c == b'"' {
+            let close = sql[i + 1..].find('"').map_or(bytes.len(), |k| i + 1 + k);
+            (
+                &sql[(i + 1).min(close)..close],
+                (close + 1).min(bytes.len()),
+                true,
+            )
+        } else if ident(c) && (i == 0 || !ident(bytes[i - 1])) {
+            let mut j = i;
+            while j < bytes.len() && ident(bytes[j]) {
+                j += 1;
+            }
+            (&sql[i..j], j, false)
+        } else {
+            let ch = sql[i..].chars().next().unwrap_or(' ');
+            out.push(ch);
+            i += ch.len_utf8();
+            continue;
+        };
+        if !after_dot && bytes.get(end) == Some(&b'.') && is_namespace(name) {
+            if quoted {
+                out.push_str(&format!("\"{prefix}{name}\""));
+            } else {
+                out.push_str(prefix);
+                out.push_str(name);
+            }
+        } else {
+            out.push_str(&sql[i..end]);
+        }
+        i = end;
     }
     out
 }
@@ -838,7 +1024,7 @@ fn to_batch(r: &crate::athena::QueryResult) -> Result<RecordBatch> {
 impl Lake for AthenaLake {
     async fn ensure_namespace(&self, namespace: &str) -> Result<()> {
         let input = aws_sdk_glue::types::DatabaseInput::builder()
-            .name(namespace)
+            .name(self.db(namespace))
             .build()
             .map_err(|e| Error::Internal(format!("a Glue database input: {e}")))?;
         match self
@@ -874,7 +1060,7 @@ impl Lake for AthenaLake {
         match self
             .glue
             .get_table()
-            .database_name(&table.namespace)
+            .database_name(self.db(&table.namespace))
             .name(&table.name)
             .send()
             .await
@@ -906,6 +1092,15 @@ impl Lake for AthenaLake {
             .and_then(|t| t.storage_descriptor())
             .map(|s| s.columns().to_vec())
             .unwrap_or_default();
+        if columns.is_empty() && found.is_some() {
+            // An engine that keeps the columns only in the Iceberg metadata: ask Athena.
+            return self
+                .query_schema(
+                    &format!("SELECT * FROM {}", Self::data(table)),
+                    &ReadAt::Current,
+                )
+                .await;
+        }
         Ok(Arc::new(Schema::new(
             columns
                 .iter()
@@ -915,7 +1110,8 @@ impl Lake for AthenaLake {
     }
 
     async fn list_tables(&self, namespace: Option<&str>) -> Result<Vec<TableRef>> {
-        let databases: Vec<String> = match namespace {
+        // Namespaces (the names floe uses), from this lake's databases only.
+        let namespaces: Vec<String> = match namespace {
             Some(n) => vec![n.to_owned()],
             None => {
                 let out = self
@@ -926,16 +1122,20 @@ impl Lake for AthenaLake {
                     .map_err(|e| sdk_error::map("Glue GetDatabases", e))?;
                 out.database_list()
                     .iter()
-                    .map(|d| d.name().to_owned())
+                    .filter_map(|d| d.name().strip_prefix(self.database_prefix.as_str()))
+                    .map(str::to_owned)
                     .collect()
             }
         };
         let mut out = Vec::new();
-        for db in databases.iter().filter(|d| d.as_str() != INCOMING_DATABASE) {
+        for db in namespaces
+            .iter()
+            .filter(|d| d.as_str() != INCOMING_DATABASE)
+        {
             let tables = self
                 .glue
                 .get_tables()
-                .database_name(db)
+                .database_name(self.db(db))
                 .send()
                 .await
                 .map_err(|e| sdk_error::map(&format!("Glue GetTables {db}"), e))?;
@@ -982,14 +1182,20 @@ impl Lake for AthenaLake {
         batches: Vec<RecordBatch>,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        if let Some(id) = self.committed_snapshot(table, options).await? {
-            return Ok(Self::already(id));
+        let owner = self.lock(table).await?;
+        let result = async {
+            if let Some(id) = self.committed_snapshot(table, options).await? {
+                return Ok(Self::already(id));
+            }
+            let based_on = self.prepare(table, options, true).await?;
+            self.run(&format!("DELETE FROM {}", Self::data(table)))
+                .await?;
+            let (rows, files) = self.insert_rows(table, batches).await?;
+            self.finish(table, options, rows, files, based_on).await
         }
-        let based_on = self.prepare(table, options, true).await?;
-        self.run(&format!("DELETE FROM {}", Self::data(table)))
-            .await?;
-        let (rows, files) = self.insert_rows(table, batches).await?;
-        self.finish(table, options, rows, files, based_on).await
+        .await;
+        self.unlock(table, &owner).await;
+        result
     }
 
     async fn write_query(
@@ -1244,6 +1450,16 @@ mod tests {
             replace_table(sql, &t, "X"),
             "SELECT * FROM X p JOIN silver_s.people2 q ON 1=1 JOIN xsilver_s.people r ON 1=1 WHERE (SELECT 1 FROM X)"
         );
+    }
+
+    #[test]
+    fn namespaces_get_the_database_prefix_and_nothing_else_does() {
+        let sql = "SELECT s.x, 'silver_a.t' AS lit FROM silver_a.t s JOIN \"bronze_a\".\"t$snapshots\" b ON s.gold = b.id JOIN gold.m USING (id) WHERE col.silver_b = 1";
+        assert_eq!(
+            prefix_namespaces(sql, "floe_dev_"),
+            "SELECT s.x, 'silver_a.t' AS lit FROM floe_dev_silver_a.t s JOIN \"floe_dev_bronze_a\".\"t$snapshots\" b ON s.gold = b.id JOIN floe_dev_gold.m USING (id) WHERE col.silver_b = 1"
+        );
+        assert_eq!(prefix_namespaces("SELECT 1", "p_"), "SELECT 1");
     }
 
     #[test]

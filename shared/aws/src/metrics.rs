@@ -99,8 +99,15 @@ impl Record {
     }
 
     /// Writes the record to stdout (where Lambda's log capture picks it up).
+    /// Writes the record: to stdout in Lambda, where CloudWatch turns the line into metrics;
+    /// elsewhere (the CLI running the services, tests) as a debug log line, out of the way.
     pub fn emit(&self) {
-        println!("{}", self.to_line(Utc::now()));
+        let line = self.to_line(Utc::now());
+        if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+            println!("{line}");
+        } else {
+            tracing::debug!(target: "floe::metrics", "{line}");
+        }
     }
 }
 

@@ -30,6 +30,36 @@ impl S3Store {
     }
 
     /// The identity of the object at `key` now (size, etag, version).
+    /// Writes an object only if there is none at `key` (S3's conditional write,
+    /// `If-None-Match: *`); false when one was there.
+    pub async fn put_if_absent(&self, key: &str, bytes: Vec<u8>) -> Result<bool> {
+        match self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_none_match("*")
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let precondition = e
+                    .raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 412 | 409));
+                if precondition {
+                    Ok(false)
+                } else {
+                    Err(sdk_error::map(
+                        &format!("S3 PutObject (if absent) s3://{}/{key}", self.bucket),
+                        e,
+                    ))
+                }
+            }
+        }
+    }
+
     pub async fn head(&self, key: &str) -> Result<ObjectRef> {
         let out = self
             .client

@@ -376,18 +376,31 @@ pub async fn open_lake(
             workgroup,
             lake_location,
             output_location,
+            database_prefix,
+            query_timeout,
+            max_concurrent_queries,
         } => {
             let mut athena = crate::athena::Athena::new(clients.athena.clone(), workgroup)
                 .with_price_per_tb(price_per_tb_usd);
             if let Some(out) = output_location {
                 athena = athena.with_output_location(out);
             }
+            if let Some(timeout) = query_timeout {
+                athena = athena.with_pacing(crate::athena::Pacing {
+                    timeout: *timeout,
+                    ..Default::default()
+                });
+            }
+            if let Some(n) = max_concurrent_queries {
+                athena = athena.with_max_concurrent_queries(*n);
+            }
             let lake = crate::lake::AthenaLake::new(
                 athena,
                 clients.glue.clone(),
                 clients.s3.clone(),
                 lake_location,
-            )?;
+            )?
+            .with_database_prefix(database_prefix);
             Ok(Arc::new(lake))
         }
     }

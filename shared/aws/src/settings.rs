@@ -17,6 +17,15 @@ pub enum Engine {
         lake_location: String,
         /// Where query results go, when the workgroup does not enforce its own.
         output_location: Option<String>,
+        /// Before every namespace in a Glue database name (`FLOE_GLUE_DATABASE_PREFIX`: the
+        /// stack sets `floe_dev_` in dev, nothing in prod).
+        database_prefix: String,
+        /// A query still running after this is cancelled (`FLOE_ATHENA_QUERY_TIMEOUT_SECONDS`;
+        /// the stack sets the function's timeout less a minute).
+        query_timeout: Option<std::time::Duration>,
+        /// Queries this process runs at once (`FLOE_ATHENA_MAX_CONCURRENT_QUERIES`: the
+        /// stack's share of the account's Athena quota per invocation).
+        max_concurrent_queries: Option<usize>,
     },
     /// The embedded engine on a local folder (a service run outside Lambda, tests, drills).
     Local {
@@ -139,6 +148,9 @@ impl Settings {
                     "the Iceberg warehouse, s3://bucket[/prefix]",
                 ),
                 output_location: var("FLOE_ATHENA_OUTPUT_LOCATION"),
+                database_prefix: var("FLOE_GLUE_DATABASE_PREFIX").unwrap_or_default(),
+                query_timeout: None,
+                max_concurrent_queries: None,
             },
             "local" => Engine::Local {
                 lake_dir: PathBuf::from(required(
@@ -170,6 +182,30 @@ impl Settings {
         };
         let batch_concurrency = number("FLOE_BATCH_CONCURRENCY", 4.0).max(1.0) as usize;
         let price_per_tb_usd = number("FLOE_ATHENA_PRICE_PER_TB_USD", 5.0);
+        let athena = matches!(engine, Engine::Athena { .. });
+        let timeout = var("FLOE_ATHENA_QUERY_TIMEOUT_SECONDS")
+            .filter(|_| athena)
+            .map(|_| number("FLOE_ATHENA_QUERY_TIMEOUT_SECONDS", 0.0).max(1.0));
+        let max_queries = var("FLOE_ATHENA_MAX_CONCURRENT_QUERIES")
+            .filter(|_| athena)
+            .map(|_| number("FLOE_ATHENA_MAX_CONCURRENT_QUERIES", 0.0).max(1.0) as usize);
+        let engine = match engine {
+            Engine::Athena {
+                workgroup,
+                lake_location,
+                output_location,
+                database_prefix,
+                ..
+            } => Engine::Athena {
+                workgroup,
+                lake_location,
+                output_location,
+                database_prefix,
+                query_timeout: timeout.map(std::time::Duration::from_secs_f64),
+                max_concurrent_queries: max_queries,
+            },
+            local => local,
+        };
         if !problems.is_empty() {
             return Err(SettingsError {
                 stage: stage.to_string(),
@@ -198,6 +234,37 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stacks_athena_limits_and_database_prefix_are_read() {
+        let vars = |name: &str| -> Option<String> {
+            Some(
+                match name {
+                    "FLOE_GLUE_DATABASE_PREFIX" => "floe_dev_",
+                    "FLOE_ATHENA_QUERY_TIMEOUT_SECONDS" => "240",
+                    "FLOE_ATHENA_MAX_CONCURRENT_QUERIES" => "2",
+                    "FLOE_BATCH_CONCURRENCY" | "FLOE_ATHENA_PRICE_PER_TB_USD" => return None,
+                    "FLOE_ENGINE" | "FLOE_DLQ_URL" | "FLOE_ATHENA_OUTPUT_LOCATION" => return None,
+                    "FLOE_AWS_ENDPOINT_URL" | "FLOE_PROJECT_DIR" | "FLOE_EVENT_BUS" => return None,
+                    _ => "x",
+                }
+                .to_owned(),
+            )
+        };
+        let s = Settings::from_vars(Stage::Landing, vars).unwrap();
+        let Engine::Athena {
+            database_prefix,
+            query_timeout,
+            max_concurrent_queries,
+            ..
+        } = s.engine
+        else {
+            panic!("athena is the default engine");
+        };
+        assert_eq!(database_prefix, "floe_dev_");
+        assert_eq!(query_timeout, Some(std::time::Duration::from_secs(240)));
+        assert_eq!(max_concurrent_queries, Some(2));
+    }
 
     #[test]
     fn every_missing_variable_is_reported_at_once() {

@@ -184,3 +184,160 @@ pub async fn redrive(project: &Project, q: &str) -> Result<()> {
     );
     Ok(())
 }
+
+/// Checks that the project's stack has its stage queues, before anything is uploaded for
+/// `floe land --wait` (which then runs the services in-process on them).
+pub async fn check_stack(project: &Project) -> Result<()> {
+    let s = settings(project)?;
+    let clients = clients(project).await?;
+    for stage in floe_aws::Stage::ALL {
+        queue(&clients, &format!("{}-{stage}", s.stack))
+            .await
+            .with_context(|| {
+                format!(
+                    "the {stage} queue of stack {} (athena.stack in floe.yaml; scripts/aws-local.sh \
+                     up PROJECT_DIR makes it on the stand-in); nothing was uploaded",
+                    s.stack
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// `floe up` on an Athena project: the four stage services run in this process against the
+/// stack's queues (`<stack>-<stage>`), fed as Lambda's event source mappings feed the deployed
+/// functions (batches of up to ten, partial batch failures, dead letters moved at once) — the
+/// same service code. With `once`, it returns when every queue is empty and nothing is in
+/// flight, and fails if anything was dead-lettered.
+pub async fn up(project: &Project, once: bool, interval: f64) -> Result<()> {
+    use floe_aws::Stage;
+    use floe_aws::poller::poll_once;
+    use floe_aws::service::Service;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    let s = settings(project)?;
+    let clients = clients(project).await?;
+    let (lake, _) = crate::models::open(project).await?;
+    let named =
+        |stage: Stage, dlq: bool| format!("{}-{stage}{}", s.stack, if dlq { "-dlq" } else { "" });
+    let mut services = BTreeMap::new();
+    let mut queues = BTreeMap::new();
+    let mut dlqs = BTreeMap::new();
+    for stage in Stage::ALL {
+        let q = queue(&clients, &named(stage, false)).await.with_context(|| {
+            format!(
+                "the {stage} queue of stack {} (athena.stack in floe.yaml; scripts/aws-local.sh \
+                 up PROJECT_DIR makes it on the stand-in)",
+                s.stack
+            )
+        })?;
+        let dlq = queue(&clients, &named(stage, true)).await?;
+        let mut next_queues = BTreeMap::new();
+        for next in floe_aws::settings::next_stages(stage) {
+            next_queues.insert(
+                *next,
+                queue(&clients, &named(*next, false))
+                    .await?
+                    .url()
+                    .to_owned(),
+            );
+        }
+        let settings = floe_aws::settings::Settings {
+            stage,
+            region: s.region.clone(),
+            endpoint_url: None,
+            project_dir: project.root.clone(),
+            landing_bucket: s.landing_bucket.clone(),
+            quarantine_bucket: s.quarantine_bucket.clone(),
+            event_bus: "default".into(),
+            next_queues,
+            dlq_url: Some(dlq.url().to_owned()),
+            engine: floe_aws::settings::Engine::Athena {
+                workgroup: s.workgroup.clone(),
+                lake_location: s.lake_location.clone(),
+                output_location: Some(s.output_location.clone()),
+                database_prefix: s.database_prefix.clone(),
+                query_timeout: None,
+                max_concurrent_queries: None,
+            },
+            batch_concurrency: 2,
+            price_per_tb_usd: s.price_per_tb_usd,
+        };
+        services.insert(
+            stage,
+            Service::with_clients(&settings, project.clone(), lake.clone(), &clients),
+        );
+        queues.insert(stage, q);
+        dlqs.insert(stage, dlq);
+    }
+    println!(
+        "floe up: the stage services of stack {} on Athena (workgroup {}), polling its queues",
+        s.stack, s.workgroup
+    );
+    let dead_before = dead_letters(&dlqs).await?;
+    loop {
+        let mut handled = 0;
+        for stage in Stage::ALL {
+            // A failed record comes back after this, as after a Lambda's visibility timeout.
+            let p = poll_once(&queues[&stage], &services[&stage], Duration::from_secs(30)).await?;
+            if p.received > 0 {
+                println!(
+                    "  {stage}: {} record(s){}",
+                    p.received,
+                    if p.failed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} to be retried", p.failed.len())
+                    }
+                );
+            }
+            handled += p.received;
+        }
+        if handled > 0 {
+            continue;
+        }
+        if once {
+            let mut busy = 0;
+            for q in queues.values() {
+                let (waiting, in_flight) = q.depth().await?;
+                busy += waiting + in_flight;
+            }
+            if busy == 0 {
+                let dead = dead_letters(&dlqs).await?;
+                let new: Vec<String> = dead
+                    .iter()
+                    .filter(|(stage, n)| **n > dead_before.get(*stage).copied().unwrap_or(0))
+                    .map(|(stage, n)| format!("{} ({n})", named(*stage, true)))
+                    .collect();
+                if !new.is_empty() {
+                    bail!(
+                        "dead-lettered: {}; see floe.failed on the event bus, fix the cause, \
+                         then `floe redrive --queue <queue>`",
+                        new.join(", ")
+                    );
+                }
+                println!("floe up: every queue is empty");
+                return Ok(());
+            }
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                println!("stopping");
+                return Ok(());
+            }
+            _ = tokio::time::sleep(Duration::from_secs_f64(interval.max(0.1))) => {}
+        }
+    }
+}
+
+async fn dead_letters(
+    dlqs: &std::collections::BTreeMap<floe_aws::Stage, SqsQueue>,
+) -> Result<std::collections::BTreeMap<floe_aws::Stage, u64>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (stage, q) in dlqs {
+        let (waiting, in_flight) = q.depth().await?;
+        out.insert(*stage, waiting + in_flight);
+    }
+    Ok(out)
+}

@@ -257,12 +257,14 @@ async fn run(cli: Cli) -> Result<()> {
             });
             if let Some(project) = aws_project(&cli.project)? {
                 if wait {
-                    bail!(
-                        "--wait runs the local pipeline; with engine athena the deployed services \
-                         take the file: watch floe.published / floe.quarantined on the event bus"
-                    );
+                    aws::check_stack(&project).await?;
                 }
-                return aws::land(&project, &file, &table, ts).await;
+                aws::land(&project, &file, &table, ts).await?;
+                if wait {
+                    // The stage services in this process, on the stack's queues, until done.
+                    return aws::up(&project, true, 0.5).await;
+                }
+                return Ok(());
             }
             let rt = runtime(&cli.project).await?;
             rt.project().table(&table)?;
@@ -278,7 +280,10 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Up { once, interval } => up(&cli.project, once, interval).await,
+        Command::Up { once, interval } => match aws_project(&cli.project)? {
+            Some(project) => aws::up(&project, once, interval).await,
+            None => up(&cli.project, once, interval).await,
+        },
         Command::Run {
             select,
             target,
@@ -361,13 +366,13 @@ async fn run(cli: Cli) -> Result<()> {
                 (None, Some(id)) => ReadAt::Snapshot(id),
                 (None, None) => ReadAt::Current,
             };
-            let lake = open_lake(&cli.project).await?;
+            let (lake, _) = models::open(&Project::load(&cli.project)?).await?;
             let batches = lake.query(&sql, &at).await?;
             output::print_batches(&batches, format)
         }
         Command::History { table, format } => {
             let table: TableRef = table.parse()?;
-            let lake = open_lake(&cli.project).await?;
+            let (lake, _) = models::open(&Project::load(&cli.project)?).await?;
             if !lake.table_exists(&table).await? {
                 let known: Vec<String> = lake
                     .list_tables(None)
@@ -631,11 +636,6 @@ async fn inject_local(dir: &Path, file: &Path, to: &str) -> Result<()> {
     }
     println!("run `floe up --once` to process them");
     Ok(())
-}
-
-async fn open_lake(dir: &Path) -> Result<LocalLake> {
-    let project = load_project(dir)?;
-    Ok(LocalLake::open(&project.settings.lake_dir).await?)
 }
 
 fn validate(dir: &Path) -> Result<()> {

@@ -17,8 +17,8 @@ fn project(world: &AwsWorld, endpoint: &str) -> tempfile::TempDir {
         format!(
             "name: on_aws\nengine: athena\nathena:\n  region: {REGION}\n  workgroup: floe\n  \
              output_location: s3://results/\n  landing_bucket: {}\n  lake_location: s3://lake/\n  \
-             endpoint_url: {endpoint}\n",
-            world.landing_bucket
+             endpoint_url: {endpoint}\n  stack: {}-no-stack\n",
+            world.landing_bucket, world.prefix
         ),
     )
     .unwrap();
@@ -92,7 +92,7 @@ async fn land_inject_and_redrive_work_against_aws() {
         .arg(&file)
         .assert()
         .failure()
-        .stderr(predicate::str::contains("--wait runs the local pipeline"));
+        .stderr(predicate::str::contains("the landing queue of stack"));
     floe(&dir)
         .args(["land", "--table", "nomis.persons"])
         .arg(&file)

@@ -78,6 +78,14 @@ pub struct AthenaSettings {
     pub endpoint_url: Option<String>,
     /// Price per TB scanned, for cost estimates (default 5.0).
     pub price_per_tb_usd: f64,
+    /// The deployed stack's name prefix (`floe-<stage>`, default `floe-dev`): `floe up` runs
+    /// the stage services against its queues `<stack>-<stage>` and their `-dlq`.
+    pub stack: String,
+    /// Where the landing service puts refused files (default `<stack>-quarantine`).
+    pub quarantine_bucket: String,
+    /// Before every namespace in a Glue database's name (the stack's `glueDatabasePrefix`:
+    /// `floe_dev_` for a dev stack, empty for prod; default empty).
+    pub database_prefix: String,
 }
 
 /// How a table's extracts are loaded.
@@ -399,6 +407,17 @@ fn load_settings(root: &Path, errors: &mut Vec<ConfigError>) -> Option<Settings>
         lake_location: a.lake_location.value,
         endpoint_url: a.endpoint_url.map(|e| e.value),
         price_per_tb_usd: a.price_per_tb_usd.unwrap_or(5.0),
+        quarantine_bucket: a.quarantine_bucket.map(|v| v.value).unwrap_or_else(|| {
+            format!(
+                "{}-quarantine",
+                a.stack.as_ref().map_or("floe-dev", |s| s.value.as_str())
+            )
+        }),
+        stack: a
+            .stack
+            .map(|v| v.value)
+            .unwrap_or_else(|| "floe-dev".into()),
+        database_prefix: a.database_prefix.map(|v| v.value).unwrap_or_default(),
     });
     if engine == Engine::Athena && athena.is_none() {
         err(

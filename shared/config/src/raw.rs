@@ -38,6 +38,12 @@ pub(crate) struct RawAthena {
     pub endpoint_url: Option<Spanned<String>>,
     #[serde(default)]
     pub price_per_tb_usd: Option<f64>,
+    #[serde(default)]
+    pub stack: Option<Spanned<String>>,
+    #[serde(default)]
+    pub quarantine_bucket: Option<Spanned<String>>,
+    #[serde(default)]
+    pub database_prefix: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -267,3 +267,30 @@ fn table_rules_name_file_line_and_field(
     );
     assert!(msg.contains(says), "'{msg}' should say '{says}'");
 }
+
+#[test]
+fn athena_refuses_the_types_its_iceberg_tables_cannot_store() {
+    let athena = "name: demo\nengine: athena\nathena: {region: eu-west-2, workgroup: w, output_location: 's3://r/', landing_bucket: l, lake_location: 's3://l/w'}\n";
+    let tables = GOOD_TABLES.replace(
+        "first_name: {type: string}",
+        "first_name: {type: string}\n      age: {type: smallint}",
+    );
+    let errs = errors(&[
+        ("floe.yaml", athena.as_bytes()),
+        ("tables/nomis.yaml", tables.as_bytes()),
+    ]);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let text = errs[0].to_string();
+    assert!(text.contains("tables/nomis.yaml:"), "{text}");
+    assert!(text.contains("tables.people.columns.age.type"), "{text}");
+    assert!(
+        text.contains("smallint columns cannot be stored by Athena"),
+        "{text}"
+    );
+    // The same table is fine on the embedded engine.
+    let dir = project(&[
+        ("floe.yaml", PROJECT.as_bytes()),
+        ("tables/nomis.yaml", tables.as_bytes()),
+    ]);
+    Project::load(dir.path()).unwrap();
+}

@@ -1,0 +1,154 @@
+//! The README's local-AWS session, run as a user would: `floe init`, `scripts/aws-local.sh up
+//! PROJECT_DIR` (the project's stack on the Athena stand-in), `floe land --wait` and
+//! `floe up --once` (the four stage services in-process on the stack's SQS queues, SQL on
+//! Athena), then `floe query` and `floe history` through Athena. The same files landed on the
+//! embedded engine give the same silver history.
+
+use std::path::Path;
+use std::process::Command as Process;
+
+use assert_cmd::Command;
+use floe_tests::athena_local::StandIn;
+
+const FILES: [(&str, &str); 3] = [
+    ("people", "2026-11-01T06:00:00Z"),
+    ("addresses", "2026-11-01T06:00:00Z"),
+    ("people", "2026-11-02T06:00:00Z"),
+];
+
+fn floe(dir: &Path, env: &[(String, String)]) -> Command {
+    let mut c = Command::cargo_bin("floe").unwrap();
+    c.env_remove("FLOE_PROJECT").arg("-p").arg(dir);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+fn sample(dir: &Path, table: &str, ts: &str) -> std::path::PathBuf {
+    let folder = dir.join("samples/nomis").join(table).join(ts);
+    std::fs::read_dir(&folder)
+        .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
+
+fn silver(dir: &Path, env: &[(String, String)]) -> String {
+    let out = floe(dir, env)
+        .args([
+            "query",
+            "--format",
+            "csv",
+            "select person_id, last_name, risk_score, valid_from, valid_to, is_current from silver_nomis.people order by person_id, valid_from",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_readme_session_runs_the_production_chain_on_the_stand_in() {
+    let Some(stand_in) = StandIn::or_skip("the README's local-AWS session") else {
+        return;
+    };
+    let port = stand_in.endpoint.rsplit(':').next().unwrap().to_owned();
+    let stage = format!("t{}", &uuid_like()[..8]);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let aws = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    for d in [aws.path(), local.path()] {
+        floe(d, &[])
+            .args(["init", "--no-sample"])
+            .arg(d)
+            .assert()
+            .success();
+    }
+    // The project's resources on the stand-in, and engine: athena in its floe.yaml.
+    let up = Process::new(root.join("scripts/aws-local.sh"))
+        .arg("up")
+        .arg(aws.path())
+        .env("FLOE_AWS_LOCAL_PORT", &port)
+        .env("FLOE_AWS_LOCAL_STAGE", &stage)
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let exports = String::from_utf8(up.stdout).unwrap();
+    let env: Vec<(String, String)> = exports
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    assert!(
+        env.iter().any(|(k, _)| k == "AWS_ENDPOINT_URL"),
+        "{exports}"
+    );
+    let yaml = std::fs::read_to_string(aws.path().join("floe.yaml")).unwrap();
+    assert!(
+        yaml.contains("engine: athena") && yaml.contains(&format!("stack: floe-{stage}")),
+        "{yaml}"
+    );
+    floe(aws.path(), &env).arg("validate").assert().success();
+
+    // Land: the first file run through at once (--wait), the others by `floe up --once`.
+    for (i, (table, ts)) in FILES.iter().enumerate() {
+        for (dir, env) in [(aws.path(), env.as_slice()), (local.path(), &[][..])] {
+            let mut land = floe(dir, env);
+            land.args([
+                "land",
+                "--table",
+                &format!("nomis.{table}"),
+                "--extract-ts",
+                ts,
+            ])
+            .arg(sample(dir, table, ts));
+            if i == 0 {
+                land.arg("--wait");
+            }
+            land.assert().success();
+        }
+    }
+    for (dir, env) in [(aws.path(), env.as_slice()), (local.path(), &[][..])] {
+        floe(dir, env).args(["up", "--once"]).assert().success();
+    }
+
+    // The same silver on both engines, read through Athena and through the embedded engine.
+    let on_athena = silver(aws.path(), &env);
+    assert_eq!(on_athena, silver(local.path(), &[]));
+    assert!(on_athena.lines().count() > 3, "{on_athena}");
+    floe(aws.path(), &env)
+        .args(["history", "silver_nomis.people"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("current"));
+    // Gold was built, tested and published through the chain.
+    floe(aws.path(), &env)
+        .args(["query", "select count(*) as n from gold.dim_person"])
+        .assert()
+        .success();
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:016x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            ^ u128::from(std::process::id())
+    )
+    .chars()
+    .rev()
+    .collect()
+}
