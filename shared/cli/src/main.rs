@@ -10,6 +10,7 @@
 
 mod aws;
 mod demo;
+mod doctor;
 mod models;
 mod output;
 mod sample;
@@ -204,6 +205,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Try every Athena statement shape floe uses, once, on the project's account (engine: athena).
+    ///
+    /// Runs in a scratch namespace (silver_floe_doctor_<id>) with the same code the services use:
+    /// Iceberg DDL, an insert through a Glue external table, $snapshots, a staged DELETE + INSERT
+    /// behind a view pinned FOR VERSION AS OF, time travel, MERGE. Prints pass/fail per shape and
+    /// drops what it made. Run it after the first deploy: it is what the local stand-in cannot
+    /// prove (Athena's own front end, IAM, KMS).
+    Doctor,
 }
 
 /// An instant as the CLI takes it: the same forms a landing key's extract time may have.
@@ -369,6 +378,18 @@ async fn run(cli: Cli) -> Result<()> {
             let (lake, _) = models::open(&Project::load(&cli.project)?).await?;
             let batches = lake.query(&sql, &at).await?;
             output::print_batches(&batches, format)
+        }
+        Command::Doctor => {
+            let project = Project::load(&cli.project)?;
+            if project.settings.engine != floe_config::Engine::Athena {
+                bail!(
+                    "floe doctor checks Athena: this project's engine is local (set engine: athena \
+                     and the athena: section, or run scripts/aws-local.sh up {} for the stand-in)",
+                    cli.project.display()
+                );
+            }
+            let (lake, _) = models::open(&project).await?;
+            doctor::run(&project, lake).await
         }
         Command::History { table, format } => {
             let table: TableRef = table.parse()?;

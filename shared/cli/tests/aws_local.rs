@@ -9,6 +9,7 @@ use std::process::Command as Process;
 
 use assert_cmd::Command;
 use floe_tests::athena_local::StandIn;
+use predicates::prelude::PredicateBooleanExt;
 
 const FILES: [(&str, &str); 3] = [
     ("people", "2026-11-01T06:00:00Z"),
@@ -137,6 +138,18 @@ fn the_readme_session_runs_the_production_chain_on_the_stand_in() {
         .args(["query", "select count(*) as n from gold.dim_person"])
         .assert()
         .success();
+    // The first-deploy check passes every shape on the stand-in, and cleans up after itself.
+    floe(aws.path(), &env)
+        .arg("doctor")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("every shape ran"))
+        .stdout(predicates::str::contains("FAIL").not());
+    floe(local.path(), &[])
+        .arg("doctor")
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("floe doctor checks Athena"));
 }
 
 fn uuid_like() -> String {
