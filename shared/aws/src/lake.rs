@@ -1240,9 +1240,13 @@ impl Lake for AthenaLake {
         &self,
         table: &TableRef,
         statement: &str,
+        at: &ReadAt,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        self.dml(table, options, &[statement.to_owned()]).await
+        // The statement reads its inputs as `at` says: a model's staged parents, not the
+        // versions published before this build.
+        let statement = self.rewrite(statement, at).await?;
+        self.dml(table, options, &[statement]).await
     }
 
     async fn create_view(&self, view: &TableRef, sql: &str) -> Result<()> {

@@ -237,6 +237,7 @@ pub async fn run(project: &Project, lake: Arc<dyn Lake>) -> Result<()> {
                  WHEN MATCHED THEN UPDATE SET name = s.name \
                  WHEN NOT MATCHED THEN INSERT (id, name) VALUES (s.id, s.name)"
                 ),
+                &ReadAt::Current,
                 &batch(4),
             )
             .await

@@ -219,15 +219,17 @@ pub trait Lake: Send + Sync {
         self.append(table, rows, options).await
     }
 
-    /// Runs a DML statement (MERGE) that changes `table`, as one write with these options.
-    /// Engines without DML refuse; floe renders a replacing query for them instead.
+    /// Runs a DML statement (MERGE) that changes `table`, as one write with these options; the
+    /// tables it reads are read as `at` says (a model's staged inputs). Engines without DML
+    /// refuse; floe renders a replacing query for them instead.
     async fn execute(
         &self,
         table: &TableRef,
         statement: &str,
+        at: &ReadAt,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        let _ = (statement, options);
+        let _ = (statement, at, options);
         Err(crate::Error::Config(format!(
             "this engine runs no DML statements (writing {table}); use a query write instead"
         )))

@@ -570,7 +570,7 @@ impl Modelling<'_> {
                                 self.lake.append_query(&table, sql, &at, &options).await
                             }
                             Step::Statement { sql } => {
-                                self.lake.execute(&table, sql, &options).await
+                                self.lake.execute(&table, sql, &at, &options).await
                             }
                             Step::View { .. } => Err(Error::Internal(
                                 "a table materialization planned a view".into(),
