@@ -275,6 +275,11 @@ def _run(ex: Execution) -> None:
     try:
         stmt = dialect.translate(_substitute(ex.query, ex.parameters))
         ex.state = "RUNNING"
+        if stmt.glue:
+            _run_on_glue(ex, stmt.glue)
+            _write_results(ex)
+            ex.state = "SUCCEEDED"
+            return
         started = time.time()
         columns: list[dict] = []
         raw: list[list[Any]] = []
@@ -309,6 +314,25 @@ def _run(ex: Execution) -> None:
         _fail(ex, "GENERIC_INTERNAL_ERROR", f"{type(e).__name__}: {e}", "INTERNAL_ERROR")
     finally:
         ex.completed = time.time()
+
+
+def _run_on_glue(ex: Execution, action: dict) -> None:
+    """DDL Athena keeps in Glue only (Hive tables), done on moto's Glue in this process."""
+    from moto.glue.exceptions import TableAlreadyExistsException
+    from moto.glue.models import glue_backends
+
+    glue = glue_backends[ex.account][ex.region]
+    database = action["database"] or (ex.database or "default")
+    if action["action"] == "create_table":
+        try:
+            glue.get_database(database)
+        except Exception as e:  # noqa: BLE001 - moto's not-found, as Athena words it
+            raise _Failed("SCHEMA_NOT_FOUND", f"Schema {database} does not exist") from e
+        try:
+            glue.create_table(database, action["table_input"]["Name"], action["table_input"])
+        except TableAlreadyExistsException as e:
+            if not action["if_not_exists"]:
+                raise _Failed("ALREADY_EXISTS", f"Table {database}.{action['table_input']['Name']} already exists") from e
 
 
 def _fail(ex: Execution, name: str, message: str, error_type: str) -> None:

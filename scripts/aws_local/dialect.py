@@ -259,6 +259,105 @@ def iceberg_ddl(stmt: Statement) -> Statement:
     return stmt
 
 
+# What Athena's Hive DDL names, as Glue stores it.
+_STORED_AS = {
+    "PARQUET": (
+        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+    ),
+    "TEXTFILE": (
+        "org.apache.hadoop.mapred.TextInputFormat",
+        "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+        "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
+    ),
+    "ORC": (
+        "org.apache.hadoop.hive.ql.io.orc.OrcInputFormat",
+        "org.apache.hadoop.hive.ql.io.orc.OrcOutputFormat",
+        "org.apache.hadoop.hive.ql.io.orc.OrcSerde",
+    ),
+}
+
+
+def _hive_type(t: str) -> str:
+    """A column type as Glue keeps it for Hive tables (Hive spelling, lower case)."""
+    return re.sub(r"\s+", "", t.strip().lower()).replace("integer", "int")
+
+
+def hive_ddl(stmt: Statement) -> Statement:
+    """``CREATE EXTERNAL TABLE`` (a Hive table over files: CSV, JSON, Parquet, ORC, partitioned
+    or not) is what Athena keeps in Glue and never runs on its engine; Trino's Hive connector
+    cannot create one on moto, so the stand-in makes the Glue table as Athena would."""
+    sql = stmt.sql
+    m = _CREATE_HIVE.match(sql)
+    if not m or not m.group(1):
+        return stmt
+    close = _balanced(sql, m.end() - 1)
+    cols_text, rest = sql[m.end() : close], sql[close + 1 :]
+    name = m.group(3).replace('"', "").replace("`", "")
+    db, _, table = name.rpartition(".")
+    if db.lower().startswith("iceberg."):
+        db = db[len("iceberg.") :]
+    columns = []
+    for c in _split_top(cols_text):
+        cm = re.match(r'\s*(`[^`]+`|"[^"]+"|\w+)\s+(.*?)(\s+COMMENT\s+\'(.*)\')?\s*$', c, re.I | re.S)
+        if not cm:
+            raise Refused("SYNTAX_ERROR", f"cannot read the column definition '{c}'")
+        col = {"Name": cm.group(1).strip('`"').lower(), "Type": _hive_type(cm.group(2))}
+        if cm.group(4):
+            col["Comment"] = cm.group(4)
+        columns.append(col)
+    partitions = []
+    part = re.search(r"\bPARTITIONED\s+BY\s*\(", rest, re.I)
+    if part:
+        for c in _split_top(rest[part.end() : _balanced(rest, part.end() - 1)]):
+            pname, _, ptype = c.strip().partition(" ")
+            partitions.append({"Name": pname.strip('`"').lower(), "Type": _hive_type(ptype)})
+    loc = re.search(r"\bLOCATION\s+'([^']*)'", rest, re.I)
+    if not loc:
+        raise Refused("SYNTAX_ERROR", "CREATE EXTERNAL TABLE needs a LOCATION")
+    props = {}
+    pm = re.search(r"\bTBLPROPERTIES\s*\(", rest, re.I)
+    if pm:
+        props = _props(rest[pm.end() : _balanced(rest, pm.end() - 1)])
+    serde_params: dict[str, str] = {}
+    sp = re.search(r"\bWITH\s+SERDEPROPERTIES\s*\(", rest, re.I)
+    if sp:
+        serde_params = _props(rest[sp.end() : _balanced(rest, sp.end() - 1)])
+    stored = re.search(r"\bSTORED\s+AS\s+(\w+)", rest, re.I)
+    fmt = stored.group(1).upper() if stored else "TEXTFILE"
+    if fmt not in _STORED_AS:
+        raise Refused("NOT_SUPPORTED", f"STORED AS {fmt} is not supported here: use PARQUET, ORC or TEXTFILE")
+    in_fmt, out_fmt, serde = _STORED_AS[fmt]
+    sm = re.search(r"\bROW\s+FORMAT\s+SERDE\s+'([^']+)'", rest, re.I)
+    if sm:
+        serde = sm.group(1)
+    dm = re.search(r"\bFIELDS\s+TERMINATED\s+BY\s+'([^']*)'", rest, re.I)
+    if dm:
+        serde_params.setdefault("field.delim", dm.group(1).encode().decode("unicode_escape"))
+    if "OpenCSVSerde" in serde and "separatorChar" not in serde_params:
+        serde_params["separatorChar"] = ","
+    stmt.glue = {
+        "action": "create_table",
+        "database": db.lower(),
+        "if_not_exists": bool(m.group(2)),
+        "table_input": {
+            "Name": table.lower(),
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {"EXTERNAL": "TRUE", **props},
+            "PartitionKeys": partitions,
+            "StorageDescriptor": {
+                "Columns": columns,
+                "Location": loc.group(1),
+                "InputFormat": in_fmt,
+                "OutputFormat": out_fmt,
+                "SerdeInfo": {"SerializationLibrary": serde, "Parameters": serde_params},
+            },
+        },
+    }
+    return stmt
+
+
 _CTAS = re.compile(r"^\s*CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?([\w.\"`]+)\s+WITH\s*\(", re.I)
 
 
@@ -336,6 +435,7 @@ RULES = [
     lambda s: Statement(backticks(s.sql), s.extra, s.glue),
     lambda s: Statement(data_catalog(s.sql), s.extra, s.glue),
     iceberg_ddl,
+    hive_ddl,
     ctas_properties,
     optimize,
     vacuum,

@@ -110,3 +110,30 @@ def test_time_travel_and_pinned_view(athena, db):
     athena.run(f"CREATE OR REPLACE VIEW v AS SELECT * FROM t FOR VERSION AS OF {first}")
     assert athena.rows("SELECT id FROM v") == [["1"]]
     assert athena.rows("SELECT count(*) FROM t") == [["2"]]
+
+
+def test_hive_external_tables_read_csv_and_parquet_as_athena_does(athena, db, endpoint):
+    name, bucket = db
+    s3 = client("s3", endpoint)
+    s3.put_object(Bucket=bucket, Key="csv/people/part-1.csv", Body=b"id,name\n1,Ada\n2,\"Bo, Jr\"\n")
+    athena.run(
+        "-- /* {\"app\": \"dbt\"} */\n"
+        "CREATE EXTERNAL TABLE IF NOT EXISTS `people_csv` (`id` int, `name` string) "
+        "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.OpenCSVSerde' "
+        f"LOCATION 's3://{bucket}/csv/people/' TBLPROPERTIES ('skip.header.line.count'='1')"
+    )
+    table = client("glue", endpoint).get_table(DatabaseName=name, Name="people_csv")["Table"]
+    assert table["TableType"] == "EXTERNAL_TABLE"
+    assert athena.rows("SELECT id, name FROM people_csv ORDER BY id") == [["1", "Ada"], ["2", "Bo, Jr"]]
+    # Parquet written by an Iceberg CTAS, read again through a Hive table over its files.
+    athena.run(f"CREATE TABLE src WITH (table_type='ICEBERG', is_external=false, location='s3://{bucket}/src/') "
+               "AS SELECT 1 AS id, 'x' AS name")
+    athena.run(
+        f"CREATE EXTERNAL TABLE lines (line string) LOCATION 's3://{bucket}/csv/people/'"
+    )
+    assert len(athena.rows("SELECT line FROM lines")) == 3
+    e = athena.wait(athena.start(
+        f"CREATE EXTERNAL TABLE bad (a int) PARTITIONED BY (day string) LOCATION 's3://{bucket}/x/' "
+        "TBLPROPERTIES ('table_type'='ICEBERG')"))
+    assert e["Status"]["State"] == "FAILED"
+    assert "CREATE EXTERNAL TABLE is not supported for Iceberg" in e["Status"]["StateChangeReason"]
