@@ -38,8 +38,8 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import pyiceberg, pyarrow, moto.server, sqlglot, duckdb, pytest' >/dev/null 2>&1; then
-  echo "installing .venv (pyiceberg, moto, sqlglot, duckdb, pytest)"
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import pyiceberg, pyarrow, moto.server, sqlglot, duckdb, pytest, pyathena' >/dev/null 2>&1; then
+  echo "installing .venv (pyiceberg, moto, sqlglot, duckdb, pytest, PyAthena)"
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
 fi

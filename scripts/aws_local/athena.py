@@ -97,6 +97,7 @@ class Execution:
             "QueryExecutionId": self.id,
             "Query": self.query,
             "StatementType": self.statement_type,
+            "SubstatementType": dialect.substatement_type(self.query or ""),
             "ResultConfiguration": (
                 {"OutputLocation": f"{self.output_location.rstrip('/')}/{self.id}.csv"}
                 if self.output_location

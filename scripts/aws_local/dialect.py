@@ -109,9 +109,19 @@ _CATALOG = re.compile(r'(?<![\w."])"?awsdatacatalog"?\s*\.', re.I)
 
 
 def data_catalog(sql: str) -> str:
-    """``awsdatacatalog.db.t`` -> ``iceberg.db.t`` (Athena's catalog is Trino's ``iceberg``, which
-    redirects Hive tables to the ``hive`` catalog)."""
-    return _map_code(sql, lambda t: _CATALOG.sub("iceberg.", t))
+    """``awsdatacatalog.db.t`` (or ``"awsdatacatalog".db.t``) -> ``iceberg.db.t``: Athena's
+    catalog is Trino's ``iceberg``, which redirects Hive tables to the ``hive`` catalog."""
+    pieces = list(_outside_literals(sql))
+    out = []
+    for i, (code, text) in enumerate(pieces):
+        nxt = pieces[i + 1][1] if i + 1 < len(pieces) else ""
+        if not code and text.lower() == '"awsdatacatalog"' and nxt.lstrip().startswith("."):
+            out.append("iceberg")
+        elif code:
+            out.append(_CATALOG.sub("iceberg.", text))
+        else:
+            out.append(text)
+    return "".join(out)
 
 
 def _balanced(sql: str, open_at: int) -> int:
@@ -463,3 +473,23 @@ def statement_type(sql: str) -> str:
     if word == "create" and re.match(r"create\s+table\b.*?\bas\b\s*(\(|select|with)", s, re.S):
         return "DML"
     return "DDL"
+
+
+def substatement_type(sql: str) -> str:
+    """Athena's SubstatementType: SELECT, INSERT, MERGE, CREATE_TABLE_AS_SELECT, CREATE_TABLE..."""
+    s = strip_leading_comments(sql).lstrip("(").lower()
+    words = re.findall(r"[a-z_]+", s[:200])
+    first = words[0] if words else ""
+    if first in ("select", "with", "values", "table"):
+        return "SELECT"
+    if first in ("insert", "update", "delete", "merge", "describe", "explain", "msck", "vacuum", "optimize"):
+        return first.upper()
+    if first == "show":
+        return "SHOW_" + (words[1].upper() if len(words) > 1 else "")
+    if first in ("create", "drop", "alter"):
+        if statement_type(sql) == "DML":
+            return "CREATE_TABLE_AS_SELECT"
+        kinds = [w for w in words[1:4] if w in ("table", "view", "database", "schema")]
+        kind = kinds[0] if kinds else (words[1] if len(words) > 1 else "")
+        return f"{first.upper()}_{'DATABASE' if kind == 'schema' else kind.upper()}"
+    return first.upper()

@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import boto3
 import pytest
 
 REGION = "eu-west-2"
+
+# The rules' own tests import the package from scripts/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 @pytest.fixture(scope="session")
