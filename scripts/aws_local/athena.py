@@ -45,6 +45,13 @@ _CATEGORY = {"USER_ERROR": 2, "INTERNAL_ERROR": 1, "INSUFFICIENT_RESOURCES": 1, 
 _RETRYABLE = {"ICEBERG_COMMIT_ERROR", "GENERIC_INTERNAL_ERROR", "HIVE_METASTORE_ERROR"}
 
 
+class MetadataException(JsonRESTError):
+    code = 400
+
+    def __init__(self, message: str):
+        super().__init__("MetadataException", message)
+
+
 class InvalidRequestException(JsonRESTError):
     code = 400
 
@@ -324,6 +331,45 @@ def _run_on_glue(ex: Execution, action: dict) -> None:
 
     glue = glue_backends[ex.account][ex.region]
     database = action["database"] or (ex.database or "default")
+    if action["action"] in ("add_partitions", "drop_partitions", "msck", "set_properties"):
+        try:
+            table = glue.get_table(database, action["table"])
+        except Exception as e:  # noqa: BLE001 - moto's not-found, as Athena words it
+            raise _Failed("TABLE_NOT_FOUND", f"Table {database}.{action['table']} does not exist") from e
+        current = table.get_version(str(table._current_version))
+        keys = [k["Name"] for k in current.get("PartitionKeys") or []]
+        location = (current.get("StorageDescriptor") or {}).get("Location", "").rstrip("/")
+        existing = {tuple(p.values) if hasattr(p, "values") else None for p in table.partitions.values()}
+        if action["action"] == "set_properties":
+            updated = dict(current)
+            updated["Parameters"] = {**(current.get("Parameters") or {}), **action["properties"]}
+            table.update(updated)
+            return
+        if action["action"] == "msck":
+            found = _partition_folders(ex.account, location, keys)
+            specs = [{"values": v, "location": None} for v in found]
+        else:
+            specs = action["partitions"]
+        for spec in specs:
+            values = [str(spec["values"].get(k, "")) for k in keys]
+            if set(spec["values"]) != set(keys):
+                raise _Failed("HIVE_METASTORE_ERROR", f"partition {spec['values']} does not name every partition key {keys}")
+            key = "/".join(f"{k}={v}" for k, v in zip(keys, values))
+            if action["action"] == "drop_partitions":
+                try:
+                    glue.delete_partition(database, action["table"], values)
+                except Exception as e:  # noqa: BLE001
+                    if not action.get("if"):
+                        raise _Failed("HIVE_METASTORE_ERROR", f"partition {key} does not exist") from e
+                continue
+            if tuple(values) in existing:
+                if action["action"] == "msck" or action.get("if"):
+                    continue
+                raise _Failed("ALREADY_EXISTS", f"partition {key} already exists")
+            sd = dict(current.get("StorageDescriptor") or {})
+            sd["Location"] = spec.get("location") or f"{location}/{key}/"
+            glue.create_partition(database, action["table"], {"Values": values, "StorageDescriptor": sd})
+        return
     if action["action"] == "create_table":
         try:
             glue.get_database(database)
@@ -334,6 +380,26 @@ def _run_on_glue(ex: Execution, action: dict) -> None:
         except TableAlreadyExistsException as e:
             if not action["if_not_exists"]:
                 raise _Failed("ALREADY_EXISTS", f"Table {database}.{action['table_input']['Name']} already exists") from e
+
+
+def _partition_folders(account: str, location: str, keys: list[str]) -> list[dict[str, str]]:
+    """The ``k1=v1/k2=v2/`` folders under an S3 location (what MSCK REPAIR TABLE adds)."""
+    m = re.match(r"s3://([^/]+)/?(.*)", location)
+    if not m or not keys:
+        return []
+    bucket, prefix = m.group(1), m.group(2).strip("/")
+    backend = s3_backends[account]["aws"]
+    found: dict[tuple, dict[str, str]] = {}
+    start = f"{prefix}/" if prefix else ""
+    for key in backend.get_bucket(bucket).keys.keys():
+        if not key.startswith(start):
+            continue
+        parts = key[len(start) :].split("/")[: len(keys)]
+        pairs = [p.split("=", 1) for p in parts if "=" in p]
+        if len(pairs) == len(keys) and [k for k, _ in pairs] == keys:
+            values = {k: v for k, v in pairs}
+            found[tuple(values.values())] = values
+    return list(found.values())
 
 
 def _fail(ex: Execution, name: str, message: str, error_type: str) -> None:
@@ -502,7 +568,60 @@ def install() -> None:
                 pass
         return "{}"
 
+    def _glue(self):  # type: ignore[no-untyped-def]
+        from moto.glue.models import glue_backends
+
+        return glue_backends[self.current_account][self.region]
+
+    def _table_metadata(t) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        d = t.as_dict()
+        sd = d.get("StorageDescriptor") or {}
+        cols = [{k: c[k] for k in ("Name", "Type", "Comment") if k in c} for c in sd.get("Columns") or []]
+        return {
+            "Name": t.name,
+            "CreateTime": t.created_time.timestamp(),
+            "TableType": d.get("TableType") or "EXTERNAL_TABLE",
+            "Columns": cols,
+            "PartitionKeys": [{k: c[k] for k in ("Name", "Type", "Comment") if k in c}
+                              for c in d.get("PartitionKeys") or []],
+            "Parameters": d.get("Parameters") or {},
+        }
+
+    def _page(self, items: list, key: str) -> str:  # type: ignore[no-untyped-def]
+        start = int(self._get_param("NextToken") or 0)
+        size = int(self._get_param("MaxResults") or 50)
+        out: dict[str, Any] = {key: items[start : start + size]}
+        if start + size < len(items):
+            out["NextToken"] = str(start + size)
+        return json.dumps(out)
+
+    def list_databases(self):  # type: ignore[no-untyped-def]
+        """Athena's view of the Glue catalog (``AwsDataCatalog``): every Glue database."""
+        dbs = [{"Name": d.name, "Description": (d.input or {}).get("Description", ""),
+                "Parameters": (d.input or {}).get("Parameters", {})}
+               for d in sorted(_glue(self).get_databases(), key=lambda d: d.name)]
+        return _page(self, dbs, "DatabaseList")
+
+    def list_table_metadata(self):  # type: ignore[no-untyped-def]
+        database = self._get_param("DatabaseName")
+        expression = self._get_param("Expression")
+        try:
+            tables = _glue(self).get_tables(database, expression)
+        except Exception as e:  # noqa: BLE001
+            raise MetadataException(f"Database {database} not found.") from e
+        return _page(self, [_table_metadata(t) for t in sorted(tables, key=lambda t: t.name)],
+                     "TableMetadataList")
+
+    def get_table_metadata(self):  # type: ignore[no-untyped-def]
+        database, name = self._get_param("DatabaseName"), self._get_param("TableName")
+        try:
+            t = _glue(self).get_table(database, name)
+        except Exception as e:  # noqa: BLE001
+            raise MetadataException(f"Table {name} not found in database {database}.") from e
+        return json.dumps({"TableMetadata": _table_metadata(t)})
+
     for f in (start_query_execution, get_query_execution, batch_get_query_execution,
-              list_query_executions, get_query_results, stop_query_execution):
+              list_query_executions, get_query_results, stop_query_execution,
+              list_databases, list_table_metadata, get_table_metadata):
         setattr(AthenaResponse, f.__name__, f)
     AthenaResponse._floe_patched = True

@@ -368,6 +368,58 @@ def hive_ddl(stmt: Statement) -> Statement:
     return stmt
 
 
+def _table_name(text: str) -> tuple[str, str]:
+    name = text.replace('"', "").replace("`", "").lower()
+    if name.startswith("iceberg.") or name.startswith("awsdatacatalog."):
+        name = name.split(".", 1)[1]
+    db, _, table = name.rpartition(".")
+    return db, table
+
+
+_ALTER_PARTITION = re.compile(
+    r"^\s*ALTER\s+TABLE\s+([\w.\"`]+)\s+(ADD|DROP)\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?(.*)$", re.I | re.S
+)
+_SET_PROPERTIES = re.compile(r"^\s*ALTER\s+TABLE\s+([\w.\"`]+)\s+SET\s+TBLPROPERTIES\s*\(", re.I)
+_MSCK = re.compile(r"^\s*MSCK\s+REPAIR\s+TABLE\s+([\w.\"`]+)\s*$", re.I)
+
+
+def hive_partitions(stmt: Statement) -> Statement:
+    """``ALTER TABLE t ADD|DROP [IF [NOT] EXISTS] PARTITION (k='v') [LOCATION '..'] ...`` and
+    ``MSCK REPAIR TABLE t`` on a Hive table: Glue partitions, as Athena keeps them (MSCK finds
+    the ``k=v/`` folders under the table's location)."""
+    m = _MSCK.match(stmt.sql)
+    if m:
+        db, table = _table_name(m.group(1))
+        stmt.glue = {"action": "msck", "database": db, "table": table}
+        return stmt
+    m = _ALTER_PARTITION.match(stmt.sql)
+    if not m or not re.match(r"\s*PARTITION\b", m.group(4), re.I):
+        return stmt
+    db, table = _table_name(m.group(1))
+    specs = []
+    for pm in re.finditer(r"PARTITION\s*\(([^)]*)\)(\s*LOCATION\s+'([^']*)')?", m.group(4), re.I):
+        values = {k: v for k, v in _props(pm.group(1)).items()}
+        specs.append({"values": values, "location": pm.group(3)})
+    stmt.glue = {
+        "action": "add_partitions" if m.group(2).upper() == "ADD" else "drop_partitions",
+        "database": db,
+        "table": table,
+        "if": bool(m.group(3)),
+        "partitions": specs,
+    }
+    return stmt
+
+
+def set_properties(stmt: Statement) -> Statement:
+    """``ALTER TABLE t SET TBLPROPERTIES ('k'='v', ...)``: the Glue table's parameters."""
+    m = _SET_PROPERTIES.match(stmt.sql)
+    if m:
+        db, table = _table_name(m.group(1))
+        props = _props(stmt.sql[m.end() : _balanced(stmt.sql, m.end() - 1)])
+        stmt.glue = {"action": "set_properties", "database": db, "table": table, "properties": props}
+    return stmt
+
+
 _CTAS = re.compile(r"^\s*CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?([\w.\"`]+)\s+WITH\s*\(", re.I)
 
 
@@ -446,6 +498,8 @@ RULES = [
     lambda s: Statement(data_catalog(s.sql), s.extra, s.glue),
     iceberg_ddl,
     hive_ddl,
+    hive_partitions,
+    set_properties,
     ctas_properties,
     optimize,
     vacuum,

@@ -137,3 +137,40 @@ def test_hive_external_tables_read_csv_and_parquet_as_athena_does(athena, db, en
         "TBLPROPERTIES ('table_type'='ICEBERG')"))
     assert e["Status"]["State"] == "FAILED"
     assert "CREATE EXTERNAL TABLE is not supported for Iceberg" in e["Status"]["StateChangeReason"]
+
+
+def test_hive_partitions_properties_and_catalog_metadata(athena, db, endpoint):
+    name, bucket = db
+    s3 = client("s3", endpoint)
+    for day, rows in (("2026-11-01", b"1,a\n"), ("2026-11-02", b"2,b\n3,c\n")):
+        s3.put_object(Bucket=bucket, Key=f"events/day={day}/part.csv", Body=rows)
+    athena.run(
+        "CREATE EXTERNAL TABLE events (id int, v string) PARTITIONED BY (day string) "
+        "ROW FORMAT DELIMITED FIELDS TERMINATED BY ',' "
+        f"LOCATION 's3://{bucket}/events/'"
+    )
+    assert athena.rows("SELECT count(*) FROM events") == [["0"]]
+    athena.run("MSCK REPAIR TABLE events")
+    assert athena.rows("SELECT day, count(*) FROM events GROUP BY day ORDER BY day") == [
+        ["2026-11-01", "1"], ["2026-11-02", "2"]]
+    athena.run("ALTER TABLE events DROP PARTITION (day='2026-11-01')")
+    assert athena.rows("SELECT count(*) FROM events") == [["2"]]
+    s3.put_object(Bucket=bucket, Key="elsewhere/p.csv", Body=b"9,z\n")
+    athena.run(f"ALTER TABLE events ADD IF NOT EXISTS PARTITION (day='2026-11-09') LOCATION 's3://{bucket}/elsewhere/'")
+    assert athena.rows("SELECT id FROM events WHERE day = '2026-11-09'") == [["9"]]
+    athena.run("ALTER TABLE events SET TBLPROPERTIES ('classification'='csv', 'owner'='floe')")
+    meta = athena.client.get_table_metadata(CatalogName="AwsDataCatalog", DatabaseName=name, TableName="events")
+    t = meta["TableMetadata"]
+    assert t["Parameters"]["owner"] == "floe"
+    assert [c["Name"] for c in t["Columns"]] == ["id", "v"]
+    assert [c["Name"] for c in t["PartitionKeys"]] == ["day"]
+    listed = athena.client.list_table_metadata(CatalogName="AwsDataCatalog", DatabaseName=name)
+    assert "events" in [x["Name"] for x in listed["TableMetadataList"]]
+    dbs = athena.client.list_databases(CatalogName="AwsDataCatalog", MaxResults=50)
+    names = [d["Name"] for d in dbs["DatabaseList"]]
+    token = dbs.get("NextToken")
+    while token:
+        dbs = athena.client.list_databases(CatalogName="AwsDataCatalog", MaxResults=50, NextToken=token)
+        names += [d["Name"] for d in dbs["DatabaseList"]]
+        token = dbs.get("NextToken")
+    assert name in names
