@@ -7,10 +7,12 @@
 //! - [`athena_sql_check`]: the sqlglot/DuckDB checker of the Athena SQL floe renders.
 //! - [`aws`]: a moto server and a freshly named set of buckets, queues and rules on it.
 //! - [`athena_local`]: the Athena stand-in (moto + Trino) and fresh lakes on it.
+//! - [`chain`]: the four stage services over a world's queues, as Lambda would run them.
 //! - [`scripted`]: a scripted AWS JSON endpoint (paging, throttling, queries that never end).
 
 pub mod athena_local;
 pub mod aws;
+pub mod chain;
 pub mod scripted;
 
 use std::path::{Path, PathBuf};

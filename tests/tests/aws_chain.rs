@@ -9,18 +9,19 @@
 //! stand-in (moto with Athena's API run on Trino, Iceberg tables in moto's Glue and S3): the
 //! production path, statement for statement.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use floe_aws::Stage;
 use floe_aws::poller::poll_once;
-use floe_aws::service::Service;
-use floe_config::Project;
 use floe_core::ports::{Lake, ObjectStore, Queue, ReadAt};
 use floe_lake::LocalLake;
 use floe_tests::aws::{AwsWorld, Moto, QueuePolicy};
+use floe_tests::chain::{Chain, athena_engine};
+
+/// How long a chain may take to go quiet (a loaded 2-core machine, Athena on Trino).
+const QUIET: Duration = Duration::from_secs(300);
 
 const TABLES: &str = "\
 source: nomis
@@ -33,24 +34,14 @@ tables:
       risk_score: {type: double}
 ";
 
-struct Chain {
-    world: AwsWorld,
-    lake: Arc<dyn Lake>,
-    services: BTreeMap<Stage, Service>,
-    _dir: tempfile::TempDir,
-}
-
-async fn chain(moto: &Moto, policy: QueuePolicy, with_dlq: bool) -> Chain {
-    chain_with(moto, policy, with_dlq, &[]).await
-}
-
-/// A chain over a project with these files besides floe.yaml and tables/nomis.yaml.
+/// A chain on the embedded lake over a project with these files besides floe.yaml and
+/// tables/nomis.yaml.
 async fn chain_with(
     moto: &Moto,
     policy: QueuePolicy,
     with_dlq: bool,
     files: &[(&str, &str)],
-) -> Chain {
+) -> (Chain, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("floe.yaml"), "name: aws_chain\n").unwrap();
     std::fs::create_dir_all(dir.path().join("tables")).unwrap();
@@ -60,89 +51,34 @@ async fn chain_with(
         std::fs::create_dir_all(f.parent().unwrap()).unwrap();
         std::fs::write(f, body).unwrap();
     }
-    let lake_dir = dir.path().join("lake");
-    let lake: Arc<dyn Lake> = Arc::new(LocalLake::open(&lake_dir).await.unwrap());
+    let lake: Arc<dyn Lake> = Arc::new(LocalLake::open(&dir.path().join("lake")).await.unwrap());
     let world = AwsWorld::create(moto, policy).await;
-    let mut services = BTreeMap::new();
-    for stage in Stage::ALL {
-        let settings = world.settings(stage, dir.path(), &lake_dir, with_dlq);
-        let project = Project::load(dir.path()).unwrap();
-        services.insert(
-            stage,
-            Service::with_clients(&settings, project, lake.clone(), &world.clients),
-        );
-    }
-    Chain {
-        world,
-        lake,
-        services,
-        _dir: dir,
-    }
+    (Chain::new(world, dir.path(), lake, None, with_dlq), dir)
 }
 
-impl Chain {
-    async fn put(&self, key: &str, body: &str) {
-        let store =
-            floe_aws::s3::S3Store::new(self.world.clients.s3.clone(), &self.world.landing_bucket);
-        store.put(key, body.as_bytes().to_vec()).await.unwrap();
-    }
+async fn chain(moto: &Moto, policy: QueuePolicy, with_dlq: bool) -> (Chain, tempfile::TempDir) {
+    chain_with(moto, policy, with_dlq, &[]).await
+}
 
-    /// Polls every stage queue, as Lambda's event source mappings would, until all are empty.
-    async fn run_until_quiet(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let mut handled = 0;
-            for stage in Stage::ALL {
-                let p = poll_once(
-                    self.world.queue(stage),
-                    &self.services[&stage],
-                    Duration::from_secs(30),
-                )
-                .await
-                .unwrap();
-                assert!(
-                    p.failed.is_empty(),
-                    "{stage}: failed records {:?}",
-                    p.failed
-                );
-                handled += p.received;
-            }
-            if handled == 0 {
-                let mut busy = 0;
-                for stage in Stage::ALL {
-                    let (waiting, in_flight) = self.world.queue(stage).depth().await.unwrap();
-                    busy += waiting + in_flight;
-                }
-                if busy == 0 {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the chain did not go quiet in 60 s"
-            );
-        }
-    }
-
-    async fn silver(&self) -> Vec<String> {
-        let batches = self
-            .lake
-            .query(
-                "select person_id, first_name, is_current from silver_nomis.people",
-                &ReadAt::Current,
-            )
-            .await
-            .unwrap();
-        floe_tests::rows_as_strings(&batches)
-            .into_iter()
-            .map(|r| {
-                r.into_iter()
-                    .map(|v| v.unwrap_or_default())
-                    .collect::<Vec<_>>()
-                    .join(":")
-            })
-            .collect()
-    }
+/// `person_id:first_name:is_current` of every silver version.
+async fn silver(c: &Chain) -> Vec<String> {
+    let batches = c
+        .lake
+        .query(
+            "select person_id, first_name, is_current from silver_nomis.people",
+            &ReadAt::Current,
+        )
+        .await
+        .unwrap();
+    floe_tests::rows_as_strings(&batches)
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|v| v.unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(":")
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -155,7 +91,7 @@ async fn a_silver_publish_builds_tests_and_publishes_gold_through_the_modelling_
         "      risk_score: {type: double}\n",
         "      risk_score: {type: double}\n    generate:\n      current: {}\n",
     );
-    let c = chain_with(
+    let (c, _dir) = chain_with(
         &moto,
         QueuePolicy::default(),
         true,
@@ -181,7 +117,7 @@ async fn a_silver_publish_builds_tests_and_publishes_gold_through_the_modelling_
         "person_id,first_name,risk_score\n1,Ada,0.5\n2,Bo,1.5\n",
     )
     .await;
-    c.run_until_quiet().await;
+    c.run_until_quiet(QUIET).await;
     let risky = c
         .lake
         .query(
@@ -218,7 +154,7 @@ async fn a_silver_publish_builds_tests_and_publishes_gold_through_the_modelling_
         "person_id,first_name,risk_score\n1,Ada,0.5\n2,Robert,1.5\n",
     )
     .await;
-    c.run_until_quiet().await;
+    c.run_until_quiet(QUIET).await;
     let after = c.lake.snapshots(&risky_table).await.unwrap();
     let current = |s: &[floe_core::ports::SnapshotInfo]| {
         s.iter().find(|x| x.is_current).map(|x| x.snapshot_id)
@@ -245,7 +181,7 @@ async fn a_put_object_flows_through_eventbridge_and_sqs_to_a_published_silver_ta
     let Some(moto) = Moto::start_or_skip("aws_chain") else {
         return;
     };
-    let c = chain(&moto, QueuePolicy::default(), true).await;
+    let (c, _dir) = chain(&moto, QueuePolicy::default(), true).await;
 
     c.put(
         "landing/nomis/people/2026-11-01T06:00:00Z/people.csv",
@@ -256,8 +192,8 @@ async fn a_put_object_flows_through_eventbridge_and_sqs_to_a_published_silver_ta
     c.put("notes/readme.txt", "not data").await;
     let (waiting, _) = c.world.queue(Stage::Landing).depth().await.unwrap();
     assert_eq!(waiting, 1, "one EventBridge event for the one landed file");
-    c.run_until_quiet().await;
-    assert_eq!(c.silver().await, ["1:Ada:true", "2:Bo:true"]);
+    c.run_until_quiet(QUIET).await;
+    assert_eq!(silver(&c).await, ["1:Ada:true", "2:Bo:true"]);
 
     // The next day's extract changes Bo: the chain closes his version and opens a new one.
     c.put(
@@ -265,8 +201,8 @@ async fn a_put_object_flows_through_eventbridge_and_sqs_to_a_published_silver_ta
         "person_id,first_name,risk_score\n1,Ada,0.5\n2,Bob,1.5\n",
     )
     .await;
-    c.run_until_quiet().await;
-    assert_eq!(c.silver().await, ["1:Ada:true", "2:Bo:false", "2:Bob:true"]);
+    c.run_until_quiet(QUIET).await;
+    assert_eq!(silver(&c).await, ["1:Ada:true", "2:Bo:false", "2:Bob:true"]);
 
     let events = c.world.take_floe_events().await;
     let published: Vec<_> = events
@@ -292,7 +228,7 @@ async fn a_put_object_flows_through_eventbridge_and_sqs_to_a_published_silver_ta
         "person_id,first_name,risk_score\nx,Ada,0.5\n",
     )
     .await;
-    c.run_until_quiet().await;
+    c.run_until_quiet(QUIET).await;
     let quarantine =
         floe_aws::s3::S3Store::new(c.world.clients.s3.clone(), &c.world.quarantine_bucket);
     let keys: Vec<String> = quarantine
@@ -318,7 +254,7 @@ async fn a_put_object_flows_through_eventbridge_and_sqs_to_a_published_silver_ta
         "{events:?}"
     );
     assert_eq!(
-        c.silver().await.len(),
+        silver(&c).await.len(),
         3,
         "silver is untouched by the bad file"
     );
@@ -360,7 +296,7 @@ async fn one_bad_record_in_a_batch_is_the_only_one_reported() {
         return;
     };
     // Without FLOE_DLQ_URL a permanent failure is reported too (SQS dead-letters it later).
-    let c = chain(&moto, QueuePolicy::default(), false).await;
+    let (c, _dir) = chain(&moto, QueuePolicy::default(), false).await;
     let good = standardise_message(&c).await;
     let mut event = SqsEvent::default();
     event.records = vec![
@@ -385,7 +321,7 @@ async fn a_permanent_failure_goes_to_the_dead_letter_queue_at_once_with_an_event
     let Some(moto) = Moto::start_or_skip("aws_chain") else {
         return;
     };
-    let c = chain(&moto, QueuePolicy::default(), true).await;
+    let (c, _dir) = chain(&moto, QueuePolicy::default(), true).await;
     let good = standardise_message(&c).await;
     let mut event = SqsEvent::default();
     event.records = vec![record("m-1", &good), record("m-2", "{not json")];
@@ -439,7 +375,7 @@ async fn a_poison_message_is_dead_lettered_after_max_receives_and_redrive_brings
         max_receives: 2,
         visibility_secs: 1,
     };
-    let c = chain(&moto, policy, false).await;
+    let (c, _dir) = chain(&moto, policy, false).await;
     let queue = c.world.queue(Stage::Audit);
     let service = &c.services[&Stage::Audit];
     queue.send("{poison").await.unwrap();
@@ -529,46 +465,25 @@ async fn on_athena_a_landed_file_becomes_published_silver_and_gold() {
         ),
     );
     let world = AwsWorld::create(&stand_in.moto(), QueuePolicy::default()).await;
-    let lake: Arc<dyn Lake> = athena.lake.clone();
-    let mut services = BTreeMap::new();
-    for stage in Stage::ALL {
-        let mut settings = world.settings(stage, dir.path(), &dir.path().join("unused"), true);
-        settings.engine = floe_aws::settings::Engine::Athena {
-            workgroup: athena.workgroup.clone(),
-            lake_location: format!("s3://{}/warehouse", athena.lake_bucket),
-            output_location: None,
-            database_prefix: String::new(),
-            query_timeout: None,
-            max_concurrent_queries: Some(4),
-        };
-        services.insert(
-            stage,
-            Service::with_clients(
-                &settings,
-                Project::load(dir.path()).unwrap(),
-                lake.clone(),
-                &world.clients,
-            ),
-        );
-    }
-    let c = Chain {
+    let c = Chain::new(
         world,
-        lake,
-        services,
-        _dir: dir,
-    };
+        dir.path(),
+        athena.lake.clone(),
+        Some(athena_engine(&athena)),
+        true,
+    );
     c.put(
         &format!("landing/{source}/people/2026-11-01T06:00:00Z/people.csv"),
         "person_id,first_name,risk_score\n1,Ada,0.5\n2,Bo,1.5\n3,Cy,0.25\n",
     )
     .await;
-    c.run_until_quiet().await;
+    c.run_until_quiet(QUIET).await;
     c.put(
         &format!("landing/{source}/people/2026-11-02T06:00:00Z/people.csv"),
         "person_id,first_name,risk_score\n1,Ada,0.75\n2,Bob,1.5\n",
     )
     .await;
-    c.run_until_quiet().await;
+    c.run_until_quiet(QUIET).await;
 
     let rows = |sql: String| {
         let lake = c.lake.clone();

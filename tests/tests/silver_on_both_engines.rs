@@ -3,18 +3,16 @@
 //! a cdc table with several changes per key in one batch, a late extract, a repeated delivery
 //! of the same object and the same content landed twice under another name.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use floe_aws::Stage;
-use floe_aws::poller::poll_once;
-use floe_aws::service::Service;
-use floe_config::Project;
-use floe_core::ports::{Lake, ObjectStore, ReadAt};
+use floe_aws::settings::Engine;
+use floe_core::ports::{Lake, ReadAt};
 use floe_lake::LocalLake;
 use floe_tests::athena_local::StandIn;
 use floe_tests::aws::{AwsWorld, QueuePolicy};
+use floe_tests::chain::{Chain, athena_engine};
 
 fn tables(source: &str) -> String {
     let full = |name: &str, deletes: &str| {
@@ -89,65 +87,21 @@ fn deliveries() -> Vec<(&'static str, &'static str, &'static str, &'static str)>
 }
 
 struct Run {
-    world: AwsWorld,
-    lake: Arc<dyn Lake>,
-    services: BTreeMap<Stage, Service>,
+    chain: Chain,
     _dir: tempfile::TempDir,
 }
 
 impl Run {
-    async fn quiet(&self) {
-        let deadline = Instant::now() + Duration::from_secs(600);
-        loop {
-            let mut handled = 0;
-            for stage in Stage::ALL {
-                let p = poll_once(
-                    self.world.queue(stage),
-                    &self.services[&stage],
-                    Duration::from_secs(30),
-                )
-                .await
-                .unwrap();
-                assert!(
-                    p.failed.is_empty(),
-                    "{stage}: failed records {:?}",
-                    p.failed
-                );
-                handled += p.received;
-            }
-            if handled == 0 {
-                let mut busy = 0;
-                for stage in Stage::ALL {
-                    let (w, f) = self.world.queue(stage).depth().await.unwrap();
-                    busy += w + f;
-                }
-                if busy == 0 {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "the chain did not go quiet");
-        }
-    }
-
     async fn deliver(&self, source: &str) {
-        let store =
-            floe_aws::s3::S3Store::new(self.world.clients.s3.clone(), &self.world.landing_bucket);
         for (table, ts, name, body) in deliveries() {
-            store
-                .put(
-                    &format!("landing/{source}/{table}/{ts}/{name}"),
-                    body.as_bytes().to_vec(),
-                )
-                .await
-                .unwrap();
-            self.quiet().await;
+            self.chain
+                .put(&format!("landing/{source}/{table}/{ts}/{name}"), body)
+                .await;
+            self.chain.run_until_quiet(Duration::from_secs(600)).await;
         }
         for stage in Stage::ALL {
-            assert_eq!(
-                self.world.dlq(stage).depth().await.unwrap().0,
-                0,
-                "{stage} dead-lettered"
-            );
+            let (dead, _) = self.chain.world.dlq(stage).depth().await.unwrap();
+            assert_eq!(dead, 0, "{stage} dead-lettered");
         }
     }
 
@@ -157,7 +111,7 @@ impl Run {
         let sql = format!(
             "select id, {values}, valid_from, valid_to, is_current{deleted} from silver_{source}.{table} order by id, valid_from"
         );
-        let rows = self.lake.query(&sql, &ReadAt::Current).await.unwrap();
+        let rows = self.chain.lake.query(&sql, &ReadAt::Current).await.unwrap();
         floe_tests::rows_as_strings(&rows)
             .into_iter()
             .map(|r| {
@@ -176,41 +130,16 @@ async fn run(stand_in: &StandIn, athena: bool, source: &str) -> Run {
     std::fs::create_dir_all(dir.path().join("tables")).unwrap();
     std::fs::write(dir.path().join("tables/s.yaml"), tables(source)).unwrap();
     let world = AwsWorld::create(&stand_in.moto(), QueuePolicy::default()).await;
-    let lake_dir = dir.path().join("lake");
-    let (lake, engine): (Arc<dyn Lake>, Option<floe_aws::settings::Engine>) = if athena {
+    let (lake, engine): (Arc<dyn Lake>, Option<Engine>) = if athena {
         let w = stand_in.lake().await;
-        let engine = floe_aws::settings::Engine::Athena {
-            workgroup: w.workgroup.clone(),
-            lake_location: format!("s3://{}/warehouse", w.lake_bucket),
-            output_location: None,
-            database_prefix: String::new(),
-            query_timeout: None,
-            max_concurrent_queries: Some(4),
-        };
+        let engine = athena_engine(&w);
         (w.lake, Some(engine))
     } else {
-        (Arc::new(LocalLake::open(&lake_dir).await.unwrap()), None)
+        let local = LocalLake::open(&dir.path().join("lake")).await.unwrap();
+        (Arc::new(local), None)
     };
-    let mut services = BTreeMap::new();
-    for stage in Stage::ALL {
-        let mut settings = world.settings(stage, dir.path(), &lake_dir, true);
-        if let Some(e) = &engine {
-            settings.engine = e.clone();
-        }
-        services.insert(
-            stage,
-            Service::with_clients(
-                &settings,
-                Project::load(dir.path()).unwrap(),
-                lake.clone(),
-                &world.clients,
-            ),
-        );
-    }
     Run {
-        world,
-        lake,
-        services,
+        chain: Chain::new(world, dir.path(), lake, engine, true),
         _dir: dir,
     }
 }
