@@ -488,7 +488,7 @@ impl AthenaLake {
         };
         let result = async {
             if let Some(id) = self.committed_snapshot(t, options).await? {
-                return Ok(Self::already(id));
+                return self.already_committed(t, options, id).await;
             }
             let based_on = self.prepare(t, options, statements.len() > 1).await?;
             let mut rows = 0;
@@ -549,7 +549,7 @@ impl AthenaLake {
         options: &WriteOptions,
     ) -> Result<Option<CommitOutcome>> {
         if let Some(id) = self.committed_snapshot(t, options).await? {
-            return Ok(Some(Self::already(id)));
+            return self.already_committed(t, options, id).await.map(Some);
         }
         let Some(batch) = &options.batch_id else {
             return Ok(None);
@@ -577,6 +577,27 @@ impl AthenaLake {
         } else {
             None
         })
+    }
+
+    /// A write found committed before: if it was a direct write that died between its commit
+    /// and moving the view, the view is moved now, so the replay finishes what the first try
+    /// began.
+    async fn already_committed(
+        &self,
+        t: &TableRef,
+        options: &WriteOptions,
+        id: i64,
+    ) -> Result<CommitOutcome> {
+        // Only a version never published: one published before and replaced since stays
+        // replaced (the view never moves back).
+        if !options.stage_only
+            && let Some(record) = self.publish_record(t).await?
+            && record.snapshot_id != Some(id)
+            && !record.history.iter().any(|(p, _)| *p == id)
+        {
+            self.pin(t, id).await?;
+        }
+        Ok(Self::already(id))
     }
 
     fn already(snapshot_id: i64) -> CommitOutcome {
@@ -1185,7 +1206,7 @@ impl Lake for AthenaLake {
         let owner = self.lock(table).await?;
         let result = async {
             if let Some(id) = self.committed_snapshot(table, options).await? {
-                return Ok(Self::already(id));
+                return self.already_committed(table, options, id).await;
             }
             let based_on = self.prepare(table, options, true).await?;
             self.run(&format!("DELETE FROM {}", Self::data(table)))
