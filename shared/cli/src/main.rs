@@ -88,7 +88,8 @@ enum Command {
     /// The file goes to landing/<source>/<table>/<extract_ts>/<file>. With --wait the pipeline
     /// runs until the file is published (or quarantined) and the outcome is printed; without it the
     /// file waits for `floe up`. With `engine: athena` the file is uploaded to the landing bucket,
-    /// whose event starts the deployed services.
+    /// whose event starts the deployed services; --wait then runs the stage services in this
+    /// process on the stack's queues (as `floe up --once` does) until it is through.
     Land {
         /// The data file (CSV, Parquet or JSON lines, as the table's `format` says).
         file: PathBuf,
@@ -102,12 +103,18 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
-    /// Run the local pipeline: watch landing/ for new files and process every queue until stopped.
+    /// Run the pipeline: watch landing/ for new files and process every queue until stopped.
+    ///
+    /// With `engine: athena` the four stage services run in this process against the stack's SQS
+    /// queues (athena.stack in floe.yaml: <stack>-landing, -standardise, -audit, -modelling), as
+    /// Lambda's event source mappings drive the deployed functions: for the local Athena stand-in
+    /// (scripts/aws-local.sh up DIR). --once returns when every queue is empty and fails if
+    /// anything was dead-lettered.
     Up {
         /// Process what is there (including work a crashed run left in flight) and exit.
         #[arg(long)]
         once: bool,
-        /// Seconds between scans of the landing folder.
+        /// Seconds between scans of the landing folder (or polls of the queues, on Athena).
         #[arg(long, default_value_t = 1.0)]
         interval: f64,
     },
