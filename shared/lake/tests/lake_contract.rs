@@ -1,8 +1,7 @@
-//! The lake port's contract, run against every backend that is available here.
-//!
-//! Each scenario is written once against `&dyn Lake`; a backend is a `#[case]`. The embedded lake
-//! always runs. Scenarios that need a backend's own hooks (fault injection, orphan scans) take the
-//! concrete type.
+//! The embedded lake's side of the Lake contract, in its own detail: how many snapshots a write
+//! takes, what their summaries say, its error texts, staging tables, and what only its hooks can
+//! show (fault injection, orphan scans). The port's contract over every adapter (the embedded
+//! lake, Athena on the stand-in) is tests/tests/lake_contract.rs.
 
 use std::sync::Arc;
 use std::time::Duration;
