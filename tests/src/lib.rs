@@ -115,6 +115,20 @@ pub fn json_rows(v: &serde_json::Value) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
+/// Each row as one string, its values joined by `sep` (NULL as `null`): a compact way to
+/// compare a query's rows.
+pub fn rows_joined(batches: &[RecordBatch], sep: &str, null: &str) -> Vec<String> {
+    rows_as_strings(batches)
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|v| v.unwrap_or_else(|| null.to_owned()))
+                .collect::<Vec<_>>()
+                .join(sep)
+        })
+        .collect()
+}
+
 /// Rows as sorted lists of display strings (NULL as `None`), comparable with the Python reader.
 pub fn rows_as_strings(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
     let options = FormatOptions::default();

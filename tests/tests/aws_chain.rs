@@ -70,15 +70,7 @@ async fn silver(c: &Chain) -> Vec<String> {
         )
         .await
         .unwrap();
-    floe_tests::rows_as_strings(&batches)
-        .into_iter()
-        .map(|r| {
-            r.into_iter()
-                .map(|v| v.unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join(":")
-        })
-        .collect()
+    floe_tests::rows_joined(&batches, ":", "")
 }
 
 #[tokio::test]
@@ -488,15 +480,7 @@ async fn on_athena_a_landed_file_becomes_published_silver_and_gold() {
     let rows = |sql: String| {
         let lake = c.lake.clone();
         async move {
-            floe_tests::rows_as_strings(&lake.query(&sql, &ReadAt::Current).await.unwrap())
-                .into_iter()
-                .map(|r| {
-                    r.into_iter()
-                        .map(|v| v.unwrap_or_default())
-                        .collect::<Vec<_>>()
-                        .join("|")
-                })
-                .collect::<Vec<_>>()
+            floe_tests::rows_joined(&lake.query(&sql, &ReadAt::Current).await.unwrap(), "|", "")
         }
     };
     // Silver: the full history, read through Athena (day 2 changed 1 and 2 and dropped 3).

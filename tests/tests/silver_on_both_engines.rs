@@ -112,15 +112,7 @@ impl Run {
             "select id, {values}, valid_from, valid_to, is_current{deleted} from silver_{source}.{table} order by id, valid_from"
         );
         let rows = self.chain.lake.query(&sql, &ReadAt::Current).await.unwrap();
-        floe_tests::rows_as_strings(&rows)
-            .into_iter()
-            .map(|r| {
-                r.into_iter()
-                    .map(|v| v.unwrap_or_else(|| "NULL".into()))
-                    .collect::<Vec<_>>()
-                    .join("|")
-            })
-            .collect()
+        floe_tests::rows_joined(&rows, "|", "NULL")
     }
 }
 

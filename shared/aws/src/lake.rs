@@ -207,6 +207,27 @@ impl AthenaLake {
         )
     }
 
+    /// The same records by batch: a write's replay check is one GET, not a read of the
+    /// table's whole history.
+    fn batches_prefix(&self, t: &TableRef) -> String {
+        format!(
+            "{}_floe/batches/{}/{}/",
+            self.prefix,
+            self.db(&t.namespace),
+            t.name
+        )
+    }
+
+    /// Removes every record floe keeps of `t`'s snapshots.
+    async fn forget_records(&self, t: &TableRef) -> Result<()> {
+        for prefix in [self.records_prefix(t), self.batches_prefix(t)] {
+            for o in self.store.list(&prefix).await? {
+                self.store.delete(&o.key).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// `t`'s publish record, if floe manages its view.
     async fn publish_record(&self, t: &TableRef) -> Result<Option<PublishRecord>> {
         match self.store.get(&self.pin_key(t)).await {
@@ -399,7 +420,13 @@ impl AthenaLake {
         let key = format!("{}{}.json", self.records_prefix(t), record.snapshot_id);
         let bytes = serde_json::to_vec(record)
             .map_err(|e| Error::Internal(format!("a snapshot record: {e}")))?;
-        self.store.put(&key, bytes).await.map(|_| ())
+        self.store.put(&key, bytes.clone()).await?;
+        if let Some(batch) = &record.batch_id {
+            // The newest write of a batch is the one that can count (an older one was stale).
+            let key = format!("{}{batch}.json", self.batches_prefix(t));
+            self.store.put(&key, bytes).await?;
+        }
+        Ok(())
     }
 
     /// The newest snapshot of `t`'s data.
@@ -515,30 +542,23 @@ impl AthenaLake {
         let Some(batch) = &options.batch_id else {
             return Ok(None);
         };
-        let mine: Vec<SnapshotRecord> = self
-            .snapshot_records(t)
-            .await?
-            .into_values()
-            .filter(|r| r.batch_id.as_deref() == Some(batch.as_str()))
-            .collect();
-        if mine.is_empty() {
-            return Ok(None);
-        }
+        let key = format!("{}{}.json", self.batches_prefix(t), batch.as_str());
+        let mine: SnapshotRecord = match self.store.get(&key).await {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Internal(format!("{key}: unreadable snapshot record ({e})")))?,
+            Err(Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let record = self.publish_record(t).await?;
         let now = match &record {
             None => self.latest(t).await?,
             Some(r) => r.snapshot_id,
         };
-        Ok(mine
-            .iter()
-            .find(|r| {
-                let published = record.as_ref().is_none_or(|p| {
-                    p.snapshot_id == Some(r.snapshot_id)
-                        || p.history.iter().any(|(id, _)| *id == r.snapshot_id)
-                });
-                published || r.based_on == now
-            })
-            .map(|r| r.snapshot_id))
+        let published = record.as_ref().is_none_or(|p| {
+            p.snapshot_id == Some(mine.snapshot_id)
+                || p.history.iter().any(|(id, _)| *id == mine.snapshot_id)
+        });
+        Ok((published || mine.based_on == now).then_some(mine.snapshot_id))
     }
 
     /// For an append: whether its batch is committed already, by the records or (a writer that
@@ -1177,9 +1197,7 @@ impl Lake for AthenaLake {
         self.run(&format!("DROP VIEW IF EXISTS {table}")).await?;
         self.run(&athena_sql::drop_table(&Self::data(table)))
             .await?;
-        for o in self.store.list(&self.records_prefix(table)).await? {
-            self.store.delete(&o.key).await?;
-        }
+        self.forget_records(table).await?;
         self.store.delete(&self.pin_key(table)).await
     }
 
@@ -1362,6 +1380,15 @@ impl Lake for AthenaLake {
         for (_, r) in self.snapshot_records(from).await? {
             self.record_snapshot(to, &r).await?;
         }
+        // The batch index as it was (which write of a batch is the newest is not in the ids).
+        let (from_batches, to_batches) = (self.batches_prefix(from), self.batches_prefix(to));
+        for o in self.store.list(&from_batches).await? {
+            let bytes = self.store.get(&o.key).await?;
+            let name = o.key.trim_start_matches(from_batches.as_str());
+            self.store
+                .put(&format!("{to_batches}{name}"), bytes)
+                .await?;
+        }
         match record.as_ref().map(|r| r.snapshot_id) {
             Some(Some(id)) => {
                 self.run(&athena_sql::publish_view(to, &Self::data(to), Some(id)))
@@ -1381,9 +1408,7 @@ impl Lake for AthenaLake {
                 .map_err(|e| Error::Internal(format!("a publish record: {e}")))?;
             self.store.put(&self.pin_key(to), bytes).await?;
         }
-        for o in self.store.list(&self.records_prefix(from)).await? {
-            self.store.delete(&o.key).await?;
-        }
+        self.forget_records(from).await?;
         self.store.delete(&self.pin_key(from)).await
     }
 
