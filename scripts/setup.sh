@@ -4,6 +4,8 @@
 #   - .venv: Python with pyiceberg (an independent Iceberg reader for the interop tests) and
 #     moto (the AWS stand-in the AWS adapter tests start on 127.0.0.1), sqlglot and DuckDB (the
 #     independent parser and engine the Athena SQL conformance test uses);
+#   - .venv-dbt: dbt-core with dbt-athena and dbt-duckdb (scripts/requirements-dbt.txt), the
+#     clients floe did not write that the local Athena's tests run;
 #   - for infra/ (the CDK app): cfn-lint in .venv, and infra/node_modules from package-lock.json
 #     (`npm ci`, skipped while node_modules matches the lock file).
 # `scripts/setup.sh infra` installs only the infra/ part (what scripts/test-infra.sh needs).
@@ -29,7 +31,16 @@ setup_infra() {
 }
 
 if [ "${1:-}" = "infra" ]; then
-  setup_infra
+  # Reinstalled when the requirements file changes (its hash is kept in the venv).
+dbt_hash=$(sha256sum scripts/requirements-dbt.txt | cut -d' ' -f1)
+if [ ! -x .venv-dbt/bin/dbt ] || [ "$(cat .venv-dbt/.floe-requirements-sha256 2>/dev/null)" != "$dbt_hash" ]; then
+  echo "installing .venv-dbt (dbt-core, dbt-athena, dbt-duckdb)"
+  [ -x .venv-dbt/bin/python ] || python3 -m venv .venv-dbt
+  .venv-dbt/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-dbt.txt
+  echo "$dbt_hash" >.venv-dbt/.floe-requirements-sha256
+fi
+
+setup_infra
   exit 0
 fi
 
@@ -42,6 +53,15 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import pyiceberg, pyarrow
   echo "installing .venv (pyiceberg, moto, sqlglot, duckdb, pytest, PyAthena)"
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
+fi
+
+# Reinstalled when the requirements file changes (its hash is kept in the venv).
+dbt_hash=$(sha256sum scripts/requirements-dbt.txt | cut -d' ' -f1)
+if [ ! -x .venv-dbt/bin/dbt ] || [ "$(cat .venv-dbt/.floe-requirements-sha256 2>/dev/null)" != "$dbt_hash" ]; then
+  echo "installing .venv-dbt (dbt-core, dbt-athena, dbt-duckdb)"
+  [ -x .venv-dbt/bin/python ] || python3 -m venv .venv-dbt
+  .venv-dbt/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-dbt.txt
+  echo "$dbt_hash" >.venv-dbt/.floe-requirements-sha256
 fi
 
 setup_infra

@@ -7,6 +7,7 @@
 #     scripts/aws-local.sh stand-in on 127.0.0.1 (moto serving S3, SQS, EventBridge and Glue,
 #     with Athena's API run on Trino) serves the whole run (each test names its own buckets,
 #     queues, workgroups and databases) and is stopped at the end.
+#   - .venv-dbt with dbt-core, dbt-athena and dbt-duckdb (the local Athena's dbt test);
 #   - for infra/: node_modules (npm ci) and cfn-lint in .venv.
 # Then: the infra/ checks (scripts/test-infra.sh: type check, node tests, cdk synth with cdk-nag,
 # cfn-lint; first, as they fail fast), rustfmt check, clippy with warnings denied, and every test
@@ -39,8 +40,8 @@ scripts/aws-local.sh up >/dev/null
 echo "stand-in ready in $((SECONDS - started)) s"
 endpoint="http://127.0.0.1:$FLOE_AWS_LOCAL_PORT"
 
-step "the stand-in's own tests (pytest: Athena's API, Glue's concurrency, what Athena refuses)"
-AWS_ENDPOINT_URL="$endpoint" .venv/bin/python -m pytest -q -p no:cacheprovider scripts/aws_local/tests
+step "the stand-in's own tests (pytest: Athena's API, Glue's concurrency, what Athena refuses; boto3, PyAthena and dbt-athena as clients)"
+FLOE_REQUIRE_DBT=1 AWS_ENDPOINT_URL="$endpoint" .venv/bin/python -m pytest -q -p no:cacheprovider scripts/aws_local/tests
 
 step "cargo nextest run"
 # These must run here, not skip: pyiceberg is the proof that other engines read our tables, the

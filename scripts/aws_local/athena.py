@@ -90,6 +90,31 @@ class Execution:
     trino_ids: list[str] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
     next_uri: str | None = None
+    # Guards `state` against the race of a query ending while StopQueryExecution lands.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def move(self, state: str, reason: str | None = None) -> bool:
+        """Moves to `state` unless a stop got there first (a cancelled query stays cancelled,
+        as on Athena); says whether it moved."""
+        with self.lock:
+            if self.state == "CANCELLED":
+                return False
+            self.state = state
+            if reason is not None:
+                self.reason = reason
+            if state in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                self.completed = time.time()
+            return True
+
+    def stop(self) -> bool:
+        """StopQueryExecution: a queued or running query is CANCELLED at once (what a poller sees
+        next); one already ended is left as it ended. Says whether it was stopped."""
+        with self.lock:
+            if self.state not in ("QUEUED", "RUNNING"):
+                return False
+            self.cancelled.set()
+            self.state, self.reason, self.completed = "CANCELLED", "Query cancelled by user", time.time()
+            return True
 
     def as_dict(self) -> dict[str, Any]:
         status: dict[str, Any] = {"State": self.state, "SubmissionDateTime": self.submitted}
@@ -227,12 +252,12 @@ class _Failed(Exception):
         self.name, self.message, self.error_type = name, message, error_type
 
 
-def _run_on_trino(ex: Execution, sql: str) -> tuple[list[dict], list[list[Any]], dict]:
+def _run_on_trino(ex: Execution, sql: str, catalog: str = "iceberg") -> tuple[list[dict], list[list[Any]], dict]:
     """Runs one statement on Trino to the end; returns columns, raw rows and the last stats."""
     headers = {
         "X-Trino-User": _TRINO["user"],
         "X-Trino-Source": "floe-athena-local",
-        "X-Trino-Catalog": "iceberg",
+        "X-Trino-Catalog": catalog,
         "X-Trino-Time-Zone": "UTC",
         # Timestamps at their own precision (microseconds for Iceberg), not cut to milliseconds.
         "X-Trino-Client-Capabilities": "PARAMETRIC_DATETIME",
@@ -282,46 +307,47 @@ def _run_on_trino(ex: Execution, sql: str) -> tuple[list[dict], list[list[Any]],
 def _run(ex: Execution) -> None:
     try:
         stmt = dialect.translate(_substitute(ex.query, ex.parameters))
-        ex.state = "RUNNING"
+        if not ex.move("RUNNING"):
+            return
         if stmt.glue:
             _run_on_glue(ex, stmt.glue)
             _write_results(ex)
-            ex.state = "SUCCEEDED"
+            ex.move("SUCCEEDED")
             return
         started = time.time()
         columns: list[dict] = []
         raw: list[list[Any]] = []
         for sql in [stmt.sql, *stmt.extra]:
-            columns, raw, stats = _run_on_trino(ex, sql)
+            columns, raw, stats = _run_on_trino(ex, sql, stmt.catalog)
             ex.bytes_scanned += int(stats.get("physicalInputBytes") or 0)
             ex.queued_ms += int(stats.get("queuedTimeMillis") or 0)
         ex.engine_ms = int((time.time() - started) * 1000)
         types = [c.get("type", "varchar") for c in columns]
         if ex.statement_type == "UTILITY":
-            # SHOW / DESCRIBE: each row is one tab-joined value, no header.
-            ex.rows = [["\t".join(render(v, t) or "" for v, t in zip(row, types))] for row in raw]
-            ex.columns = [_column_info(columns[0]["name"] if columns else "result", "varchar")]
+            name, ex.rows = utility_rows(dialect.substatement_type(ex.query), columns, raw, stmt.row_filter)
+            ex.columns = [_column_info(name, "varchar")]
         else:
             ex.rows = [[render(v, t) for v, t in zip(row, types)] for row in raw]
             ex.columns = [_column_info(c["name"], c.get("type", "varchar")) for c in columns]
             ex.header = bool(columns)
         _write_results(ex)
-        ex.state = "SUCCEEDED"
+        ex.move("SUCCEEDED")
     except dialect.Refused as e:
         _fail(ex, e.error_name, e.message, "USER_ERROR")
     except _Failed as e:
         if e.name == "USER_CANCELED" or ex.cancelled.is_set():
-            ex.state = "CANCELLED"
-            ex.reason = "Query cancelled by user"
+            ex.move("CANCELLED", "Query cancelled by user")
         else:
             _fail(ex, e.name, e.message, e.error_type)
     except Exception as e:  # noqa: BLE001 - any other failure is the stand-in's, reported as Athena's internal error
         if ex.cancelled.is_set():
-            ex.state, ex.reason = "CANCELLED", "Query cancelled by user"
+            ex.move("CANCELLED", "Query cancelled by user")
             return
         _fail(ex, "GENERIC_INTERNAL_ERROR", f"{type(e).__name__}: {e}", "INTERNAL_ERROR")
     finally:
-        ex.completed = time.time()
+        with ex.lock:
+            if ex.completed is None:
+                ex.completed = time.time()
 
 
 def _run_on_glue(ex: Execution, action: dict) -> None:
@@ -403,14 +429,70 @@ def _partition_folders(account: str, location: str, keys: list[str]) -> list[dic
 
 
 def _fail(ex: Execution, name: str, message: str, error_type: str) -> None:
-    ex.state = "FAILED"
-    ex.reason = f"{name}: {message}"
+    if not ex.move("FAILED", f"{name}: {message}"):
+        return
     ex.error = {
         "ErrorCategory": _CATEGORY.get(error_type, 3),
         "ErrorType": 1000 if error_type == "USER_ERROR" else 401,
         "Retryable": name in _RETRYABLE,
         "ErrorMessage": ex.reason,
     }
+
+
+def hive_type(trino_type: str) -> str:
+    """A Trino type under its Hive name, as Athena's DESCRIBE and SHOW CREATE TABLE print it."""
+    t = trino_type.lower()
+    t = re.sub(r"\bvarchar(\(\d+\))?", "string", t)
+    t = re.sub(r"\btimestamp\(\d+\)", "timestamp", t)
+    t = re.sub(r"\binteger\b", "int", t)
+    t = re.sub(r"\breal\b", "float", t)
+    t = re.sub(r"\bvarbinary\b", "binary", t)
+    t = re.sub(r"\barray\((.*)\)$", r"array<\1>", t)
+    t = re.sub(r"\bmap\((.*)\)$", r"map<\1>", t)
+    if t.startswith("row("):
+        fields = re.sub(r"(\w+) ([\w<>(),]+)", r"\1:\2", t[4:-1])
+        t = "struct<" + fields.replace(", ", ",") + ">"
+    return t
+
+
+def utility_rows(
+    kind: str, columns: list[dict], raw: list[list[Any]], row_filter: str | None = None
+) -> tuple[str, list[list[str | None]]]:
+    """SHOW and DESCRIBE as Athena returns them: one text column and no header row, each row one
+    line: DESCRIBE in Hive's layout (name, Hive type and comment, each padded to 20 and joined
+    by a tab, partition columns again under ``# Partition Information``), SHOW TABLES / SCHEMAS /
+    COLUMNS one name per row, anything else Trino's columns joined by a tab."""
+
+    def cell(name: str, type_: str, comment: str) -> list[str | None]:
+        return ["\t".join(f"{v:<20}" for v in (name, type_, comment))]
+
+    names = [c["name"].lower() for c in columns]
+    if kind == "DESCRIBE" and names[:2] == ["column", "type"]:
+        extra = names.index("extra") if "extra" in names else None
+        comment = names.index("comment") if "comment" in names else None
+        rows, parts = [], []
+        for r in raw:
+            line = cell(r[0], hive_type(r[1]), (r[comment] or "") if comment is not None else "")
+            rows.append(line)
+            if extra is not None and "partition key" in (r[extra] or ""):
+                parts.append(line)
+        if parts:
+            rows += [[""], ["# Partition Information"], cell("# col_name", "data_type", "comment"), [""], *parts]
+        return "col_name", rows
+    if row_filter:
+        raw = [r for r in raw if re.fullmatch(row_filter, str(r[0]))]
+    if kind == "SHOW_TABLES":
+        return "tab_name", [[r[0]] for r in raw]
+    if kind in ("SHOW_SCHEMAS", "SHOW_DATABASES"):
+        return "database_name", [[r[0]] for r in raw]
+    if kind == "SHOW_PARTITIONS":
+        return "partition", [["/".join(f"{c['name']}={v}" for c, v in zip(columns, r))] for r in raw]
+    if kind == "SHOW_COLUMNS":
+        return "field", [[r[0]] for r in raw]
+    types = [c.get("type", "varchar") for c in columns]
+    return (names[0] if names else "result"), [
+        ["\t".join(render(v, t) or "" for v, t in zip(row, types))] for row in raw
+    ]
 
 
 def _column_info(name: str, trino_type: str) -> dict:
@@ -559,7 +641,8 @@ def install() -> None:
 
     def stop_query_execution(self):  # type: ignore[no-untyped-def]
         ex = _get(self._get_param("QueryExecutionId"))
-        ex.cancelled.set()
+        if not ex.stop():
+            return "{}"
         for trino_id in ex.trino_ids:
             try:
                 requests.delete(f"{_TRINO['url']}/v1/query/{trino_id}", timeout=10,

@@ -31,6 +31,12 @@ class Statement:
     extra: list[str] = field(default_factory=list)
     # Glue actions a rule needs instead of SQL (Hive DDL Trino cannot run on moto).
     glue: dict | None = None
+    # The Trino catalog the statement runs in: ``iceberg`` (which redirects Hive tables), or
+    # ``hive`` for a CTAS that makes a Hive table.
+    catalog: str = "iceberg"
+    # SHOW statements: Athena's pattern (``*`` any text, ``|`` alternatives) as a regular
+    # expression the result rows are filtered with; Trino's LIKE cannot say ``|``.
+    row_filter: str | None = None
 
 
 # Iceberg tables on Athena store these types only; Trino would widen tinyint/smallint silently.
@@ -59,10 +65,23 @@ def strip_leading_comments(sql: str) -> str:
 
 
 def _outside_literals(sql: str):
-    """Yields (is_code, text) pieces: string literals and quoted identifiers are not code."""
+    """Yields (is_code, text) pieces: string literals, quoted identifiers and comments are not
+    code (a comment's apostrophe opens no literal)."""
     i, start, n = 0, 0, len(sql)
     while i < n:
         c = sql[i]
+        if sql.startswith("--", i) or sql.startswith("/*", i):
+            if start < i:
+                yield True, sql[start:i]
+            if c == "-":
+                j = sql.find("\n", i)
+                j = n if j < 0 else j
+            else:
+                j = sql.find("*/", i + 2)
+                j = n if j < 0 else j + 2
+            yield False, sql[i:j]
+            i = start = j
+            continue
         if c == "'":
             if start < i:
                 yield True, sql[start:i]
@@ -88,6 +107,13 @@ def _outside_literals(sql: str):
         i += 1
     if start < n:
         yield True, sql[start:]
+
+
+def without_comments(sql: str) -> str:
+    """The statement with its comments blanked (a space each), literals kept."""
+    return "".join(
+        " " if not code and (t.startswith("--") or t.startswith("/*")) else t for code, t in _outside_literals(sql)
+    )
 
 
 def _map_code(sql: str, f) -> str:
@@ -432,8 +458,10 @@ def ctas_properties(stmt: Statement) -> Statement:
     close = _balanced(stmt.sql, m.end() - 1)
     props = _props(stmt.sql[m.end() : close])
     table_type = props.pop("table_type", "hive").lower()
+    if table_type == "hive":
+        return _hive_ctas(stmt, m, close, props)
     if table_type != "iceberg":
-        return stmt
+        raise Refused("INVALID_TABLE_PROPERTY", f"Unsupported table_type: {table_type}")
     props.pop("is_external", None)
     out = []
     for k, v in props.items():
@@ -455,6 +483,44 @@ def ctas_properties(stmt: Statement) -> Statement:
             raise Refused("INVALID_TABLE_PROPERTY", f"Unsupported table property: {k}")
     rest = stmt.sql[close + 1 :]
     stmt.sql = stmt.sql[: m.end() - 1] + "(" + ", ".join(out) + ")" + rest
+    return stmt
+
+
+# Athena's CTAS formats -> Trino's Hive connector's.
+_HIVE_FORMATS = {"parquet": "PARQUET", "orc": "ORC", "avro": "AVRO", "json": "JSON", "textfile": "TEXTFILE"}
+
+
+def _hive_ctas(stmt: Statement, m: re.Match, close: int, props: dict[str, str]) -> Statement:
+    """A CTAS with ``table_type='hive'`` (Athena's default, as dbt-athena's seeds and tables send
+    it) -> Trino's Hive connector, in the ``hive`` catalog: ``external_location``, ``format``
+    (Parquet when not given, as on Athena), ``partitioned_by``, ``bucketed_by``/``bucket_count``,
+    ``field_delimiter``. ``is_external`` and ``write_compression`` have nothing to map to."""
+    props.pop("is_external", None)
+    out = []
+    fmt = props.pop("format", "parquet").lower()
+    if fmt not in _HIVE_FORMATS:
+        raise Refused("INVALID_TABLE_PROPERTY", f"Unsupported format: {fmt}")
+    out.append(f"format = '{_HIVE_FORMATS[fmt]}'")
+    for k, v in props.items():
+        if k == "external_location":
+            out.append(f"external_location = '{v}'")
+        elif k in ("partitioned_by", "bucketed_by"):
+            inner = v[v.find("[") + 1 : v.rfind("]")]
+            items = [p.strip().strip("'").lower() for p in _split_top(inner)]
+            out.append(f"{k} = ARRAY[" + ", ".join(f"'{i}'" for i in items) + "]")
+        elif k == "bucket_count":
+            out.append(f"bucket_count = {int(v)}")
+        elif k == "field_delimiter":
+            out.append(f"textfile_field_separator = '{v}'")
+        elif k == "write_compression":
+            continue  # Trino's Hive connector takes the codec per session; its default stands in.
+        else:
+            raise Refused("INVALID_TABLE_PROPERTY", f"Unsupported table property: {k}")
+    db, table = _table_name(m.group(2))
+    name = f'"{db}"."{table}"' if db else f'"{table}"'
+    head = stmt.sql[: m.start(2)] + name + stmt.sql[m.end(2) : m.end() - 1]
+    stmt.sql = head + "(" + ", ".join(out) + ")" + stmt.sql[close + 1 :]
+    stmt.catalog = "hive"
     return stmt
 
 
@@ -486,6 +552,47 @@ def vacuum(stmt: Statement) -> Statement:
     return stmt
 
 
+def _athena_pattern(p: str) -> str:
+    """Athena's SHOW pattern (``*`` any text, ``|`` alternatives, case-insensitive) as a regex."""
+    return "(?i)" + "|".join("(?:" + ".*".join(re.escape(x) for x in alt.split("*")) + ")" for alt in p.split("|"))
+
+
+_SHOW_TABLES = re.compile(r"^\s*SHOW\s+TABLES(?:\s+(?:IN|FROM)\s+([\w\".]+))?(?:\s+(?:LIKE\s+)?'([^']*)')?\s*$", re.I)
+_SHOW_DATABASES = re.compile(r"^\s*SHOW\s+(?:DATABASES|SCHEMAS)(?:\s+(?:LIKE\s+)?'([^']*)')?\s*$", re.I)
+_SHOW_COLUMNS = re.compile(
+    r"^\s*SHOW\s+COLUMNS\s+(?:IN|FROM)\s+([\w\".]+)(?:\s+(?:IN|FROM)\s+([\w\"]+))?\s*$", re.I
+)
+_SHOW_PARTITIONS = re.compile(r"^\s*SHOW\s+PARTITIONS\s+([\w\".]+)\s*$", re.I)
+
+
+def show(stmt: Statement) -> Statement:
+    """Athena's SHOW forms -> Trino's: ``SHOW TABLES [IN db] ['pat*|x']``, ``SHOW DATABASES
+    [LIKE 'pat']`` (SHOW SCHEMAS), ``SHOW COLUMNS IN t [IN db]``, ``SHOW PARTITIONS t`` (the
+    Hive table's ``$partitions``, printed ``k=v/k2=v2`` by the API). Patterns filter the rows."""
+    m = _SHOW_TABLES.match(stmt.sql)
+    if m:
+        stmt.sql = "SHOW TABLES" + (f" FROM {m.group(1)}" if m.group(1) else "")
+        stmt.row_filter = _athena_pattern(m.group(2)) if m.group(2) else None
+        return stmt
+    m = _SHOW_DATABASES.match(stmt.sql)
+    if m:
+        stmt.sql = "SHOW SCHEMAS"
+        stmt.row_filter = _athena_pattern(m.group(1)) if m.group(1) else None
+        return stmt
+    m = _SHOW_COLUMNS.match(stmt.sql)
+    if m:
+        table = m.group(1) if not m.group(2) else f"{m.group(2)}.{m.group(1)}"
+        stmt.sql = f"SHOW COLUMNS FROM {table}"
+        return stmt
+    m = _SHOW_PARTITIONS.match(stmt.sql)
+    if m:
+        db, table = _table_name(m.group(1))
+        name = f'"{db}"."{table}$partitions"' if db else f'"{table}$partitions"'
+        stmt.sql = f"SELECT * FROM {name}"
+        stmt.catalog = "hive"
+    return stmt
+
+
 def no_trailing_semicolon(stmt: Statement) -> Statement:
     """Athena takes one statement with an optional trailing ``;``; Trino's client takes none."""
     stmt.sql = stmt.sql.rstrip().rstrip(";").rstrip()
@@ -494,8 +601,9 @@ def no_trailing_semicolon(stmt: Statement) -> Statement:
 
 RULES = [
     no_trailing_semicolon,
-    lambda s: Statement(backticks(s.sql), s.extra, s.glue),
-    lambda s: Statement(data_catalog(s.sql), s.extra, s.glue),
+    lambda s: Statement(backticks(s.sql), s.extra, s.glue, s.catalog, s.row_filter),
+    lambda s: Statement(data_catalog(s.sql), s.extra, s.glue, s.catalog, s.row_filter),
+    show,
     iceberg_ddl,
     hive_ddl,
     hive_partitions,
@@ -518,7 +626,7 @@ def translate(sql: str) -> Statement:
 
 def statement_type(sql: str) -> str:
     """Athena's StatementType: DDL, DML (queries, writes, CTAS) or UTILITY (SHOW, DESCRIBE...)."""
-    s = strip_leading_comments(sql).lstrip("(").lower()
+    s = without_comments(sql).lstrip().lstrip("(").lower()
     word = s.split(None, 1)[0] if s.split() else ""
     if word in ("select", "with", "values", "insert", "update", "delete", "merge", "table"):
         return "DML"
@@ -531,7 +639,7 @@ def statement_type(sql: str) -> str:
 
 def substatement_type(sql: str) -> str:
     """Athena's SubstatementType: SELECT, INSERT, MERGE, CREATE_TABLE_AS_SELECT, CREATE_TABLE..."""
-    s = strip_leading_comments(sql).lstrip("(").lower()
+    s = without_comments(sql).lstrip().lstrip("(").lower()
     words = re.findall(r"[a-z_]+", s[:200])
     first = words[0] if words else ""
     if first in ("select", "with", "values", "table"):

@@ -25,10 +25,42 @@ from aws_local import dialect
         ("OPTIMIZE db.t REWRITE DATA USING BIN_PACK WHERE d = 1", "ALTER TABLE db.t EXECUTE optimize WHERE d = 1"),
         ("-- /* {\"app\": \"dbt\"} */\nSELECT `a` FROM \"awsdatacatalog\".db.t;", 'SELECT "a" FROM iceberg.db.t'),
         ("SELECT 'it''s `quoted`' AS x", "SELECT 'it''s `quoted`' AS x"),
+        # A comment's apostrophe opens no literal: the catalog after it is still translated.
+        (
+            "SELECT 1 -- floe's `note`\nFROM \"awsdatacatalog\".\"db\".\"t\" /* it's */",
+            "SELECT 1 -- floe's `note`\nFROM iceberg.\"db\".\"t\" /* it's */",
+        ),
+        ("SHOW TABLES IN db 'stg_*|raw_*'", "SHOW TABLES FROM db"),
+        ("SHOW DATABASES LIKE 'jaffle*'", "SHOW SCHEMAS"),
+        ("SHOW COLUMNS IN t IN db", "SHOW COLUMNS FROM db.t"),
+        ("SHOW PARTITIONS db.events", 'SELECT * FROM "db"."events$partitions"'),
     ],
 )
 def test_rules(athena, trino):
     assert dialect.translate(athena).sql == trino
+
+
+def test_hive_ctas_runs_in_the_hive_catalog_with_trinos_properties():
+    s = dialect.translate(
+        "create table \"awsdatacatalog\".\"db\".\"seed\" with (table_type='hive', is_external=true, "
+        "external_location='s3://b/seed/', format='parquet', partitioned_by=ARRAY['day']) as select 1 as id, 'x' as day"
+    )
+    assert s.catalog == "hive"
+    assert s.sql == (
+        "create table \"db\".\"seed\" (format = 'PARQUET', external_location = 's3://b/seed/', "
+        "partitioned_by = ARRAY['day']) as select 1 as id, 'x' as day"
+    ).replace("(format", "with (format")
+    # No format given: Parquet, as Athena's CTAS writes.
+    assert "format = 'PARQUET'" in dialect.translate("CREATE TABLE t WITH (external_location='s3://b/t/') AS SELECT 1").sql
+    assert dialect.translate("CREATE TABLE t WITH (table_type='ICEBERG', location='s3://b/t/') AS SELECT 1").catalog == "iceberg"
+
+
+def test_show_patterns_are_athenas_regular_expressions():
+    s = dialect.translate("SHOW TABLES IN db 'stg_*|raw_customers'")
+    import re
+
+    keep = [t for t in ["stg_orders", "raw_customers", "raw_orders", "STG_X", "orders"] if re.fullmatch(s.row_filter, t)]
+    assert keep == ["stg_orders", "raw_customers", "STG_X"]
 
 
 def test_vacuum_is_two_procedures():
@@ -44,6 +76,8 @@ def test_vacuum_is_two_procedures():
         ("CREATE TABLE t (a smallint) LOCATION 's3://l/' TBLPROPERTIES ('table_type'='ICEBERG')", "NOT_SUPPORTED"),
         ("CREATE TABLE t (a int) TBLPROPERTIES ('table_type'='ICEBERG')", "INVALID_TABLE_PROPERTY"),
         ("CREATE TABLE t WITH (table_type='ICEBERG', colour='red') AS SELECT 1", "INVALID_TABLE_PROPERTY"),
+        ("CREATE TABLE t WITH (table_type='hive', format='xml') AS SELECT 1", "INVALID_TABLE_PROPERTY"),
+        ("CREATE TABLE t WITH (table_type='delta') AS SELECT 1", "INVALID_TABLE_PROPERTY"),
         ("   ", "SYNTAX_ERROR"),
     ],
 )
@@ -62,6 +96,8 @@ def test_refused_as_athena_refuses(sql, error):
         ("CREATE TABLE t (a int) LOCATION 's3://x/'", "DDL", "CREATE_TABLE"),
         ("CREATE OR REPLACE VIEW v AS SELECT 1", "DDL", "CREATE_VIEW"),
         ("SHOW TABLES", "UTILITY", "SHOW_TABLES"),
+        ("-- a comment\nCREATE TABLE t AS -- why\nSELECT 1", "DML", "CREATE_TABLE_AS_SELECT"),
+        ("DESCRIBE t", "UTILITY", "DESCRIBE"),
     ],
 )
 def test_statement_types(sql, statement, sub):

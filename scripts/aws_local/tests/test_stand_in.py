@@ -174,3 +174,34 @@ def test_hive_partitions_properties_and_catalog_metadata(athena, db, endpoint):
         names += [d["Name"] for d in dbs["DatabaseList"]]
         token = dbs.get("NextToken")
     assert name in names
+
+
+def test_show_and_describe_answer_as_athena_prints_them(athena, db, endpoint):
+    name, bucket = db
+    client("s3", endpoint).put_object(Bucket=bucket, Key="ev/day=2026-11-01/p.csv", Body=b"1,a\n")
+    athena.run(
+        "CREATE EXTERNAL TABLE events (id int, v string COMMENT 'the value') PARTITIONED BY (day string) "
+        f"ROW FORMAT DELIMITED FIELDS TERMINATED BY ',' LOCATION 's3://{bucket}/ev/'"
+    )
+    athena.run("MSCK REPAIR TABLE events")
+    athena.run(
+        f"CREATE TABLE stg_people (id bigint, name string, at timestamp) LOCATION 's3://{bucket}/p/' "
+        "TBLPROPERTIES ('table_type'='ICEBERG')"
+    )
+    # Utility results have no header row: `rows` drops the first row, so read them whole here.
+    def lines(sql: str) -> list[str]:
+        qid = athena.run(sql)["QueryExecutionId"]
+        rows = athena.client.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
+        return [r["Data"][0].get("VarCharValue", "") for r in rows]
+
+    assert sorted(lines(f"SHOW TABLES IN {name}")) == ["events", "stg_people"]
+    assert lines(f"SHOW TABLES IN {name} 'stg_*|nothing'") == ["stg_people"]
+    assert lines("SHOW COLUMNS IN stg_people") == ["id", "name", "at"]
+    assert lines(f"SHOW DATABASES LIKE '{name}'") == [name]
+    assert lines("SHOW PARTITIONS events") == ["day=2026-11-01"]
+    pad = lambda *cells: "\t".join(f"{c:<20}" for c in cells)  # noqa: E731 - Hive's layout
+    assert lines("DESCRIBE stg_people") == [pad("id", "bigint", ""), pad("name", "string", ""), pad("at", "timestamp", "")]
+    assert lines("DESCRIBE events") == [
+        pad("id", "int", ""), pad("v", "string", "the value"), pad("day", "string", ""),
+        "", "# Partition Information", pad("# col_name", "data_type", "comment"), "", pad("day", "string", ""),
+    ]

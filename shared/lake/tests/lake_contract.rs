@@ -1,7 +1,7 @@
 //! The embedded lake's side of the Lake contract, in its own detail: how many snapshots a write
 //! takes, what their summaries say, its error texts, staging tables, and what only its hooks can
 //! show (fault injection, orphan scans). The port's contract over every adapter (the embedded
-//! lake, Athena on the stand-in) is tests/tests/lake_contract.rs.
+//! lake, Athena on the stand-in) is tests/tests/e2e/lake_contract.rs.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The lake on Athena beyond the port's contract (tests/tests/lake_contract.rs runs that on
+//! The lake on Athena beyond the port's contract (tests/tests/e2e/lake_contract.rs runs that on
 //! the stand-in): what Glue table parameters do to model generation.
 
 use floe_tests::athena_local::StandIn;
