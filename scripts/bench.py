@@ -824,7 +824,16 @@ def main():
 def write_results(out, meta, scd2_rows, plan, cold):
     text = report(meta, scd2_rows, plan, cold)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.md").write_text(text + "\n\n![results](results.png)\n")
+    # The Athena comparison (scripts/bench_athena.py, `scripts/bench.sh --athena`) keeps its own
+    # section of results.md between markers: a run of the other parts leaves it as it was.
+    athena = ""
+    previous = out / "results.md"
+    if previous.exists():
+        old = previous.read_text()
+        start, end = old.find("<!-- athena:start -->"), old.find("<!-- athena:end -->")
+        if 0 <= start < end:
+            athena = "\n" + old[start:end] + "<!-- athena:end -->\n"
+    (out / "results.md").write_text(text + "\n\n![results](results.png)\n" + athena)
     (out / "results.json").write_text(json.dumps(
         {"meta": meta, "scd2": scd2_rows, "planning": plan, "cold_start": cold}, indent=2) + "\n")
     chart(out / "results.png", scd2_rows, plan, cold)

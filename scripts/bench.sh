@@ -4,6 +4,15 @@
 #   scripts/bench.sh [--size small|1m|10m|1m,10m] [--formats csv,parquet] [--repeat N]
 #                    [--skip-scd2] [--skip-planning] [--skip-cold-start] [--skip-dbt-compile]
 #                    [--plan-runs N] [--cold-runs N] [--max-memory-gib G] [--out DIR] [--keep]
+#   scripts/bench.sh --athena [--days N] [--rows N] [--change PCT] [--out DIR]
+#
+# --athena runs only the Athena comparison (scripts/bench_athena.py): N daily full extracts
+#   (default 10 of 1M rows, 1% change a day, Parquet) through floe's Athena path (`floe land
+#   --wait` with engine: athena) and through dbt-athena's `dbt snapshot` (check strategy,
+#   Iceberg, hard deletes invalidated) on one local Athena (scripts/aws-local.sh, started and
+#   stopped by the run); per day and tool: seconds and bytes scanned, then a check that both
+#   histories are equal. Writes bench/athena.json, bench/athena.png and its section of
+#   bench/results.md (the other parts keep that section). ~1 min a day at 1M rows here.
 #
 # SCD2 (per size and format): a customer dimension of N rows (small = 100k, 1m, 10m) and its
 #   next-day full extracts with 0.1%, 1% and 10% of the keys changed (60% updates, 20% deletes,
@@ -45,21 +54,26 @@ cd "$(dirname "$0")/.."
 command_line="scripts/bench.sh${*:+ $*}"
 out="bench"
 pass=()
+athena=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    --athena) athena+=("--athena"); shift ;;
+    --days|--rows|--change)
+      [ $# -ge 2 ] || { echo "$1 needs a value (see --help)" >&2; exit 2; }
+      athena+=("$1" "$2"); shift 2 ;;
     --size|--formats|--repeat|--plan-runs|--cold-runs|--max-memory-gib)
       [ $# -ge 2 ] || { echo "$1 needs a value (see --help)" >&2; exit 2; }
       pass+=("$1" "$2"); shift 2 ;;
     --skip-scd2|--skip-planning|--skip-cold-start|--skip-dbt-compile|--keep)
       pass+=("$1"); shift ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,50p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
 venv=.venv-bench
-if ! "$venv/bin/python" -c 'import dbt.adapters.duckdb, duckdb, pyarrow, numpy, matplotlib' >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c 'import dbt.adapters.duckdb, dbt.adapters.athena, duckdb, pyarrow, numpy, matplotlib' >/dev/null 2>&1; then
   echo "installing $venv (scripts/bench-requirements.txt)" >&2
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || {
     echo "could not create $venv: install Python 3.10+ with venv (apt-get install python3-venv)" >&2
@@ -73,6 +87,15 @@ if ! "$venv/bin/python" -c 'import dbt.adapters.duckdb, duckdb, pyarrow, numpy, 
 fi
 
 target="${CARGO_TARGET_DIR:-target/bench-build}"
+if [ ${#athena[@]} -gt 0 ]; then
+  [ "${athena[0]}" = "--athena" ] || { echo "--days, --rows and --change go with --athena (see --help)" >&2; exit 2; }
+  echo "building a release floe in $target" >&2
+  CARGO_TARGET_DIR="$target" cargo build --release -p floe-cli >&2
+  scripts/setup.sh >/dev/null  # .venv: the stand-in's moto; Trino comes with scripts/aws-local.sh up
+  export DBT_SEND_ANONYMOUS_USAGE_STATS=false DO_NOT_TRACK=1
+  exec "$venv/bin/python" scripts/bench_athena.py "${athena[@]:1}" --bin-dir "$target/release" \
+    --data-dir target/bench-data --work-dir target/bench-work/athena --out "$out" --command "$command_line"
+fi
 echo "building release binaries in $target (floe, floe-bench-floor, the four services)" >&2
 start=$(date +%s)
 # One cargo invocation for all of them, so that features unify the same way every time and an

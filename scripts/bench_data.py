@@ -87,8 +87,9 @@ def customers(rng, ids, at):
     })
 
 
-def day1(rng, day0, pct):
-    """The next day's full extract with pct% of the keys changed, and its counts."""
+def day1(rng, day0, pct, at=DAY1):
+    """The next day's full extract with pct% of the keys changed, and its counts (`at`: that
+    extract's time; updated rows are stamped an hour before it)."""
     rows = day0.num_rows
     changed = max(1, round(rows * float(pct) / 100))
     n_upd = round(changed * SHARES["updated"])
@@ -108,12 +109,12 @@ def day1(rng, day0, pct):
     cols["credit_limit"] = pc.if_else(mask_arr, new_limit, cols["credit_limit"])
     moved = pa.array(mask & (rng.random(rows) < 0.5))
     cols["city"] = pc.if_else(moved, pick(rng, CITIES[::-1], rows), cols["city"])
-    stamp = pa.scalar(DAY1 - datetime.timedelta(hours=1), pa.timestamp("s"))
+    stamp = pa.scalar(at - datetime.timedelta(hours=1), pa.timestamp("s"))
     cols["updated_at"] = pc.if_else(mask_arr, stamp, cols["updated_at"])
     kept = pa.table(cols).filter(pa.array(keep))
 
     start = int(pc.max(day0.column(KEY)).as_py()) + 1
-    new = customers(rng, np.arange(start, start + n_ins), DAY1)
+    new = customers(rng, np.arange(start, start + n_ins), at)
     table = pa.concat_tables([kept, new])
     return table, {"rows": table.num_rows, "updated": n_upd, "deleted": n_del, "inserted": n_ins}
 

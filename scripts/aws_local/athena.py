@@ -703,8 +703,24 @@ def install() -> None:
             raise MetadataException(f"Table {name} not found in database {database}.") from e
         return json.dumps({"TableMetadata": _table_metadata(t)})
 
+    # Every account's Athena has the Glue catalog as AwsDataCatalog; moto lists only those made.
+    original_list_catalogs = AthenaResponse.list_data_catalogs
+    original_get_catalog = AthenaResponse.get_data_catalog
+    glue_catalog = {"CatalogName": "AwsDataCatalog", "Type": "GLUE"}
+
+    def list_data_catalogs(self):  # type: ignore[no-untyped-def]
+        made = json.loads(original_list_catalogs(self)).get("DataCatalogsSummary", [])
+        return json.dumps({"DataCatalogsSummary": [glue_catalog, *[c for c in made if c["CatalogName"] != "AwsDataCatalog"]]})
+
+    def get_data_catalog(self):  # type: ignore[no-untyped-def]
+        if (self._get_param("Name") or "").lower() == "awsdatacatalog":
+            return json.dumps({"DataCatalog": {"Name": "AwsDataCatalog", "Description": "AWS Glue Data Catalog",
+                                               "Type": "GLUE", "Parameters": {"catalog-id": self.current_account}}})
+        return original_get_catalog(self)
+
     for f in (start_query_execution, get_query_execution, batch_get_query_execution,
               list_query_executions, get_query_results, stop_query_execution,
-              list_databases, list_table_metadata, get_table_metadata):
+              list_databases, list_table_metadata, get_table_metadata,
+              list_data_catalogs, get_data_catalog):
         setattr(AthenaResponse, f.__name__, f)
     AthenaResponse._floe_patched = True

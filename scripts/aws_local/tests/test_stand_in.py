@@ -174,6 +174,11 @@ def test_hive_partitions_properties_and_catalog_metadata(athena, db, endpoint):
         names += [d["Name"] for d in dbs["DatabaseList"]]
         token = dbs.get("NextToken")
     assert name in names
+    # The Glue catalog is there as in any account, and the workgroup a new account has.
+    catalogs = athena.client.list_data_catalogs()["DataCatalogsSummary"]
+    assert {"CatalogName": "AwsDataCatalog", "Type": "GLUE"} in catalogs
+    assert athena.client.get_data_catalog(Name="AwsDataCatalog")["DataCatalog"]["Type"] == "GLUE"
+    assert athena.client.get_work_group(WorkGroup="primary")["WorkGroup"]["Name"] == "primary"
 
 
 def test_show_and_describe_answer_as_athena_prints_them(athena, db, endpoint):
