@@ -224,12 +224,19 @@ enum Command {
 
 /// An instant as the CLI takes it: the same forms a landing key's extract time may have.
 fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
-    floe_pipeline::landing::parse_extract_ts(s).ok_or_else(|| {
+    use floe_pipeline::landing::{INSTANT_RANGE, instant_in_range, parse_extract_ts};
+    let t = parse_extract_ts(s).ok_or_else(|| {
         format!(
             "'{s}' is not an instant: use RFC 3339 (2026-11-02T06:00:00Z), 'YYYY-MM-DD HH:MM:SS' (UTC), \
              20261102T060000Z or YYYY-MM-DD"
         )
-    })
+    })?;
+    if !instant_in_range(t) {
+        return Err(format!(
+            "'{s}' is outside the instants floe stores ({INSTANT_RANGE})"
+        ));
+    }
+    Ok(t)
 }
 
 fn main() -> ExitCode {
@@ -771,6 +778,11 @@ mod tests {
             want - chrono::Duration::hours(6)
         );
         assert!(parse_instant("yesterday").unwrap_err().contains("RFC 3339"));
+        assert!(
+            parse_instant("9999-12-31T23:59:59Z")
+                .unwrap_err()
+                .contains("outside the instants floe stores (1677-09-22 to 2262-04-10)")
+        );
         assert_eq!(parse_instant("20261102T060000Z").unwrap(), want);
     }
 

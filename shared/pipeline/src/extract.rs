@@ -442,12 +442,28 @@ fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
             _ => Vec::new(),
         };
         for r in bad.into_iter().take(MAX_PROBLEMS) {
+            let value = values.value(r);
+            if col.ty == ColumnType::Timestamp
+                && crate::landing::parse_extract_ts(value)
+                    .is_some_and(|t| !crate::landing::instant_in_range(t))
+            {
+                // A well-formed timestamp the engines cannot hold: say so, not "use ISO 8601".
+                problems.push(Problem::at(
+                    x.lines[r],
+                    Some(&col.name),
+                    format!(
+                        "'{value}' is outside the timestamps floe stores ({})",
+                        crate::landing::INSTANT_RANGE
+                    ),
+                ));
+                continue;
+            }
             problems.push(Problem::at(
                 x.lines[r],
                 Some(&col.name),
                 format!(
                     "'{}' is not a valid {}{}",
-                    values.value(r),
+                    value,
                     col.ty,
                     match col.ty {
                         ColumnType::Timestamp => " (use ISO 8601, e.g. 2026-11-01T06:00:00Z)",

@@ -59,6 +59,19 @@ pub fn parse_extract_ts(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
+/// The instants floe stores, as text for messages: what Arrow's nanosecond timestamps hold (the
+/// embedded engine and the audit compute in them), cut to whole days. An extract time or a
+/// timestamp value outside is refused before anything is written.
+pub const INSTANT_RANGE: &str = "1677-09-22 to 2262-04-10";
+
+/// Whether `t` is inside [`INSTANT_RANGE`].
+pub fn instant_in_range(t: DateTime<Utc>) -> bool {
+    let day = t.date_naive();
+    let first = NaiveDate::from_ymd_opt(1677, 9, 22).expect("a valid date");
+    let last = NaiveDate::from_ymd_opt(2262, 4, 10).expect("a valid date");
+    (first..=last).contains(&day)
+}
+
 /// The landing key of a file of `source.table` extracted at `ts`.
 pub fn landing_key(source: &str, table: &str, ts: DateTime<Utc>, file: &str) -> String {
     format!(
@@ -85,6 +98,12 @@ pub fn parse_key(key: &str) -> std::result::Result<LandingKey, String> {
     let extract_ts = parse_extract_ts(ts).ok_or_else(|| {
         format!("'{ts}' in '{key}' is not an extract time: use RFC 3339 (2026-11-01T06:00:00Z), 20261101T060000Z or 2026-11-01")
     })?;
+    if !instant_in_range(extract_ts) {
+        return Err(format!(
+            "extract time '{ts}' in '{key}' is outside the instants floe stores ({INSTANT_RANGE}): \
+             land the file again under the time it was extracted"
+        ));
+    }
     Ok(LandingKey {
         source: source.into(),
         table: table.into(),
@@ -349,6 +368,14 @@ mod tests {
                 .unwrap_err()
                 .contains("not an extract time")
         );
+        // Beyond what the engines store (nanosecond timestamps): refused before bronze, not
+        // left for the audit to fail on.
+        for ts in ["9999-12-31T23:59:59Z", "1600-01-01", "2262-04-12T00:00:00Z"] {
+            let err = parse_key(&format!("landing/nomis/people/{ts}/p.csv")).unwrap_err();
+            assert!(err.contains("outside the instants floe stores"), "{err}");
+        }
+        assert!(parse_key("landing/nomis/people/2262-04-10T23:00:00Z/p.csv").is_ok());
+        assert!(parse_key("landing/nomis/people/1677-09-22/p.csv").is_ok());
         let ts = "2026-11-01T06:00:00Z".parse().unwrap();
         assert_eq!(
             landing_key("nomis", "people", ts, "p.csv"),

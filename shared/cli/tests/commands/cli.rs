@@ -133,6 +133,32 @@ fn user_errors_are_clear() {
         .arg("drop table bronze_nomis.people")
         .assert()
         .failure();
+    // An extract time the engines cannot store is refused before anything is copied.
+    let file = project.join("late.csv");
+    std::fs::write(&file, "person_id,first_name\n1,Ada\n").unwrap();
+    floe()
+        .args([
+            "land",
+            "--table",
+            "nomis.people",
+            "--extract-ts",
+            "9999-12-31T23:59:59Z",
+            "-p",
+        ])
+        .arg(&project)
+        .arg(&file)
+        .assert()
+        .failure()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "outside the instants floe stores (1677-09-22 to 2262-04-10)",
+        ));
+    assert!(
+        !project
+            .join("landing/nomis/people/9999-12-31T23:59:59Z")
+            .exists(),
+        "nothing landed"
+    );
     // The table is still there.
     floe()
         .args(["query", "-p"])

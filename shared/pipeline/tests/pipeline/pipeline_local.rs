@@ -359,6 +359,21 @@ async fn wrong_column_types_are_quarantined() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_timestamp_beyond_what_the_engines_store_is_named_as_such() {
+    // Well-formed ISO 8601, but past what nanosecond timestamps hold: the report says the
+    // range, not "use ISO 8601".
+    quarantined(
+        "nomis.visits",
+        "v.jsonl",
+        b"{\"visit_id\": 1, \"place\": \"Leeds\", \"seen_at\": \"2026-11-01T06:00:00Z\", \"confirmed\": true}\n{\"visit_id\": 2, \"place\": \"York\", \"seen_at\": \"9999-12-31T23:59:59Z\", \"confirmed\": true}\n",
+        "'9999-12-31T23:59:59Z' is outside the timestamps floe stores (1677-09-22 to 2262-04-10)",
+        Some(2),
+        Some("seen_at"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_missing_primary_key_column_is_quarantined() {
     quarantined(
         "nomis.people",
