@@ -1,5 +1,7 @@
 //! Printing query results and snapshot histories as a table, CSV or JSON.
 
+use std::io::Write;
+
 use anyhow::Result;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -16,42 +18,60 @@ pub enum Format {
     Json,
 }
 
+/// Whether `e` is a write to a closed pipe (`floe query ... | head`): the reader has what it
+/// wanted, so the command ends quietly with success, as Unix tools do.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || matches!(
+                c.downcast_ref::<datafusion::arrow::error::ArrowError>(),
+                Some(datafusion::arrow::error::ArrowError::IoError(_, io))
+                    if io.kind() == std::io::ErrorKind::BrokenPipe
+            )
+    })
+}
+
 pub fn print_batches(batches: &[RecordBatch], format: Format) -> Result<()> {
-    let stdout = std::io::stdout();
+    let mut out = std::io::stdout().lock();
     match format {
         Format::Table => {
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            println!("{}", pretty_format_batches(batches)?);
-            println!("({rows} row{})", if rows == 1 { "" } else { "s" });
+            writeln!(out, "{}", pretty_format_batches(batches)?)?;
+            writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
         }
         Format::Csv => {
             let mut w = datafusion::arrow::csv::WriterBuilder::new()
                 .with_header(true)
-                .build(stdout.lock());
+                .build(&mut out);
             for b in batches {
                 w.write(b)?;
             }
         }
         Format::Json => {
-            let mut w = datafusion::arrow::json::ArrayWriter::new(stdout.lock());
+            let mut w = datafusion::arrow::json::ArrayWriter::new(&mut out);
             let refs: Vec<&RecordBatch> = batches.iter().collect();
             w.write_batches(&refs)?;
             w.finish()?;
-            println!();
+            writeln!(out)?;
         }
     }
+    out.flush()?;
     Ok(())
 }
 
 pub fn print_history(snapshots: &[SnapshotInfo], format: Format) -> Result<()> {
+    let mut out = std::io::stdout().lock();
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(snapshots)?),
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(snapshots)?)?,
         Format::Csv => {
-            println!(
+            writeln!(
+                out,
                 "snapshot_id,committed_at,operation,state,added_rows,total_rows,batch_id,run_id"
-            );
+            )?;
             for s in snapshots {
-                println!(
+                writeln!(
+                    out,
                     "{},{},{},{},{},{},{},{}",
                     s.snapshot_id,
                     s.committed_at.to_rfc3339(),
@@ -61,7 +81,7 @@ pub fn print_history(snapshots: &[SnapshotInfo], format: Format) -> Result<()> {
                     s.total_rows.map(|n| n.to_string()).unwrap_or_default(),
                     s.batch_id.as_deref().unwrap_or(""),
                     s.run_id.as_deref().unwrap_or("")
-                );
+                )?;
             }
         }
         Format::Table => {
@@ -109,17 +129,19 @@ pub fn print_history(snapshots: &[SnapshotInfo], format: Format) -> Result<()> {
                     .trim_end()
                     .to_owned()
             };
-            println!("{}", line(header.to_vec()));
+            writeln!(out, "{}", line(header.to_vec()))?;
             for r in &rows {
-                println!("{}", line(r.iter().map(String::as_str).collect()));
+                writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
             }
-            println!(
+            writeln!(
+                out,
                 "({} snapshot{})",
                 snapshots.len(),
                 if snapshots.len() == 1 { "" } else { "s" }
-            );
+            )?;
         }
     }
+    out.flush()?;
     Ok(())
 }
 

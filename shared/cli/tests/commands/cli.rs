@@ -453,3 +453,45 @@ fn inject_checks_every_event_before_sending_and_up_processes_them() {
         .failure()
         .stderr(predicate::str::contains("'modeling' is not a stage"));
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly_and_piped_logs_are_plain() {
+    use std::io::Read;
+    let (_dir, project) = init();
+    // `floe query ... | head -c 100`: the reader goes away after a few bytes of a large result.
+    for format in ["csv", "table", "json"] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("floe"))
+            .args(["query", "--format", format, "-p"])
+            .arg(&project)
+            .arg(
+                "select p.*, q.first_name as q from silver_nomis.people p, silver_nomis.people q, \
+                 silver_nomis.people r, silver_nomis.people s, silver_nomis.people t",
+            )
+            .env_remove("FLOE_PROJECT")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut head = [0u8; 100];
+        child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+        // stdout is dropped here: the pipe is closed.
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{format}: {:?} {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{format}: {stderr}");
+    }
+    // Logs to a pipe carry no colour codes.
+    let run = floe()
+        .env("FLOE_LOG", "debug")
+        .args(["query", "-p"])
+        .arg(&project)
+        .arg("select count(*) from silver_nomis.people")
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    assert!(!stderr.is_empty(), "debug logs were written");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no ANSI codes in piped logs: {stderr:.300}"
+    );
+}
