@@ -95,6 +95,9 @@ pub(crate) fn ice(doing: &'static str) -> impl Fn(iceberg::Error) -> Error {
         match e.kind() {
             K::TableNotFound | K::NamespaceNotFound => Error::NotFound(msg),
             K::TableAlreadyExists | K::NamespaceAlreadyExists => Error::AlreadyExists(msg),
+            // Another process created the same row between the catalog's check and its insert
+            // (two runners on a new project): the thing exists, which is what was asked.
+            _ if msg.contains("UNIQUE constraint failed") => Error::AlreadyExists(msg),
             K::CatalogCommitConflicts => Error::CommitConflict {
                 table: "the catalog".into(),
                 detail: msg,
@@ -248,11 +251,9 @@ impl LocalLake {
         self.catalog
             .create_table(&NamespaceIdent::new(t.namespace.clone()), creation)
             .await
-            .map_err(|e| match e.kind() {
-                iceberg::ErrorKind::TableAlreadyExists => {
-                    Error::AlreadyExists(format!("table {t}"))
-                }
-                _ => ice("creating a table")(e),
+            .map_err(|e| match ice("creating a table")(e) {
+                Error::AlreadyExists(_) => Error::AlreadyExists(format!("table {t}")),
+                e => e,
             })?;
         Ok(())
     }
@@ -576,8 +577,11 @@ impl Lake for LocalLake {
         }
         match self.catalog.create_namespace(&ns, HashMap::new()).await {
             Ok(_) => Ok(()),
-            Err(e) if e.kind() == iceberg::ErrorKind::NamespaceAlreadyExists => Ok(()),
-            Err(e) => Err(ice("creating a namespace")(e)),
+            Err(e) => match ice("creating a namespace")(e) {
+                // Made by another process meanwhile.
+                Error::AlreadyExists(_) => Ok(()),
+                e => Err(e),
+            },
         }
     }
 

@@ -563,3 +563,39 @@ async fn bad_writes_and_reads_say_what_is_wrong() {
     );
     let _ = Int64Array::from(vec![1]).len();
 }
+
+/// Two processes on a new project (two `floe land --wait`): each opens the lake and creates the
+/// same namespace and table at once. Lakes opened separately on one folder stand for them (each
+/// has its own catalog connections). Whoever loses a race finds the table there: never an
+/// internal error, never a "database is locked" that is not retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_to_create_the_same_table_on_a_new_lake_is_safe() {
+    for round in 0..12 {
+        let dir = tempfile::tempdir().unwrap();
+        let tasks: Vec<_> = (0..6)
+            .map(|_| {
+                let path = dir.path().join("lake");
+                tokio::spawn(async move {
+                    let lake = LocalLake::open(&path).await?;
+                    let t: TableRef = "bronze_s.t".parse().unwrap();
+                    lake.ensure_namespace("bronze_s").await?;
+                    match lake.create_table(&t, schema()).await {
+                        Ok(()) | Err(Error::AlreadyExists(_)) => Ok::<_, Error>(lake),
+                        Err(e) => Err(e),
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            let lake = task
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert!(
+                lake.table_exists(&"bronze_s.t".parse().unwrap())
+                    .await
+                    .unwrap()
+            );
+        }
+    }
+}
