@@ -96,6 +96,11 @@ pub fn snake_case(header: &str) -> String {
 
 /// Reads and checks a file of `table`'s format.
 pub fn read(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
+    let bytes = decompress(bytes)?;
+    let bytes: &[u8] = &bytes;
+    if let Some(p) = wrong_format(table.format, bytes) {
+        return Err(vec![p]);
+    }
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(vec![Problem::file(
             "the file is empty: land the extract again with its rows (an empty full extract would close every current version)",
@@ -113,6 +118,88 @@ pub fn read(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> 
     }
     check_values(table, &extract)?;
     Ok(extract)
+}
+
+/// The file's bytes, decompressed when they are gzip or zstd (known by their magic bytes, so the
+/// name does not matter: `people.csv.gz`, `people.csv.zst` or a renamed file read the same).
+fn decompress(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Vec<Problem>> {
+    use std::io::Read;
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                vec![Problem::file(format!(
+                    "a gzip file that does not decompress ({e}): land the whole file again"
+                ))]
+            })?;
+        return Ok(out.into());
+    }
+    if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let out = zstd::stream::decode_all(bytes).map_err(|e| {
+            vec![Problem::file(format!(
+                "a zstd file that does not decompress ({e}): land the whole file again"
+            ))]
+        })?;
+        return Ok(out.into());
+    }
+    Ok(bytes.into())
+}
+
+/// A file of another format than the table's (a Parquet file on a CSV table reads as binary
+/// junk otherwise), named as such.
+fn wrong_format(format: FileFormat, bytes: &[u8]) -> Option<Problem> {
+    let parquet = bytes.starts_with(b"PAR1");
+    let name = |f: FileFormat| match f {
+        FileFormat::Csv => "csv",
+        FileFormat::Parquet => "parquet",
+        FileFormat::Jsonl => "jsonl",
+    };
+    match (format, parquet) {
+        (FileFormat::Parquet, false) if !bytes.is_empty() => Some(Problem::file(
+            "not a Parquet file (Parquet files start with the bytes PAR1): land the table's \
+             Parquet extract, or set `format:` in its YAML to the file's format (csv, jsonl)",
+        )),
+        (FileFormat::Csv | FileFormat::Jsonl, true) => Some(Problem::file(format!(
+            "this is a Parquet file, but the table's format is {}: set `format: parquet` in its \
+             YAML, or land the extract as {}",
+            name(format),
+            name(format)
+        ))),
+        _ => None,
+    }
+}
+
+/// One JSON object whose keys are all different: `{"a": 1, "a": 2}` is refused, not read as
+/// its last value.
+struct UniqueKeys(serde_json::Map<String, serde_json::Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some((k, v)) = m.next_entry::<String, serde_json::Value>()? {
+                    if out.contains_key(&k) {
+                        return Err(serde::de::Error::custom(format!(
+                            "the key \"{k}\" appears twice in this object: send it once"
+                        )));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(UniqueKeys(out))
+            }
+        }
+        d.deserialize_map(Keys)
+    }
 }
 
 /// Maps file column names to declared columns: every declared column must be there, nothing else.
@@ -212,11 +299,29 @@ fn read_csv(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> 
     let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); table.columns.len()];
     let mut lines = Vec::new();
     let mut problems = Vec::new();
+    // Line numbers as an editor shows them, from each record's byte offset (the csv crate's own
+    // count is one short on CRLF files: it ends a record at the \r and starts the next at the
+    // \n, which is counted here as the line break it is). Records come in order: counted once.
+    let mut counted = (0usize, 1u64);
+    let mut line_at = |byte: u64| -> u64 {
+        let mut byte = usize::try_from(byte).unwrap_or(usize::MAX).min(bytes.len());
+        if bytes.get(byte) == Some(&b'\n') {
+            byte += 1;
+        }
+        if byte >= counted.0 {
+            counted.1 += bytes[counted.0..byte]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64;
+            counted.0 = byte;
+        }
+        counted.1
+    };
     for record in records {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map(|p| p.line());
+                let line = e.position().map(|p| line_at(p.byte()));
                 let message = match e.kind() {
                     csv::ErrorKind::UnequalLengths {
                         expected_len, len, ..
@@ -236,7 +341,7 @@ fn read_csv(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> 
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| line_at(p.byte()));
         for (c, &i) in order.iter().enumerate() {
             let raw = record.get(i).unwrap_or_default();
             match std::str::from_utf8(raw) {
@@ -349,6 +454,8 @@ fn read_jsonl(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>
             "not UTF-8 text: save the file as UTF-8",
         )]
     })?;
+    // A byte-order mark is read past, as for CSV.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); table.columns.len()];
     let mut lines = Vec::new();
     let mut problems = Vec::new();
@@ -358,7 +465,7 @@ fn read_jsonl(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>
             continue;
         }
         let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(l) {
-            Ok(o) => o,
+            Ok(UniqueKeys(o)) => o,
             Err(e) => {
                 problems.push(Problem::at(line, None, format!("not a JSON object: {e}")));
                 continue;
@@ -392,6 +499,43 @@ fn cast_target(t: ColumnType) -> Option<DataType> {
         ColumnType::String | ColumnType::Boolean => None,
         ColumnType::Timestamp => Some(DataType::Timestamp(TimeUnit::Nanosecond, None)),
         other => Some(other.arrow()),
+    }
+}
+
+/// Why casting `text` to `ty` would change the value, if it would.
+fn lossy_reason(ty: ColumnType, text: &str) -> Option<String> {
+    match ty {
+        ColumnType::Decimal(p, s) => {
+            let scale = usize::try_from(s).unwrap_or(0);
+            let digits_lost = if text.contains(['e', 'E']) {
+                // Exponent form (a Parquet double as text): lost when the value scaled by
+                // 10^s is not whole.
+                let v: f64 = text.parse().ok()?;
+                let scaled = v * 10f64.powi(i32::from(s));
+                (scaled - scaled.round()).abs() > 1e-6 * scaled.abs().max(1.0)
+            } else {
+                let fraction = text.split_once('.').map_or("", |(_, f)| f);
+                fraction.chars().skip(scale).any(|c| c != '0')
+            };
+            digits_lost.then(|| {
+                format!(
+                    "has more decimal places than decimal({p},{s}) keeps (it would be rounded): \
+                     declare a larger scale, or round it in the source"
+                )
+            })
+        }
+        ColumnType::Date => {
+            let time = text.split_once(['T', ' ']).map(|(_, t)| t)?;
+            let time = time.trim_end_matches('Z');
+            time.chars()
+                .any(|c| c.is_ascii_digit() && c != '0')
+                .then(|| {
+                    "has a time of day, which a date column would drop: declare the column \
+                     timestamp, or send the date alone"
+                        .to_owned()
+                })
+        }
+        _ => None,
     }
 }
 
@@ -441,6 +585,18 @@ fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
             }
             _ => Vec::new(),
         };
+        // Values the cast takes but changes: more decimal places than the column keeps, a time
+        // of day in a date column. Refused rather than rounded or cut without a word.
+        let lossy = (0..values.len())
+            .filter(|r| values.is_valid(*r) && bad.binary_search(r).is_err())
+            .filter_map(|r| lossy_reason(col.ty, values.value(r)).map(|why| (r, why)));
+        for (r, why) in lossy.take(MAX_PROBLEMS) {
+            problems.push(Problem::at(
+                x.lines[r],
+                Some(&col.name),
+                format!("'{}' {why}", values.value(r)),
+            ));
+        }
         for r in bad.into_iter().take(MAX_PROBLEMS) {
             let value = values.value(r);
             if col.ty == ColumnType::Timestamp
@@ -593,6 +749,31 @@ fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn casts_that_would_change_a_value_are_named() {
+        let d = ColumnType::Decimal(5, 2);
+        assert!(lossy_reason(d, "1.999").unwrap().contains("decimal(5,2)"));
+        assert!(lossy_reason(d, "1.5e-3").is_some());
+        for fine in ["1.99", "1.990000", "12", "-3.1", "1.5e2"] {
+            assert_eq!(lossy_reason(d, fine), None, "{fine}");
+        }
+        let date = ColumnType::Date;
+        assert!(
+            lossy_reason(date, "2026-11-01T06:00:00")
+                .unwrap()
+                .contains("time of day")
+        );
+        assert!(lossy_reason(date, "2026-11-01 00:30:00").is_some());
+        for fine in [
+            "2026-11-01",
+            "2026-11-01T00:00:00",
+            "2026-11-01 00:00:00.000Z",
+        ] {
+            assert_eq!(lossy_reason(date, fine), None, "{fine}");
+        }
+        assert_eq!(lossy_reason(ColumnType::Bigint, "1.5"), None);
+    }
 
     #[test]
     fn headers_become_snake_case() {

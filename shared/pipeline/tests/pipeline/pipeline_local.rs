@@ -374,6 +374,112 @@ async fn a_timestamp_beyond_what_the_engines_store_is_named_as_such() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_value_the_cast_would_change_is_refused_not_rounded() {
+    // risk_score is decimal(5,2): 1.999 would be stored as 2.00.
+    quarantined(
+        "nomis.people",
+        "p.csv",
+        b"person_id,first_name,risk_score,born\n1,Ada,1.50,1985-12-10\n2,Alan,1.999,1979-06-23\n",
+        "'1.999' has more decimal places than decimal(5,2) keeps",
+        Some(3),
+        Some("risk_score"),
+    )
+    .await;
+    // born is a date: a time of day would be cut off.
+    quarantined(
+        "nomis.people",
+        "p.csv",
+        b"person_id,first_name,risk_score,born\n1,Ada,1.50,1985-12-10T06:30:00\n",
+        "has a time of day, which a date column would drop",
+        Some(2),
+        Some("born"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crlf_lines_are_numbered_as_an_editor_shows_them() {
+    quarantined(
+        "nomis.people",
+        "p.csv",
+        b"person_id,first_name,risk_score,born\r\n1,Ada,1.00,1985-12-10\r\n2,Alan,1.00,1979-06-23\r\n3,Grace,lots,1906-12-09\r\n",
+        "'lots' is not a valid decimal(5,2)",
+        Some(4),
+        Some("risk_score"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_of_another_format_and_duplicate_json_keys_are_named() {
+    let parquet = {
+        use datafusion::arrow::array::{Int64Array, RecordBatch};
+        let batch = RecordBatch::try_from_iter([(
+            "person_id",
+            std::sync::Arc::new(Int64Array::from(vec![1])) as _,
+        )])
+        .unwrap();
+        let mut out = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        out
+    };
+    quarantined(
+        "nomis.people",
+        "p.csv",
+        &parquet,
+        "this is a Parquet file, but the table's format is csv",
+        None,
+        None,
+    )
+    .await;
+    quarantined(
+        "nomis.scores",
+        "s.parquet",
+        b"person_id,kind,score\n1,a,2\n",
+        "not a Parquet file",
+        None,
+        None,
+    )
+    .await;
+    quarantined(
+        "nomis.visits",
+        "v.jsonl",
+        b"{\"visit_id\": 1, \"place\": \"Leeds\", \"place\": \"York\"}\n",
+        "the key \"place\" appears twice",
+        Some(1),
+        None,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compressed_extracts_and_byte_order_marks_are_read() {
+    use std::io::Write;
+    let p = pipeline().await;
+    let csv = b"\xEF\xBB\xBFperson_id,first_name,risk_score,born\n1,Ada,1.50,1985-12-10\n2,Alan,2.00,1979-06-23\n";
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(csv).unwrap();
+    p.land("nomis.people", 1, "people.csv.gz", &gz.finish().unwrap())
+        .await;
+    let jsonl = "\u{feff}{\"visit_id\": 7, \"place\": \"Leeds\", \"seen_at\": \"2026-11-01T06:00:00Z\", \"confirmed\": true}\n";
+    let zst = zstd::stream::encode_all(jsonl.as_bytes(), 3).unwrap();
+    p.land("nomis.visits", 1, "visits.jsonl.zst", &zst).await;
+    let report = p.drain().await;
+    assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
+    assert_eq!(
+        p.rows("select first_name from silver_nomis.people order by person_id")
+            .await,
+        ["Ada", "Alan"]
+    );
+    assert_eq!(
+        p.rows("select place from silver_nomis.visits").await,
+        ["Leeds"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_missing_primary_key_column_is_quarantined() {
     quarantined(
         "nomis.people",
