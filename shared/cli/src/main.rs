@@ -477,10 +477,28 @@ async fn up(dir: &Path, once: bool, interval: f64) -> Result<()> {
         rt.project().root.join("landing").display()
     );
     loop {
-        for object in rt.unannounced().await? {
-            println!("  new file {}", object.key);
-            rt.announce(&object).await?;
-            rt.mark_announced(&object).await?;
+        if first {
+            let removed = rt.remove_stale_temp_files()?;
+            if removed > 0 {
+                println!(
+                    "  removed {removed} stale temporary file(s) of copies that never finished"
+                );
+            }
+        }
+        // Every file in landing that nobody announced (copied in by hand, or a `floe land`
+        // killed after its copy) is landed; with --once, files still being written are waited
+        // for (a minute at most) so that none is left behind.
+        let settle_until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            for object in rt.unannounced().await? {
+                println!("  new file {}", object.key);
+                rt.announce(&object).await?;
+                rt.mark_announced(&object).await?;
+            }
+            if !once || rt.settling().await == 0 || std::time::Instant::now() > settle_until {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
         // After a crash, work left in flight is picked up at once on the first pass.
         let report = rt.drain(first, |m| println!("  {m}")).await?;

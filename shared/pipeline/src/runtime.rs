@@ -33,6 +33,10 @@ pub const MAX_RECEIVES: u32 = 5;
 pub const VISIBILITY: Duration = Duration::from_secs(300);
 /// floe's working folder inside a project (queues, event log).
 pub const STATE_DIR: &str = ".floe";
+/// A landing file last written this long ago is taken as complete on first sight.
+pub const SETTLED: Duration = Duration::from_secs(2);
+/// A temporary copy into landing this old was abandoned (a `floe land` killed mid-copy).
+pub const STALE_TEMP: Duration = Duration::from_secs(600);
 
 /// Stops the process at a named point when `FLOE_CRASH_AT` names it: how the kill tests (and
 /// drills) prove that a crash anywhere loses nothing. Points: `after_bronze_commit`,
@@ -207,17 +211,31 @@ impl Runtime {
     }
 
     /// Files under `landing/` that were never announced (for `floe up`, which watches the folder).
-    /// A file counts once its size and modification time are the same on two scans in a row, so
-    /// a file still being copied in is not taken half-written; it is read (to hash it) only then.
+    /// A file counts once its size and modification time are the same on two scans in a row, or
+    /// it was last written [`SETTLED`] ago or more, so a file still being copied in is not taken
+    /// half-written; it is read (to hash it) only then. [`Runtime::settling`] says how many were
+    /// left for the next scan.
     pub async fn unannounced(&self) -> Result<Vec<ObjectRef>> {
         let seen = self.queues.seen_keys().await?;
         let mut scanned = self.scanned.lock().await;
         let mut out = Vec::new();
-        for (key, meta) in self.store.files(crate::landing::LANDING_PREFIX)? {
+        let files = self.store.files(crate::landing::LANDING_PREFIX)?;
+        // Forget files that are gone (a copy renamed into place, a file removed by hand).
+        let listed: std::collections::HashSet<&str> =
+            files.iter().map(|(k, _)| k.as_str()).collect();
+        scanned.retain(|k, _| listed.contains(k.as_str()));
+        for (key, meta) in &files {
+            let key = key.clone();
             let stamp = (meta.len(), meta.modified().ok());
+            let settled = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age >= SETTLED);
+            let unchanged = scanned.get(&key).is_some_and(|(s, _)| *s == stamp);
             let object = match scanned.get(&key) {
-                Some((s, Some(o))) if *s == stamp => o.clone(),
-                Some((s, None)) if *s == stamp => {
+                Some((_, Some(o))) if unchanged => o.clone(),
+                _ if unchanged || settled => {
                     let bytes = self.store.get(&key).await?;
                     let o = self.store.object_ref(&key, &bytes);
                     scanned.insert(key.clone(), (stamp, Some(o.clone())));
@@ -234,6 +252,24 @@ impl Runtime {
             }
         }
         Ok(out)
+    }
+
+    /// How many files the last [`Runtime::unannounced`] scan saw still changing (or seen for the
+    /// first time while fresh): the next scan takes them once they settle.
+    pub async fn settling(&self) -> usize {
+        self.scanned
+            .lock()
+            .await
+            .values()
+            .filter(|(_, o)| o.is_none())
+            .count()
+    }
+
+    /// Removes the temporary files of copies into landing that never finished and are older
+    /// than [`STALE_TEMP`] (see [`LocalStore::remove_stale_temp_files`]).
+    pub fn remove_stale_temp_files(&self) -> Result<usize> {
+        self.store
+            .remove_stale_temp_files(crate::landing::LANDING_PREFIX, STALE_TEMP)
     }
 
     /// Records that an object was announced.

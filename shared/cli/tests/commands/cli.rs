@@ -380,6 +380,46 @@ fn up_watches_the_landing_folder_until_stopped() {
 }
 
 #[test]
+fn up_once_processes_files_nobody_announced_and_clears_stale_copies() {
+    let (_dir, project) = empty_project();
+    // A file copied into landing by hand (or by a `floe land` killed after its copy): nobody
+    // announced it, and it was written a moment ago.
+    let key = project.join("landing/nomis/people/2026-11-01T06:00:00Z/people.csv");
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    std::fs::copy(
+        project.join("samples/nomis/people/2026-11-01T06:00:00Z/people.csv"),
+        &key,
+    )
+    .unwrap();
+    // A half-written copy a killed `floe land` left behind an hour ago, and one being written now.
+    let stale = key.parent().unwrap().join(".0123456789abcdef.tmp");
+    let fresh = key.parent().unwrap().join(".fedcba9876543210.tmp");
+    std::fs::write(&stale, "person_id\n").unwrap();
+    std::fs::write(&fresh, "person_id\n").unwrap();
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&stale)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    floe()
+        .args(["up", "--once", "-p"])
+        .arg(&project)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "new file landing/nomis/people/2026-11-01T06:00:00Z/people.csv",
+        ))
+        .stdout(predicate::str::contains("removed 1 stale temporary file"));
+    assert_eq!(
+        query_csv(&project, "select count(*) as n from silver_nomis.people"),
+        "n\n4\n"
+    );
+    assert!(!stale.exists(), "the stale copy is gone");
+    assert!(fresh.exists(), "a copy still being written is left alone");
+}
+
+#[test]
 fn redrive_moves_dead_letters_back_and_names_bad_queues() {
     let (_dir, project) = empty_project();
     floe()

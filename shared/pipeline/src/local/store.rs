@@ -80,6 +80,43 @@ impl LocalStore {
         Ok(out)
     }
 
+    /// Removes the temporary files of copies that never finished (`.<id>.tmp`, left by a
+    /// `floe land` killed mid-copy) under `prefix` and older than `older_than`: younger ones may
+    /// be a copy in progress. Returns how many went.
+    pub fn remove_stale_temp_files(
+        &self,
+        prefix: &str,
+        older_than: std::time::Duration,
+    ) -> Result<usize> {
+        let mut removed = 0;
+        let mut stack = vec![self.root.join(prefix)];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                let Ok(meta) = e.metadata() else { continue };
+                if meta.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                let old = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age >= older_than);
+                if name.starts_with('.') && name.ends_with(".tmp") && old {
+                    std::fs::remove_file(&p).map_err(io("removing", &p))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// The identity of the object at `key` (its content hash as etag).
     pub fn object_ref(&self, key: &str, bytes: &[u8]) -> ObjectRef {
         ObjectRef::local(&self.bucket, key, bytes)
