@@ -284,6 +284,9 @@ impl Runtime {
     pub async fn drain(&self, reclaim: bool, mut progress: impl FnMut(&str)) -> Result<Report> {
         if reclaim {
             self.queues.reclaim_in_flight().await?;
+        } else {
+            // Messages a killed floe process held come back now, not after their timeout.
+            self.queues.reclaim_orphaned().await?;
         }
         let mut report = Report::default();
         let mut waiting_said = false;

@@ -319,6 +319,46 @@ fn a_killed_runner_resumes_to_the_same_tables_and_readers_never_see_a_partial_wr
 }
 
 #[test]
+fn the_next_land_wait_takes_over_what_a_killed_one_held() {
+    // Day 3's extract is day 2's file delivered again the next day.
+    let day3 = |project: &std::path::Path| {
+        let mut c = floe();
+        c.args([
+            "land",
+            "--table",
+            "nomis.people",
+            "--wait",
+            "--extract-ts",
+            "2026-11-03T06:00:00Z",
+            "-p",
+        ])
+        .arg(project)
+        .arg(project.join("samples/nomis/people/2026-11-02T06:00:00Z/people.csv"));
+        c
+    };
+    let (_a, reference) = empty_project();
+    land(&reference, 1).success();
+    land(&reference, 2).success();
+    day3(&reference).assert().success();
+    let expected = query_csv(&reference, HISTORY);
+
+    let (_b, project) = empty_project();
+    land(&project, 1).success();
+    // Killed while it held the standardise message of day 2.
+    land_cmd(&project, 2)
+        .env("FLOE_CRASH_AT", "commit:silver_nomis.people")
+        .assert()
+        .code(86);
+    // The next `land --wait` finds the dead process's message and processes it with its own,
+    // instead of waiting out its five-minute visibility timeout.
+    day3(&project)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("waiting for").not());
+    assert_eq!(query_csv(&project, HISTORY), expected);
+}
+
+#[test]
 fn demo_runs_the_whole_chain_and_prints_a_summary() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");

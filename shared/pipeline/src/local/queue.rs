@@ -60,6 +60,25 @@ impl QueueStore {
         .execute(&pool)
         .await
         .map_err(db_err("creating the table"))?;
+        // Who holds an in-flight message (a process, by pid and start time): a message held by
+        // a process that has ended is taken back at once instead of after its visibility timeout.
+        let has_owner: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'owner'",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(db_err("reading the table"))?;
+        if has_owner == 0 {
+            match sqlx::query("ALTER TABLE messages ADD COLUMN owner TEXT")
+                .execute(&pool)
+                .await
+            {
+                Ok(_) => {}
+                // Added by another process meanwhile.
+                Err(e) if e.to_string().contains("duplicate column") => {}
+                Err(e) => return Err(db_err("adding the owner column")(e)),
+            }
+        }
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS announced (key TEXT NOT NULL, etag TEXT NOT NULL, \
              at INTEGER NOT NULL, PRIMARY KEY (key, etag))",
@@ -127,6 +146,37 @@ impl QueueStore {
         .await
         .map_err(db_err("reclaiming"))?;
         Ok(res.rows_affected())
+    }
+
+    /// Makes visible now the in-flight messages whose holder has ended (a `floe land --wait` or
+    /// `floe up` killed mid-message): safe beside other live processes, whose messages are left
+    /// alone. Returns how many came back.
+    pub async fn reclaim_orphaned(&self) -> Result<u64> {
+        let now = now_ms();
+        let held: Vec<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, owner FROM messages WHERE visible_at > ? AND receipt IS NOT NULL",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("listing messages in flight"))?;
+        let mut reclaimed = 0;
+        for (id, owner) in held {
+            if owner.as_deref().is_some_and(|o| !owner_alive(o)) {
+                let res = sqlx::query(
+                    "UPDATE messages SET visible_at = ? WHERE id = ? AND owner = ? AND visible_at > ?",
+                )
+                .bind(now)
+                .bind(id)
+                .bind(owner)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err("reclaiming"))?;
+                reclaimed += res.rows_affected();
+            }
+        }
+        Ok(reclaimed)
     }
 
     /// Landed objects already announced, as (key, etag).
@@ -218,12 +268,13 @@ impl Queue for LocalQueue {
             }
         }
         let rows = sqlx::query(
-            "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1, \
+            "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1, owner = ?, \
              receipt = CAST(id AS TEXT) || '-' || CAST(receive_count + 1 AS TEXT) || '-' || hex(randomblob(4)) \
              WHERE id IN (SELECT id FROM messages WHERE queue = ? AND visible_at <= ? ORDER BY id LIMIT ?) \
              RETURNING id, body, receive_count, receipt",
         )
         .bind(now + visibility.as_millis() as i64)
+        .bind(this_owner())
         .bind(&self.name)
         .bind(now)
         .bind(max as i64)
@@ -261,4 +312,37 @@ impl Queue for LocalQueue {
             .map_err(db_err("changing visibility"))?;
         Ok(())
     }
+}
+
+/// This process as a message holder: `<pid>:<start time>` (the start time, from /proc, tells a
+/// reused pid from the process that held the message; `<pid>:` where /proc is not there).
+fn this_owner() -> &'static str {
+    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OWNER.get_or_init(|| {
+        let pid = std::process::id();
+        format!("{pid}:{}", start_time(pid).unwrap_or_default())
+    })
+}
+
+/// A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat).
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19).map(str::to_owned)
+}
+
+/// Whether the holder `owner` (see [`this_owner`]) is still running. Without /proc, every
+/// holder is taken as alive: its messages come back after their visibility timeout, as before.
+fn owner_alive(owner: &str) -> bool {
+    let Some((pid, started)) = owner.split_once(':') else {
+        return true;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return true;
+    };
+    if !std::path::Path::new("/proc/self/stat").exists() || started.is_empty() {
+        return true;
+    }
+    start_time(pid).as_deref() == Some(started)
 }
