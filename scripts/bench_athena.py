@@ -226,6 +226,8 @@ def main() -> None:
         write(args.out, result)
         return
 
+    # The tools run in their project folders: every path they are given is absolute.
+    args.data_dir, args.work_dir, args.bin_dir = args.data_dir.resolve(), args.work_dir.resolve(), args.bin_dir.resolve()
     data = args.data_dir / f"athena-{args.rows}-{args.days}d"
     files = make_days(data, args.rows, args.days, args.change, args.seed)
     work = args.work_dir

@@ -328,7 +328,20 @@ fn yaml_error(shown: &Path, path: &str, e: &serde_saphyr::Error) -> ConfigError 
         E::SerdeMissingField { field: name, .. } => {
             format!("required key '{name}' is missing")
         }
+        E::DuplicateMappingKey { key, .. } => match key {
+            Some(k) => {
+                format!("'{k}' is given twice here: keep one (YAML would keep only the last)")
+            }
+            None => "a key is given twice here: keep one (YAML would keep only the last)".into(),
+        },
         other => strip_location(&other.to_string()),
+    };
+    // The duplicate's path ends in an unnamed segment (`?`): name the key instead.
+    let field = match (inner, field) {
+        (E::DuplicateMappingKey { key: Some(k), .. }, Some(p)) if p.ends_with(".?") => {
+            Some(format!("{}.{k}", &p[..p.len() - 2]))
+        }
+        (_, field) => field,
     };
     // serde_path_to_error names the parent for an unknown key: point at the key itself.
     let field = match inner {

@@ -113,8 +113,8 @@ fn a_good_project_loads() {
     "tables/nomis.yaml",
     GOOD_TABLES.replace("    load: full\n", "    load: full\n    load: cdc\n"),
     "tables/nomis.yaml:6",
-    "tables.people",
-    "duplicate"
+    "tables.people.load`",
+    "'load' is given twice here: keep one"
 )]
 #[case::bad_identifier(
     "tables/nomis.yaml",
@@ -143,6 +143,13 @@ fn a_good_project_loads() {
     "floe.yaml:2",
     "engine",
     "use local or athena"
+)]
+#[case::duplicate_key(
+    "tables/nomis.yaml",
+    GOOD_TABLES.replace("      first_name: {type: string}\n", "      first_name: {type: string}\n      first_name: {type: bigint}\n"),
+    "tables/nomis.yaml:10",
+    "tables.people.columns.first_name`",
+    "'first_name' is given twice here: keep one"
 )]
 fn each_error_names_file_line_and_field(
     #[case] file: &str,
