@@ -12,7 +12,8 @@
 #   Iceberg, hard deletes invalidated) on one local Athena (scripts/aws-local.sh, started and
 #   stopped by the run); per day and tool: seconds and bytes scanned, then a check that both
 #   histories are equal. Writes bench/athena.json, bench/athena.png and its section of
-#   bench/results.md (the other parts keep that section). ~1 min a day at 1M rows here.
+#   bench/results.md (the other parts keep that section). At 1M rows here: 2.5 to 6 minutes
+#   a day (floe's Athena path rebuilds silver from all of bronze: it grows by the day).
 #
 # SCD2 (per size and format): a customer dimension of N rows (small = 100k, 1m, 10m) and its
 #   next-day full extracts with 0.1%, 1% and 10% of the keys changed (60% updates, 20% deletes,
@@ -67,7 +68,7 @@ while [ $# -gt 0 ]; do
     --skip-scd2|--skip-planning|--skip-cold-start|--skip-dbt-compile|--keep)
       pass+=("$1"); shift ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,50p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,51p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done

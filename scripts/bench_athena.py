@@ -24,6 +24,7 @@ import datetime
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -237,6 +238,8 @@ def main() -> None:
     floe_dir, dbt_dir = work / "floe", work / "dbt"
     floe_project(floe_dir)
     dbt_project(dbt_dir)
+    # Stopped (Ctrl-C, kill): the stand-in goes down with the run, not left running queries.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     aws_local = str(ROOT / "scripts" / "aws-local.sh")
     started = time.monotonic()
     log("starting the stand-in (scripts/aws-local.sh up)")
@@ -250,6 +253,7 @@ def main() -> None:
 
 
 def compare(args, env, files, floe_dir: Path, dbt_dir: Path, work: Path) -> dict:
+    load_before = os.getloadavg()
     athena = Athena(env)
     floe_yaml = (floe_dir / "floe.yaml").read_text()
     workgroup = re.search(r"^\s*workgroup:\s*(\S+)", floe_yaml, re.M)[1]
@@ -291,6 +295,8 @@ def compare(args, env, files, floe_dir: Path, dbt_dir: Path, work: Path) -> dict
         "dbt_history": {"versions": dbt_fp[0], "current": dbt_fp[1], "checksum": dbt_fp[2]},
         "equal": floe_fp == dbt_fp,
         "trino_heap": args.trino_heap,
+        "load_average": {"before": [round(x, 2) for x in load_before],
+                         "after": [round(x, 2) for x in os.getloadavg()]},
     }
 
 
@@ -301,7 +307,9 @@ def section(r: dict) -> str:
         MARK_START,
         "## floe vs dbt-athena on the local Athena",
         "",
-        f"- date: {r['date']}; machine: {r['machine']}; command: `{r['command']}`",
+        f"- date: {r['date']}; machine: {r['machine']}; command: `{r['command']}`"
+        + (f"; load average (1/5/15 min) before {' '.join(map(str, r['load_average']['before']))}, "
+           f"after {' '.join(map(str, r['load_average']['after']))}" if r.get("load_average") else ""),
         f"- {len(r['days'])} daily full extracts of {r['rows']:,} customers, {r['change_pct']:g}% of the keys "
         "changed each day (60% updated, 20% deleted, 20% new), Parquet; both tools on one stand-in "
         f"(Trino 476 behind Athena's API, heap {r['trino_heap']}), one after the other",

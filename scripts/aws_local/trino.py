@@ -56,8 +56,10 @@ def write_config(etc: Path, data: Path, port: int, moto: str, region: str = REGI
             "node-scheduler.include-coordinator=true",
             f"http-server.http.port={port}",
             f"discovery.uri=http://127.0.0.1:{port}",
-            "query.max-memory=1GB",
-            "query.max-memory-per-node=1GB",
+            # Three fifths of the heap for one query (Trino's default is 30%): the stand-in runs
+            # one big statement at a time, as a rebuild of a large table is.
+            f"query.max-memory={_query_memory_mb(heap)}MB",
+            f"query.max-memory-per-node={_query_memory_mb(heap)}MB",
             "task.concurrency=2",
             "catalog.management=static",
         ],
@@ -87,3 +89,11 @@ def write_config(etc: Path, data: Path, port: int, moto: str, region: str = REGI
     }
     for name, lines in files.items():
         (etc / name).write_text("\n".join(lines) + "\n")
+
+
+def _query_memory_mb(heap: str) -> int:
+    """Three fifths of a JVM heap size given as ``2G``, ``6g``, ``2048M`` (at least 512 MB)."""
+    text = heap.strip().upper()
+    unit = {"G": 1024, "M": 1, "K": 1 / 1024}.get(text[-1:], None)
+    mb = float(text[:-1]) * unit if unit else float(text) / (1024 * 1024)
+    return max(512, int(mb * 0.6))

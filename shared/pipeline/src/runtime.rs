@@ -189,6 +189,22 @@ impl Runtime {
                 "'{table}' is not SOURCE.TABLE (for example nomis.people)"
             ))
         })?;
+        // Over the table's size limit: refused here, before a byte is copied (landing would
+        // quarantine it after the copy). An unknown table is landing's to report.
+        let size = std::fs::metadata(file)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", file.display())))?
+            .len();
+        if let Ok(declared) = self.project().table(table)
+            && size > declared.max_file_mb * 1024 * 1024
+        {
+            return Err(Error::Config(format!(
+                "{} is {} MiB, over max_file_mb ({}) for {table}: split the extract, or raise \
+                 max_file_mb in tables/{source}.yaml; nothing was copied",
+                file.display(),
+                size.div_ceil(1024 * 1024),
+                declared.max_file_mb
+            )));
+        }
         let bytes = std::fs::read(file)
             .map_err(|e| Error::Config(format!("cannot read {}: {e}", file.display())))?;
         let file_name = file

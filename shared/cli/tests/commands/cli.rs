@@ -136,17 +136,7 @@ fn user_errors_are_clear() {
     // An extract time the engines cannot store is refused before anything is copied.
     let file = project.join("late.csv");
     std::fs::write(&file, "person_id,first_name\n1,Ada\n").unwrap();
-    floe()
-        .args([
-            "land",
-            "--table",
-            "nomis.people",
-            "--extract-ts",
-            "9999-12-31T23:59:59Z",
-            "-p",
-        ])
-        .arg(&project)
-        .arg(&file)
+    land_at(&project, &file, "9999-12-31T23:59:59Z")
         .assert()
         .failure()
         .code(2)
@@ -159,6 +149,37 @@ fn user_errors_are_clear() {
             .exists(),
         "nothing landed"
     );
+    // A file over the table's max_file_mb is refused before it is copied.
+    let tables = project.join("tables/nomis.yaml");
+    let yaml = std::fs::read_to_string(&tables).unwrap();
+    std::fs::write(
+        &tables,
+        yaml.replacen(
+            "primary_key: [person_id]",
+            "primary_key: [person_id]\n    max_file_mb: 1",
+            1,
+        ),
+    )
+    .unwrap();
+    let big = project.join("big.csv");
+    std::fs::write(
+        &big,
+        format!("person_id,first_name\n{}", "1,Ada\n".repeat(300_000)),
+    )
+    .unwrap();
+    land_at(&project, &big, "2026-11-09T06:00:00Z")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "is 2 MiB, over max_file_mb (1) for nomis.people",
+        ))
+        .stderr(predicate::str::contains("nothing was copied"));
+    assert!(
+        !project
+            .join("landing/nomis/people/2026-11-09T06:00:00Z")
+            .exists()
+    );
+    std::fs::write(&tables, yaml).unwrap();
     // The table is still there.
     floe()
         .args(["query", "-p"])
@@ -215,22 +236,22 @@ fn empty_project() -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, project)
 }
 
+/// `floe land FILE --table nomis.people --extract-ts TS -p PROJECT` (add `--wait` to wait).
+fn land_at(project: &std::path::Path, file: &std::path::Path, ts: &str) -> Command {
+    let mut c = floe();
+    c.args(["land", "--table", "nomis.people", "--extract-ts", ts, "-p"])
+        .arg(project)
+        .arg(file);
+    c
+}
+
+/// `floe land --wait` of the sample extract of day `day`.
 fn land_cmd(project: &std::path::Path, day: u32) -> Command {
     let file = project.join(format!(
         "samples/nomis/people/2026-11-{day:02}T06:00:00Z/people.csv"
     ));
-    let mut c = floe();
-    c.args([
-        "land",
-        "--table",
-        "nomis.people",
-        "--wait",
-        "--extract-ts",
-        &format!("2026-11-{day:02}T06:00:00Z"),
-        "-p",
-    ])
-    .arg(project)
-    .arg(file);
+    let mut c = land_at(project, &file, &format!("2026-11-{day:02}T06:00:00Z"));
+    c.arg("--wait");
     c
 }
 
@@ -322,18 +343,9 @@ fn a_killed_runner_resumes_to_the_same_tables_and_readers_never_see_a_partial_wr
 fn the_next_land_wait_takes_over_what_a_killed_one_held() {
     // Day 3's extract is day 2's file delivered again the next day.
     let day3 = |project: &std::path::Path| {
-        let mut c = floe();
-        c.args([
-            "land",
-            "--table",
-            "nomis.people",
-            "--wait",
-            "--extract-ts",
-            "2026-11-03T06:00:00Z",
-            "-p",
-        ])
-        .arg(project)
-        .arg(project.join("samples/nomis/people/2026-11-02T06:00:00Z/people.csv"));
+        let file = project.join("samples/nomis/people/2026-11-02T06:00:00Z/people.csv");
+        let mut c = land_at(project, &file, "2026-11-03T06:00:00Z");
+        c.arg("--wait");
         c
     };
     let (_a, reference) = empty_project();
