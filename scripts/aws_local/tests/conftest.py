@@ -57,7 +57,9 @@ class Athena:
         assert e["Status"]["State"] == "SUCCEEDED", (sql, e["Status"])
         return e
 
-    def rows(self, sql: str) -> list[list[str | None]]:
+    def result(self, sql: str) -> list[list[str | None]]:
+        """Every row GetQueryResults returns, through every page: a query's header row first,
+        none for SHOW/DESCRIBE."""
         qid = self.run(sql)["QueryExecutionId"]
         out, token = [], None
         while True:
@@ -66,7 +68,10 @@ class Athena:
             out.extend([d.get("VarCharValue") for d in r["Data"]] for r in page["ResultSet"]["Rows"])
             token = page.get("NextToken")
             if not token:
-                return out[1:]  # the header row
+                return out
+
+    def rows(self, sql: str) -> list[list[str | None]]:
+        return self.result(sql)[1:]  # the header row
 
 
 @pytest.fixture()

@@ -104,15 +104,8 @@ def built(endpoint, tmp_path):
     ddb = duckdb.connect(str(tmp_path / "jaffle.duckdb"), read_only=True)
 
     def read_athena(sql: str):
-        qid = athena.run(sql)["QueryExecutionId"]
-        out, token = [], None
-        while True:
-            page = athena.client.get_query_results(QueryExecutionId=qid, **({"NextToken": token} if token else {}))
-            rows = page["ResultSet"]["Rows"]
-            out.extend([d.get("VarCharValue") for d in r["Data"]] for r in rows)
-            token = page.get("NextToken")
-            if not token:
-                return out[0], [[normal(v) for v in r] for r in out[1:]]
+        header, *rows = athena.result(sql)
+        return header, [[normal(v) for v in r] for r in rows]
 
     def read_duckdb(sql: str):
         cur = ddb.execute(sql.replace(f"{schema}.", f'"{schema}".'))

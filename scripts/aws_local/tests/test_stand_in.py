@@ -195,9 +195,7 @@ def test_show_and_describe_answer_as_athena_prints_them(athena, db, endpoint):
     )
     # Utility results have no header row: `rows` drops the first row, so read them whole here.
     def lines(sql: str) -> list[str]:
-        qid = athena.run(sql)["QueryExecutionId"]
-        rows = athena.client.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
-        return [r["Data"][0].get("VarCharValue", "") for r in rows]
+        return [r[0] or "" for r in athena.result(sql)]
 
     assert sorted(lines(f"SHOW TABLES IN {name}")) == ["events", "stg_people"]
     assert lines(f"SHOW TABLES IN {name} 'stg_*|nothing'") == ["stg_people"]
