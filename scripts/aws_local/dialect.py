@@ -446,6 +446,43 @@ def set_properties(stmt: Statement) -> Statement:
     return stmt
 
 
+_ADD_COLUMNS = re.compile(r"^\s*ALTER\s+TABLE\s+([\w.\"`]+)\s+ADD\s+COLUMNS\s*\(", re.I)
+_CHANGE_COLUMN = re.compile(
+    r'^\s*ALTER\s+TABLE\s+([\w.\"`]+)\s+CHANGE\s+(?:COLUMN\s+)?("[^"]+"|\w+)\s+("[^"]+"|\w+)\s+(.+?)'
+    r"(\s+COMMENT\s+'(?:[^']|'')*')?(\s+(?:FIRST|AFTER\s+\S+))?\s*$",
+    re.I | re.S,
+)
+
+
+def iceberg_columns(stmt: Statement) -> Statement:
+    """Athena's column DDL -> Trino's: ``ADD COLUMNS (c t, ...)`` is one ``ADD COLUMN`` each;
+    ``CHANGE [COLUMN] c c t`` sets the type (a rename first when the names differ). ``DROP
+    COLUMN c`` is the same in both. Reordering (FIRST/AFTER) has no Trino form and is refused."""
+    m = _ADD_COLUMNS.match(stmt.sql)
+    if m:
+        close = _balanced(stmt.sql, m.end() - 1)
+        table = m.group(1)
+        sqls = []
+        for col in _split_top(stmt.sql[m.end() : close]):
+            name, _, ty = col.strip().partition(" ")
+            sqls.append(f"ALTER TABLE {table} ADD COLUMN {name} {trino_type(ty)}")
+        if not sqls:
+            raise Refused("SYNTAX_ERROR", "ADD COLUMNS needs at least one column")
+        stmt.sql, stmt.extra = sqls[0], sqls[1:] + stmt.extra
+        return stmt
+    m = _CHANGE_COLUMN.match(stmt.sql)
+    if m:
+        table, old, new, ty = m.group(1), m.group(2), m.group(3), m.group(4)
+        if m.group(6):
+            raise Refused("NOT_SUPPORTED", "the stand-in cannot reorder columns (FIRST/AFTER)")
+        sqls = []
+        if old.strip('"').lower() != new.strip('"').lower():
+            sqls.append(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
+        sqls.append(f"ALTER TABLE {table} ALTER COLUMN {new} SET DATA TYPE {trino_type(ty)}")
+        stmt.sql, stmt.extra = sqls[0], sqls[1:] + stmt.extra
+    return stmt
+
+
 _CTAS = re.compile(r"^\s*CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?([\w.\"`]+)\s+WITH\s*\(", re.I)
 
 
@@ -608,6 +645,7 @@ RULES = [
     hive_ddl,
     hive_partitions,
     set_properties,
+    iceberg_columns,
     ctas_properties,
     optimize,
     vacuum,

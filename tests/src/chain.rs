@@ -69,6 +69,12 @@ impl Chain {
         }
     }
 
+    /// The same chain with the project loaded again from `project_dir` (after its config
+    /// changed), as redeployed services would load it.
+    pub fn reload(self, project_dir: &Path, athena: Option<Engine>) -> Chain {
+        Chain::new(self.world, project_dir, self.lake, athena, true)
+    }
+
     /// Puts an object into the landing bucket.
     pub async fn put(&self, key: &str, body: &str) {
         let store =

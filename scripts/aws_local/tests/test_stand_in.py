@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from conftest import client
 
 
@@ -110,6 +112,24 @@ def test_time_travel_and_pinned_view(athena, db):
     athena.run(f"CREATE OR REPLACE VIEW v AS SELECT * FROM t FOR VERSION AS OF {first}")
     assert athena.rows("SELECT id FROM v") == [["1"]]
     assert athena.rows("SELECT count(*) FROM t") == [["2"]]
+
+
+def test_iceberg_columns_evolve_as_athena_ddl_says_and_pinned_views_keep_their_schema(athena, db):
+    _, bucket = db
+    create(athena, bucket)
+    athena.run("INSERT INTO t VALUES (1, 'a')")
+    first = athena.rows('SELECT snapshot_id FROM "t$snapshots" ORDER BY committed_at DESC LIMIT 1')[0][0]
+    athena.run(f"CREATE OR REPLACE VIEW v AS SELECT * FROM t FOR VERSION AS OF {first}")
+    athena.run("ALTER TABLE t ADD COLUMNS (`city` string, `qty` int)")
+    athena.run("ALTER TABLE t CHANGE COLUMN `qty` `qty` bigint")
+    athena.run("ALTER TABLE t DROP COLUMN `name`")
+    athena.run("INSERT INTO t VALUES (2, 'Leeds', 3000000000)")
+    assert athena.rows("SELECT id, city, qty FROM t ORDER BY id") == [["1", None, None], ["2", "Leeds", "3000000000"]]
+    # The view pinned before the change reads that snapshot with its own columns.
+    assert athena.rows("SELECT * FROM v") == [["1", "a"]]
+    assert [r[0].split()[0] for r in athena.result("DESCRIBE t")] == ["id", "city", "qty"]
+    with pytest.raises(AssertionError, match="NOT_SUPPORTED|reorder"):
+        athena.run("ALTER TABLE t CHANGE COLUMN `city` `city` string FIRST")
 
 
 def test_hive_external_tables_read_csv_and_parquet_as_athena_does(athena, db, endpoint):

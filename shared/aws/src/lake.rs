@@ -939,6 +939,16 @@ pub fn replace_table(sql: &str, table: &TableRef, with: &str) -> String {
     out
 }
 
+/// `"a", "b", ...`: a schema's columns for an INSERT's column list and its SELECT.
+fn column_list(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("\"{}\"", f.name().replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn parquet_bytes(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, schema.clone(), None)
@@ -1097,6 +1107,55 @@ impl Lake for AthenaLake {
         Ok(())
     }
 
+    async fn evolve_schema(
+        &self,
+        table: &TableRef,
+        edits: &[floe_core::ports::SchemaEdit],
+    ) -> Result<()> {
+        use floe_core::ports::SchemaEdit;
+        // Edits already in effect are skipped (Glue keeps the columns of the current schema).
+        let current = self.table_schema(table).await?;
+        let stored = |d: &DataType| match d {
+            DataType::Int8 | DataType::Int16 => DataType::Int32,
+            d => d.clone(),
+        };
+        let pending: Vec<SchemaEdit> = edits
+            .iter()
+            .filter(|e| match e {
+                SchemaEdit::AddColumn { name, .. } => current.field_with_name(name).is_err(),
+                SchemaEdit::WidenColumn { name, ty } | SchemaEdit::ReplaceColumn { name, ty } => {
+                    current
+                        .field_with_name(name)
+                        .is_ok_and(|f| stored(f.data_type()) != stored(ty))
+                }
+                SchemaEdit::DropColumn { name } => current.field_with_name(name).is_ok(),
+                SchemaEdit::MakeOptional { .. } => false,
+            })
+            .cloned()
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        for sql in athena_sql::alter_columns(&Self::data(table), &pending).map_err(Error::Config)? {
+            self.run(&sql).await?;
+        }
+        // A view keeps the columns it was created with: the readers' view of a table that is
+        // not pinned (`SELECT *` of the data table, or the hidden one) is stale now and is made again. A pinned
+        // view reads its snapshot with that snapshot's schema and stays as it is.
+        match self.publish_record(table).await?.map(|r| r.snapshot_id) {
+            None => {
+                self.run(&athena_sql::publish_view(table, &Self::data(table), None))
+                    .await?;
+            }
+            Some(None) => {
+                self.run(&athena_sql::hidden_view(table, &Self::data(table)))
+                    .await?;
+            }
+            Some(Some(_)) => {}
+        }
+        Ok(())
+    }
+
     async fn table_exists(&self, table: &TableRef) -> Result<bool> {
         match self
             .glue
@@ -1246,12 +1305,15 @@ impl Lake for AthenaLake {
     ) -> Result<CommitOutcome> {
         let sql = self.rewrite(sql, at).await?;
         let d = Self::data(table);
+        // By name, not position: a table whose schema evolved has its columns in another order
+        // than the query (added columns come last, retired ones stay where they were).
+        let cols = column_list(&*self.table_schema(table).await?);
         self.dml(
             table,
             options,
             &[
                 format!("DELETE FROM {d}"),
-                format!("INSERT INTO {d} SELECT * FROM (\n{sql}\n) q"),
+                format!("INSERT INTO {d} ({cols}) SELECT {cols} FROM (\n{sql}\n) q"),
             ],
         )
         .await
@@ -1268,8 +1330,11 @@ impl Lake for AthenaLake {
         if let Some(done) = self.appended_before(table, options).await? {
             return Ok(done);
         }
+        // By name: the query may have fewer columns than the table (an incremental model's
+        // table keeps a column its query dropped) or another order.
+        let cols = column_list(&*self.query_schema(&sql, &ReadAt::Current).await?);
         let insert = format!(
-            "INSERT INTO {} SELECT * FROM (\n{sql}\n) q",
+            "INSERT INTO {} ({cols}) SELECT {cols} FROM (\n{sql}\n) q",
             Self::data(table)
         );
         self.dml(table, options, &[insert]).await

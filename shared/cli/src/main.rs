@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use floe_config::Project;
 use floe_core::TableRef;
-use floe_core::ports::{Lake, ReadAt};
+use floe_core::ports::{Lake, Queue, ReadAt};
 use floe_lake::LocalLake;
 use floe_pipeline::runtime::{Report, Runtime};
 
@@ -204,6 +204,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Apply a change of a table's config that the lake does not follow by itself, and rewrite
+    /// the table's history under it.
+    ///
+    /// A change that would lose or reinterpret stored values (int to decimal, a narrower type,
+    /// string to number) is refused when files land; migrate applies it. Every bronze value is
+    /// checked under the new types first (a value that does not convert is named with its file
+    /// and row, and nothing changes); then the silver column is replaced, the whole history is
+    /// recomputed from bronze as one staged version, tested, and published, and the gold models
+    /// downstream are rebuilt. Readers see the old history until the new one passes its tests.
+    /// Also applies pending additions and widenings (and everything under schema_change: fail).
+    Migrate {
+        /// The table, as SOURCE.TABLE (e.g. nomis.people).
+        table: String,
+        /// Print what would change and check bronze, without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Show a table's snapshots: when, what operation, which batch and run, rows added and total.
     History {
         /// The table, as namespace.table (e.g. bronze_nomis.people).
@@ -269,7 +286,8 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init { dir, no_sample } => init(&dir, no_sample).await,
-        Command::Validate => validate(&cli.project),
+        Command::Validate => validate(&cli.project).await,
+        Command::Migrate { table, dry_run } => migrate(&cli.project, &table, dry_run).await,
         Command::Demo { dir, people, days } => run_demo(&dir, people, days).await,
         Command::Land {
             file,
@@ -694,7 +712,7 @@ async fn inject_local(dir: &Path, file: &Path, to: &str) -> Result<()> {
     Ok(())
 }
 
-fn validate(dir: &Path) -> Result<()> {
+async fn validate(dir: &Path) -> Result<()> {
     let project = Project::load(dir)?;
     let sources = project
         .tables
@@ -741,8 +759,169 @@ fn validate(dir: &Path) -> Result<()> {
             plural(models.unit_tests.len())
         );
     }
+    // The config against the lake: what each change will do at the next extract.
+    if project.settings.engine == floe_config::Engine::Local && project.settings.lake_dir.exists() {
+        let lake = LocalLake::open(&project.settings.lake_dir).await?;
+        let mut refused = 0;
+        for (t, drift) in floe_pipeline::drift::project_drift(&lake, &project).await? {
+            println!("  {} differs from the lake:", t.qualified_name());
+            for line in drift.describe(t) {
+                println!("    - {line}");
+            }
+            if let Err(e) = drift.check(t) {
+                refused += 1;
+                println!("    refused at the next extract: {e}");
+            }
+        }
+        if refused > 0 {
+            bail!(
+                "{refused} table(s) have config changes the lake will refuse (see above): run \
+                 `floe migrate SOURCE.TABLE` for each, or undo the change"
+            );
+        }
+    }
     println!("ok");
     Ok(())
+}
+
+/// `floe migrate`: see the command's help.
+async fn migrate(dir: &Path, table: &str, dry_run: bool) -> Result<()> {
+    use floe_core::ports::SchemaEdit;
+    use floe_pipeline::drift;
+    if aws_project(dir)?.is_some() {
+        bail!(
+            "floe migrate runs on the embedded engine only for now; on Athena, change the table \
+             with ALTER TABLE and land the next extract"
+        );
+    }
+    let rt = runtime(dir).await?;
+    let project = rt.project().clone();
+    let config = project.table(table)?.clone();
+    let lake = rt.lake();
+    let bronze = config.table_ref(floe_core::Layer::Bronze);
+    let silver = config.table_ref(floe_core::Layer::Silver);
+    if !lake.table_exists(&bronze).await? || !lake.table_exists(&silver).await? {
+        println!(
+            "{table}: nothing landed yet, so nothing to migrate: the next file builds the tables \
+             under the config"
+        );
+        return Ok(());
+    }
+    let found = drift::inspect(lake.as_ref(), &config).await?;
+    let (bronze_edits, silver_edits) = drift::migration(&found);
+    if bronze_edits.is_empty() && silver_edits.is_empty() {
+        println!("{table}: the lake already follows the config; nothing to migrate");
+        return Ok(());
+    }
+    println!("{table}:");
+    for line in found.describe(&config) {
+        println!("  - {line}");
+    }
+    // Every accepted bronze value must convert under the new types before anything changes.
+    let mut rejected: Vec<String> = floe_pipeline::rejections::rejected(lake.as_ref(), &silver)
+        .await?
+        .into_iter()
+        .map(|(b, _)| b)
+        .collect();
+    rejected.sort();
+    rejected.dedup();
+    let effective = drift::effective(&config, &found);
+    let source = drift::bronze_with_columns(
+        lake.as_ref(),
+        &effective,
+        &floe_pipeline::rejections::without(&bronze, &rejected),
+        &ReadAt::Current,
+    )
+    .await?;
+    let mut problems = Vec::new();
+    for edit in &silver_edits {
+        let SchemaEdit::ReplaceColumn { name, .. } = edit else {
+            continue;
+        };
+        let column = config.column(name).expect("a replaced column is declared");
+        let rows = lake
+            .query(
+                &drift::unconvertible_sql(lake.dialect(), column, &source),
+                &ReadAt::Current,
+            )
+            .await?;
+        for b in &rows {
+            let text = |i: usize, r: usize| -> String {
+                datafusion::arrow::util::display::array_value_to_string(b.column(i), r)
+                    .unwrap_or_default()
+            };
+            for r in 0..b.num_rows() {
+                problems.push(format!(
+                    "{}:{}: column {name}: '{}' is not a {}",
+                    text(0, r),
+                    text(1, r),
+                    text(2, r),
+                    column.ty
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "bronze holds values the new types cannot hold, so nothing was changed:\n  {}\n\
+             declare a type that holds them, or land corrected extracts and then migrate",
+            problems.join("\n  ")
+        );
+    }
+    if dry_run {
+        println!("every bronze value converts; run again without --dry-run to migrate");
+        return Ok(());
+    }
+    if !bronze_edits.is_empty() {
+        lake.evolve_schema(&bronze, &bronze_edits).await?;
+    }
+    lake.evolve_schema(&silver, &silver_edits).await?;
+    // The history is recomputed as for an extract whose config changed: from every accepted
+    // batch of bronze, staged, audited and published, then the models downstream.
+    let snapshots = lake.snapshots(&bronze).await?;
+    let latest = snapshots
+        .iter()
+        .rev()
+        .find(|s| s.is_current)
+        .ok_or_else(|| anyhow::anyhow!("{bronze} has no snapshot"))?;
+    let extract_ts = latest
+        .summary
+        .get("floe.extract-ts")
+        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| anyhow::anyhow!("{bronze}'s latest snapshot records no extract time"))?;
+    let key = latest
+        .summary
+        .get("floe.source-file")
+        .cloned()
+        .unwrap_or_default();
+    let rules = floe_pipeline::standardise::history_rules(&effective);
+    let batch = floe_core::BatchId::derive(&[
+        "migrate",
+        &silver.to_string(),
+        &rules,
+        &latest.snapshot_id.to_string(),
+    ]);
+    let message = floe_core::message::Envelope::new(
+        batch,
+        floe_core::RunId::new(),
+        floe_core::message::StageMessage::Standardise {
+            object: floe_core::ObjectRef {
+                bucket: "migrate".into(),
+                key,
+                version_id: None,
+                etag: None,
+                size: 0,
+            },
+            bronze: bronze.clone(),
+            bronze_snapshot_id: latest.snapshot_id,
+            extract_ts,
+        },
+    );
+    rt.queue("standardise").send(&message.to_json()).await?;
+    println!("  rebuilding the history of {silver} from bronze under the new config");
+    let report = rt.drain(false, |m| println!("  {m}")).await?;
+    outcome(&report)
 }
 
 async fn init(dir: &Path, no_sample: bool) -> Result<()> {

@@ -25,8 +25,20 @@ use serde_saphyr::{Location, Spanned};
 pub use error::{ConfigError, ConfigErrors, did_you_mean, suggest};
 pub use types::ColumnType;
 
-/// Columns floe adds to silver tables; a source column may not use these names.
-pub const RESERVED_COLUMNS: &[&str] = &["valid_from", "valid_to", "is_current", "is_deleted"];
+/// Columns floe adds to bronze and silver tables; a source column may not use these names.
+pub const RESERVED_COLUMNS: &[&str] = &[
+    "valid_from",
+    "valid_to",
+    "is_current",
+    "is_deleted",
+    "_row_hash",
+    "_batch_id",
+    "_extract_ts",
+    "_landed_at",
+    "_source_file",
+    "_row_number",
+    RESCUED_COLUMN,
+];
 
 /// The project file's name.
 pub const PROJECT_FILE: &str = "floe.yaml";
@@ -119,6 +131,41 @@ pub enum DeletesPolicy {
     NewRecord,
 }
 
+/// What floe does when a table's shape changes: its config against the lake, or a file against
+/// its config. Whatever the policy, a change that would lose or reinterpret stored values
+/// (narrowing a type, string to number) is refused before anything is written, and `floe
+/// migrate` rewrites the history under the new config on request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchemaChangePolicy {
+    /// The default. The lake follows the config: a column added to the config is added to bronze
+    /// and silver (older versions NULL), a type widened as Iceberg allows (int to bigint, float to
+    /// double, a larger decimal precision) is widened in place, and a column removed from the
+    /// config is kept with its history and NULL from the next extract. A file may lack a nullable
+    /// column (NULL); a column the file has and the config does not declare refuses the file.
+    #[default]
+    Evolve,
+    /// Nothing changes shape implicitly: a config that differs from the lake is refused until
+    /// `floe migrate` applies it, and a file must have exactly the declared columns.
+    Fail,
+    /// As `evolve`, and the columns a file has beyond the config are kept, as one JSON object a
+    /// row, in the `_rescued` column of bronze and silver.
+    Rescue,
+}
+
+impl SchemaChangePolicy {
+    /// The name in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaChangePolicy::Evolve => "evolve",
+            SchemaChangePolicy::Fail => "fail",
+            SchemaChangePolicy::Rescue => "rescue",
+        }
+    }
+}
+
+/// The column that keeps a file's undeclared columns under `schema_change: rescue`.
+pub const RESCUED_COLUMN: &str = "_rescued";
+
 /// The change columns of a cdc table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CdcColumns {
@@ -164,6 +211,8 @@ pub struct TableConfig {
     pub cdc: Option<CdcColumns>,
     /// Largest accepted file, in MiB.
     pub max_file_mb: u64,
+    /// What a change of shape does (see [`SchemaChangePolicy`]).
+    pub schema_change: SchemaChangePolicy,
     /// Columns in declared order.
     pub columns: Vec<ColumnConfig>,
     /// Model templates applied to this table (`templates/<name>.sql`), each with its parameters
@@ -714,7 +763,7 @@ fn validate_source(
                     at,
                     field(&format!("columns.{}", c.name)),
                     format!(
-                        "'{}' is a column floe adds to silver ({}); rename the source column",
+                        "'{}' is a column floe adds to bronze or silver ({}); rename the source column",
                         c.name,
                         RESERVED_COLUMNS.join(", ")
                     ),
@@ -752,6 +801,23 @@ fn validate_source(
                 );
                 ok = false;
                 DeletesPolicy::Ignore
+            }
+        };
+        let schema_change = match t.schema_change.as_ref().map(|l| l.value.as_str()) {
+            None | Some("evolve") => SchemaChangePolicy::Evolve,
+            Some("fail") => SchemaChangePolicy::Fail,
+            Some("rescue") => SchemaChangePolicy::Rescue,
+            Some(other) => {
+                let hint = did_you_mean(other, ["evolve", "fail", "rescue"]);
+                err(
+                    t.schema_change.as_ref().and_then(loc),
+                    field("schema_change"),
+                    format!(
+                        "unknown schema_change policy '{other}'{hint}; use evolve, fail or rescue"
+                    ),
+                );
+                ok = false;
+                SchemaChangePolicy::Evolve
             }
         };
         let mut generate = BTreeMap::new();
@@ -801,6 +867,7 @@ fn validate_source(
                     timestamp_column: c.timestamp_column.value,
                 }),
                 max_file_mb: t.max_file_mb.map(|m| m.value).unwrap_or(1024),
+                schema_change,
                 columns,
                 generate,
                 file: shown.to_owned(),

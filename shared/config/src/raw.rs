@@ -81,6 +81,8 @@ pub(crate) struct RawTable {
     pub cdc: Option<RawCdc>,
     #[serde(default)]
     pub max_file_mb: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub schema_change: Option<Spanned<String>>,
     pub columns: Spanned<IndexMap<String, RawColumn>>,
     /// Model templates to apply to this table, each with its parameters.
     #[serde(default)]

@@ -100,6 +100,31 @@ impl ColumnType {
             ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         }
     }
+
+    /// The column type a stored Arrow type reads back as (the lake's types, for a column the
+    /// config no longer declares). Integers narrower than 32 bits are stored as int.
+    pub fn from_arrow(t: &DataType) -> Option<Self> {
+        Some(match t {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ColumnType::String,
+            DataType::Int8 | DataType::Int16 | DataType::Int32 => ColumnType::Int,
+            DataType::Int64 => ColumnType::Bigint,
+            DataType::Float16 | DataType::Float32 => ColumnType::Float,
+            DataType::Float64 => ColumnType::Double,
+            DataType::Decimal128(p, s) => ColumnType::Decimal(*p, *s),
+            DataType::Boolean => ColumnType::Boolean,
+            DataType::Date32 | DataType::Date64 => ColumnType::Date,
+            DataType::Timestamp(_, _) => ColumnType::Timestamp,
+            _ => return None,
+        })
+    }
+
+    /// The type as an Iceberg table stores it: tinyint and smallint are kept as int.
+    pub fn stored(self) -> Self {
+        match self {
+            ColumnType::Tinyint | ColumnType::Smallint => ColumnType::Int,
+            t => t,
+        }
+    }
 }
 
 fn parse_decimal(args: &str) -> Option<ColumnType> {

@@ -236,7 +236,7 @@ fn a_missing_project_file_says_how_to_make_one() {
     GOOD_TABLES.replace("first_name: {type: string}", "valid_from: {type: string}"),
     "tables/nomis.yaml:9",
     "tables.people.columns.valid_from",
-    "is a column floe adds to silver"
+    "is a column floe adds to bronze or silver"
 )]
 #[case::cdc_change_time_not_a_timestamp(
     GOOD_TABLES

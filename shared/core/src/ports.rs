@@ -26,6 +26,46 @@ pub enum Dialect {
     Trino,
 }
 
+/// One change to a table's schema (see [`Lake::evolve_schema`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaEdit {
+    /// Adds a nullable column after the others; rows written before read it as NULL.
+    AddColumn {
+        /// The column.
+        name: String,
+        /// Its type.
+        ty: arrow_schema::DataType,
+    },
+    /// Changes a column to a wider type that Iceberg promotes in place (int to bigint, float to
+    /// double, a decimal's precision up with the same scale): every stored value reads the same.
+    WidenColumn {
+        /// The column.
+        name: String,
+        /// Its new type.
+        ty: arrow_schema::DataType,
+    },
+    /// Replaces a column by a new one of the same name and another type (a new Iceberg field):
+    /// data files written before no longer supply it. Only a rewrite of every row follows this
+    /// (`floe migrate`); readers of earlier snapshots keep those snapshots' schema.
+    ReplaceColumn {
+        /// The column.
+        name: String,
+        /// Its new type.
+        ty: arrow_schema::DataType,
+    },
+    /// Removes a column from the current schema (a model whose query no longer has it, before a
+    /// write of every row); snapshots written before keep it in their own schema.
+    DropColumn {
+        /// The column.
+        name: String,
+    },
+    /// Lets a required column hold NULL.
+    MakeOptional {
+        /// The column.
+        name: String,
+    },
+}
+
 /// Which version of a table a read sees.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ReadAt {
@@ -173,6 +213,17 @@ pub trait Lake: Send + Sync {
     async fn snapshots(&self, table: &TableRef) -> Result<Vec<SnapshotInfo>>;
     /// Runs a read-only SQL query; tables are named `namespace.table`.
     async fn query(&self, sql: &str, at: &ReadAt) -> Result<Vec<RecordBatch>>;
+
+    /// Changes the table's current schema, as one atomic step, without writing a snapshot: the
+    /// new schema applies to the next write, and readers of the published version keep seeing
+    /// that snapshot's schema until a write under the new one is published. Edits already in
+    /// effect are skipped, so a repeated call is a no-op.
+    async fn evolve_schema(&self, table: &TableRef, edits: &[SchemaEdit]) -> Result<()> {
+        let _ = edits;
+        Err(crate::Error::Config(format!(
+            "this engine cannot change the schema of {table}"
+        )))
+    }
 
     /// The SQL dialect [`Lake::query`] and [`Lake::write_query`] take.
     fn dialect(&self) -> Dialect {

@@ -384,7 +384,11 @@ pub async fn prepare_set_main(table: &Table, snapshot_id: i64) -> Result<(String
     Ok((loc.clone(), AttemptFiles(vec![loc])))
 }
 
-async fn write_metadata(io: &FileIO, current: &str, md: &TableMetadata) -> Result<String> {
+pub(crate) async fn write_metadata(
+    io: &FileIO,
+    current: &str,
+    md: &TableMetadata,
+) -> Result<String> {
     let loc = MetadataLocation::from_str(current)
         .map_err(ice("parsing the metadata location"))?
         .with_next_version()

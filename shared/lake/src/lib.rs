@@ -28,7 +28,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use floe_core::ports::{CommitOutcome, Lake, ReadAt, SnapshotInfo, WriteOptions};
+use floe_core::ports::{CommitOutcome, Lake, ReadAt, SchemaEdit, SnapshotInfo, WriteOptions};
 use floe_core::{Error, Result, TableRef};
 use futures::StreamExt;
 use iceberg::arrow::{FieldMatchMode, schema_to_arrow_schema};
@@ -112,6 +112,33 @@ pub(crate) fn ice(doing: &'static str) -> impl Fn(iceberg::Error) -> Error {
     }
 }
 
+/// Runs a catalog call again while SQLite reports the catalog busy: the iceberg SQL catalog's
+/// own connections have no busy timeout, so a second process opening or changing a new lake at
+/// the same moment fails at once with "database is locked" otherwise. Gives up after ~30 s
+/// (then the error stays transient, and a queue message is retried later).
+async fn while_busy<T, F, Fut>(mut call: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut delay = Duration::from_millis(10);
+    loop {
+        match call().await {
+            Err(Error::Transient(m))
+                if (m.contains("locked") || m.contains("busy"))
+                    && std::time::Instant::now() < deadline =>
+            {
+                let jitter =
+                    Duration::from_micros(u64::from(uuid::Uuid::new_v4().as_u128() as u16));
+                tokio::time::sleep(delay + jitter).await;
+                delay = (delay * 2).min(Duration::from_millis(500));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Whether an iceberg error was caused by an I/O error somewhere in its source chain.
 fn is_io(e: &iceberg::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
@@ -163,29 +190,37 @@ impl LocalLake {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(sqlx_err("opening the catalog"))?;
-        let catalog = SqlCatalogBuilder::default()
-            .with_storage_factory(Arc::new(LocalFsStorageFactory))
-            .load(
-                CATALOG_NAME,
-                HashMap::from([
-                    (SQL_CATALOG_PROP_URI.to_string(), uri),
-                    (
-                        SQL_CATALOG_PROP_WAREHOUSE.to_string(),
-                        format!("file://{}", root.display()),
-                    ),
-                    (
-                        SQL_CATALOG_PROP_BIND_STYLE.to_string(),
-                        SqlBindStyle::QMark.to_string(),
-                    ),
-                ]),
-            )
-            .await
-            .map_err(ice("opening the catalog"))?;
+        // Switching a new catalog to WAL takes the database for a moment: a second process
+        // opening it then is told "locked" whatever the busy timeout.
+        let pool = while_busy(|| async {
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options.clone())
+                .await
+                .map_err(sqlx_err("opening the catalog"))
+        })
+        .await?;
+        let catalog = while_busy(|| async {
+            SqlCatalogBuilder::default()
+                .with_storage_factory(Arc::new(LocalFsStorageFactory))
+                .load(
+                    CATALOG_NAME,
+                    HashMap::from([
+                        (SQL_CATALOG_PROP_URI.to_string(), uri.clone()),
+                        (
+                            SQL_CATALOG_PROP_WAREHOUSE.to_string(),
+                            format!("file://{}", root.display()),
+                        ),
+                        (
+                            SQL_CATALOG_PROP_BIND_STYLE.to_string(),
+                            SqlBindStyle::QMark.to_string(),
+                        ),
+                    ]),
+                )
+                .await
+                .map_err(ice("opening the catalog"))
+        })
+        .await?;
         Ok(LocalLake {
             root,
             catalog: Arc::new(catalog),
@@ -210,15 +245,18 @@ impl LocalLake {
     }
 
     pub(crate) async fn load(&self, t: &TableRef) -> Result<Table> {
-        self.catalog
-            .load_table(&ident(t))
-            .await
-            .map_err(|e| match e.kind() {
-                iceberg::ErrorKind::TableNotFound | iceberg::ErrorKind::NamespaceNotFound => {
-                    Error::NotFound(format!("table {t} does not exist (`floe history` lists nothing for it; check the name)"))
-                }
-                _ => ice("loading a table")(e),
-            })
+        while_busy(|| async {
+            self.catalog
+                .load_table(&ident(t))
+                .await
+                .map_err(|e| match e.kind() {
+                    iceberg::ErrorKind::TableNotFound | iceberg::ErrorKind::NamespaceNotFound => {
+                        Error::NotFound(format!("table {t} does not exist (`floe history` lists nothing for it; check the name)"))
+                    }
+                    _ => ice("loading a table")(e),
+                })
+        })
+        .await
     }
 
     /// The folder a new table gets: `<lake>/<namespace>/<table>`, or a unique sibling if that
@@ -239,22 +277,26 @@ impl LocalLake {
 
     async fn create_at(&self, t: &TableRef, schema: &SchemaRef, location: String) -> Result<()> {
         self.ensure_namespace(&t.namespace).await?;
-        let creation = TableCreation::builder()
-            .name(t.name.clone())
-            .location(location)
-            .schema(schema::iceberg_schema(schema)?)
-            .properties(HashMap::from([(
-                "write.parquet.compression-codec".to_string(),
-                "zstd".to_string(),
-            )]))
-            .build();
-        self.catalog
-            .create_table(&NamespaceIdent::new(t.namespace.clone()), creation)
-            .await
-            .map_err(|e| match ice("creating a table")(e) {
-                Error::AlreadyExists(_) => Error::AlreadyExists(format!("table {t}")),
-                e => e,
-            })?;
+        let iceberg_schema = schema::iceberg_schema(schema)?;
+        while_busy(|| async {
+            let creation = TableCreation::builder()
+                .name(t.name.clone())
+                .location(location.clone())
+                .schema(iceberg_schema.clone())
+                .properties(HashMap::from([(
+                    "write.parquet.compression-codec".to_string(),
+                    "zstd".to_string(),
+                )]))
+                .build();
+            self.catalog
+                .create_table(&NamespaceIdent::new(t.namespace.clone()), creation)
+                .await
+                .map_err(|e| match ice("creating a table")(e) {
+                    Error::AlreadyExists(_) => Error::AlreadyExists(format!("table {t}")),
+                    e => e,
+                })
+        })
+        .await?;
         Ok(())
     }
 
@@ -567,27 +609,73 @@ impl Lake for LocalLake {
     async fn ensure_namespace(&self, namespace: &str) -> Result<()> {
         floe_core::id::check_identifier("namespace", namespace)?;
         let ns = NamespaceIdent::new(namespace.to_owned());
-        if self
-            .catalog
-            .namespace_exists(&ns)
-            .await
-            .map_err(ice("checking a namespace"))?
+        if while_busy(|| async {
+            self.catalog
+                .namespace_exists(&ns)
+                .await
+                .map_err(ice("checking a namespace"))
+        })
+        .await?
         {
             return Ok(());
         }
-        match self.catalog.create_namespace(&ns, HashMap::new()).await {
-            Ok(_) => Ok(()),
-            Err(e) => match ice("creating a namespace")(e) {
-                // Made by another process meanwhile.
-                Error::AlreadyExists(_) => Ok(()),
-                e => Err(e),
-            },
+        let created = while_busy(|| async {
+            self.catalog
+                .create_namespace(&ns, HashMap::new())
+                .await
+                .map_err(ice("creating a namespace"))
+        })
+        .await;
+        match created {
+            // Made by another process meanwhile.
+            Ok(_) | Err(Error::AlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
     async fn create_table(&self, t: &TableRef, schema: SchemaRef) -> Result<()> {
         let location = self.new_location(t);
         self.create_at(t, &schema, location).await
+    }
+
+    async fn evolve_schema(&self, t: &TableRef, edits: &[SchemaEdit]) -> Result<()> {
+        let mut backoff = Duration::from_millis(5);
+        for _ in 0..COMMIT_ATTEMPTS {
+            let table = self.load(t).await?;
+            let md = table.metadata();
+            let Some(schema) = schema::evolved(md, edits).map_err(|e| match e {
+                Error::Sql(m) => Error::Config(format!("changing the schema of {t}: {m}")),
+                e => e,
+            })?
+            else {
+                return Ok(());
+            };
+            let current = table
+                .metadata_location_result()
+                .map_err(ice("reading the metadata location"))?;
+            let new_md = md
+                .clone()
+                .into_builder(Some(current.to_owned()))
+                .add_current_schema(schema)
+                .map_err(ice("adding a schema"))?
+                .build()
+                .map_err(ice("building table metadata"))?
+                .metadata;
+            let location = commit::write_metadata(&self.io, current, &new_md).await?;
+            if self.swap_pointer(t, current, &location).await? {
+                tracing::info!(table = %t, ?edits, "schema changed");
+                return Ok(());
+            }
+            AttemptFiles(vec![location]).remove(&self.io).await;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+        Err(commit::conflict(
+            &t.to_string(),
+            format!(
+                "gave up changing its schema after {COMMIT_ATTEMPTS} attempts: other writers keep committing; retry later"
+            ),
+        ))
     }
 
     async fn table_exists(&self, t: &TableRef) -> Result<bool> {

@@ -40,7 +40,7 @@ pub fn iceberg_schema(arrow: &ArrowSchema) -> Result<Schema> {
         .map_err(|e| Error::Internal(format!("building an Iceberg schema: {e}")))
 }
 
-fn primitive(t: &DataType) -> Option<PrimitiveType> {
+pub(crate) fn primitive(t: &DataType) -> Option<PrimitiveType> {
     Some(match t {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => PrimitiveType::String,
         DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => {
@@ -122,6 +122,122 @@ pub fn fit_batch(table: &str, batch: &RecordBatch, target: &SchemaRef) -> Result
         .collect::<Result<Vec<_>>>()?;
     RecordBatch::try_new(target.clone(), columns)
         .map_err(|e| Error::Internal(format!("fitting a batch to {table}: {e}")))
+}
+
+/// The schema `md`'s current one becomes after `edits`, or None when every edit is already in
+/// effect. Field ids stay; new and replacing fields take ids after the table's last one.
+pub(crate) fn evolved(
+    md: &iceberg::spec::TableMetadata,
+    edits: &[floe_core::ports::SchemaEdit],
+) -> Result<Option<Schema>> {
+    use floe_core::ports::SchemaEdit;
+    let current = md.current_schema();
+    let mut fields: Vec<NestedField> = current
+        .as_struct()
+        .fields()
+        .iter()
+        .map(|f| (**f).clone())
+        .collect();
+    let mut next_id = md.last_column_id() + 1;
+    let mut changed = false;
+    let ty_of = |name: &str, t: &DataType| {
+        primitive(t).map(Type::Primitive).ok_or_else(|| {
+            Error::Sql(format!(
+                "column '{name}' cannot have type {t} in an Iceberg table"
+            ))
+        })
+    };
+    for edit in edits {
+        let (name, position) = match edit {
+            SchemaEdit::AddColumn { name, .. }
+            | SchemaEdit::WidenColumn { name, .. }
+            | SchemaEdit::ReplaceColumn { name, .. }
+            | SchemaEdit::DropColumn { name }
+            | SchemaEdit::MakeOptional { name } => {
+                (name, fields.iter().position(|f| &f.name == name))
+            }
+        };
+        match (edit, position) {
+            (SchemaEdit::AddColumn { ty, .. }, None) => {
+                fields.push(NestedField::optional(next_id, name, ty_of(name, ty)?));
+                next_id += 1;
+                changed = true;
+            }
+            (SchemaEdit::AddColumn { .. }, Some(_)) => {}
+            (SchemaEdit::WidenColumn { ty, .. }, Some(i)) => {
+                let to = ty_of(name, ty)?;
+                if *fields[i].field_type != to {
+                    if !promotes(&fields[i].field_type, &to) {
+                        return Err(Error::Sql(format!(
+                            "column '{name}' is {} and Iceberg cannot widen it to {to} in place",
+                            fields[i].field_type
+                        )));
+                    }
+                    *fields[i].field_type = to;
+                    changed = true;
+                }
+            }
+            (SchemaEdit::ReplaceColumn { ty, .. }, Some(i)) => {
+                let to = ty_of(name, ty)?;
+                if *fields[i].field_type != to {
+                    let mut field = NestedField::optional(next_id, name, to);
+                    field.doc = fields[i].doc.clone();
+                    fields[i] = field;
+                    next_id += 1;
+                    changed = true;
+                }
+            }
+            (SchemaEdit::DropColumn { .. }, Some(i)) => {
+                fields.remove(i);
+                changed = true;
+            }
+            (SchemaEdit::DropColumn { .. }, None) => {}
+            (SchemaEdit::MakeOptional { .. }, Some(i)) => {
+                if fields[i].required {
+                    fields[i].required = false;
+                    changed = true;
+                }
+            }
+            (_, None) => {
+                return Err(Error::Sql(format!("there is no column '{name}' to change")));
+            }
+        }
+    }
+    if !changed {
+        return Ok(None);
+    }
+    let identifiers: Vec<i32> = current
+        .identifier_field_ids()
+        .filter(|id| fields.iter().any(|f| f.id == *id && f.required))
+        .collect();
+    Schema::builder()
+        .with_fields(fields.into_iter().map(Arc::new))
+        .with_identifier_field_ids(identifiers)
+        .build()
+        .map(Some)
+        .map_err(|e| Error::Internal(format!("building an evolved schema: {e}")))
+}
+
+/// Whether Iceberg promotes `from` to `to` in place (the spec's allowed type promotions).
+pub(crate) fn promotes(from: &Type, to: &Type) -> bool {
+    use PrimitiveType as P;
+    match (from, to) {
+        (Type::Primitive(a), Type::Primitive(b)) => match (a, b) {
+            (P::Int, P::Long) | (P::Float, P::Double) => true,
+            (
+                P::Decimal {
+                    precision: p1,
+                    scale: s1,
+                },
+                P::Decimal {
+                    precision: p2,
+                    scale: s2,
+                },
+            ) => s1 == s2 && p2 >= p1,
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 #[cfg(test)]

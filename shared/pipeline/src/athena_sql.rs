@@ -60,6 +60,51 @@ pub fn ddl_type(t: &DataType) -> Result<String, String> {
     })
 }
 
+/// The Athena DDL statements of schema edits on an Iceberg table, in order: `ADD COLUMNS`, `CHANGE
+/// COLUMN` (a widening), `DROP COLUMN`, and a replacement as a drop then an add. Every column of
+/// an Iceberg table Athena creates may hold NULL, so `MakeOptional` needs no statement.
+pub fn alter_columns(
+    table: &TableRef,
+    edits: &[floe_core::ports::SchemaEdit],
+) -> Result<Vec<String>, String> {
+    use floe_core::ports::SchemaEdit;
+    let t = name(table);
+    let col = |c: &str| format!("`{}`", c.replace('`', "``"));
+    let ty = |d: &DataType| match d {
+        DataType::Int8 | DataType::Int16 => ddl_type(&DataType::Int32),
+        d => ddl_type(d),
+    };
+    let mut out = Vec::new();
+    for e in edits {
+        match e {
+            SchemaEdit::AddColumn { name, ty: d } => out.push(format!(
+                "ALTER TABLE {t} ADD COLUMNS ({} {})",
+                col(name),
+                ty(d)?
+            )),
+            SchemaEdit::WidenColumn { name, ty: d } => out.push(format!(
+                "ALTER TABLE {t} CHANGE COLUMN {} {} {}",
+                col(name),
+                col(name),
+                ty(d)?
+            )),
+            SchemaEdit::DropColumn { name } => {
+                out.push(format!("ALTER TABLE {t} DROP COLUMN {}", col(name)))
+            }
+            SchemaEdit::ReplaceColumn { name, ty: d } => {
+                out.push(format!("ALTER TABLE {t} DROP COLUMN {}", col(name)));
+                out.push(format!(
+                    "ALTER TABLE {t} ADD COLUMNS ({} {})",
+                    col(name),
+                    ty(d)?
+                ));
+            }
+            SchemaEdit::MakeOptional { .. } => {}
+        }
+    }
+    Ok(out)
+}
+
 /// `CREATE TABLE` of an Iceberg table at `location` (Athena DDL quotes names with backticks).
 pub fn create_table(table: &TableRef, schema: &Schema, location: &str) -> Result<String, String> {
     let cols = schema

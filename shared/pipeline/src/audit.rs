@@ -94,7 +94,10 @@ impl Audit<'_> {
                 "silver audits take staged snapshots".into(),
             ));
         };
-        let config = table_config(self.project, silver)?;
+        let declared = table_config(self.project, silver)?;
+        // The history as standardise built it: declared columns, then retired ones.
+        let effective = crate::drift::effective_now(self.lake, declared).await?;
+        let config = &effective;
         let history = self.lake.snapshots(silver).await?;
         let Some(snap) = history.iter().find(|s| s.snapshot_id == *snapshot_id) else {
             return Err(Error::NotFound(format!(
@@ -131,7 +134,25 @@ impl Audit<'_> {
         }
         let at = ReadAt::Pinned(BTreeMap::from([(silver.clone(), *snapshot_id)]));
         let mut failures = Vec::new();
-        for (test, sql) in self.tests(config, silver, redo, message.batch_id.as_str()) {
+        let bronze = match &**redo {
+            StageMessage::Standardise { bronze, .. } => Some(
+                crate::drift::bronze_with_columns(
+                    self.lake,
+                    config,
+                    &bronze.to_string(),
+                    &ReadAt::Current,
+                )
+                .await?,
+            ),
+            _ => None,
+        };
+        for (test, sql) in self.tests(
+            config,
+            silver,
+            redo,
+            bronze.as_deref(),
+            message.batch_id.as_str(),
+        ) {
             let rows = self.lake.query(&sql, &at).await?;
             let n: usize = rows.iter().map(|b| b.num_rows()).sum();
             if n > 0 {
@@ -264,6 +285,7 @@ impl Audit<'_> {
         t: &TableConfig,
         silver: &TableRef,
         redo: &StageMessage,
+        bronze: Option<&str>,
         batch: &str,
     ) -> Vec<(String, String)> {
         let pk = keys(t);
@@ -285,10 +307,7 @@ impl Audit<'_> {
                 self.overlaps(t, silver),
             ),
         ];
-        if let StageMessage::Standardise {
-            bronze, extract_ts, ..
-        } = redo
-        {
+        if let (StageMessage::Standardise { extract_ts, .. }, Some(bronze)) = (redo, bronze) {
             let on: String = t
                 .primary_key
                 .iter()

@@ -24,10 +24,10 @@ fn utc() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
-/// The bronze schema of a table: its declared columns as text, then floe's columns.
+/// The bronze schema of a table: its declared columns as text (and `_rescued` under
+/// `schema_change: rescue`), then floe's columns.
 pub fn schema(table: &TableConfig) -> SchemaRef {
-    let mut fields: Vec<Field> = table
-        .columns
+    let mut fields: Vec<Field> = crate::drift::declared(table)
         .iter()
         .map(|c| Field::new(&c.name, DataType::Utf8, true))
         .collect();

@@ -3,12 +3,12 @@
 //! Every problem names the line (file line, header = line 1) and column, says what is wrong and
 //! what to do; a file with any problem is refused whole, so nothing half-valid reaches bronze.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use datafusion::arrow::array::{Array, ArrayRef, StringArray};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use floe_config::{ColumnType, FileFormat, LoadKind, TableConfig};
+use floe_config::{ColumnType, FileFormat, LoadKind, SchemaChangePolicy, TableConfig};
 use serde::Serialize;
 
 /// At most this many problems are listed in a quarantine report.
@@ -60,7 +60,8 @@ impl Problem {
     }
 }
 
-/// A file's rows as text, one array per declared column (config order), with each row's file line.
+/// A file's rows as text, one array per declared column (config order, then `_rescued` under
+/// `schema_change: rescue`), with each row's file line.
 #[derive(Debug)]
 pub struct Extract {
     /// Declared columns, as text (trimmed values are checked; the text is kept as delivered).
@@ -96,6 +97,17 @@ pub fn snake_case(header: &str) -> String {
 
 /// Reads and checks a file of `table`'s format.
 pub fn read(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
+    read_with(table, bytes, &BTreeSet::new())
+}
+
+/// [`read`], leaving out the file's columns named in `retired` (columns the lake keeps that the
+/// config no longer declares: a source may still send them).
+pub fn read_with(
+    table: &TableConfig,
+    bytes: &[u8],
+    retired: &BTreeSet<String>,
+) -> Result<Extract, Vec<Problem>> {
+    let shape = Shape { table, retired };
     let bytes = decompress(bytes)?;
     let bytes: &[u8] = &bytes;
     if let Some(p) = wrong_format(table.format, bytes) {
@@ -107,9 +119,9 @@ pub fn read(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> 
         )]);
     }
     let extract = match table.format {
-        FileFormat::Csv => read_csv(table, bytes)?,
-        FileFormat::Parquet => read_parquet(table, bytes)?,
-        FileFormat::Jsonl => read_jsonl(table, bytes)?,
+        FileFormat::Csv => read_csv(&shape, bytes)?,
+        FileFormat::Parquet => read_parquet(&shape, bytes)?,
+        FileFormat::Jsonl => read_jsonl(&shape, bytes)?,
     };
     if extract.rows() == 0 {
         return Err(vec![Problem::file(
@@ -202,24 +214,58 @@ impl<'de> serde::Deserialize<'de> for UniqueKeys {
     }
 }
 
-/// Maps file column names to declared columns: every declared column must be there, nothing else.
-fn map_header(
-    table: &TableConfig,
-    names: &[String],
-    line: Option<u64>,
-) -> Result<Vec<usize>, Vec<Problem>> {
+/// What a file is read against: its table, and the columns the lake keeps that the config no
+/// longer declares.
+struct Shape<'a> {
+    table: &'a TableConfig,
+    retired: &'a BTreeSet<String>,
+}
+
+impl Shape<'_> {
+    /// How many text columns an extract has (the declared ones, and `_rescued`).
+    fn width(&self) -> usize {
+        self.table.columns.len() + usize::from(self.rescues())
+    }
+
+    fn rescues(&self) -> bool {
+        self.table.schema_change == SchemaChangePolicy::Rescue
+    }
+}
+
+/// Where each declared column is in a file (None: absent, read as NULL), and the file's columns
+/// kept in `_rescued`.
+struct Header {
+    order: Vec<Option<usize>>,
+    rescued: Vec<(usize, String)>,
+}
+
+/// Maps file column names to declared columns. Under `schema_change: fail` every declared column
+/// must be there and nothing else; otherwise a nullable column may be absent (NULL), a retired
+/// column is left out, and under `rescue` an undeclared one is kept in `_rescued`.
+fn map_header(shape: &Shape, names: &[String], line: Option<u64>) -> Result<Header, Vec<Problem>> {
+    let table = shape.table;
     let mut problems = Vec::new();
     let mut position: HashMap<String, usize> = HashMap::new();
+    let mut rescued = Vec::new();
     for (i, raw) in names.iter().enumerate() {
         let name = snake_case(raw);
         if table.column(&name).is_none() {
+            if shape.retired.contains(&name) && table.schema_change != SchemaChangePolicy::Fail {
+                continue;
+            }
+            if shape.rescues() {
+                rescued.push((i, raw.clone()));
+                continue;
+            }
             let hint =
                 floe_config::did_you_mean(&name, table.columns.iter().map(|c| c.name.as_str()));
             problems.push(Problem {
                 line,
                 column: Some(raw.clone()),
                 message: format!(
-                    "column '{raw}' is not declared for {}{hint}: add it to {} or drop it from the extract",
+                    "column '{raw}' is not declared for {}{hint}: add it to {} (or set \
+                     schema_change: rescue to keep undeclared columns in _rescued), or drop it \
+                     from the extract",
                     table.qualified_name(),
                     table.file.display()
                 ),
@@ -235,18 +281,28 @@ fn map_header(
     let mut order = Vec::new();
     for c in &table.columns {
         match position.get(&c.name) {
-            Some(i) => order.push(*i),
+            Some(i) => order.push(Some(*i)),
+            None if c.nullable && table.schema_change != SchemaChangePolicy::Fail => {
+                order.push(None)
+            }
             None => {
                 let what = if table.primary_key.contains(&c.name) {
                     "primary key column"
+                } else if !c.nullable {
+                    "required column"
                 } else {
                     "column"
+                };
+                let why = if table.schema_change == SchemaChangePolicy::Fail && c.nullable {
+                    "schema_change: fail asks for every declared column"
+                } else {
+                    "it cannot be NULL"
                 };
                 problems.push(Problem {
                     line,
                     column: Some(c.name.clone()),
                     message: format!(
-                        "{what} '{}' is missing from the file; the extract must have every column declared in {}",
+                        "{what} '{}' is missing from the file ({why}, {})",
                         c.name,
                         table.file.display()
                     ),
@@ -255,13 +311,23 @@ fn map_header(
         }
     }
     if problems.is_empty() {
-        Ok(order)
+        Ok(Header { order, rescued })
     } else {
         Err(problems)
     }
 }
 
-fn read_csv(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
+/// The `_rescued` value of a row: the undeclared columns as one JSON object, None when the file
+/// has none (or all are empty).
+fn rescued_json(pairs: impl Iterator<Item = (String, serde_json::Value)>) -> Option<String> {
+    let obj: serde_json::Map<String, serde_json::Value> = pairs
+        .filter(|(_, v)| !v.is_null() && v.as_str() != Some(""))
+        .collect();
+    (!obj.is_empty()).then(|| serde_json::Value::Object(obj).to_string())
+}
+
+fn read_csv(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
+    let table = shape.table;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -295,8 +361,8 @@ fn read_csv(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> 
             }
         }
     }
-    let order = map_header(table, &names, Some(1))?;
-    let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); table.columns.len()];
+    let header = map_header(shape, &names, Some(1))?;
+    let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); shape.width()];
     let mut lines = Vec::new();
     let mut problems = Vec::new();
     // Line numbers as an editor shows them, from each record's byte offset (the csv crate's own
@@ -342,18 +408,31 @@ fn read_csv(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> 
             }
         };
         let line = record.position().map_or(0, |p| line_at(p.byte()));
-        for (c, &i) in order.iter().enumerate() {
-            let raw = record.get(i).unwrap_or_default();
-            match std::str::from_utf8(raw) {
-                Ok(s) => values[c].push(Some(s.to_owned())),
-                Err(e) => {
-                    problems.push(Problem::at(line, Some(&table.columns[c].name), format!(
+        let text = |i: usize, column: &str, problems: &mut Vec<Problem>| match std::str::from_utf8(
+            record.get(i).unwrap_or_default(),
+        ) {
+            Ok(s) => Some(s.to_owned()),
+            Err(e) => {
+                problems.push(Problem::at(line, Some(column), format!(
                         "not UTF-8 text (invalid byte at offset {} of the value): save the file as UTF-8",
                         e.valid_up_to()
                     )));
-                    values[c].push(None);
-                }
+                None
             }
+        };
+        for (c, i) in header.order.iter().enumerate() {
+            let v = i.and_then(|i| text(i, &table.columns[c].name, &mut problems));
+            values[c].push(v);
+        }
+        if shape.rescues() {
+            let pairs: Vec<(String, serde_json::Value)> = header
+                .rescued
+                .iter()
+                .filter_map(|(i, name)| {
+                    text(*i, name, &mut problems).map(|v| (name.clone(), v.into()))
+                })
+                .collect();
+            values[table.columns.len()].push(rescued_json(pairs.into_iter()));
         }
         lines.push(line);
         if problems.len() >= MAX_PROBLEMS {
@@ -382,15 +461,13 @@ fn finish(
 }
 
 fn text_columns(
-    table: &TableConfig,
+    shape: &Shape,
     batches: Vec<datafusion::arrow::array::RecordBatch>,
     first_line: u64,
 ) -> Result<Extract, Vec<Problem>> {
     let Some(first) = batches.first() else {
         return Ok(Extract {
-            columns: table
-                .columns
-                .iter()
+            columns: (0..shape.width())
                 .map(|_| {
                     std::sync::Arc::new(StringArray::from(Vec::<Option<String>>::new())) as ArrayRef
                 })
@@ -404,9 +481,9 @@ fn text_columns(
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let order = map_header(table, &names, None)?;
-    let mut columns = Vec::new();
-    for &i in &order {
+    let header = map_header(shape, &names, None)?;
+    let n = batches.iter().map(|b| b.num_rows()).sum::<usize>();
+    let as_text = |i: usize| -> Result<ArrayRef, Vec<Problem>> {
         let parts: Vec<ArrayRef> = batches
             .iter()
             .map(|b| cast_with_options(b.column(i), &DataType::Utf8, &CastOptions::default()))
@@ -418,19 +495,44 @@ fn text_columns(
                 ))]
             })?;
         let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-        columns.push(
-            datafusion::arrow::compute::concat(&refs)
-                .map_err(|e| vec![Problem::file(e.to_string())])?,
-        );
+        datafusion::arrow::compute::concat(&refs).map_err(|e| vec![Problem::file(e.to_string())])
+    };
+    let mut columns = Vec::new();
+    for i in &header.order {
+        columns.push(match i {
+            Some(i) => as_text(*i)?,
+            None => datafusion::arrow::array::new_null_array(&DataType::Utf8, n),
+        });
     }
-    let n = batches.iter().map(|b| b.num_rows()).sum::<usize>() as u64;
+    if shape.rescues() {
+        let texts: Vec<(String, ArrayRef)> = header
+            .rescued
+            .iter()
+            .map(|(i, name)| as_text(*i).map(|a| (name.clone(), a)))
+            .collect::<Result<_, _>>()?;
+        let rows: StringArray = (0..n)
+            .map(|r| {
+                rescued_json(texts.iter().map(|(name, a)| {
+                    let a = a.as_any().downcast_ref::<StringArray>().expect("text");
+                    let v = if a.is_null(r) {
+                        serde_json::Value::Null
+                    } else {
+                        a.value(r).into()
+                    };
+                    (name.clone(), v)
+                }))
+            })
+            .collect();
+        columns.push(std::sync::Arc::new(rows));
+    }
+    let n = n as u64;
     Ok(Extract {
         columns,
         lines: (first_line..first_line + n).collect(),
     })
 }
 
-fn read_parquet(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
+fn read_parquet(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
     let data = bytes::Bytes::copy_from_slice(bytes);
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)
         .and_then(|b| b.build())
@@ -439,10 +541,11 @@ fn read_parquet(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Proble
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| vec![Problem::file(format!("corrupt Parquet data: {e}"))])?;
     // Parquet has no lines: a row's "line" is its position, from 1.
-    text_columns(table, batches, 1)
+    text_columns(shape, batches, 1)
 }
 
-fn read_jsonl(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
+fn read_jsonl(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
+    let table = shape.table;
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = 1 + bytes[..e.valid_up_to()]
             .iter()
@@ -456,7 +559,7 @@ fn read_jsonl(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>
     })?;
     // A byte-order mark is read past, as for CSV.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); table.columns.len()];
+    let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); shape.width()];
     let mut lines = Vec::new();
     let mut problems = Vec::new();
     for (i, l) in text.lines().enumerate() {
@@ -472,10 +575,13 @@ fn read_jsonl(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>
             }
         };
         let names: Vec<String> = obj.keys().cloned().collect();
-        if let Err(p) = map_header(table, &names, Some(line)) {
-            problems.extend(p);
-            continue;
-        }
+        let header = match map_header(shape, &names, Some(line)) {
+            Ok(h) => h,
+            Err(p) => {
+                problems.extend(p);
+                continue;
+            }
+        };
         let by_name: HashMap<String, &serde_json::Value> =
             obj.iter().map(|(k, v)| (snake_case(k), v)).collect();
         for (c, col) in table.columns.iter().enumerate() {
@@ -484,6 +590,14 @@ fn read_jsonl(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>
                 Some(serde_json::Value::String(s)) => Some(s.clone()),
                 Some(v) => Some(v.to_string()),
             });
+        }
+        if shape.rescues() {
+            values[table.columns.len()].push(rescued_json(
+                header
+                    .rescued
+                    .iter()
+                    .map(|(_, name)| (name.clone(), obj[name].clone())),
+            ));
         }
         lines.push(line);
         if problems.len() >= MAX_PROBLEMS {

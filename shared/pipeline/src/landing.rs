@@ -214,8 +214,13 @@ impl Landing<'_> {
                 .quarantine(&object, &batch_id, Some(table), vec![Problem::file(msg)])
                 .await;
         }
+        // The config against the lake first: the columns the lake keeps and the config no
+        // longer declares are left out of the file, and a change the lake cannot follow is
+        // refused before anything is read or written.
+        let drift = crate::drift::inspect(self.lake, table).await?;
+        drift.check(table)?;
         let bytes = self.landing.get(&object.key).await?;
-        let extract = match extract::read(table, &bytes) {
+        let extract = match extract::read_with(table, &bytes, &drift.undeclared) {
             Ok(x) => x,
             Err(problems) => {
                 return self
@@ -224,6 +229,9 @@ impl Landing<'_> {
             }
         };
         let bronze_ref = table.table_ref(Layer::Bronze);
+        if !drift.bronze.is_empty() {
+            self.lake.evolve_schema(&bronze_ref, &drift.bronze).await?;
+        }
         if !self.lake.table_exists(&bronze_ref).await? {
             match self
                 .lake

@@ -4,6 +4,7 @@
 //! - [`athena_sql`]: the statements the Athena engine runs (DDL, bronze append, SCD2 rebuild
 //!   and MERGE, publish views), in Athena's SQL.
 //! - [`bronze`]: the bronze table layout (every extract as delivered, plus batch metadata).
+//! - [`drift`]: schema drift: the config against the lake, by the table's `schema_change`.
 //! - [`sql`]: quoting and the declarative standardisation of one column.
 //! - [`scd2`]: silver history (SCD2) as one query over bronze, for full and cdc loads.
 //! - [`events`]: S3 "Object Created" events (EventBridge and S3-notification shapes).
@@ -21,6 +22,7 @@
 pub mod athena_sql;
 pub mod audit;
 pub mod bronze;
+pub mod drift;
 pub mod events;
 pub mod extract;
 pub mod landing;

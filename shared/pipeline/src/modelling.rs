@@ -534,6 +534,21 @@ impl Modelling<'_> {
                         Err(e) => return Err(e),
                     }
                 }
+                if exists {
+                    // The table takes the shape of the model's query (an upstream column added,
+                    // removed or retyped): exactly for a rebuild, new columns for an increment.
+                    let query = self.lake.query_schema(&rendered.sql, &at).await?;
+                    let current = self.lake.table_schema(&table).await?;
+                    let edits = crate::drift::model_edits(
+                        &current,
+                        &query,
+                        matches!(m, Materialized::Table),
+                    );
+                    if !edits.is_empty() {
+                        tracing::info!(model = %name, ?edits, "the model's columns changed");
+                        self.lake.evolve_schema(&table, &edits).await?;
+                    }
+                }
                 let columns: Option<Vec<String>> = if exists {
                     Some(
                         self.lake

@@ -161,6 +161,11 @@ impl Runtime {
         &self.stages.project
     }
 
+    /// The lake.
+    pub fn lake(&self) -> &Arc<dyn Lake> {
+        &self.stages.lake
+    }
+
     /// The queue database.
     pub fn queues(&self) -> &QueueStore {
         &self.queues

@@ -415,10 +415,18 @@ WHERE s.{IS_CURRENT} AND NOT s.{IS_DELETED} AND k._new_hash IS NULL",
 
 /// The silver table's schema: the typed source columns, then the history columns.
 pub fn silver_schema(table: &TableConfig) -> datafusion::arrow::datatypes::SchemaRef {
+    silver_schema_of(table, &crate::drift::declared(table))
+}
+
+/// The silver schema of `table` with these source columns (the declared ones, or those and the
+/// retired ones), then the history columns.
+pub fn silver_schema_of(
+    table: &TableConfig,
+    columns: &[floe_config::ColumnConfig],
+) -> datafusion::arrow::datatypes::SchemaRef {
     use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    let mut fields: Vec<Field> = table
-        .columns
+    let mut fields: Vec<Field> = columns
         .iter()
         .map(|c| Field::new(&c.name, c.ty.arrow(), c.nullable))
         .collect();

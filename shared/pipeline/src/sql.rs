@@ -31,22 +31,33 @@ pub fn sql_type(t: ColumnType) -> String {
 
 /// The standardised value of a bronze text column: trimmed, empty as NULL, cast to its type.
 pub fn standardised(dialect: Dialect, c: &ColumnConfig) -> String {
+    format!(
+        "{} AS {}",
+        standardised_expr(dialect, c, false),
+        quote(&c.name)
+    )
+}
+
+/// [`standardised`] without its name; with `try_cast`, a value that does not convert is NULL
+/// instead of an error (how `floe migrate` finds the values a new type cannot hold).
+pub fn standardised_expr(dialect: Dialect, c: &ColumnConfig, try_cast: bool) -> String {
     let q = quote(&c.name);
     let cleaned = format!("NULLIF(TRIM({q}), '')");
+    let cast = if try_cast { "TRY_CAST" } else { "CAST" };
     match c.ty {
         // Trino casts 'YYYY-MM-DD HH:MM:SS[.f]' only; landed files may use the ISO 'T' and a
         // trailing 'Z' (UTC), which the embedded engine reads as they are.
         ColumnType::Timestamp if dialect == Dialect::Trino => format!(
-            "CAST(REPLACE(REPLACE({cleaned}, 'T', ' '), 'Z', '') AS {}) AS {q}",
+            "{cast}(REPLACE(REPLACE({cleaned}, 'T', ' '), 'Z', '') AS {})",
             sql_type(c.ty)
         ),
-        ColumnType::String => format!("{cleaned} AS {q}"),
+        ColumnType::String => cleaned,
         // Booleans arrive as true/false, t/f, yes/no, y/n or 1/0 in the wild.
         ColumnType::Boolean => format!(
             "CASE WHEN LOWER({cleaned}) IN ('true','t','yes','y','1') THEN TRUE \
-             WHEN LOWER({cleaned}) IN ('false','f','no','n','0') THEN FALSE END AS {q}"
+             WHEN LOWER({cleaned}) IN ('false','f','no','n','0') THEN FALSE END"
         ),
-        ty => format!("CAST({cleaned} AS {}) AS {q}", sql_type(ty)),
+        ty => format!("{cast}({cleaned} AS {})", sql_type(ty)),
     }
 }
 

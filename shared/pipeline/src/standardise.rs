@@ -112,18 +112,22 @@ impl Standardise<'_> {
                 stage_name(&message.body)
             )));
         };
-        let table = table_config(self.project, bronze)?;
-        let silver = table.table_ref(Layer::Silver);
+        let config = table_config(self.project, bronze)?;
+        let silver = config.table_ref(Layer::Silver);
         if !self.lake.table_exists(&silver).await? {
             match self
                 .lake
-                .create_table(&silver, scd2::silver_schema(table))
+                .create_table(&silver, scd2::silver_schema(config))
                 .await
             {
                 Ok(()) | Err(Error::AlreadyExists(_)) => {}
                 Err(e) => return Err(e),
             }
         }
+        // Silver follows the config (or the change is refused before anything is written); the
+        // history is built over the declared columns and the retired ones.
+        let effective = crate::drift::prepare_silver(self.lake, config).await?;
+        let table = &effective;
         let silver_snapshots = self.lake.snapshots(&silver).await?;
         let base = silver_snapshots.iter().find(|s| s.is_current);
         let mut options = WriteOptions::batch(message.batch_id.clone(), message.run_id.clone());
@@ -175,11 +179,13 @@ impl Standardise<'_> {
             if let Some(b) = base {
                 pins.insert(silver.clone(), b.snapshot_id);
             }
+            let at = ReadAt::Pinned(pins);
             let sql = match plan.step {
                 Step::Apply => scd2::apply_extract_sql(
                     self.lake.dialect(),
                     table,
-                    &bronze.to_string(),
+                    &crate::drift::bronze_with_columns(self.lake, table, &bronze.to_string(), &at)
+                        .await?,
                     &silver.to_string(),
                     message.batch_id.as_str(),
                     *extract_ts,
@@ -187,19 +193,27 @@ impl Standardise<'_> {
                 Step::Rebuild => scd2::history_sql(
                     self.lake.dialect(),
                     table,
-                    &crate::rejections::without(bronze, &rejected),
+                    &crate::drift::bronze_with_columns(
+                        self.lake,
+                        table,
+                        &crate::rejections::without(bronze, &rejected),
+                        &at,
+                    )
+                    .await?,
                 ),
             };
-            (plan, ReadAt::Pinned(pins), sql)
+            (plan, at, sql)
         } else {
             let plan = Plan {
                 step: Step::Rebuild,
                 latest_extract: None,
             };
+            let source = crate::rejections::bronze_source(self.lake, bronze, &silver).await?;
             let sql = scd2::history_sql(
                 self.lake.dialect(),
                 table,
-                &crate::rejections::bronze_source(self.lake, bronze, &silver).await?,
+                &crate::drift::bronze_with_columns(self.lake, table, &source, &ReadAt::Current)
+                    .await?,
             );
             (plan, ReadAt::Current, sql)
         };

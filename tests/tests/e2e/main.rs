@@ -6,6 +6,7 @@ mod athena;
 mod athena_lake;
 mod athena_sql;
 mod aws_chain;
+mod drift;
 mod interop_pipeline;
 mod interop_pyiceberg;
 mod lake_contract;

@@ -4,7 +4,7 @@
 use assert_cmd::Command;
 use predicates::prelude::*;
 
-fn floe() -> Command {
+pub(crate) fn floe() -> Command {
     let mut c = Command::cargo_bin("floe").unwrap();
     c.env_remove("FLOE_PROJECT");
     c
@@ -212,7 +212,7 @@ fn user_errors_are_clear() {
         .stderr(predicate::str::contains("floe init"));
 }
 
-fn query_csv(project: &std::path::Path, sql: &str) -> String {
+pub(crate) fn query_csv(project: &std::path::Path, sql: &str) -> String {
     let out = floe()
         .args(["query", "--format", "csv", "-p"])
         .arg(project)

@@ -5,4 +5,5 @@
 mod aws;
 mod aws_local;
 mod cli;
+mod drift;
 mod models;

@@ -2,6 +2,7 @@
 //! One test binary (each integration-test file links the whole workspace: one binary instead of
 //! several keeps a fresh build's disk and link time down); every module is one former test file.
 
+mod drift_property;
 mod local_queue;
 mod pipeline_local;
 mod scd2_history;

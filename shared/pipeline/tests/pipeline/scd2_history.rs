@@ -53,6 +53,7 @@ fn table(load: LoadKind, deletes: DeletesPolicy) -> TableConfig {
         dedupe_by: None,
         cdc,
         max_file_mb: 1,
+        schema_change: Default::default(),
         columns,
         generate: Default::default(),
         file: "tables/s.yaml".into(),
