@@ -342,6 +342,15 @@ impl Service {
             return Fate::Retry(e);
         }
         tracing::error!(error = %e, "permanent failure; moved to the dead-letter queue");
+        floe_pipeline::ledger::record_dead_letter(
+            self.stages.lake.as_ref(),
+            &self.stages.project,
+            self.stage.as_str(),
+            &body,
+            &e.to_string(),
+            self.clock.now(),
+        )
+        .await;
         let event = PipelineEvent {
             detail_type: "floe.failed".into(),
             time: self.clock.now(),

@@ -341,3 +341,10 @@ async fn dead_letters(
     }
     Ok(out)
 }
+
+/// The objects under `landing/` in the project's landing bucket (for `floe files`).
+pub async fn landing_objects(project: &Project) -> Result<Vec<floe_core::ObjectRef>> {
+    let s = settings(project)?;
+    let store = S3Store::new(clients(project).await?.s3, &s.landing_bucket);
+    Ok(store.list(floe_pipeline::landing::LANDING_PREFIX).await?)
+}

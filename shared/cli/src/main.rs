@@ -221,6 +221,26 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Where every landed file is: the file ledger (floe_audit.files) with the landing zone.
+    ///
+    /// One line per file: its table, extract time, size, status and why. Statuses: pending (in
+    /// the landing zone, not processed yet: `floe up --once` takes it), landed (in bronze, its
+    /// silver history on the way), published, quarantined (with its report), rejected (its
+    /// history failed the audit) and dead_lettered (a stage failed on it for good: fix the cause
+    /// and `floe redrive`).
+    Files {
+        /// Only files whose landing key contains this text (a file name, a table's folder...).
+        key: Option<String>,
+        /// Only files with this status.
+        #[arg(long, value_parser = ["pending", "landed", "quarantined", "published", "rejected", "dead_lettered"])]
+        status: Option<String>,
+        /// Only files of this table (SOURCE.TABLE).
+        #[arg(long)]
+        table: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Show a table's snapshots: when, what operation, which batch and run, rows added and total.
     History {
         /// The table, as namespace.table (e.g. bronze_nomis.people).
@@ -288,6 +308,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Init { dir, no_sample } => init(&dir, no_sample).await,
         Command::Validate => validate(&cli.project).await,
         Command::Migrate { table, dry_run } => migrate(&cli.project, &table, dry_run).await,
+        Command::Files {
+            key,
+            status,
+            table,
+            format,
+        } => files(&cli.project, key, status, table, format).await,
         Command::Demo { dir, people, days } => run_demo(&dir, people, days).await,
         Command::Land {
             file,
@@ -784,6 +810,74 @@ async fn validate(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `floe files`: see the command's help.
+async fn files(
+    dir: &Path,
+    key: Option<String>,
+    status: Option<String>,
+    table: Option<String>,
+    format: Format,
+) -> Result<()> {
+    use datafusion::arrow::array::{ArrayRef, StringArray};
+    let project = Project::load(dir)?;
+    if let Some(t) = &table {
+        project.table(t)?;
+    }
+    let (lake, _) = models::open(&project).await?;
+    let landing: Vec<floe_core::ObjectRef> = match project.settings.engine {
+        floe_config::Engine::Local => {
+            let store = floe_pipeline::local::store::LocalStore::new("landing", &project.root);
+            store
+                .files(floe_pipeline::landing::LANDING_PREFIX)?
+                .into_iter()
+                .map(|(key, meta)| floe_core::ObjectRef {
+                    bucket: "landing".into(),
+                    key,
+                    version_id: None,
+                    etag: None,
+                    size: meta.len(),
+                })
+                .collect()
+        }
+        floe_config::Engine::Athena => aws::landing_objects(&project).await?,
+    };
+    let rows: Vec<_> = floe_pipeline::ledger::status_of(lake.as_ref(), &landing)
+        .await?
+        .into_iter()
+        .filter(|r| key.as_ref().is_none_or(|k| r.key.contains(k.as_str())))
+        .filter(|r| status.as_ref().is_none_or(|s| r.status.as_str() == s))
+        .filter(|r| table.as_ref().is_none_or(|t| r.table.as_ref() == Some(t)))
+        .collect();
+    let column = |f: &dyn Fn(&floe_pipeline::ledger::FileRow) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    let batch = datafusion::arrow::array::RecordBatch::try_from_iter([
+        ("file", column(&|r| Some(r.key.clone()))),
+        ("table", column(&|r| r.table.clone())),
+        (
+            "extract_ts",
+            column(&|r| {
+                r.extract_ts
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            }),
+        ),
+        ("bytes", column(&|r| Some(r.size.to_string()))),
+        ("status", column(&|r| Some(r.status.as_str().to_owned()))),
+        (
+            "at",
+            column(&|r| {
+                r.at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            }),
+        ),
+        ("batch_id", column(&|r| r.batch_id.clone())),
+        (
+            "why",
+            column(&|r| r.reason.clone().or_else(|| r.report.clone())),
+        ),
+    ])?;
+    output::print_batches(&[batch], format)
+}
+
 /// `floe migrate`: see the command's help.
 async fn migrate(dir: &Path, table: &str, dry_run: bool) -> Result<()> {
     use floe_core::ports::SchemaEdit;
@@ -829,6 +923,7 @@ async fn migrate(dir: &Path, table: &str, dry_run: bool) -> Result<()> {
     let source = drift::bronze_with_columns(
         lake.as_ref(),
         &effective,
+        &bronze,
         &floe_pipeline::rejections::without(&bronze, &rejected),
         &ReadAt::Current,
     )
@@ -890,11 +985,6 @@ async fn migrate(dir: &Path, table: &str, dry_run: bool) -> Result<()> {
         .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
         .map(|t| t.with_timezone(&Utc))
         .ok_or_else(|| anyhow::anyhow!("{bronze}'s latest snapshot records no extract time"))?;
-    let key = latest
-        .summary
-        .get("floe.source-file")
-        .cloned()
-        .unwrap_or_default();
     let rules = floe_pipeline::standardise::history_rules(&effective);
     let batch = floe_core::BatchId::derive(&[
         "migrate",
@@ -906,9 +996,10 @@ async fn migrate(dir: &Path, table: &str, dry_run: bool) -> Result<()> {
         batch,
         floe_core::RunId::new(),
         floe_core::message::StageMessage::Standardise {
+            // No landed file: the ledger has nothing to record for a migration.
             object: floe_core::ObjectRef {
                 bucket: "migrate".into(),
-                key,
+                key: String::new(),
                 version_id: None,
                 etag: None,
                 size: 0,

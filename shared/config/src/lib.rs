@@ -10,6 +10,7 @@
 //! - this module: the validated model ([`Project`], [`TableConfig`]) and the loader.
 
 mod error;
+pub mod expect;
 mod raw;
 pub mod types;
 
@@ -23,6 +24,7 @@ use floe_core::{Layer, TableRef};
 use serde_saphyr::{Location, Spanned};
 
 pub use error::{ConfigError, ConfigErrors, did_you_mean, suggest};
+pub use expect::{Check, Expectation, OnFail};
 pub use types::ColumnType;
 
 /// Columns floe adds to bronze and silver tables; a source column may not use these names.
@@ -213,6 +215,8 @@ pub struct TableConfig {
     pub max_file_mb: u64,
     /// What a change of shape does (see [`SchemaChangePolicy`]).
     pub schema_change: SchemaChangePolicy,
+    /// Row-level expectations, checked when a file lands.
+    pub expectations: Vec<Expectation>,
     /// Columns in declared order.
     pub columns: Vec<ColumnConfig>,
     /// Model templates applied to this table (`templates/<name>.sql`), each with its parameters
@@ -592,6 +596,189 @@ fn key_position(text: &str, key: &str, after: u64) -> Option<(u64, u64)> {
         })
 }
 
+type ErrFn<'a> = dyn FnMut(Option<(u64, u64)>, String, String) + 'a;
+
+fn on_fail(raw: Option<&Spanned<String>>, at: &str, err: &mut ErrFn) -> Option<OnFail> {
+    match raw {
+        None => Some(OnFail::default()),
+        Some(v) => OnFail::parse(&v.value).or_else(|| {
+            let hint = did_you_mean(&v.value, ["quarantine_file", "drop", "warn"]);
+            err(
+                loc(v),
+                format!("{at}.on_fail"),
+                format!(
+                    "unknown on_fail '{}'{hint}; use quarantine_file (the default), drop or warn",
+                    v.value
+                ),
+            );
+            None
+        }),
+    }
+}
+
+/// A column's `expect:` as expectations; false (after reporting) when it is not valid.
+fn column_expectations(
+    column: &ColumnConfig,
+    raw: &raw::RawExpect,
+    at: &str,
+    out: &mut Vec<Expectation>,
+    err: &mut ErrFn,
+) -> bool {
+    let Some(on_fail) = on_fail(raw.on_fail.as_ref(), at, err) else {
+        return false;
+    };
+    let mut ok = true;
+    let before = out.len();
+    let mut push = |kind: &str, check: Check| {
+        out.push(Expectation {
+            name: format!("{}_{kind}", column.name),
+            column: Some(column.name.clone()),
+            check,
+            on_fail,
+        })
+    };
+    if raw.not_null.as_ref().is_some_and(|v| v.value) {
+        push("not_null", Check::NotNull);
+    }
+    if let Some(r) = &raw.range {
+        let bad: Vec<String> = [&r.value.min, &r.value.max]
+            .into_iter()
+            .flatten()
+            .filter_map(|v| expect::literal_problem(column.ty, v))
+            .collect();
+        if r.value.min.is_none() && r.value.max.is_none() {
+            err(
+                loc(r),
+                format!("{at}.range"),
+                "give min, max or both".into(),
+            );
+            ok = false;
+        } else if !bad.is_empty() {
+            err(
+                loc(r),
+                format!("{at}.range"),
+                format!(
+                    "{}: a range of a {} column takes {} bounds",
+                    bad.join("; "),
+                    column.ty,
+                    if matches!(column.ty, ColumnType::Date | ColumnType::Timestamp) {
+                        "quoted date or timestamp"
+                    } else {
+                        "numeric"
+                    }
+                ),
+            );
+            ok = false;
+        } else {
+            push(
+                "range",
+                Check::Range {
+                    min: r.value.min.clone(),
+                    max: r.value.max.clone(),
+                },
+            );
+        }
+    }
+    if let Some(r) = &raw.regex {
+        if column.ty != ColumnType::String {
+            err(
+                loc(r),
+                format!("{at}.regex"),
+                format!(
+                    "regex checks text: '{}' is a {} column",
+                    column.name, column.ty
+                ),
+            );
+            ok = false;
+        } else if let Err(e) = regex::Regex::new(&r.value) {
+            err(
+                loc(r),
+                format!("{at}.regex"),
+                format!("not a valid regular expression: {e}"),
+            );
+            ok = false;
+        } else {
+            push("regex", Check::Regex(r.value.clone()));
+        }
+    }
+    if let Some(v) = &raw.accepted_values {
+        let bad: Vec<String> = v
+            .value
+            .iter()
+            .filter_map(|x| expect::literal_problem(column.ty, x))
+            .collect();
+        if v.value.is_empty() {
+            err(
+                loc(v),
+                format!("{at}.accepted_values"),
+                "list at least one value".into(),
+            );
+            ok = false;
+        } else if !bad.is_empty() {
+            err(loc(v), format!("{at}.accepted_values"), bad.join("; "));
+            ok = false;
+        } else {
+            push("accepted_values", Check::AcceptedValues(v.value.clone()));
+        }
+    }
+    if ok && out.len() == before {
+        err(
+            None,
+            at.to_owned(),
+            "an expect: needs a check: not_null, range, regex or accepted_values".into(),
+        );
+        ok = false;
+    }
+    ok
+}
+
+/// One entry of a table's `expect:` list; false (after reporting) when it is not valid.
+fn table_expectation(
+    i: usize,
+    raw: &raw::RawTableExpect,
+    at: &str,
+    out: &mut Vec<Expectation>,
+    err: &mut ErrFn,
+) -> bool {
+    let at = format!("{at}[{i}]");
+    let Some(on_fail) = on_fail(raw.on_fail.as_ref(), &at, err) else {
+        return false;
+    };
+    let name = raw
+        .name
+        .as_ref()
+        .map_or_else(|| format!("expect_{}", i + 1), |n| n.value.clone());
+    if let Some(n) = &raw.name
+        && let Err(e) = check_identifier("expectation", &n.value)
+    {
+        err(loc(n), format!("{at}.name"), e.to_string());
+        return false;
+    }
+    if out.iter().any(|e| e.name == name) {
+        err(
+            raw.name.as_ref().and_then(loc),
+            format!("{at}.name"),
+            format!("two expectations are called '{name}': give each its own name"),
+        );
+        return false;
+    }
+    if raw.sql.value.trim().is_empty() {
+        err(
+            loc(&raw.sql),
+            format!("{at}.sql"),
+            "write a condition that is true for a good row".into(),
+        );
+        return false;
+    }
+    out.push(Expectation {
+        name,
+        column: None,
+        check: Check::Sql(raw.sql.value.clone()),
+        on_fail,
+    });
+    true
+}
+
 fn validate_source(
     raw: raw::RawSource,
     text: &str,
@@ -644,6 +831,23 @@ fn validate_source(
                 "a table needs at least one column".into(),
             );
             ok = false;
+        }
+        let mut expectations = Vec::new();
+        for (col, c) in &t.columns.value {
+            let (Some(raw), Some(declared)) = (&c.expect, columns.iter().find(|d| &d.name == col))
+            else {
+                continue;
+            };
+            ok &= column_expectations(
+                declared,
+                raw,
+                &field(&format!("columns.{col}.expect")),
+                &mut expectations,
+                &mut err,
+            );
+        }
+        for (i, raw) in t.expect.iter().flatten().enumerate() {
+            ok &= table_expectation(i, raw, &field("expect"), &mut expectations, &mut err);
         }
         let names: Vec<&str> = t.columns.value.keys().map(String::as_str).collect();
         let column_ref = |what: &str,
@@ -868,6 +1072,7 @@ fn validate_source(
                 }),
                 max_file_mb: t.max_file_mb.map(|m| m.value).unwrap_or(1024),
                 schema_change,
+                expectations,
                 columns,
                 generate,
                 file: shown.to_owned(),

@@ -87,6 +87,43 @@ pub(crate) struct RawTable {
     /// Model templates to apply to this table, each with its parameters.
     #[serde(default)]
     pub generate: Option<IndexMap<String, Option<serde_json::Value>>>,
+    /// Row-level expectations over several columns.
+    #[serde(default)]
+    pub expect: Option<Vec<RawTableExpect>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTableExpect {
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    pub sql: Spanned<String>,
+    #[serde(default)]
+    pub on_fail: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExpect {
+    #[serde(default)]
+    pub not_null: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub range: Option<Spanned<RawRange>>,
+    #[serde(default)]
+    pub regex: Option<Spanned<String>>,
+    #[serde(default)]
+    pub accepted_values: Option<Spanned<Vec<serde_json::Value>>>,
+    #[serde(default)]
+    pub on_fail: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRange {
+    #[serde(default)]
+    pub min: Option<serde_json::Value>,
+    #[serde(default)]
+    pub max: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,4 +142,6 @@ pub(crate) struct RawColumn {
     pub nullable: Option<bool>,
     #[serde(default)]
     pub description: Option<String>,
+    #[serde(default)]
+    pub expect: Option<RawExpect>,
 }

@@ -114,9 +114,16 @@ impl Audit<'_> {
             });
         }
         let current = history.iter().find(|s| s.is_current).map(|s| s.snapshot_id);
-        // Stale only if another writer published since this version was computed: an engine
-        // whose write is several commits records where the first one started.
-        if snap.based_on != current {
+        // Stale if another writer published since this version was computed (an engine whose
+        // write is several commits records where the first one started), or if the table's
+        // config changed since (its tests would judge it by other rules; standardise builds it
+        // again under the new ones, or refuses a change the lake cannot follow).
+        let rules = crate::standardise::history_rules(config);
+        let other_rules = snap
+            .summary
+            .get(crate::standardise::HISTORY_RULES)
+            .is_some_and(|built| built != &rules);
+        if snap.based_on != current || other_rules {
             if message.attempt >= MAX_RESTAGES {
                 return Err(Error::CommitConflict {
                     table: silver.to_string(),
@@ -125,7 +132,7 @@ impl Audit<'_> {
                     ),
                 });
             }
-            tracing::info!(table = %silver, "staged history went stale: standardising again");
+            tracing::info!(table = %silver, other_rules, "staged history went stale: standardising again");
             return Ok(Verdict::Stale(Envelope {
                 attempt: message.attempt + 1,
                 body: (**redo).clone(),
@@ -139,6 +146,7 @@ impl Audit<'_> {
                 crate::drift::bronze_with_columns(
                     self.lake,
                     config,
+                    bronze,
                     &bronze.to_string(),
                     &ReadAt::Current,
                 )
@@ -179,6 +187,8 @@ impl Audit<'_> {
                 Err(e) => return Err(e),
             }
             self.emit_published(silver, *snapshot_id, message).await?;
+            self.record_file(message, crate::ledger::FileStatus::Published, None)
+                .await?;
             tracing::info!(table = %silver, snapshot_id, "published");
             Ok(Verdict::Published {
                 table: silver.clone(),
@@ -214,6 +224,8 @@ impl Audit<'_> {
                     }),
                 })
                 .await?;
+            self.record_file(message, crate::ledger::FileStatus::Rejected, Some(reason))
+                .await?;
             for f in &failures {
                 tracing::error!(table = %silver, test = %f.test, failing_rows = f.failing_rows, "audit failed");
             }
@@ -222,6 +234,47 @@ impl Audit<'_> {
                 failures,
             })
         }
+    }
+
+    /// The file ledger's row for the landed file behind `message`, if it names one.
+    async fn record_file(
+        &self,
+        message: &Envelope,
+        status: crate::ledger::FileStatus,
+        reason: Option<String>,
+    ) -> Result<()> {
+        let StageMessage::Audit { redo, .. } = &message.body else {
+            return Ok(());
+        };
+        let Some(object) = crate::ledger::object_of(redo) else {
+            return Ok(());
+        };
+        let (table, extract_ts) = match &**redo {
+            StageMessage::Standardise {
+                bronze, extract_ts, ..
+            } => (
+                table_config(self.project, bronze)
+                    .ok()
+                    .map(|t| t.qualified_name()),
+                Some(*extract_ts),
+            ),
+            _ => (None, None),
+        };
+        crate::ledger::record(
+            self.lake,
+            &crate::ledger::FileEvent {
+                object: object.clone(),
+                table,
+                extract_ts,
+                status,
+                reason,
+                batch_id: Some(message.batch_id.to_string()),
+                report: None,
+            },
+            self.clock.now(),
+            &message.run_id,
+        )
+        .await
     }
 
     async fn emit_published(

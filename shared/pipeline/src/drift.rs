@@ -308,18 +308,25 @@ pub async fn effective_now(lake: &dyn Lake, table: &TableConfig) -> Result<Table
     Ok(effective(table, &inspect(lake, table).await?))
 }
 
-/// `source` (bronze, or a table expression over it) with every column of `table` that the read
-/// does not have added as NULL text: a bronze version written before a column was declared
-/// reads as if the files had sent no value.
+/// `source` (`bronze`, or a table expression over it) with every column of `table` that
+/// bronze's read does not have added as NULL text: a bronze version written before a column was
+/// declared reads as if the files had sent no value. The columns come from the snapshot `at`
+/// reads on the embedded engine (a pinned snapshot keeps its own schema), and from the catalog
+/// on Athena (which reads the current schema; no query is run for it).
 pub async fn bronze_with_columns(
     lake: &dyn Lake,
     table: &TableConfig,
+    bronze: &floe_core::TableRef,
     source: &str,
     at: &ReadAt,
 ) -> Result<String> {
-    let have = lake
-        .query_schema(&format!("SELECT * FROM {source}"), at)
-        .await?;
+    let have = match lake.dialect() {
+        Dialect::Trino => lake.table_schema(bronze).await?,
+        Dialect::DataFusion => {
+            lake.query_schema(&format!("SELECT * FROM {bronze}"), at)
+                .await?
+        }
+    };
     let missing: Vec<String> = table
         .columns
         .iter()

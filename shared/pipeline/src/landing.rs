@@ -228,6 +228,24 @@ impl Landing<'_> {
                     .await;
             }
         };
+        let (extract, results, dropped, checked) =
+            match crate::expectations::check(table, extract, &object.key).await? {
+                crate::expectations::Verdict::Land {
+                    extract,
+                    results,
+                    dropped,
+                    checked,
+                } => (extract, results, dropped, checked),
+                crate::expectations::Verdict::Refuse(problems) => {
+                    return self
+                        .quarantine(&object, &batch_id, Some(table), problems)
+                        .await;
+                }
+            };
+        let expected = crate::expectations::summary(&results, dropped.len());
+        if let Some(line) = &expected {
+            tracing::warn!(file = %object.key, "{line}");
+        }
         let bronze_ref = table.table_ref(Layer::Bronze);
         if !drift.bronze.is_empty() {
             self.lake.evolve_schema(&bronze_ref, &drift.bronze).await?;
@@ -265,6 +283,33 @@ impl Landing<'_> {
             .insert("floe.extract-ts".into(), key.extract_ts.to_rfc3339());
         let outcome = self.lake.append(&bronze_ref, vec![batch], &options).await?;
         tracing::info!(table = %bronze_ref, rows = n, snapshot_id = outcome.snapshot_id, replay = outcome.already_committed, "landed");
+        crate::expectations::record(
+            self.lake,
+            table,
+            &batch_id,
+            &object.key,
+            &results,
+            &dropped,
+            checked,
+            self.clock.now(),
+            run_id,
+        )
+        .await?;
+        crate::ledger::record(
+            self.lake,
+            &crate::ledger::FileEvent {
+                object: object.clone(),
+                table: Some(table.qualified_name()),
+                extract_ts: Some(key.extract_ts),
+                status: crate::ledger::FileStatus::Landed,
+                reason: expected,
+                batch_id: Some(batch_id.to_string()),
+                report: None,
+            },
+            self.clock.now(),
+            run_id,
+        )
+        .await?;
         let bytes = object.size;
         Ok(Landed::Bronze {
             message: Envelope::new(
@@ -322,6 +367,25 @@ impl Landing<'_> {
         for line in &rendered {
             tracing::warn!(problem = %line, "file quarantined");
         }
+        crate::ledger::record(
+            self.lake,
+            &crate::ledger::FileEvent {
+                object: object.clone(),
+                table: table.map(|t| t.qualified_name()),
+                extract_ts: parse_key(&object.key).ok().map(|k| k.extract_ts),
+                status: crate::ledger::FileStatus::Quarantined,
+                reason: Some(match rendered.len() {
+                    0 => "quarantined".to_owned(),
+                    1 => rendered[0].clone(),
+                    n => format!("{} (and {} more problems)", rendered[0], n - 1),
+                }),
+                batch_id: Some(batch_id.to_string()),
+                report: Some(report_key.clone()),
+            },
+            self.clock.now(),
+            &RunId::new(),
+        )
+        .await?;
         self.events
             .emit(PipelineEvent {
                 detail_type: "floe.quarantined".into(),

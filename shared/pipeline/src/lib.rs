@@ -8,7 +8,9 @@
 //! - [`sql`]: quoting and the declarative standardisation of one column.
 //! - [`scd2`]: silver history (SCD2) as one query over bronze, for full and cdc loads.
 //! - [`events`]: S3 "Object Created" events (EventBridge and S3-notification shapes).
+//! - [`expectations`]: row-level expectations checked at landing (quarantine, drop or warn).
 //! - [`extract`]: reading a landed file (CSV, Parquet, JSON lines) and checking it.
+//! - [`ledger`]: the file ledger `floe_audit.files`: where every landed file is.
 //! - [`landing`]: the landing stage (file -> bronze, or quarantine).
 //! - [`standardise`]: the standardise stage (bronze -> staged silver history).
 //! - [`audit`]: the silver audit (tests, then publish or reject).
@@ -24,8 +26,10 @@ pub mod audit;
 pub mod bronze;
 pub mod drift;
 pub mod events;
+pub mod expectations;
 pub mod extract;
 pub mod landing;
+pub mod ledger;
 pub mod local;
 pub mod modelling;
 pub mod notify;

@@ -383,6 +383,15 @@ impl Runtime {
                     .send(&d.body)
                     .await?;
                 queue.delete(&d.receipt).await?;
+                crate::ledger::record_dead_letter(
+                    self.stages.lake.as_ref(),
+                    &self.stages.project,
+                    stage,
+                    &d.body,
+                    &e.to_string(),
+                    self.clock.now(),
+                )
+                .await;
                 report.dead_lettered.push((stage.to_owned(), e.to_string()));
                 self.events
                     .emit(PipelineEvent {

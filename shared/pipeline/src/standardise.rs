@@ -184,8 +184,14 @@ impl Standardise<'_> {
                 Step::Apply => scd2::apply_extract_sql(
                     self.lake.dialect(),
                     table,
-                    &crate::drift::bronze_with_columns(self.lake, table, &bronze.to_string(), &at)
-                        .await?,
+                    &crate::drift::bronze_with_columns(
+                        self.lake,
+                        table,
+                        bronze,
+                        &bronze.to_string(),
+                        &at,
+                    )
+                    .await?,
                     &silver.to_string(),
                     message.batch_id.as_str(),
                     *extract_ts,
@@ -196,6 +202,7 @@ impl Standardise<'_> {
                     &crate::drift::bronze_with_columns(
                         self.lake,
                         table,
+                        bronze,
                         &crate::rejections::without(bronze, &rejected),
                         &at,
                     )
@@ -212,14 +219,25 @@ impl Standardise<'_> {
             let sql = scd2::history_sql(
                 self.lake.dialect(),
                 table,
-                &crate::drift::bronze_with_columns(self.lake, table, &source, &ReadAt::Current)
-                    .await?,
+                &crate::drift::bronze_with_columns(
+                    self.lake,
+                    table,
+                    bronze,
+                    &source,
+                    &ReadAt::Current,
+                )
+                .await?,
             );
             (plan, ReadAt::Current, sql)
         };
         options
             .properties
             .insert(SCD2_STEP.into(), plan.step.as_str().into());
+        // The rules it was built under: the audit restages a version built under other rules
+        // (the config changed in between), so it never judges one by the other.
+        options
+            .properties
+            .insert(HISTORY_RULES.into(), history_rules(table));
         let outcome = self.lake.write_query(&silver, &sql, &at, &options).await?;
         tracing::info!(table = %silver, snapshot_id = outcome.snapshot_id, rows = outcome.rows_added, step = plan.step.as_str(), replay = outcome.already_committed, "silver staged");
         // The attempt count carries over, so a batch restaged again and again gives up.

@@ -21,18 +21,18 @@ fn table_yaml(columns: &str) -> String {
 /// the config.
 const CURRENT: &str = "{{ config(materialized='table') }}\nSELECT {% for c in table.columns %}{{ c.name }}, {% endfor %}valid_from AS current_since FROM {{ source(table.source, table.name) }} WHERE is_current\n";
 
-fn project(dir: &Path) {
+pub(crate) fn project(dir: &Path) {
     std::fs::write(dir.join("floe.yaml"), FLOE_YAML).unwrap();
     std::fs::create_dir(dir.join("tables")).unwrap();
     std::fs::create_dir(dir.join("templates")).unwrap();
     std::fs::write(dir.join("templates/current.sql"), CURRENT).unwrap();
 }
 
-fn configure(project: &Path, columns: &str) {
+pub(crate) fn configure(project: &Path, columns: &str) {
     std::fs::write(project.join("tables/shop.yaml"), table_yaml(columns)).unwrap();
 }
 
-fn land(project: &Path, day: u32, csv: &str) -> assert_cmd::assert::Assert {
+pub(crate) fn land(project: &Path, day: u32, csv: &str) -> assert_cmd::assert::Assert {
     let file = project.join(format!("orders-{day}.csv"));
     std::fs::write(&file, csv).unwrap();
     floe()
@@ -44,7 +44,7 @@ fn land(project: &Path, day: u32, csv: &str) -> assert_cmd::assert::Assert {
         .assert()
 }
 
-fn lines(csv: &str) -> Vec<&str> {
+pub(crate) fn lines(csv: &str) -> Vec<&str> {
     csv.lines().skip(1).collect()
 }
 

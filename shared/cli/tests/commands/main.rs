@@ -6,4 +6,6 @@ mod aws;
 mod aws_local;
 mod cli;
 mod drift;
+mod expect;
+mod ledger;
 mod models;

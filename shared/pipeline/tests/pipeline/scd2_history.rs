@@ -54,6 +54,7 @@ fn table(load: LoadKind, deletes: DeletesPolicy) -> TableConfig {
         cdc,
         max_file_mb: 1,
         schema_change: Default::default(),
+        expectations: Vec::new(),
         columns,
         generate: Default::default(),
         file: "tables/s.yaml".into(),
