@@ -19,6 +19,17 @@ use crate::scd2::{IS_CURRENT, IS_DELETED, ROW_HASH, VALID_FROM, VALID_TO};
 use crate::sql::{quote, row_fingerprint, standardised};
 use crate::standardise::{stage_name, table_config};
 
+/// Drill hook, like `FLOE_CRASH_AT`: `FLOE_REJECT_FILES=<text>[,<text>...]` makes the audit fail
+/// the batch of every landed file whose key contains one of the texts, so the rejection path
+/// (and that a rejected batch never reaches a later published version) can be exercised with
+/// data that is otherwise good.
+fn rejection_drill(key: &str) -> bool {
+    std::env::var("FLOE_REJECT_FILES").is_ok_and(|v| {
+        v.split(',')
+            .any(|t| !t.trim().is_empty() && key.contains(t.trim()))
+    })
+}
+
 /// How many times a stale staged write is recomputed before the message gives up.
 pub const MAX_RESTAGES: u32 = 20;
 
@@ -360,6 +371,14 @@ impl Audit<'_> {
                 self.overlaps(t, silver),
             ),
         ];
+        if let StageMessage::Standardise { object, .. } = redo
+            && rejection_drill(&object.key)
+        {
+            tests.push((
+                "injected rejection (FLOE_REJECT_FILES)".to_owned(),
+                "SELECT 1 AS injected".to_owned(),
+            ));
+        }
         if let (StageMessage::Standardise { extract_ts, .. }, Some(bronze)) = (redo, bronze) {
             let on: String = t
                 .primary_key

@@ -127,7 +127,7 @@ async fn land_all(
     (dir, lake)
 }
 
-async fn rows(lake: &LocalLake, sql: &str) -> Vec<String> {
+pub(crate) async fn rows(lake: &LocalLake, sql: &str) -> Vec<String> {
     let batches = lake.query(sql, &ReadAt::Current).await.unwrap();
     let mut out = Vec::new();
     for b in &batches {
@@ -183,7 +183,7 @@ fn extracts_strategy() -> impl Strategy<Value = (Vec<Vec<Row>>, Schedule)> {
     })
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -5,4 +5,5 @@
 mod drift_property;
 mod local_queue;
 mod pipeline_local;
+mod rejected_batches;
 mod scd2_history;
