@@ -437,8 +437,7 @@ async fn run(cli: Cli) -> Result<()> {
                 (None, None) => ReadAt::Current,
             };
             let (lake, _) = models::open(&Project::load(&cli.project)?).await?;
-            let batches = lake.query(&sql, &at).await?;
-            output::print_batches(&batches, format)
+            output::print_stream(lake.query_stream(&sql, &at).await?, format).await
         }
         Command::Doctor => {
             let project = Project::load(&cli.project)?;

@@ -32,6 +32,73 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Rows of a table-format result printed at once: a larger result is printed as consecutive
+/// tables of this many rows, each aligned on its own, so its rows are never all in memory.
+const TABLE_BLOCK_ROWS: usize = 10_000;
+
+/// Prints a query's rows as they come: CSV and JSON row by row, the table format in blocks of
+/// [`TABLE_BLOCK_ROWS`].
+pub async fn print_stream(
+    mut rows: futures::stream::BoxStream<'static, floe_core::Result<RecordBatch>>,
+    format: Format,
+) -> Result<()> {
+    use futures::StreamExt;
+    let mut out = std::io::stdout().lock();
+    let mut total = 0usize;
+    match format {
+        Format::Table => {
+            let mut block: Vec<RecordBatch> = Vec::new();
+            let mut in_block = 0usize;
+            let mut schema = None;
+            while let Some(b) = rows.next().await {
+                let b = b?;
+                schema.get_or_insert_with(|| b.schema());
+                total += b.num_rows();
+                in_block += b.num_rows();
+                block.push(b);
+                if in_block >= TABLE_BLOCK_ROWS {
+                    writeln!(out, "{}", pretty_format_batches(&block)?)?;
+                    block.clear();
+                    in_block = 0;
+                }
+            }
+            if in_block > 0 || total == 0 {
+                if block.is_empty()
+                    && let Some(s) = schema
+                {
+                    block.push(RecordBatch::new_empty(s));
+                }
+                writeln!(out, "{}", pretty_format_batches(&block)?)?;
+            }
+            writeln!(out, "({total} row{})", if total == 1 { "" } else { "s" })?;
+        }
+        Format::Csv => {
+            // Each batch is rendered into memory and written whole, so a closed pipe is the
+            // plain I/O error a reader going away is (the CSV writer would report it as its own).
+            let mut header = true;
+            while let Some(b) = rows.next().await {
+                let mut text = Vec::new();
+                datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(header)
+                    .build(&mut text)
+                    .write(&b?)?;
+                header = false;
+                out.write_all(&text)?;
+            }
+        }
+        Format::Json => {
+            let mut w = datafusion::arrow::json::ArrayWriter::new(&mut out);
+            while let Some(b) = rows.next().await {
+                w.write(&b?)?;
+            }
+            w.finish()?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
 pub fn print_batches(batches: &[RecordBatch], format: Format) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match format {

@@ -225,6 +225,17 @@ pub trait Lake: Send + Sync {
         )))
     }
 
+    /// [`Lake::query`]'s rows as a stream, so that a large result is never held whole (what
+    /// `floe query` prints). The default runs the query to the end first.
+    async fn query_stream(
+        &self,
+        sql: &str,
+        at: &ReadAt,
+    ) -> Result<futures::stream::BoxStream<'static, Result<RecordBatch>>> {
+        let rows = self.query(sql, at).await?;
+        Ok(Box::pin(futures::stream::iter(rows.into_iter().map(Ok))))
+    }
+
     /// The SQL dialect [`Lake::query`] and [`Lake::write_query`] take.
     fn dialect(&self) -> Dialect {
         Dialect::DataFusion

@@ -869,6 +869,14 @@ impl Lake for LocalLake {
         query::schema(self, sql, at).await
     }
 
+    async fn query_stream(
+        &self,
+        sql: &str,
+        at: &ReadAt,
+    ) -> Result<futures::stream::BoxStream<'static, Result<RecordBatch>>> {
+        Ok(Box::pin(query::stream(self, sql, at).await?))
+    }
+
     async fn write_query(
         &self,
         table: &TableRef,

@@ -572,6 +572,44 @@ fn a_closed_pipe_ends_quietly_and_piped_logs_are_plain() {
         assert!(out.status.success(), "{format}: {:?} {stderr}", out.status);
         assert!(!stderr.contains("panicked"), "{format}: {stderr}");
     }
+    // Results are streamed: the first rows of 10^10 arrive at once, and the reader closing the
+    // pipe ends the query (the whole result would never fit in memory, or finish).
+    let values = (0..100)
+        .map(|i| format!("({i})"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let huge = format!(
+        "select a.x, b.x, c.x, d.x, e.x from (values {values}) a(x), (values {values}) b(x), \
+         (values {values}) c(x), (values {values}) d(x), (values {values}) e(x)"
+    );
+    for format in ["csv", "table", "json"] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("floe"))
+            .args(["query", "--format", format, "-p"])
+            .arg(&project)
+            .arg(&huge)
+            .env_remove("FLOE_PROJECT")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut head = [0u8; 100];
+            let _ = tx.send(stdout.read_exact(&mut head).map(|()| head));
+        });
+        // A liveness bound, not a speed one: a result held whole would never come.
+        let head = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("{format}: no rows after 120 s: the result is not streamed")
+            })
+            .unwrap();
+        assert!(String::from_utf8_lossy(&head).contains('0'), "{format}");
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{format}: {:?}", out.status);
+    }
     // Logs to a pipe carry no colour codes.
     let run = floe()
         .env("FLOE_LOG", "debug")
