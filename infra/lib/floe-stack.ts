@@ -151,6 +151,23 @@ export class FloeStack extends Stack {
       ],
     });
 
+    // Every hour the landing service lands the files of landing/ that the file ledger
+    // (floe_audit.files) does not know: a file whose event never came (or was lost) is landed
+    // all the same (shared/pipeline landing.rs, `S3Event::Reconcile`).
+    new events.Rule(this, 'ReconcileLanding', {
+      ruleName: `${config.prefix}-reconcile-landing`,
+      description: 'Hourly: land the files under landing/ that floe_audit.files does not know',
+      schedule: events.Schedule.rate(Duration.hours(1)),
+      targets: [
+        new targets.SqsQueue(landing.queue, {
+          message: events.RuleTargetInput.fromObject({ floe: 'reconcile' }),
+          deadLetterQueue: landing.deadLetterQueue,
+          retryAttempts: 185,
+          maxEventAge: Duration.hours(24),
+        }),
+      ],
+    });
+
     this.monitoring = new PipelineMonitoring(this, 'Monitoring', {
       config,
       stages: STAGES.map((s) => ({ fn: functions.get(s)!, queue: queues.get(s)! })),

@@ -97,16 +97,33 @@ describe('the landing rule', () => {
     });
   });
 
-  it('is allowed by the landing queue policy to send, from that rule only', () => {
+  it('is allowed by the landing queue policy to send, from this stack\'s rules only', () => {
     const landing = stack.queues.get('landing')!;
     const policy = resourcesOf('AWS::SQS::QueuePolicy').find(([, p]) =>
       p.Properties.Queues.some((q: any) => q.Ref === logicalId(landing.queue)),
     );
     assert.ok(policy);
-    const allow = policy[1].Properties.PolicyDocument.Statement.find((s: any) => s.Effect === 'Allow');
-    assert.equal(allow.Principal.Service, 'events.amazonaws.com');
-    assert.ok(([] as string[]).concat(allow.Action).includes('sqs:SendMessage'));
-    assert.ok(allow.Condition.ArnEquals['aws:SourceArn'], 'any rule could send');
+    const allows = policy[1].Properties.PolicyDocument.Statement.filter((s: any) => s.Effect === 'Allow');
+    assert.equal(allows.length, 2, 'the landed-files rule and the reconcile rule');
+    for (const allow of allows) {
+      assert.equal(allow.Principal.Service, 'events.amazonaws.com');
+      assert.ok(([] as string[]).concat(allow.Action).includes('sqs:SendMessage'));
+      assert.ok(allow.Condition.ArnEquals['aws:SourceArn'], 'any rule could send');
+    }
+  });
+
+  it('reconciles the landing zone with the file ledger every hour', () => {
+    const landing = stack.queues.get('landing')!;
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 hour)',
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [logicalId(landing.queue), 'Arn'] },
+          Input: JSON.stringify({ floe: 'reconcile' }),
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalId(landing.deadLetterQueue), 'Arn'] } },
+        }),
+      ],
+    });
   });
 });
 

@@ -16,7 +16,13 @@ pub enum S3Event {
     Created(Vec<ObjectRef>),
     /// Something floe does not act on (`s3:TestEvent`, tag changes, deletes), with its name.
     Ignored(String),
+    /// `{"floe": "reconcile"}` (the stack's scheduled rule): land every file of the landing zone
+    /// that the file ledger does not know, in case its own event never came.
+    Reconcile,
 }
+
+/// The body of a reconcile message.
+pub const RECONCILE: &str = r#"{"floe":"reconcile"}"#;
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
@@ -61,6 +67,9 @@ fn version(v: Option<&Value>) -> Option<String> {
 pub fn parse(body: &str) -> Result<S3Event> {
     let v: Value = serde_json::from_str(body)
         .map_err(|e| Error::MalformedMessage(format!("not JSON ({e})")))?;
+    if v.get("floe").and_then(Value::as_str) == Some("reconcile") {
+        return Ok(S3Event::Reconcile);
+    }
     // EventBridge.
     if let Some(kind) = v.get("detail-type").and_then(Value::as_str) {
         if kind != "Object Created" {

@@ -151,6 +151,9 @@ pub enum Landed {
     },
 }
 
+/// At most this many files are landed by one reconcile message.
+pub const RECONCILE_BATCH: usize = 200;
+
 impl Landing<'_> {
     /// Handles one queue message (an S3 event): every object it names is landed or quarantined.
     /// Errors are for the message as a whole (unreadable event, storage or lake failures).
@@ -161,11 +164,35 @@ impl Landing<'_> {
                 tracing::debug!(%what, "event ignored");
                 return Ok(Vec::new());
             }
+            S3Event::Reconcile => self.unrecorded().await?,
         };
         let mut out = Vec::new();
         for object in objects {
             out.push(self.land(object, run_id).await?);
         }
+        Ok(out)
+    }
+
+    /// The files of the landing zone that the file ledger has no row for (their event never
+    /// came, or was lost), at most [`RECONCILE_BATCH`] of them: the next reconcile takes the rest.
+    /// A file whose event is on its way meanwhile is landed twice, which changes nothing.
+    async fn unrecorded(&self) -> Result<Vec<ObjectRef>> {
+        let listed = self.landing.list(LANDING_PREFIX).await?;
+        let rows = crate::ledger::status_of(self.lake, &listed).await?;
+        let pending: std::collections::BTreeSet<String> = rows
+            .into_iter()
+            .filter(|r| r.status == crate::ledger::FileStatus::Pending)
+            .map(|r| r.key)
+            .collect();
+        let out: Vec<ObjectRef> = listed
+            .into_iter()
+            .filter(|o| pending.contains(&o.key))
+            .take(RECONCILE_BATCH)
+            .collect();
+        tracing::info!(
+            files = out.len(),
+            "reconcile: files the ledger does not know"
+        );
         Ok(out)
     }
 

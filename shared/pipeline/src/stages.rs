@@ -168,7 +168,7 @@ pub fn lane(stage: Stage, body: &str) -> Option<String> {
                 let k = crate::landing::parse_key(&objects.first()?.key).ok()?;
                 Some(format!("{}.{}", k.source, k.table))
             }
-            crate::events::S3Event::Ignored(_) => None,
+            crate::events::S3Event::Ignored(_) | crate::events::S3Event::Reconcile => None,
         },
         Stage::Standardise | Stage::Audit | Stage::Modelling => {
             match Envelope::from_json(body).ok()?.body {

@@ -252,6 +252,74 @@ async fn a_put_object_flows_through_eventbridge_and_sqs_to_a_published_silver_ta
     );
 }
 
+/// Each landed file's name and ledger status, with the landing bucket's files the ledger does
+/// not know as pending (what `floe files` prints).
+async fn ledger(c: &Chain) -> Vec<String> {
+    let landing = floe_aws::s3::S3Store::new(c.world.clients.s3.clone(), &c.world.landing_bucket);
+    let listed = landing.list("landing/").await.unwrap();
+    floe_pipeline::ledger::status_of(c.lake.as_ref(), &listed)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{}:{}", r.key, r.status.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_file_whose_event_was_lost_is_landed_by_the_reconcile_message() {
+    let Some(moto) = Moto::start_or_skip("aws_chain") else {
+        return;
+    };
+    let (c, _dir) = chain(&moto, QueuePolicy::default(), true).await;
+    let day = |d: u32| format!("landing/nomis/people/2026-11-0{d}T06:00:00Z/people.csv");
+    c.put(
+        &day(1),
+        "person_id,first_name,risk_score\n1,Ada,0.5\n2,Bo,1.5\n",
+    )
+    .await;
+    c.run_until_quiet(QUIET).await;
+    // Day 2's event is lost: the object is in the bucket, its message is gone.
+    c.put(
+        &day(2),
+        "person_id,first_name,risk_score\n1,Ada,0.5\n2,Bob,1.5\n",
+    )
+    .await;
+    let landing = c.world.queue(Stage::Landing);
+    let lost = landing.receive(10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(lost.len(), 1);
+    landing.delete(&lost[0].receipt).await.unwrap();
+    c.run_until_quiet(QUIET).await;
+    assert_eq!(silver(&c).await, ["1:Ada:true", "2:Bo:true"]);
+    assert_eq!(
+        ledger(&c).await,
+        [
+            format!("{}:published", day(1)),
+            format!("{}:pending", day(2))
+        ]
+    );
+    // The stack's hourly rule sends this: the file the ledger does not know is landed.
+    landing
+        .send(floe_pipeline::events::RECONCILE)
+        .await
+        .unwrap();
+    c.run_until_quiet(QUIET).await;
+    assert_eq!(silver(&c).await, ["1:Ada:true", "2:Bo:false", "2:Bob:true"]);
+    assert_eq!(
+        ledger(&c).await,
+        [
+            format!("{}:published", day(1)),
+            format!("{}:published", day(2))
+        ]
+    );
+    // With nothing unknown, a reconcile changes nothing.
+    landing
+        .send(floe_pipeline::events::RECONCILE)
+        .await
+        .unwrap();
+    c.run_until_quiet(QUIET).await;
+    assert_eq!(silver(&c).await, ["1:Ada:true", "2:Bo:false", "2:Bob:true"]);
+}
+
 fn record(id: &str, body: &str) -> SqsMessage {
     let mut m = SqsMessage::default();
     m.message_id = Some(id.into());
