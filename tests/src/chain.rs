@@ -39,6 +39,25 @@ pub fn athena_engine(lake: &LakeWorld) -> Engine {
     }
 }
 
+/// The lake of a chain and its engine's settings: Athena on the stand-in, or the embedded lake
+/// in `project_dir/lake`.
+pub async fn lake_for(
+    stand_in: &crate::athena_local::StandIn,
+    athena: bool,
+    project_dir: &Path,
+) -> (Arc<dyn Lake>, Option<Engine>) {
+    if athena {
+        let w = stand_in.lake().await;
+        let engine = athena_engine(&w);
+        (w.lake, Some(engine))
+    } else {
+        let local = floe_lake::LocalLake::open(&project_dir.join("lake"))
+            .await
+            .expect("the embedded lake opens");
+        (Arc::new(local), None)
+    }
+}
+
 impl Chain {
     /// The services of the project in `project_dir` on `lake`; `athena` names the engine's
     /// settings when the lake is on Athena (the embedded lake lives in `project_dir/lake`).

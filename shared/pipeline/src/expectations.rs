@@ -16,7 +16,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use floe_config::{Check, ColumnType, Expectation, OnFail, TableConfig};
-use floe_core::ports::{Lake, WriteOptions};
+use floe_core::ports::Lake;
 use floe_core::{BatchId, Error, Result, RunId, TableRef};
 use serde_json::Value;
 
@@ -295,27 +295,6 @@ fn utc() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
-async fn append(
-    lake: &dyn Lake,
-    t: &TableRef,
-    schema: Arc<Schema>,
-    columns: Vec<ArrayRef>,
-    batch: BatchId,
-    run: &RunId,
-) -> Result<()> {
-    if !lake.table_exists(t).await? {
-        match lake.create_table(t, schema.clone()).await {
-            Ok(()) | Err(Error::AlreadyExists(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let rows = RecordBatch::try_new(schema, columns)
-        .map_err(|e| Error::Internal(format!("building rows of {t}: {e}")))?;
-    lake.append(t, vec![rows], &WriteOptions::batch(batch, run.clone()))
-        .await?;
-    Ok(())
-}
-
 /// Records the counts of a landed file's expectations and its dropped rows (once per batch).
 #[allow(clippy::too_many_arguments)]
 pub async fn record(
@@ -349,7 +328,7 @@ pub async fn record(
         Field::new("checked_rows", DataType::Int64, false),
         Field::new("checked_at", utc(), false),
     ]));
-    append(
+    crate::floe_audit::append(
         lake,
         &results_table(),
         schema,
@@ -387,7 +366,7 @@ pub async fn record(
         Field::new("row_json", DataType::Utf8, false),
         Field::new("dropped_at", utc(), false),
     ]));
-    append(
+    crate::floe_audit::append(
         lake,
         &dropped_table(),
         schema,

@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{
-    Array, ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use floe_core::message::{Envelope, StageMessage};
-use floe_core::ports::{Lake, ReadAt, WriteOptions};
+use floe_core::ports::{Lake, ReadAt};
 use floe_core::{BatchId, Error, ObjectRef, Result, RunId, TableRef};
 
 /// The ledger table.
@@ -111,40 +111,27 @@ pub async fn record(
     at: DateTime<Utc>,
     run: &RunId,
 ) -> Result<()> {
-    let t = table();
-    if !lake.table_exists(&t).await? {
-        match lake.create_table(&t, schema()).await {
-            Ok(()) | Err(Error::AlreadyExists(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
     let o = &event.object;
     let text = |v: Option<&str>| Arc::new(StringArray::from(vec![v])) as ArrayRef;
     let utc = |v: Option<i64>| {
         Arc::new(TimestampMicrosecondArray::from(vec![v]).with_timezone("UTC")) as ArrayRef
     };
-    let row = RecordBatch::try_new(
-        schema(),
-        vec![
-            text(Some(&o.key)),
-            text(Some(&o.bucket)),
-            text(o.etag.as_deref()),
-            Arc::new(Int64Array::from(vec![o.size as i64])),
-            text(event.table.as_deref()),
-            utc(event.extract_ts.map(|t| t.timestamp_micros())),
-            text(Some(event.status.as_str())),
-            text(event.reason.as_deref()),
-            text(event.batch_id.as_deref()),
-            text(event.report.as_deref()),
-            utc(Some(at.timestamp_micros())),
-        ],
-    )
-    .map_err(|e| Error::Internal(format!("building a ledger row: {e}")))?;
+    let columns = vec![
+        text(Some(&o.key)),
+        text(Some(&o.bucket)),
+        text(o.etag.as_deref()),
+        Arc::new(Int64Array::from(vec![o.size as i64])),
+        text(event.table.as_deref()),
+        utc(event.extract_ts.map(|t| t.timestamp_micros())),
+        text(Some(event.status.as_str())),
+        text(event.reason.as_deref()),
+        text(event.batch_id.as_deref()),
+        text(event.report.as_deref()),
+        utc(Some(at.timestamp_micros())),
+    ];
     let identity = BatchId::for_object(o);
     let batch = BatchId::derive(&["ledger", identity.as_str(), event.status.as_str()]);
-    lake.append(&t, vec![row], &WriteOptions::batch(batch, run.clone()))
-        .await?;
-    Ok(())
+    crate::floe_audit::append(lake, &table(), schema(), columns, batch, run).await
 }
 
 /// The landed file a stage message is about, if it names one (a standardise message, or an

@@ -28,6 +28,7 @@ pub mod drift;
 pub mod events;
 pub mod expectations;
 pub mod extract;
+mod floe_audit;
 pub mod landing;
 pub mod ledger;
 pub mod local;

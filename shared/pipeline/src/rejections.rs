@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use floe_core::ports::{Lake, WriteOptions};
+use floe_core::ports::Lake;
 use floe_core::{BatchId, Error, Result, RunId, TableRef};
 
 /// The table of rejected batches.
@@ -37,14 +37,9 @@ pub async fn record(
     at: chrono::DateTime<chrono::Utc>,
     reason: &str,
 ) -> Result<()> {
-    let t = table();
-    if !lake.table_exists(&t).await? {
-        match lake.create_table(&t, schema()).await {
-            Ok(()) | Err(Error::AlreadyExists(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let row = RecordBatch::try_new(
+    crate::floe_audit::append(
+        lake,
+        &table(),
         schema(),
         vec![
             Arc::new(StringArray::from(vec![silver.to_string()])),
@@ -54,15 +49,10 @@ pub async fn record(
             ),
             Arc::new(StringArray::from(vec![reason.to_owned()])),
         ],
+        batch.clone(),
+        run,
     )
-    .map_err(|e| Error::Internal(format!("building a rejection row: {e}")))?;
-    lake.append(
-        &t,
-        vec![row],
-        &WriteOptions::batch(batch.clone(), run.clone()),
-    )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The bronze rows silver is built from: every batch of `bronze` except those rejected for

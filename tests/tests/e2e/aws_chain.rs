@@ -297,27 +297,23 @@ async fn a_file_whose_event_was_lost_is_landed_by_the_reconcile_message() {
             format!("{}:pending", day(2))
         ]
     );
-    // The stack's hourly rule sends this: the file the ledger does not know is landed.
-    landing
-        .send(floe_pipeline::events::RECONCILE)
-        .await
-        .unwrap();
-    c.run_until_quiet(QUIET).await;
-    assert_eq!(silver(&c).await, ["1:Ada:true", "2:Bo:false", "2:Bob:true"]);
-    assert_eq!(
-        ledger(&c).await,
-        [
-            format!("{}:published", day(1)),
-            format!("{}:published", day(2))
-        ]
-    );
-    // With nothing unknown, a reconcile changes nothing.
-    landing
-        .send(floe_pipeline::events::RECONCILE)
-        .await
-        .unwrap();
-    c.run_until_quiet(QUIET).await;
-    assert_eq!(silver(&c).await, ["1:Ada:true", "2:Bo:false", "2:Bob:true"]);
+    // The stack's hourly rule sends this: the file the ledger does not know is landed; with
+    // nothing unknown left, the next one changes nothing.
+    for _ in 0..2 {
+        landing
+            .send(floe_pipeline::events::RECONCILE)
+            .await
+            .unwrap();
+        c.run_until_quiet(QUIET).await;
+        assert_eq!(silver(&c).await, ["1:Ada:true", "2:Bo:false", "2:Bob:true"]);
+        assert_eq!(
+            ledger(&c).await,
+            [
+                format!("{}:published", day(1)),
+                format!("{}:published", day(2))
+            ]
+        );
+    }
 }
 
 fn record(id: &str, body: &str) -> SqsMessage {

@@ -4,15 +4,13 @@
 //! the removed column is read without it.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use floe_aws::Stage;
-use floe_core::ports::{Lake, ReadAt};
-use floe_lake::LocalLake;
+use floe_core::ports::ReadAt;
 use floe_tests::athena_local::StandIn;
 use floe_tests::aws::{AwsWorld, QueuePolicy};
-use floe_tests::chain::{Chain, athena_engine};
+use floe_tests::chain::{Chain, lake_for};
 
 fn configure(dir: &Path, source: &str, columns: &str) {
     std::fs::write(
@@ -34,14 +32,7 @@ async fn history(athena: bool, stand_in: &StandIn, source: &str) -> Vec<String> 
     std::fs::create_dir_all(dir.path().join("tables")).unwrap();
     configure(dir.path(), source, BEFORE);
     let world = AwsWorld::create(&stand_in.moto(), QueuePolicy::default()).await;
-    let (lake, engine): (Arc<dyn Lake>, _) = if athena {
-        let w = stand_in.lake().await;
-        let engine = athena_engine(&w);
-        (w.lake, Some(engine))
-    } else {
-        let local = LocalLake::open(&dir.path().join("lake")).await.unwrap();
-        (Arc::new(local), None)
-    };
+    let (lake, engine) = lake_for(stand_in, athena, dir.path()).await;
     let mut chain = Chain::new(world, dir.path(), lake, engine.clone(), true);
     let deliveries = [
         ("2026-11-01T06:00:00Z", "id,v,n\n1,a,1\n2,b,2\n", None),

@@ -3,16 +3,13 @@
 //! a cdc table with several changes per key in one batch, a late extract, a repeated delivery
 //! of the same object and the same content landed twice under another name.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use floe_aws::Stage;
-use floe_aws::settings::Engine;
-use floe_core::ports::{Lake, ReadAt};
-use floe_lake::LocalLake;
+use floe_core::ports::ReadAt;
 use floe_tests::athena_local::StandIn;
 use floe_tests::aws::{AwsWorld, QueuePolicy};
-use floe_tests::chain::{Chain, athena_engine};
+use floe_tests::chain::{Chain, lake_for};
 
 fn tables(source: &str) -> String {
     let full = |name: &str, deletes: &str| {
@@ -122,14 +119,7 @@ async fn run(stand_in: &StandIn, athena: bool, source: &str) -> Run {
     std::fs::create_dir_all(dir.path().join("tables")).unwrap();
     std::fs::write(dir.path().join("tables/s.yaml"), tables(source)).unwrap();
     let world = AwsWorld::create(&stand_in.moto(), QueuePolicy::default()).await;
-    let (lake, engine): (Arc<dyn Lake>, Option<Engine>) = if athena {
-        let w = stand_in.lake().await;
-        let engine = athena_engine(&w);
-        (w.lake, Some(engine))
-    } else {
-        let local = LocalLake::open(&dir.path().join("lake")).await.unwrap();
-        (Arc::new(local), None)
-    };
+    let (lake, engine) = lake_for(stand_in, athena, dir.path()).await;
     Run {
         chain: Chain::new(world, dir.path(), lake, engine, true),
         _dir: dir,

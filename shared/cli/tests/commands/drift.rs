@@ -32,16 +32,21 @@ pub(crate) fn configure(project: &Path, columns: &str) {
     std::fs::write(project.join("tables/shop.yaml"), table_yaml(columns)).unwrap();
 }
 
-pub(crate) fn land(project: &Path, day: u32, csv: &str) -> assert_cmd::assert::Assert {
+/// `floe land --wait` of `csv` as orders-<day>.csv, the extract of that day.
+pub(crate) fn land_cmd(project: &Path, day: u32, csv: &str) -> assert_cmd::Command {
     let file = project.join(format!("orders-{day}.csv"));
     std::fs::write(&file, csv).unwrap();
-    floe()
-        .args(["land", "--table", "shop.orders", "--wait", "--extract-ts"])
+    let mut c = floe();
+    c.args(["land", "--table", "shop.orders", "--wait", "--extract-ts"])
         .arg(format!("2026-11-{day:02}T06:00:00Z"))
         .arg("-p")
         .arg(project)
-        .arg(&file)
-        .assert()
+        .arg(&file);
+    c
+}
+
+pub(crate) fn land(project: &Path, day: u32, csv: &str) -> assert_cmd::assert::Assert {
+    land_cmd(project, day, csv).assert()
 }
 
 pub(crate) fn lines(csv: &str) -> Vec<&str> {

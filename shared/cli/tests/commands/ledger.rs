@@ -6,7 +6,7 @@ use std::path::Path;
 use predicates::prelude::*;
 
 use crate::cli::floe;
-use crate::drift::{configure, land, project};
+use crate::drift::{configure, land, land_cmd, project};
 
 const COLUMNS: &str = "      id: {type: bigint}\n      qty: {type: int}\n";
 
@@ -58,30 +58,12 @@ fn every_file_dropped_in_landing_has_an_answer() {
     assert_eq!(status_of(p, "copied.csv").0, "pending");
 
     // Killed before its ledger row was written, and killed before the publish.
-    floe()
-        .args(["land", "--table", "shop.orders", "--wait", "--extract-ts"])
-        .arg("2026-11-04T06:00:00Z")
-        .arg("-p")
-        .arg(p)
-        .arg({
-            let f = p.join("orders-4.csv");
-            std::fs::write(&f, "id,qty\n1,4\n").unwrap();
-            f
-        })
+    land_cmd(p, 4, "id,qty\n1,4\n")
         .env("FLOE_CRASH_AT", "commit:floe_audit.files")
         .assert()
         .code(86);
     assert_eq!(status_of(p, "orders-4.csv").0, "pending");
-    floe()
-        .args(["land", "--table", "shop.orders", "--wait", "--extract-ts"])
-        .arg("2026-11-05T06:00:00Z")
-        .arg("-p")
-        .arg(p)
-        .arg({
-            let f = p.join("orders-5.csv");
-            std::fs::write(&f, "id,qty\n1,5\n").unwrap();
-            f
-        })
+    land_cmd(p, 5, "id,qty\n1,5\n")
         .env("FLOE_CRASH_AT", "before_publish")
         .assert()
         .code(86);
