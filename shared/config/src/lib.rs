@@ -217,6 +217,9 @@ pub struct TableConfig {
     pub schema_change: SchemaChangePolicy,
     /// Row-level expectations, checked when a file lands.
     pub expectations: Vec<Expectation>,
+    /// Cdc loads: a NULL in a change row keeps the key's previous value (a source that sends
+    /// only the changed columns), until the key is deleted.
+    pub ignore_null_updates: bool,
     /// Columns in declared order.
     pub columns: Vec<ColumnConfig>,
     /// Model templates applied to this table (`templates/<name>.sql`), each with its parameters
@@ -918,6 +921,20 @@ fn validate_source(
             );
             ok = false;
         }
+        let ignore_null_updates = match (&t.ignore_null_updates, load) {
+            (Some(v), LoadKind::Full) if v.value => {
+                err(
+                    loc(v),
+                    field("ignore_null_updates"),
+                    "ignore_null_updates applies to `load: cdc` tables (a full extract's NULL is \
+                     the value): remove it or set `load: cdc`"
+                        .into(),
+                );
+                ok = false;
+                false
+            }
+            (v, _) => v.as_ref().is_some_and(|v| v.value),
+        };
         if let (LoadKind::Cdc, Some(d)) = (load, &t.dedupe_by) {
             err(
                 loc(d),
@@ -1073,6 +1090,7 @@ fn validate_source(
                 max_file_mb: t.max_file_mb.map(|m| m.value).unwrap_or(1024),
                 schema_change,
                 expectations,
+                ignore_null_updates,
                 columns,
                 generate,
                 file: shown.to_owned(),

@@ -83,6 +83,8 @@ pub(crate) struct RawTable {
     pub max_file_mb: Option<Spanned<u64>>,
     #[serde(default)]
     pub schema_change: Option<Spanned<String>>,
+    #[serde(default)]
+    pub ignore_null_updates: Option<Spanned<bool>>,
     pub columns: Spanned<IndexMap<String, RawColumn>>,
     /// Model templates to apply to this table, each with its parameters.
     #[serde(default)]

@@ -246,6 +246,12 @@ fn a_missing_project_file_says_how_to_make_one() {
     "tables.people.cdc.timestamp_column",
     "must be a timestamp or a date"
 )]
+#[case::ignore_null_updates_on_a_full_load(
+    GOOD_TABLES.replace("deletes: invalidate", "deletes: invalidate\n    ignore_null_updates: true"),
+    "tables/nomis.yaml:7",
+    "tables.people.ignore_null_updates",
+    "applies to `load: cdc` tables"
+)]
 #[case::cdc_settings_on_a_full_load(
     GOOD_TABLES.replace("deletes: invalidate", "deletes: invalidate\n    cdc: {operation_column: first_name, timestamp_column: risk_score}"),
     "tables/nomis.yaml:7",

@@ -222,9 +222,7 @@ last_per_instant AS (
     FROM uniq u
   ) l WHERE _last = 1
 ),
-ordered AS (
-  SELECT u.*, ROW_NUMBER() OVER (PARTITION BY {pk} ORDER BY {ts}) AS _i FROM last_per_instant u
-),
+{ordered},
 seq AS (
   SELECT o.*, LAG(_op) OVER ({window}) AS _prev_op, LAG({ROW_HASH}) OVER ({window}) AS _prev_hash FROM ordered o
 ),
@@ -243,6 +241,7 @@ FROM spans WHERE _op <> 'D'",
         fingerprint = row_fingerprint(dialect, &values),
         out_cols = list(&all, ""),
         live_flag = if new_record { format!(", FALSE AS {IS_DELETED}") } else { String::new() },
+        ordered = ordered_changes(dialect, table, &keys, &values),
     );
     if new_record {
         let deleted_cols: Vec<String> = all
@@ -265,6 +264,65 @@ FROM spans WHERE _op = 'D'",
         ));
     }
     sql
+}
+
+/// The `ordered` CTE of a cdc history: each key's changes numbered in time (`_i`). With
+/// `ignore_null_updates`, a NULL in a change keeps the key's last value of that column since its
+/// last delete (`LAST_VALUE ... IGNORE NULLS` over the key's life), and the row's fingerprint is
+/// taken again over the values as filled.
+fn ordered_changes(
+    dialect: Dialect,
+    table: &TableConfig,
+    keys: &[&str],
+    values: &[&str],
+) -> String {
+    let pk = list(keys, "");
+    let cdc = table
+        .cdc
+        .as_ref()
+        .expect("a cdc table has its change columns");
+    let ts = quote(&cdc.timestamp_column);
+    let numbered = format!(
+        "SELECT u.*, ROW_NUMBER() OVER (PARTITION BY {pk} ORDER BY {ts}) AS _i FROM last_per_instant u"
+    );
+    if !table.ignore_null_updates || values.is_empty() {
+        return format!("ordered AS ({numbered})");
+    }
+    // A delete ends a life: the changes after it start from nothing.
+    let life = format!(
+        "COALESCE(SUM(CASE WHEN _op = 'D' THEN 1 ELSE 0 END) OVER (PARTITION BY {pk} ORDER BY _i \
+         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)"
+    );
+    let filled: Vec<String> = values
+        .iter()
+        .map(|c| {
+            format!(
+                "LAST_VALUE({q}) IGNORE NULLS OVER (PARTITION BY {pk}, _life ORDER BY _i \
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS {q}",
+                q = quote(c)
+            )
+        })
+        .collect();
+    let kept: Vec<String> = keys
+        .iter()
+        .copied()
+        .chain([cdc.operation_column.as_str(), cdc.timestamp_column.as_str()])
+        .map(quote)
+        .chain(
+            [BATCH_ID, EXTRACT_TS, LANDED_AT, ROW_NUMBER, "_op", "_i"]
+                .iter()
+                .map(|c| c.to_string()),
+        )
+        .collect();
+    format!(
+        "numbered AS ({numbered}),
+lives AS (SELECT n.*, {life} AS _life FROM numbered n),
+filled AS (SELECT {kept}, {filled} FROM lives),
+ordered AS (SELECT f.*, {fingerprint} AS {ROW_HASH} FROM filled f)",
+        kept = kept.join(", "),
+        filled = filled.join(", "),
+        fingerprint = row_fingerprint(dialect, values),
+    )
 }
 
 /// CTEs (to follow a `WITH`) that define `name` as the rows of the CTE `rows` (one extract,

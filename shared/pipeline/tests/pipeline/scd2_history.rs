@@ -55,6 +55,7 @@ fn table(load: LoadKind, deletes: DeletesPolicy) -> TableConfig {
         max_file_mb: 1,
         schema_change: Default::default(),
         expectations: Vec::new(),
+        ignore_null_updates: false,
         columns,
         generate: Default::default(),
         file: "tables/s.yaml".into(),
