@@ -175,6 +175,10 @@ pub struct CdcColumns {
     pub operation_column: String,
     /// Column holding the change time.
     pub timestamp_column: String,
+    /// The operation value that marks a truncate of the whole table at its change time (every
+    /// key's current version closes then), as some change-capture tools send; the marker's key
+    /// columns may be empty.
+    pub truncate: Option<String>,
 }
 
 /// One column of a source table.
@@ -944,6 +948,23 @@ fn validate_source(
             );
             ok = false;
         }
+        if let Some(v) = t.cdc.as_ref().and_then(|c| c.truncate_value.as_ref())
+            && matches!(
+                v.value.trim().to_ascii_uppercase().as_str(),
+                "" | "I" | "U" | "D"
+            )
+        {
+            err(
+                loc(v),
+                field("cdc.truncate_value"),
+                format!(
+                    "'{}' cannot mark a truncate: I, U and D are the change operations; use the \
+                     value your source writes for a truncate (for example T)",
+                    v.value
+                ),
+            );
+            ok = false;
+        }
         if let (LoadKind::Cdc, Some(c)) = (load, &t.cdc) {
             for (what, v) in [
                 ("operation_column", &c.operation_column),
@@ -1086,6 +1107,9 @@ fn validate_source(
                 cdc: t.cdc.map(|c| CdcColumns {
                     operation_column: c.operation_column.value,
                     timestamp_column: c.timestamp_column.value,
+                    truncate: c
+                        .truncate_value
+                        .map(|v| v.value.trim().to_ascii_uppercase()),
                 }),
                 max_file_mb: t.max_file_mb.map(|m| m.value).unwrap_or(1024),
                 schema_change,

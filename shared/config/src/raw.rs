@@ -131,6 +131,8 @@ pub(crate) struct RawRange {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCdc {
+    #[serde(default)]
+    pub truncate_value: Option<Spanned<String>>,
     pub operation_column: Spanned<String>,
     pub timestamp_column: Spanned<String>,
 }

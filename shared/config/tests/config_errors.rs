@@ -252,6 +252,14 @@ fn a_missing_project_file_says_how_to_make_one() {
     "tables.people.ignore_null_updates",
     "applies to `load: cdc` tables"
 )]
+#[case::a_change_operation_as_the_truncate_marker(
+    GOOD_TABLES
+        .replace("load: full", "load: cdc\n    cdc: {operation_column: first_name, timestamp_column: updated_at, truncate_value: D}")
+        .replace("risk_score: {type: 'decimal(5,2)'}", "risk_score: {type: 'decimal(5,2)'}\n      updated_at: {type: timestamp}"),
+    "tables/nomis.yaml:6",
+    "tables.people.cdc.truncate_value",
+    "cannot mark a truncate"
+)]
 #[case::cdc_settings_on_a_full_load(
     GOOD_TABLES.replace("deletes: invalidate", "deletes: invalidate\n    cdc: {operation_column: first_name, timestamp_column: risk_score}"),
     "tables/nomis.yaml:7",

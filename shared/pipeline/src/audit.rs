@@ -430,12 +430,13 @@ impl Audit<'_> {
                 LoadKind::Cdc => {
                     // A `D` for a key never seen changes nothing, so only inserts and updates must
                     // be in the history.
-                    let op = quote(
-                        &t.cdc
-                            .as_ref()
-                            .expect("cdc tables have change columns")
-                            .operation_column,
-                    );
+                    let cdc = t.cdc.as_ref().expect("cdc tables have change columns");
+                    let op = quote(&cdc.operation_column);
+                    let not_truncate = cdc
+                        .truncate
+                        .as_ref()
+                        .map(|v| format!(" AND UPPER(TRIM({op})) <> '{}'", v.replace('\'', "''")))
+                        .unwrap_or_default();
                     let key_cols: Vec<String> = t
                         .primary_key
                         .iter()
@@ -444,7 +445,7 @@ impl Audit<'_> {
                     tests.push((
                         "every key of the batch is in the history".to_owned(),
                         format!(
-                            "WITH b AS (SELECT DISTINCT {} FROM {bronze} WHERE {BATCH_ID} = '{batch}' AND UPPER(TRIM({op})) <> 'D')
+                            "WITH b AS (SELECT DISTINCT {} FROM {bronze} WHERE {BATCH_ID} = '{batch}' AND UPPER(TRIM({op})) <> 'D'{not_truncate})
                              SELECT b.* FROM b LEFT JOIN (SELECT DISTINCT {pk} FROM {silver}) s ON {on} WHERE s.{first_key} IS NULL LIMIT 20",
                             key_cols.join(", ")
                         ),

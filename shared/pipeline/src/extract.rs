@@ -672,6 +672,22 @@ fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
                 .collect()
         })
         .collect();
+    // Truncate markers of a cdc table: their key columns may be empty.
+    let truncates: std::collections::HashSet<usize> = match &table.cdc {
+        Some(cdc) if table.load == LoadKind::Cdc => match (
+            &cdc.truncate,
+            table
+                .columns
+                .iter()
+                .position(|c| c.name == cdc.operation_column),
+        ) {
+            (Some(t), Some(c)) => (0..cleaned[c].len())
+                .filter(|&r| cleaned[c].is_valid(r) && cleaned[c].value(r).eq_ignore_ascii_case(t))
+                .collect(),
+            _ => Default::default(),
+        },
+        _ => Default::default(),
+    };
     for (c, col) in table.columns.iter().enumerate() {
         let values = &cleaned[c];
         let bad: Vec<usize> = match (col.ty, cast_target(col.ty)) {
@@ -746,7 +762,7 @@ fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
         }
         if !col.nullable {
             for r in (0..values.len())
-                .filter(|&r| values.is_null(r))
+                .filter(|&r| values.is_null(r) && !truncates.contains(&r))
                 .take(MAX_PROBLEMS)
             {
                 let what = if table.primary_key.contains(&col.name) {
@@ -770,18 +786,22 @@ fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
             .iter()
             .position(|c| c.name == cdc.operation_column)
             .expect("checked by config");
+        let allowed = match &cdc.truncate {
+            Some(t) => format!("I, U, D or {t} (a truncate)"),
+            None => "I, U or D".to_owned(),
+        };
         for r in 0..cleaned[c].len() {
             let ok = cleaned[c].is_valid(r)
-                && matches!(
+                && (matches!(
                     cleaned[c].value(r).to_ascii_uppercase().as_str(),
                     "I" | "U" | "D"
-                );
+                ) || truncates.contains(&r));
             if !ok {
                 problems.push(Problem::at(
                     x.lines[r],
                     Some(&cdc.operation_column),
                     format!(
-                        "'{}' is not a change operation: use I, U or D",
+                        "'{}' is not a change operation: use {allowed}",
                         if cleaned[c].is_valid(r) {
                             cleaned[c].value(r)
                         } else {

@@ -187,7 +187,6 @@ fn cdc_load(dialect: Dialect, table: &TableConfig, bronze: &str) -> String {
         .expect("a cdc table has its change columns (checked by config)");
     let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
     let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-    let op = quote(&cdc.operation_column);
     let ts = quote(&cdc.timestamp_column);
     let values: Vec<&str> = all
         .iter()
@@ -209,7 +208,7 @@ fn cdc_load(dialect: Dialect, table: &TableConfig, bronze: &str) -> String {
         .collect();
     let mut sql = format!(
         "WITH typed AS ({typed}),
-hashed AS (SELECT t.*, UPPER(TRIM(CAST({op} AS VARCHAR))) AS _op, {fingerprint} AS {ROW_HASH} FROM typed t),
+{hashed},
 uniq AS (
   SELECT * FROM (
     SELECT h.*, ROW_NUMBER() OVER (PARTITION BY {pk}, {ts}, _op, {ROW_HASH} ORDER BY {LANDED_AT}, {BATCH_ID}, {ROW_NUMBER}) AS _dup
@@ -238,10 +237,10 @@ SELECT {out_cols}, CAST({ts} AS TIMESTAMP) AS {VALID_FROM}, _next_ts AS {VALID_T
   (_next_ts IS NULL) AS {IS_CURRENT}{live_flag}, {ROW_HASH}, {BATCH_ID}
 FROM spans WHERE _op <> 'D'",
         typed = typed(dialect, table, bronze),
-        fingerprint = row_fingerprint(dialect, &values),
         out_cols = list(&all, ""),
         live_flag = if new_record { format!(", FALSE AS {IS_DELETED}") } else { String::new() },
         ordered = ordered_changes(dialect, table, &keys, &values),
+        hashed = hashed_changes(dialect, table, &keys, &values),
     );
     if new_record {
         let deleted_cols: Vec<String> = all
@@ -264,6 +263,62 @@ FROM spans WHERE _op = 'D'",
         ));
     }
     sql
+}
+
+/// The `hashed` CTE of a cdc history: the typed changes with their operation (`_op`) and
+/// fingerprint. With a truncate marker (`cdc.truncate_value`), each marker becomes a `D` of every
+/// key the table has seen, at the marker's time (a key with no current version then is not
+/// affected, as for any `D`), and the markers themselves are left out.
+fn hashed_changes(dialect: Dialect, table: &TableConfig, keys: &[&str], values: &[&str]) -> String {
+    let cdc = table
+        .cdc
+        .as_ref()
+        .expect("a cdc table has its change columns");
+    let op = quote(&cdc.operation_column);
+    let base = format!(
+        "SELECT t.*, UPPER(TRIM(CAST({op} AS VARCHAR))) AS _op, {} AS {ROW_HASH} FROM typed t",
+        row_fingerprint(dialect, values)
+    );
+    let Some(marker) = &cdc.truncate else {
+        return format!("hashed AS ({base})");
+    };
+    let marker = marker.replace('\'', "''");
+    let pk = list(keys, "");
+    let columns: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+    let synthetic: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| {
+            let q = quote(&c.name);
+            if keys.contains(&c.name.as_str()) {
+                format!("k.{q}")
+            } else if c.name == cdc.timestamp_column {
+                format!("m._t_ts AS {q}")
+            } else if c.name == cdc.operation_column {
+                format!("CAST('{marker}' AS {}) AS {q}", crate::sql::sql_type(c.ty))
+            } else {
+                format!("CAST(NULL AS {}) AS {q}", crate::sql::sql_type(c.ty))
+            }
+        })
+        .collect();
+    format!(
+        "marked AS ({base}),
+marks AS (
+  SELECT DISTINCT {ts} AS _t_ts, {BATCH_ID} AS _t_b, {EXTRACT_TS} AS _t_ex, {LANDED_AT} AS _t_la, {ROW_NUMBER} AS _t_rn
+  FROM marked WHERE _op = '{marker}'
+),
+seen AS (SELECT DISTINCT {pk} FROM marked WHERE _op <> '{marker}'),
+hashed AS (
+  SELECT {cols}, {BATCH_ID}, {EXTRACT_TS}, {LANDED_AT}, {ROW_NUMBER}, _op, {ROW_HASH} FROM marked WHERE _op <> '{marker}'
+  UNION ALL
+  SELECT {synthetic}, m._t_b AS {BATCH_ID}, m._t_ex AS {EXTRACT_TS}, m._t_la AS {LANDED_AT}, m._t_rn AS {ROW_NUMBER},
+    'D' AS _op, '' AS {ROW_HASH}
+  FROM seen k CROSS JOIN marks m
+)",
+        ts = quote(&cdc.timestamp_column),
+        cols = columns.join(", "),
+        synthetic = synthetic.join(", "),
+    )
 }
 
 /// The `ordered` CTE of a cdc history: each key's changes numbered in time (`_i`). With

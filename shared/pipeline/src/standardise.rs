@@ -76,7 +76,7 @@ pub fn history_rules(table: &TableConfig) -> String {
         .map(|c| format!("{}:{:?}:{}", c.name, c.ty, c.nullable))
         .collect();
     let text = format!(
-        "v{HISTORY_RULES_VERSION}|load={:?}|deletes={:?}|dedupe_by={:?}|primary_key={:?}|cdc={:?}|columns={:?}{}",
+        "v{HISTORY_RULES_VERSION}|load={:?}|deletes={:?}|dedupe_by={:?}|primary_key={:?}|cdc={:?}|columns={:?}{}{}",
         table.load,
         table.deletes,
         table.dedupe_by,
@@ -86,12 +86,18 @@ pub fn history_rules(table: &TableConfig) -> String {
             .as_ref()
             .map(|c| (&c.operation_column, &c.timestamp_column)),
         columns,
-        // Only named when set, so the tables that do not use it keep their fingerprint.
+        // Only named when set, so the tables that do not use them keep their fingerprint.
         if table.ignore_null_updates {
             "|ignore_null_updates"
         } else {
             ""
         },
+        table
+            .cdc
+            .as_ref()
+            .and_then(|c| c.truncate.as_ref())
+            .map(|t| format!("|truncate={t}"))
+            .unwrap_or_default(),
     );
     format!("{:x}", Sha256::digest(text.as_bytes()))[..16].to_owned()
 }

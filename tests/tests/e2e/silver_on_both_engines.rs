@@ -22,7 +22,7 @@ fn tables(source: &str) -> String {
         full("ignored", "ignore"),
         full("invalidated", "invalidate"),
         full("kept", "new_record"),
-    ) + "  patched:\n    primary_key: [id]\n    load: cdc\n    deletes: invalidate\n    ignore_null_updates: true\n    cdc: {operation_column: op, timestamp_column: at}\n    columns:\n      id: {type: bigint, nullable: false}\n      v: {type: string}\n      w: {type: string}\n      op: {type: string}\n      at: {type: timestamp}\n"
+    ) + "  patched:\n    primary_key: [id]\n    load: cdc\n    deletes: invalidate\n    ignore_null_updates: true\n    cdc: {operation_column: op, timestamp_column: at, truncate_value: T}\n    columns:\n      id: {type: bigint, nullable: false}\n      v: {type: string}\n      w: {type: string}\n      op: {type: string}\n      at: {type: timestamp}\n"
 }
 
 /// (table, extract time, file name, body): in delivery order.
@@ -80,6 +80,13 @@ fn deliveries() -> Vec<(&'static str, &'static str, &'static str, &'static str)>
         "2026-11-02T06:00:00Z",
         "p.csv",
         "id,v,w,op,at\n1,b,,U,2026-11-02 01:00:00\n1,,,D,2026-11-02 02:00:00\n1,,z,I,2026-11-02 03:00:00\n2,,,U,2026-11-02 04:00:00\n",
+    ));
+    // A truncate marker (its key empty) closes every current version; a key then comes anew.
+    out.push((
+        "patched",
+        "2026-11-03T06:00:00Z",
+        "p.csv",
+        "id,v,w,op,at\n,,,T,2026-11-03 01:00:00\n3,m,n,I,2026-11-03 02:00:00\n",
     ));
     out.push((
         "changes",
@@ -163,7 +170,7 @@ async fn the_same_deliveries_give_the_same_silver_on_both_engines() {
         );
     }
     // ignore_null_updates: NULLs keep the last values; a delete starts the key afresh; a change
-    // of nothing but NULLs opens no version.
+    // of nothing but NULLs opens no version. truncate_value: a marker closes every key.
     let patched = local.history(&source, "patched").await;
     let versions: Vec<String> = patched
         .iter()
@@ -171,17 +178,21 @@ async fn the_same_deliveries_give_the_same_silver_on_both_engines() {
         .collect();
     assert_eq!(
         versions,
-        ["1|NULL|z", "1|a|x", "1|a|y", "1|b|y", "2|p|q"],
+        ["1|NULL|z", "1|a|x", "1|a|y", "1|b|y", "2|p|q", "3|m|n"],
         "{patched:?}"
     );
     assert!(
         patched[3].contains("|2026-11-02T02:00:00") && patched[3].ends_with("|false"),
         "the delete closes (b, y): {patched:?}"
     );
-    assert!(
-        patched[0].ends_with("|true") && patched[4].ends_with("|true"),
-        "{patched:?}"
-    );
+    // The truncate closes what was current then; key 3 comes after it.
+    for closed in [0, 4] {
+        assert!(
+            patched[closed].ends_with("|2026-11-03T01:00:00Z|false"),
+            "the truncate closes it: {patched:?}"
+        );
+    }
+    assert!(patched[5].ends_with("|NULL|true"), "{patched:?}");
     // A sanity check of the history itself (the embedded engine's is checked against a
     // reference model in floe-pipeline's tests): key 2 gone on day 2, back on day 4.
     let invalidated = local.history(&source, "invalidated").await;

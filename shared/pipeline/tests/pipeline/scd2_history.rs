@@ -40,6 +40,7 @@ fn table(load: LoadKind, deletes: DeletesPolicy) -> TableConfig {
         CdcColumns {
             operation_column: "op".into(),
             timestamp_column: "changed_at".into(),
+            truncate: None,
         }
     });
     TableConfig {
