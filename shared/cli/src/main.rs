@@ -906,8 +906,15 @@ async fn migrate(dir: &Path, table: &str, dry_run: bool) -> Result<()> {
         println!("{table}: the lake already follows the config; nothing to migrate");
         return Ok(());
     }
+    // What the migration does (a refused change becomes a replaced column), not the refusal.
+    let plan = drift::Drift {
+        bronze: bronze_edits.clone(),
+        silver: silver_edits.clone(),
+        refused: Vec::new(),
+        ..found.clone()
+    };
     println!("{table}:");
-    for line in found.describe(&config) {
+    for line in plan.describe(&config) {
         println!("  - {line}");
     }
     // Every accepted bronze value must convert under the new types before anything changes.

@@ -165,6 +165,16 @@ fn drift_by_policy_keeps_the_history_and_migrate_rewrites_it_on_request() {
         p,
         "      id: {type: bigint}\n      qty: {type: 'decimal(12,2)'}\n      price: {type: 'decimal(8,2)'}\n      city: {type: string}\n",
     );
+    // --dry-run checks bronze and says what would change, and changes nothing.
+    floe()
+        .args(["migrate", "shop.orders", "--dry-run", "-p"])
+        .arg(p)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("replace column 'qty'"))
+        .stdout(predicate::str::contains("every bronze value converts"))
+        .stdout(predicate::str::contains("run `floe migrate").not());
+    assert_eq!(query_csv(p, history), before, "a dry run changed silver");
     floe()
         .args(["migrate", "shop.orders", "-p"])
         .arg(p)

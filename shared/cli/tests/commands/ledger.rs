@@ -141,6 +141,12 @@ fn every_file_dropped_in_landing_has_an_answer() {
         .success()
         .stdout(predicate::str::contains("published"))
         .stdout(predicate::str::contains("orders-5").not());
+    floe()
+        .args(["files", "--table", "shop.other", "-p"])
+        .arg(p)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("unknown table 'shop.other'"));
 }
 
 fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
