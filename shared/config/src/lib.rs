@@ -165,6 +165,21 @@ impl SchemaChangePolicy {
     }
 }
 
+/// Which value columns open a new version of a key when they change (`track_history:` or
+/// `ignore_changes:`). A change confined to the other columns updates the key's current version
+/// in place (SCD1 on those columns): a version then holds the values of the last extract (or
+/// change) it was current for, and a closed version is never changed again.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum HistoryColumns {
+    /// Every value column (the default): any change opens a version.
+    #[default]
+    All,
+    /// `track_history: [..]`: only these columns; a column added later is not tracked.
+    Only(Vec<String>),
+    /// `ignore_changes: [..]`: every value column but these; a column added later is tracked.
+    Except(Vec<String>),
+}
+
 /// The column that keeps a file's undeclared columns under `schema_change: rescue`.
 pub const RESCUED_COLUMN: &str = "_rescued";
 
@@ -224,6 +239,8 @@ pub struct TableConfig {
     /// Cdc loads: a NULL in a change row keeps the key's previous value (a source that sends
     /// only the changed columns), until the key is deleted.
     pub ignore_null_updates: bool,
+    /// Which value columns open a version when they change (see [`HistoryColumns`]).
+    pub history: HistoryColumns,
     /// Columns in declared order.
     pub columns: Vec<ColumnConfig>,
     /// Model templates applied to this table (`templates/<name>.sql`), each with its parameters
@@ -234,6 +251,16 @@ pub struct TableConfig {
 }
 
 impl TableConfig {
+    /// Whether a change of `column` (a value column) opens a new version, or updates the
+    /// current one in place (see [`HistoryColumns`]).
+    pub fn tracks(&self, column: &str) -> bool {
+        match &self.history {
+            HistoryColumns::All => true,
+            HistoryColumns::Only(cols) => cols.iter().any(|c| c == column),
+            HistoryColumns::Except(cols) => !cols.iter().any(|c| c == column),
+        }
+    }
+
     /// `source.table`.
     pub fn qualified_name(&self) -> String {
         format!("{}.{}", self.source, self.name)
@@ -1062,6 +1089,88 @@ fn validate_source(
                 SchemaChangePolicy::Evolve
             }
         };
+        let history = match (&t.track_history, &t.ignore_changes) {
+            (Some(_), Some(ignored)) => {
+                err(
+                    loc(ignored),
+                    field("ignore_changes"),
+                    "set track_history (the columns that open a version) or ignore_changes (the \
+                     columns that do not), not both"
+                        .into(),
+                );
+                ok = false;
+                HistoryColumns::All
+            }
+            (None, None) => HistoryColumns::All,
+            (tracked, ignored) => {
+                let (what, list) = match (tracked, ignored) {
+                    (Some(l), _) => ("track_history", l),
+                    (_, Some(l)) => ("ignore_changes", l),
+                    _ => unreachable!("one of the two is set"),
+                };
+                let change_cols: Vec<&str> = t
+                    .cdc
+                    .iter()
+                    .flat_map(|c| {
+                        [
+                            c.operation_column.value.as_str(),
+                            c.timestamp_column.value.as_str(),
+                        ]
+                    })
+                    .collect();
+                for (i, c) in list.value.iter().enumerate() {
+                    let at = format!("{what}[{i}]");
+                    if !column_ref(&at, c, &mut err) {
+                        ok = false;
+                    } else if t.primary_key.value.iter().any(|k| k.value == c.value) {
+                        err(
+                            loc(c),
+                            field(&at),
+                            format!(
+                                "'{}' is in the primary key: a key identifies the row, it is not \
+                                 a value whose changes are tracked; remove it from {what}",
+                                c.value
+                            ),
+                        );
+                        ok = false;
+                    } else if change_cols.contains(&c.value.as_str()) {
+                        err(
+                            loc(c),
+                            field(&at),
+                            format!(
+                                "'{}' is a change column of the cdc table (the operation or its \
+                                 time), not a value; remove it from {what}",
+                                c.value
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+                let listed: Vec<String> = list.value.iter().map(|c| c.value.clone()).collect();
+                let values = names.iter().filter(|n| {
+                    !t.primary_key.value.iter().any(|k| k.value == **n) && !change_cols.contains(n)
+                });
+                let tracked = values
+                    .filter(|n| listed.iter().any(|l| l == *n) == (what == "track_history"))
+                    .count();
+                if tracked == 0 && ok {
+                    err(
+                        loc(list),
+                        field(what),
+                        format!(
+                            "{what} leaves no column whose change opens a version; track at least \
+                             one value column (a table without history is a gold model, not silver)"
+                        ),
+                    );
+                    ok = false;
+                }
+                if what == "track_history" {
+                    HistoryColumns::Only(listed)
+                } else {
+                    HistoryColumns::Except(listed)
+                }
+            }
+        };
         let mut generate = BTreeMap::new();
         for (template, params) in t.generate.unwrap_or_default() {
             let params = params.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
@@ -1115,6 +1224,7 @@ fn validate_source(
                 schema_change,
                 expectations,
                 ignore_null_updates,
+                history,
                 columns,
                 generate,
                 file: shown.to_owned(),

@@ -85,6 +85,10 @@ pub(crate) struct RawTable {
     pub schema_change: Option<Spanned<String>>,
     #[serde(default)]
     pub ignore_null_updates: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub track_history: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub ignore_changes: Option<Spanned<Vec<Spanned<String>>>>,
     pub columns: Spanned<IndexMap<String, RawColumn>>,
     /// Model templates to apply to this table, each with its parameters.
     #[serde(default)]

@@ -252,6 +252,30 @@ fn a_missing_project_file_says_how_to_make_one() {
     "tables.people.ignore_null_updates",
     "applies to `load: cdc` tables"
 )]
+#[case::track_history_and_ignore_changes_together(
+    GOOD_TABLES.replace("deletes: invalidate", "deletes: invalidate\n    track_history: [first_name]\n    ignore_changes: [risk_score]"),
+    "tables/nomis.yaml:8",
+    "tables.people.ignore_changes",
+    "not both"
+)]
+#[case::a_key_in_track_history(
+    GOOD_TABLES.replace("deletes: invalidate", "deletes: invalidate\n    track_history: [first_name, person_id]"),
+    "tables/nomis.yaml:7",
+    "tables.people.track_history[1]",
+    "is in the primary key"
+)]
+#[case::an_unknown_column_in_ignore_changes(
+    GOOD_TABLES.replace("deletes: invalidate", "deletes: invalidate\n    ignore_changes: [risk_scor]"),
+    "tables/nomis.yaml:7",
+    "tables.people.ignore_changes[0]",
+    "did you mean 'risk_score'"
+)]
+#[case::ignore_changes_of_every_value(
+    GOOD_TABLES.replace("deletes: invalidate", "deletes: invalidate\n    ignore_changes: [first_name, risk_score]"),
+    "tables/nomis.yaml:7",
+    "tables.people.ignore_changes",
+    "leaves no column whose change opens a version"
+)]
 #[case::a_change_operation_as_the_truncate_marker(
     GOOD_TABLES
         .replace("load: full", "load: cdc\n    cdc: {operation_column: first_name, timestamp_column: updated_at, truncate_value: D}")

@@ -394,6 +394,9 @@ impl Audit<'_> {
                         .iter()
                         .map(|c| c.name.as_str())
                         .filter(|c| !t.primary_key.iter().any(|k| k == c))
+                        // Silver's fingerprint covers the tracked columns (`track_history`): the
+                        // others of a version are the last extract's of its span, not this one's.
+                        .filter(|c| t.tracks(c))
                         .collect();
                     let cols: Vec<String> = t
                         .columns

@@ -262,6 +262,16 @@ pub fn compare(table: &TableConfig, bronze: Option<&Schema>, silver: Option<&Sch
             }
         }
         for f in s.fields() {
+            // A history column the rules no longer write (`is_deleted` after `deletes:
+            // new_record` is changed) stays, NULL in the rebuilt history: it must allow it.
+            if is_floe_column(f.name())
+                && !f.is_nullable()
+                && expected.field_with_name(f.name()).is_err()
+            {
+                drift.silver.push(SchemaEdit::MakeOptional {
+                    name: f.name().clone(),
+                });
+            }
             if is_floe_column(f.name()) || declared_names.contains(f.name().as_str()) {
                 continue;
             }

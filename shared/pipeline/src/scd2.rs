@@ -19,6 +19,12 @@
 //! file) is the key's state at that instant. `I`/`U` open a version unless nothing changed; `D`
 //! closes the current version (and under `new_record` opens a deleted version with the last
 //! values). Identical change rows delivered twice count once.
+//!
+//! History on a column subset (`track_history` / `ignore_changes`): only a change of a tracked
+//! column opens a version; a change confined to the others updates the current version in place.
+//! So a version is a run of extracts (or changes) of one key with the same tracked values, and its
+//! untracked values are those of the run's last extract (change); `_row_hash` fingerprints the
+//! tracked columns only. Rebuilding and applying give the same result, as without it.
 
 use chrono::{DateTime, Utc};
 use floe_config::{DeletesPolicy, LoadKind, TableConfig};
@@ -51,6 +57,12 @@ fn key_eq(keys: &[&str], a: &str, b: &str) -> String {
         .join(" AND ")
 }
 
+/// The value columns whose changes open a version, and those updated in place in the current
+/// version (`track_history` / `ignore_changes`; the second list is empty by default).
+fn split_tracked<'a>(table: &TableConfig, values: &[&'a str]) -> (Vec<&'a str>, Vec<&'a str>) {
+    values.iter().copied().partition(|c| table.tracks(c))
+}
+
 /// The query computing `table`'s full silver history from its bronze table `bronze`.
 pub fn history_sql(dialect: Dialect, table: &TableConfig, bronze: &str) -> String {
     match table.load {
@@ -76,6 +88,7 @@ fn full_load(dialect: Dialect, table: &TableConfig, bronze: &str) -> String {
     let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
     let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
     let values: Vec<&str> = all.iter().copied().filter(|c| !keys.contains(c)).collect();
+    let (tracked, untracked) = split_tracked(table, &values);
     let pk = list(&keys, "");
     let deletes = table.deletes;
     let tracks_deletes = deletes != DeletesPolicy::Ignore;
@@ -95,7 +108,38 @@ fn full_load(dialect: Dialect, table: &TableConfig, bronze: &str) -> String {
     } else {
         "CAST(NULL AS BIGINT)"
     };
-    let out_cols = list(&all, "sp.");
+    // Untracked columns (`track_history`) take the values of the last extract of the version,
+    // as in-place updates of the current version leave them.
+    let out_cols = all
+        .iter()
+        .map(|c| {
+            if untracked.contains(c) {
+                format!("la.{}", quote(c))
+            } else {
+                format!("sp.{}", quote(c))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (lasts, join_lasts) = if untracked.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (
+            format!(
+                "lasts AS (
+  SELECT {pk}, _version, {cols} FROM (
+    SELECT v.*, ROW_NUMBER() OVER (PARTITION BY {pk}, _version ORDER BY _n DESC) AS _last FROM versioned v
+  ) x WHERE _last = 1
+),
+",
+                cols = list(&untracked, "")
+            ),
+            format!(
+                "\nJOIN lasts la ON {} AND la._version = sp._version",
+                key_eq(&keys, "sp", "la")
+            ),
+        )
+    };
     let is_deleted = |v: &str| {
         if deletes == DeletesPolicy::NewRecord {
             format!(", {v} AS {IS_DELETED}")
@@ -144,7 +188,7 @@ versioned AS (
   SELECT m.*, SUM(_starts) OVER (PARTITION BY {pk} ORDER BY _n ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS _version
   FROM marked m
 ),
-ends AS (SELECT {pk}, _version, MAX(_gone_n) AS _gone_n FROM versioned GROUP BY {pk}, _version),
+{lasts}ends AS (SELECT {pk}, _version, MAX(_gone_n) AS _gone_n FROM versioned GROUP BY {pk}, _version),
 starts AS (
   SELECT v.*, LEAD(_n) OVER (PARTITION BY {pk} ORDER BY _n) AS _next_start_n
   FROM versioned v WHERE _starts = 1
@@ -156,12 +200,12 @@ spans AS (
 SELECT {out_cols}, ef.{EXTRACT_TS} AS {VALID_FROM}, COALESCE(eg.{EXTRACT_TS}, en.{EXTRACT_TS}) AS {VALID_TO},
   (sp._end_n IS NULL AND sp._next_start_n IS NULL) AS {IS_CURRENT}{live_flag},
   sp.{ROW_HASH}, sp.{BATCH_ID}
-FROM spans sp
+FROM spans sp{join_lasts}
 JOIN extracts ef ON ef._n = sp._n
 LEFT JOIN extracts eg ON eg._n = sp._end_n
 LEFT JOIN extracts en ON en._n = sp._next_start_n",
         typed = typed(dialect, table, bronze),
-        fingerprint = row_fingerprint(dialect, &values),
+        fingerprint = row_fingerprint(dialect, &tracked),
         join = key_eq(&keys, "s", "g"),
         live_flag = is_deleted("FALSE"),
     );
@@ -172,7 +216,7 @@ UNION ALL
 SELECT {out_cols}, eg.{EXTRACT_TS} AS {VALID_FROM}, en.{EXTRACT_TS} AS {VALID_TO},
   (sp._next_start_n IS NULL) AS {IS_CURRENT}, TRUE AS {IS_DELETED},
   sp.{ROW_HASH}, eg.{BATCH_ID}
-FROM spans sp
+FROM spans sp{join_lasts}
 JOIN extracts eg ON eg._n = sp._end_n
 LEFT JOIN extracts en ON en._n = sp._next_start_n"
         ));
@@ -193,19 +237,90 @@ fn cdc_load(dialect: Dialect, table: &TableConfig, bronze: &str) -> String {
         .copied()
         .filter(|c| !keys.contains(c) && *c != cdc.operation_column && *c != cdc.timestamp_column)
         .collect();
+    let (tracked, untracked) = split_tracked(table, &values);
     let pk = list(&keys, "");
     let window = format!("PARTITION BY {pk} ORDER BY _i");
     let new_record = table.deletes == DeletesPolicy::NewRecord;
+    // With untracked columns, a version's values of those columns are the last change's before
+    // the next event: `_fin_<c>`; the version's fingerprint is over the tracked columns only.
+    let value_of = |c: &str| {
+        if untracked.contains(&c) {
+            quote(&format!("_fin_{c}"))
+        } else {
+            quote(c)
+        }
+    };
+    let h = if untracked.is_empty() {
+        ROW_HASH
+    } else {
+        "_track_hash"
+    };
     let lags: String = values
         .iter()
         .map(|c| {
             format!(
                 ", LAG({q}) OVER ({window}) AS {l}",
-                q = quote(c),
+                q = value_of(c),
                 l = quote(&format!("_last_{c}"))
             )
         })
         .collect();
+    let is_event = format!(
+        "(_op <> 'D' AND (_prev_op IS NULL OR _prev_op = 'D' OR _prev_hash <> {h})) \
+         OR (_op = 'D' AND _prev_op IS NOT NULL AND _prev_op <> 'D')"
+    );
+    let events = if untracked.is_empty() {
+        format!(
+            "seq AS (
+  SELECT o.*, LAG(_op) OVER ({window}) AS _prev_op, LAG({ROW_HASH}) OVER ({window}) AS _prev_hash FROM ordered o
+),
+events AS (SELECT * FROM seq WHERE {is_event})"
+        )
+    } else {
+        // Each event starts a group with the changes up to the next event (changes of untracked
+        // columns only); the group's last change gives the version its untracked values.
+        let fins: Vec<String> = untracked
+            .iter()
+            .map(|c| format!("{} AS {}", quote(c), quote(&format!("_fin_{c}"))))
+            .collect();
+        let f_fins: Vec<String> = untracked
+            .iter()
+            .map(|c| format!("f.{}", quote(&format!("_fin_{c}"))))
+            .collect();
+        format!(
+            "retracked AS (SELECT o.*, {tfp} AS _track_hash FROM ordered o),
+seq AS (
+  SELECT o.*, LAG(_op) OVER ({window}) AS _prev_op, LAG(_track_hash) OVER ({window}) AS _prev_hash FROM retracked o
+),
+flagged AS (SELECT s.*, CASE WHEN {is_event} THEN 1 ELSE 0 END AS _ev FROM seq s),
+grouped AS (
+  SELECT f.*, SUM(_ev) OVER ({window} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS _grp FROM flagged f
+),
+finals AS (
+  SELECT {pk}, _grp AS _fgrp, {fins} FROM (
+    SELECT g.*, ROW_NUMBER() OVER (PARTITION BY {pk}, _grp ORDER BY _i DESC) AS _rl FROM grouped g
+  ) x WHERE _rl = 1
+),
+events AS (
+  SELECT g.*, {f_fins} FROM grouped g JOIN finals f ON {gf} AND g._grp = f._fgrp WHERE g._ev = 1
+)",
+            tfp = row_fingerprint(dialect, &tracked),
+            fins = fins.join(", "),
+            f_fins = f_fins.join(", "),
+            gf = key_eq(&keys, "g", "f"),
+        )
+    };
+    let out_cols = all
+        .iter()
+        .map(|c| {
+            if untracked.contains(c) {
+                format!("{} AS {}", value_of(c), quote(c))
+            } else {
+                quote(c)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut sql = format!(
         "WITH typed AS ({typed}),
 {hashed},
@@ -222,22 +337,14 @@ last_per_instant AS (
   ) l WHERE _last = 1
 ),
 {ordered},
-seq AS (
-  SELECT o.*, LAG(_op) OVER ({window}) AS _prev_op, LAG({ROW_HASH}) OVER ({window}) AS _prev_hash FROM ordered o
-),
-events AS (
-  SELECT * FROM seq
-  WHERE (_op <> 'D' AND (_prev_op IS NULL OR _prev_op = 'D' OR _prev_hash <> {ROW_HASH}))
-     OR (_op = 'D' AND _prev_op IS NOT NULL AND _prev_op <> 'D')
-),
+{events},
 spans AS (
   SELECT e.*, LEAD(CAST({ts} AS TIMESTAMP)) OVER ({window}) AS _next_ts{lags} FROM events e
 )
 SELECT {out_cols}, CAST({ts} AS TIMESTAMP) AS {VALID_FROM}, _next_ts AS {VALID_TO},
-  (_next_ts IS NULL) AS {IS_CURRENT}{live_flag}, {ROW_HASH}, {BATCH_ID}
+  (_next_ts IS NULL) AS {IS_CURRENT}{live_flag}, {h} AS {ROW_HASH}, {BATCH_ID}
 FROM spans WHERE _op <> 'D'",
         typed = typed(dialect, table, bronze),
-        out_cols = list(&all, ""),
         live_flag = if new_record { format!(", FALSE AS {IS_DELETED}") } else { String::new() },
         ordered = ordered_changes(dialect, table, &keys, &values),
         hashed = hashed_changes(dialect, table, &keys, &values),
@@ -257,7 +364,7 @@ FROM spans WHERE _op <> 'D'",
             "
 UNION ALL
 SELECT {}, CAST({ts} AS TIMESTAMP) AS {VALID_FROM}, _next_ts AS {VALID_TO},
-  (_next_ts IS NULL) AS {IS_CURRENT}, TRUE AS {IS_DELETED}, {ROW_HASH}, {BATCH_ID}
+  (_next_ts IS NULL) AS {IS_CURRENT}, TRUE AS {IS_DELETED}, {h} AS {ROW_HASH}, {BATCH_ID}
 FROM spans WHERE _op = 'D'",
             deleted_cols.join(", ")
         ));
@@ -439,6 +546,7 @@ pub fn apply_extract_sql(
     let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
     let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
     let values: Vec<&str> = all.iter().copied().filter(|c| !keys.contains(c)).collect();
+    let (tracked, untracked) = split_tracked(table, &values);
     let pk = list(&keys, "");
     let new_record = table.deletes == DeletesPolicy::NewRecord;
     let t = timestamp_literal(dialect, Some(extract_ts));
@@ -476,11 +584,36 @@ pub fn apply_extract_sql(
     } else {
         String::new()
     };
+    // An untracked column of a current version that stays current takes the extract's value
+    // (an update in place); every other version keeps its values.
+    let stays = format!(
+        "s.{IS_CURRENT} AND k._new_hash = s.{ROW_HASH}{}",
+        if new_record {
+            format!(" AND NOT s.{IS_DELETED}")
+        } else {
+            String::new()
+        }
+    );
+    let kept_or_updated = all
+        .iter()
+        .map(|c| {
+            let q = quote(c);
+            if untracked.contains(c) {
+                format!(
+                    "CASE WHEN {stays} THEN k.{} ELSE s.{q} END AS {q}",
+                    quote(&format!("_new_{c}"))
+                )
+            } else {
+                format!("s.{q}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut sql = format!(
         "WITH typed AS ({typed}),
 {latest},
 n AS (SELECT {src_cols}, {fingerprint} AS {ROW_HASH} FROM src),
-nk AS (SELECT {pk}, {ROW_HASH} AS _new_hash FROM n),
+nk AS (SELECT {pk}, {ROW_HASH} AS _new_hash{nk_untracked} FROM n),
 cur AS (SELECT {pk}, {ROW_HASH} AS _cur_hash{cur_deleted} FROM {silver} WHERE {IS_CURRENT})
 SELECT {s_cols}, s.{VALID_FROM},
   CASE WHEN {closes} THEN {t} ELSE s.{VALID_TO} END AS {VALID_TO},
@@ -494,13 +627,17 @@ FROM cur c RIGHT JOIN n ON {cn}
 WHERE c._cur_hash IS NULL OR c._cur_hash <> n.{ROW_HASH}{reopens}",
         typed = typed(dialect, table, &extract),
         src_cols = list(&all, ""),
-        fingerprint = row_fingerprint(dialect, &values),
+        fingerprint = row_fingerprint(dialect, &tracked),
         cur_deleted = if new_record {
             format!(", {IS_DELETED} AS _cur_deleted")
         } else {
             String::new()
         },
-        s_cols = list(&all, "s."),
+        nk_untracked = untracked
+            .iter()
+            .map(|c| format!(", {} AS {}", quote(c), quote(&format!("_new_{c}"))))
+            .collect::<String>(),
+        s_cols = kept_or_updated,
         s_deleted = if new_record {
             format!(", s.{IS_DELETED}")
         } else {

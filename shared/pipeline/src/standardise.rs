@@ -76,7 +76,7 @@ pub fn history_rules(table: &TableConfig) -> String {
         .map(|c| format!("{}:{:?}:{}", c.name, c.ty, c.nullable))
         .collect();
     let text = format!(
-        "v{HISTORY_RULES_VERSION}|load={:?}|deletes={:?}|dedupe_by={:?}|primary_key={:?}|cdc={:?}|columns={:?}{}{}",
+        "v{HISTORY_RULES_VERSION}|load={:?}|deletes={:?}|dedupe_by={:?}|primary_key={:?}|cdc={:?}|columns={:?}{}{}{}",
         table.load,
         table.deletes,
         table.dedupe_by,
@@ -98,6 +98,11 @@ pub fn history_rules(table: &TableConfig) -> String {
             .and_then(|c| c.truncate.as_ref())
             .map(|t| format!("|truncate={t}"))
             .unwrap_or_default(),
+        match &table.history {
+            floe_config::HistoryColumns::All => String::new(),
+            floe_config::HistoryColumns::Only(c) => format!("|track_history={c:?}"),
+            floe_config::HistoryColumns::Except(c) => format!("|ignore_changes={c:?}"),
+        },
     );
     format!("{:x}", Sha256::digest(text.as_bytes()))[..16].to_owned()
 }

@@ -23,6 +23,8 @@ fn tables(source: &str) -> String {
         full("invalidated", "invalidate"),
         full("kept", "new_record"),
     ) + "  patched:\n    primary_key: [id]\n    load: cdc\n    deletes: invalidate\n    ignore_null_updates: true\n    cdc: {operation_column: op, timestamp_column: at, truncate_value: T}\n    columns:\n      id: {type: bigint, nullable: false}\n      v: {type: string}\n      w: {type: string}\n      op: {type: string}\n      at: {type: timestamp}\n"
+        + "  tracked:\n    primary_key: [id]\n    deletes: invalidate\n    track_history: [v]\n    columns:\n      id: {type: bigint, nullable: false}\n      v: {type: string}\n      n: {type: bigint}\n"
+        + "  tracked_changes:\n    primary_key: [id]\n    load: cdc\n    deletes: invalidate\n    ignore_changes: [w]\n    cdc: {operation_column: op, timestamp_column: at}\n    columns:\n      id: {type: bigint, nullable: false}\n      v: {type: string}\n      w: {type: string}\n      op: {type: string}\n      at: {type: timestamp}\n"
 }
 
 /// (table, extract time, file name, body): in delivery order.
@@ -88,6 +90,28 @@ fn deliveries() -> Vec<(&'static str, &'static str, &'static str, &'static str)>
         "p.csv",
         "id,v,w,op,at\n,,,T,2026-11-03 01:00:00\n3,m,n,I,2026-11-03 02:00:00\n",
     ));
+    // History on `v` only: a change of `n` alone updates the current version in place; day 3
+    // arrives before day 2.
+    for (ts, body) in [
+        ("2026-11-01T06:00:00Z", "id,v,n\n1,a,1\n2,b,2\n"),
+        ("2026-11-03T06:00:00Z", "id,v,n\n1,a,3\n2,c,2\n"),
+        ("2026-11-02T06:00:00Z", "id,v,n\n1,a,2\n2,b,5\n"),
+        ("2026-11-04T06:00:00Z", "id,v,n\n1,a,4\n2,c,9\n"),
+    ] {
+        out.push(("tracked", ts, "t.csv", body));
+    }
+    out.push((
+        "tracked_changes",
+        "2026-11-01T06:00:00Z",
+        "c.csv",
+        "id,v,w,op,at\n1,a,x,I,2026-11-01 01:00:00\n1,a,y,U,2026-11-01 02:00:00\n1,b,y,U,2026-11-01 03:00:00\n",
+    ));
+    out.push((
+        "tracked_changes",
+        "2026-11-02T06:00:00Z",
+        "c.csv",
+        "id,v,w,op,at\n1,b,z,U,2026-11-02 01:00:00\n1,,,D,2026-11-02 02:00:00\n",
+    ));
     out.push((
         "changes",
         "2026-11-01T06:00:00Z",
@@ -126,7 +150,7 @@ impl Run {
         let deleted = if table == "kept" { ", is_deleted" } else { "" };
         let values = match table {
             "changes" => "v",
-            "patched" => "v, w",
+            "patched" | "tracked_changes" => "v, w",
             _ => "v, n",
         };
         let sql = format!(
@@ -160,9 +184,17 @@ async fn the_same_deliveries_give_the_same_silver_on_both_engines() {
     let athena = run(&stand_in, true, &source).await;
     local.deliver(&source).await;
     athena.deliver(&source).await;
-    for table in ["ignored", "invalidated", "kept", "changes", "patched"] {
+    for table in [
+        "ignored",
+        "invalidated",
+        "kept",
+        "changes",
+        "patched",
+        "tracked",
+        "tracked_changes",
+    ] {
         let expected = local.history(&source, table).await;
-        assert!(expected.len() >= 3, "{table}: {expected:?}");
+        assert!(expected.len() >= 2, "{table}: {expected:?}");
         assert_eq!(
             athena.history(&source, table).await,
             expected,
@@ -193,6 +225,23 @@ async fn the_same_deliveries_give_the_same_silver_on_both_engines() {
         );
     }
     assert!(patched[5].ends_with("|NULL|true"), "{patched:?}");
+    // track_history / ignore_changes: a version holds the untracked values of its last extract
+    // (change).
+    assert_eq!(
+        local.history(&source, "tracked").await,
+        [
+            "1|a|4|2026-11-01T06:00:00Z|NULL|true",
+            "2|b|5|2026-11-01T06:00:00Z|2026-11-03T06:00:00Z|false",
+            "2|c|9|2026-11-03T06:00:00Z|NULL|true",
+        ]
+    );
+    assert_eq!(
+        local.history(&source, "tracked_changes").await,
+        [
+            "1|a|y|2026-11-01T01:00:00Z|2026-11-01T03:00:00Z|false",
+            "1|b|z|2026-11-01T03:00:00Z|2026-11-02T02:00:00Z|false",
+        ]
+    );
     // A sanity check of the history itself (the embedded engine's is checked against a
     // reference model in floe-pipeline's tests): key 2 gone on day 2, back on day 4.
     let invalidated = local.history(&source, "invalidated").await;

@@ -302,3 +302,53 @@ fn policies_fail_and_rescue_decide_what_a_file_of_another_shape_does() {
         ["1,2,false", "1,5,true"]
     );
 }
+
+#[test]
+fn a_changed_deletes_policy_rebuilds_the_history_under_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    project(p);
+    let with_deletes = |policy: &str| {
+        std::fs::write(
+            p.join("tables/shop.yaml"),
+            table_yaml("      id: {type: bigint}\n      v: {type: string}\n")
+                .replace("deletes: invalidate", &format!("deletes: {policy}")),
+        )
+        .unwrap();
+    };
+    with_deletes("new_record");
+    land(p, 1, "id,v\n1,a\n2,b\n").success();
+    land(p, 2, "id,v\n1,a\n").success();
+    let history = "select id, v, valid_from, valid_to, is_current, is_deleted from silver_shop.orders order by id, valid_from";
+    assert_eq!(
+        lines(&query_csv(p, history)),
+        [
+            "1,a,2026-11-01T06:00:00Z,,true,false",
+            "2,b,2026-11-01T06:00:00Z,2026-11-02T06:00:00Z,false,false",
+            "2,b,2026-11-02T06:00:00Z,,true,true",
+        ]
+    );
+    // Under `invalidate` there is no deleted version: silver no longer writes is_deleted.
+    with_deletes("invalidate");
+    land(p, 3, "id,v\n1,a\n3,c\n").success();
+    assert_eq!(
+        lines(&query_csv(p, history)),
+        [
+            "1,a,2026-11-01T06:00:00Z,,true,",
+            "2,b,2026-11-01T06:00:00Z,2026-11-02T06:00:00Z,false,",
+            "3,c,2026-11-03T06:00:00Z,,true,",
+        ]
+    );
+    // And back: the deleted versions come back with the rule.
+    with_deletes("new_record");
+    land(p, 4, "id,v\n1,a\n3,c\n").success();
+    assert_eq!(
+        lines(&query_csv(p, history)),
+        [
+            "1,a,2026-11-01T06:00:00Z,,true,false",
+            "2,b,2026-11-01T06:00:00Z,2026-11-02T06:00:00Z,false,false",
+            "2,b,2026-11-02T06:00:00Z,,true,true",
+            "3,c,2026-11-03T06:00:00Z,,true,false",
+        ]
+    );
+}

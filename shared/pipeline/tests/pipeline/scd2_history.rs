@@ -12,7 +12,8 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use floe_config::{
-    CdcColumns, ColumnConfig, ColumnType, DeletesPolicy, FileFormat, LoadKind, TableConfig,
+    CdcColumns, ColumnConfig, ColumnType, DeletesPolicy, FileFormat, HistoryColumns, LoadKind,
+    TableConfig,
 };
 use floe_core::ports::{Lake, ReadAt, WriteOptions};
 use floe_core::{BatchId, ObjectRef, RunId, TableRef};
@@ -57,6 +58,7 @@ fn table(load: LoadKind, deletes: DeletesPolicy) -> TableConfig {
         schema_change: Default::default(),
         expectations: Vec::new(),
         ignore_null_updates: false,
+        history: HistoryColumns::All,
         columns,
         generate: Default::default(),
         file: "tables/s.yaml".into(),
@@ -211,8 +213,21 @@ fn all_rows(batches: &[RecordBatch], t: &TableConfig) -> Vec<String> {
 }
 
 fn versions(batches: Vec<RecordBatch>) -> BTreeSet<Version> {
+    versions_with_w(batches)
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect()
+}
+
+/// The versions, each with its `w` (None when the table has no `w`).
+fn versions_with_w(batches: Vec<RecordBatch>) -> BTreeSet<(Version, Option<String>)> {
     let mut out = BTreeSet::new();
     for rb in batches {
+        let ws = rb
+            .schema()
+            .index_of("w")
+            .ok()
+            .map(|i| cast(rb.column(i), &DataType::Utf8).unwrap());
         let col = |name: &str| rb.column(rb.schema().index_of(name).unwrap()).clone();
         let ids = cast(&col("id"), &DataType::Int64).unwrap();
         let ids = ids.as_any().downcast_ref::<Int64Array>().unwrap();
@@ -255,13 +270,20 @@ fn versions(batches: Vec<RecordBatch>) -> BTreeSet<Version> {
                     .unwrap()
                     .value(r)
             });
+            let w = ws.as_ref().and_then(|w| {
+                let w = w.as_any().downcast_ref::<StringArray>().unwrap();
+                (!w.is_null(r)).then(|| w.value(r).to_owned())
+            });
             out.insert((
-                ids.value(r),
-                (!vs.is_null(r)).then(|| vs.value(r).to_owned()),
-                micros(from).unwrap(),
-                micros(to),
-                current.value(r),
-                is_deleted,
+                (
+                    ids.value(r),
+                    (!vs.is_null(r)).then(|| vs.value(r).to_owned()),
+                    micros(from).unwrap(),
+                    micros(to),
+                    current.value(r),
+                    is_deleted,
+                ),
+                w,
             ));
         }
     }
@@ -583,5 +605,272 @@ proptest! {
         let files = cdc_files(&changes, &batch_of);
         let got = runtime().block_on(history(&delivery(files, order, repeats), &t));
         prop_assert_eq!(got, model_cdc(&changes, policy));
+    }
+}
+
+// History on a column subset: `track_history: [v]`, so a change of `w` alone updates the key's
+// current version in place.
+
+/// A table with a tracked value `v` and an untracked one `w`.
+fn tracked_table(load: LoadKind, deletes: DeletesPolicy) -> TableConfig {
+    let mut t = table(load, deletes);
+    t.columns.insert(2, column("w", ColumnType::String));
+    t.history = HistoryColumns::Only(vec!["v".into()]);
+    t
+}
+
+/// A version with its `w`.
+type Tracked = (Version, Option<String>);
+
+/// A key's open version in the models below: v, w, valid from, deleted.
+type Open = (Option<String>, Option<String>, DateTime<Utc>, bool);
+
+/// Applies one row (key, v, w) at `t` to the open versions: a live version with the same `v`
+/// takes the new `w` in place; anything else closes it and opens one.
+fn model_upsert(
+    open: &mut BTreeMap<i64, Open>,
+    done: &mut Vec<Tracked>,
+    t: DateTime<Utc>,
+    k: i64,
+    v: &Option<String>,
+    w: &Option<String>,
+) {
+    match open.get_mut(&k) {
+        Some(o) if !o.3 && &o.0 == v => o.1 = w.clone(),
+        Some(o) => {
+            done.push(((k, o.0.clone(), o.2, Some(t), false, o.3), o.1.clone()));
+            *o = (v.clone(), w.clone(), t, false);
+        }
+        None => {
+            open.insert(k, (v.clone(), w.clone(), t, false));
+        }
+    }
+}
+
+/// Ends a key's live version at `t` as `deletes` says (a deleted key under `new_record` opens a
+/// deleted version with its last values).
+fn model_delete(
+    open: &mut BTreeMap<i64, Open>,
+    done: &mut Vec<Tracked>,
+    t: DateTime<Utc>,
+    k: i64,
+    deletes: DeletesPolicy,
+) {
+    let Some((v, w, from, false)) = open.get(&k).cloned() else {
+        return;
+    };
+    match deletes {
+        DeletesPolicy::Ignore => {}
+        DeletesPolicy::Invalidate => {
+            done.push(((k, v, from, Some(t), false, false), w));
+            open.remove(&k);
+        }
+        DeletesPolicy::NewRecord => {
+            done.push(((k, v.clone(), from, Some(t), false, false), w.clone()));
+            open.insert(k, (v, w, t, true));
+        }
+    }
+}
+
+fn model_close(open: BTreeMap<i64, Open>, mut done: Vec<Tracked>) -> BTreeSet<Tracked> {
+    done.extend(
+        open.into_iter()
+            .map(|(k, (v, w, from, deleted))| ((k, v, from, None, true, deleted), w)),
+    );
+    done.into_iter().collect()
+}
+
+/// A full extract with `w`: its time and its rows (key -> (v, w)).
+type TrackedExtract = (
+    DateTime<Utc>,
+    BTreeMap<i64, (Option<String>, Option<String>)>,
+);
+
+fn model_tracked_full(extracts: &[TrackedExtract], deletes: DeletesPolicy) -> BTreeSet<Tracked> {
+    let mut done = Vec::new();
+    let mut open = BTreeMap::new();
+    for (t, rows) in extracts {
+        for (k, (v, w)) in rows {
+            model_upsert(&mut open, &mut done, *t, *k, v, w);
+        }
+        let missing: Vec<i64> = open
+            .keys()
+            .filter(|k| !rows.contains_key(k))
+            .copied()
+            .collect();
+        for k in missing {
+            model_delete(&mut open, &mut done, *t, k, deletes);
+        }
+    }
+    model_close(open, done)
+}
+
+fn tracked_full_files(extracts: &[TrackedExtract]) -> Vec<File> {
+    extracts
+        .iter()
+        .map(|(t, rows)| File {
+            extract: *t,
+            rows: rows
+                .iter()
+                .map(|(k, (v, w))| vec![Some(k.to_string()), v.clone(), w.clone()])
+                .collect(),
+            name: format!("landing/s/t/{}/t.csv", t.to_rfc3339()),
+        })
+        .collect()
+}
+
+fn small_value(a: &'static str, b: &'static str) -> impl Strategy<Value = Option<String>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(a.to_owned())),
+        Just(Some(b.to_owned()))
+    ]
+}
+
+fn tracked_extracts() -> impl Strategy<Value = Vec<TrackedExtract>> {
+    let extract = proptest::collection::btree_map(
+        1i64..5,
+        (small_value("a", "b"), small_value("x", "y")),
+        1..5,
+    );
+    proptest::collection::vec(extract, 1..7).prop_map(|xs| {
+        xs.into_iter()
+            .enumerate()
+            .map(|(i, rows)| (day(i as i64), rows))
+            .collect()
+    })
+}
+
+/// A change row with `w`: key, operation, v, w.
+type TrackedChange = (i64, &'static str, Option<String>, Option<String>);
+
+fn model_tracked_cdc(
+    changes: &[(DateTime<Utc>, TrackedChange)],
+    deletes: DeletesPolicy,
+) -> BTreeSet<Tracked> {
+    let mut done = Vec::new();
+    let mut open = BTreeMap::new();
+    for (t, (k, op, v, w)) in changes {
+        if *op == "D" {
+            // A cdc delete always ends the version (`ignore` only concerns full extracts).
+            let policy = match deletes {
+                DeletesPolicy::NewRecord => DeletesPolicy::NewRecord,
+                _ => DeletesPolicy::Invalidate,
+            };
+            model_delete(&mut open, &mut done, *t, *k, policy);
+        } else {
+            model_upsert(&mut open, &mut done, *t, *k, v, w);
+        }
+    }
+    model_close(open, done)
+}
+
+fn tracked_cdc_files(changes: &[(DateTime<Utc>, TrackedChange)], batch_of: &[usize]) -> Vec<File> {
+    let mut files: BTreeMap<usize, File> = BTreeMap::new();
+    for (i, (t, (k, op, v, w))) in changes.iter().enumerate() {
+        let b = batch_of.get(i).copied().unwrap_or(0) % 3;
+        files
+            .entry(b)
+            .or_insert_with(|| File {
+                extract: day(100 + b as i64),
+                rows: Vec::new(),
+                name: format!("landing/s/t/batch{b}/t.csv"),
+            })
+            .rows
+            .push(vec![
+                Some(k.to_string()),
+                v.clone(),
+                w.clone(),
+                Some((*op).to_owned()),
+                Some(t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            ]);
+    }
+    files.into_values().collect()
+}
+
+#[test]
+fn a_change_of_an_untracked_column_updates_the_current_version_in_place() {
+    let rows = |xs: &[(i64, &str, &str)]| {
+        xs.iter()
+            .map(|(k, v, w)| (*k, (Some(v.to_string()), Some(w.to_string()))))
+            .collect::<BTreeMap<_, _>>()
+    };
+    // Key 1: w changes twice under the same v, then v changes, then w again.
+    let extracts = vec![
+        (day(0), rows(&[(1, "a", "x")])),
+        (day(1), rows(&[(1, "a", "y")])),
+        (day(2), rows(&[(1, "a", "z")])),
+        (day(3), rows(&[(1, "b", "z")])),
+        (day(4), rows(&[(1, "b", "x")])),
+    ];
+    let t = tracked_table(LoadKind::Full, DeletesPolicy::Invalidate);
+    let v = |val: &str, w: &str, from: i64, to: Option<i64>| -> Tracked {
+        (
+            (
+                1,
+                Some(val.into()),
+                day(from),
+                to.map(day),
+                to.is_none(),
+                false,
+            ),
+            Some(w.into()),
+        )
+    };
+    let expected: BTreeSet<Tracked> = [v("a", "z", 0, Some(3)), v("b", "x", 3, None)]
+        .into_iter()
+        .collect();
+    let files = tracked_full_files(&extracts);
+    let rebuilt = versions_with_w(runtime().block_on(history_rows(&files, &t)));
+    assert_eq!(rebuilt, expected);
+    let applied = versions_with_w(runtime().block_on(applied_rows(&files, &t)));
+    assert_eq!(applied, expected);
+    assert_eq!(
+        model_tracked_full(&extracts, DeletesPolicy::Invalidate),
+        expected
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn tracked_full_loads_in_any_order_match_the_model(
+        extracts in tracked_extracts(),
+        order in proptest::collection::vec(0usize..8, 0..8),
+        repeats in proptest::collection::vec((0usize..8, any::<bool>()), 0..3),
+        policy in prop_oneof![Just(DeletesPolicy::Ignore), Just(DeletesPolicy::Invalidate), Just(DeletesPolicy::NewRecord)],
+    ) {
+        let t = tracked_table(LoadKind::Full, policy);
+        let files = delivery(tracked_full_files(&extracts), order, repeats);
+        let got = versions_with_w(runtime().block_on(history_rows(&files, &t)));
+        prop_assert_eq!(got, model_tracked_full(&extracts, policy));
+    }
+
+    #[test]
+    fn tracked_extracts_applied_in_order_match_the_model(
+        extracts in tracked_extracts(),
+        policy in prop_oneof![Just(DeletesPolicy::Ignore), Just(DeletesPolicy::Invalidate), Just(DeletesPolicy::NewRecord)],
+    ) {
+        let t = tracked_table(LoadKind::Full, policy);
+        let got = versions_with_w(runtime().block_on(applied_rows(&tracked_full_files(&extracts), &t)));
+        prop_assert_eq!(got, model_tracked_full(&extracts, policy));
+    }
+
+    #[test]
+    fn tracked_cdc_batches_in_any_order_match_the_model(
+        changes in proptest::collection::vec(
+            (1i64..4, prop_oneof![Just("I"), Just("U"), Just("D")], small_value("a", "b"), small_value("x", "y")),
+            1..14,
+        ).prop_map(|xs| xs.into_iter().enumerate().map(|(i, c)| (day(0) + chrono::Duration::minutes(i as i64), c)).collect::<Vec<_>>()),
+        batch_of in proptest::collection::vec(0usize..3, 14),
+        order in proptest::collection::vec(0usize..4, 0..4),
+        repeats in proptest::collection::vec((0usize..4, any::<bool>()), 0..3),
+        policy in prop_oneof![Just(DeletesPolicy::Ignore), Just(DeletesPolicy::Invalidate), Just(DeletesPolicy::NewRecord)],
+    ) {
+        let t = tracked_table(LoadKind::Cdc, policy);
+        let files = delivery(tracked_cdc_files(&changes, &batch_of), order, repeats);
+        let got = versions_with_w(runtime().block_on(history_rows(&files, &t)));
+        prop_assert_eq!(got, model_tracked_cdc(&changes, policy));
     }
 }
