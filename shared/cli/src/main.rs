@@ -13,6 +13,7 @@ mod demo;
 mod doctor;
 mod models;
 mod output;
+mod progress;
 mod sample;
 mod unit;
 
@@ -304,6 +305,17 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // The verbs that do long work show how far it has got (see `progress`).
+    let _progress = matches!(
+        cli.command,
+        Command::Land { .. }
+            | Command::Up { .. }
+            | Command::Run { .. }
+            | Command::Retry
+            | Command::Migrate { .. }
+            | Command::Demo { .. }
+    )
+    .then(progress::watch);
     match cli.command {
         Command::Init { dir, no_sample } => init(&dir, no_sample).await,
         Command::Validate => validate(&cli.project).await,
@@ -341,7 +353,9 @@ async fn run(cli: Cli) -> Result<()> {
             let object = rt.land_file(&file, &table, ts).await?;
             println!("landed {} as {}", file.display(), object.key);
             if wait {
-                let report = rt.drain(false, |m| println!("  {m}")).await?;
+                let report = rt
+                    .drain(false, |m| progress::say(&format!("  {m}")))
+                    .await?;
                 return outcome(&report);
             }
             println!(
@@ -544,7 +558,9 @@ async fn up(dir: &Path, once: bool, interval: f64) -> Result<()> {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
         // After a crash, work left in flight is picked up at once on the first pass.
-        let report = rt.drain(first, |m| println!("  {m}")).await?;
+        let report = rt
+            .drain(first, |m| progress::say(&format!("  {m}")))
+            .await?;
         first = false;
         if once {
             return outcome(&report);
@@ -598,7 +614,9 @@ async fn run_demo(dir: &Path, people: u64, days: i64) -> Result<()> {
         std::fs::create_dir_all(path.parent().expect("a folder"))?;
         std::fs::write(&path, &f.body)?;
         rt.land_file(&path, f.table, f.extract_ts).await?;
-        let r = rt.drain(false, |m| println!("  {m}")).await?;
+        let r = rt
+            .drain(false, |m| progress::say(&format!("  {m}")))
+            .await?;
         report.landed.extend(r.landed);
         report.published.extend(r.published);
         report.quarantined.extend(r.quarantined);
@@ -1017,7 +1035,9 @@ async fn migrate(dir: &Path, table: &str, dry_run: bool) -> Result<()> {
     );
     rt.queue("standardise").send(&message.to_json()).await?;
     println!("  rebuilding the history of {silver} from bronze under the new config");
-    let report = rt.drain(false, |m| println!("  {m}")).await?;
+    let report = rt
+        .drain(false, |m| progress::say(&format!("  {m}")))
+        .await?;
     outcome(&report)
 }
 
@@ -1050,7 +1070,9 @@ async fn init(dir: &Path, no_sample: bool) -> Result<()> {
         for (table, ts, file) in sample::sample_extracts(&project.root)? {
             rt.land_file(&file, &table, ts).await?;
         }
-        let report = rt.drain(false, |m| println!("  {m}")).await?;
+        let report = rt
+            .drain(false, |m| progress::say(&format!("  {m}")))
+            .await?;
         outcome(&report)?;
     }
     println!(

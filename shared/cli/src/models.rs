@@ -150,7 +150,8 @@ pub async fn run(project: &Project, opts: &RunOptions, trigger: &str) -> Result<
         })
         .collect();
     record_runs(lake.as_ref(), &run, &started, "start").await?;
-    let progress = |line: &str| println!("  {line}");
+    floe_pipeline::progress::step(format!("{trigger}: building"));
+    let progress = |line: &str| crate::progress::say(&format!("  {line}"));
     let clock = floe_core::ports::SystemClock;
     let build = Modelling {
         project,
@@ -179,6 +180,7 @@ pub async fn run(project: &Project, opts: &RunOptions, trigger: &str) -> Result<
         &build,
     )
     .await?;
+    floe_pipeline::progress::step(format!("{trigger}: testing and publishing"));
     let verdicts = AuditModels {
         project,
         models: &models,
@@ -190,6 +192,7 @@ pub async fn run(project: &Project, opts: &RunOptions, trigger: &str) -> Result<
     }
     .handle(trigger, &build.staged, &batch, &run)
     .await?;
+    floe_pipeline::progress::idle();
     if target.namespace == floe_models::GOLD {
         write_manifest(project, &models, &target.namespace)?;
     }
@@ -299,7 +302,7 @@ pub async fn test(project: &Project, select: Option<&str>) -> Result<()> {
     let models = floe_pipeline::modelling::load_models(project, lake.as_ref()).await?;
     let selected = selection(&models, select, None)?;
     let clock = floe_core::ports::SystemClock;
-    let progress = |line: &str| println!("  {line}");
+    let progress = |line: &str| crate::progress::say(&format!("  {line}"));
     let audit = AuditModels {
         project,
         models: &models,

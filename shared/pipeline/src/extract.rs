@@ -128,6 +128,7 @@ pub fn read_with(
             "the file has a header but no rows: land the extract again with its rows",
         )]);
     }
+    crate::progress::phase("checking values");
     check_values(table, &extract)?;
     Ok(extract)
 }
@@ -333,6 +334,7 @@ fn read_csv(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
         .has_headers(false)
         .flexible(false)
         .from_reader(bytes);
+    crate::progress::measure(crate::progress::Unit::Bytes, Some(bytes.len() as u64));
     let mut records = reader.byte_records();
     let header = match records.next() {
         Some(Ok(h)) => h,
@@ -408,6 +410,9 @@ fn read_csv(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
             }
         };
         let line = record.position().map_or(0, |p| line_at(p.byte()));
+        if line.is_multiple_of(8192) {
+            crate::progress::set(record.position().map_or(0, |p| p.byte()));
+        }
         let text = |i: usize, column: &str, problems: &mut Vec<Problem>| match std::str::from_utf8(
             record.get(i).unwrap_or_default(),
         ) {
@@ -562,8 +567,14 @@ fn read_jsonl(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
     let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); shape.width()];
     let mut lines = Vec::new();
     let mut problems = Vec::new();
+    crate::progress::measure(crate::progress::Unit::Bytes, Some(text.len() as u64));
+    let mut read = 0u64;
     for (i, l) in text.lines().enumerate() {
         let line = i as u64 + 1;
+        read += l.len() as u64 + 1;
+        if line.is_multiple_of(8192) {
+            crate::progress::set(read);
+        }
         if l.trim().is_empty() {
             continue;
         }

@@ -308,6 +308,7 @@ impl Landing<'_> {
         options
             .properties
             .insert("floe.extract-ts".into(), key.extract_ts.to_rfc3339());
+        crate::progress::phase("writing bronze");
         let outcome = self.lake.append(&bronze_ref, vec![batch], &options).await?;
         tracing::info!(table = %bronze_ref, rows = n, snapshot_id = outcome.snapshot_id, replay = outcome.already_committed, "landed");
         crate::expectations::record(

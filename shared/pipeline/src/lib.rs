@@ -16,6 +16,7 @@
 //! - [`audit`]: the silver audit (tests, then publish or reject).
 //! - [`modelling`]: the gold layer at run time: build models staged, test them, publish.
 //! - [`notify`]: the failure webhook (Slack-compatible).
+//! - [`progress`]: how far the long work of this process has got, for the CLI to show.
 //! - [`rejections`]: batches refused by an audit, left out of later builds.
 //! - [`stages`]: the stage handlers behind one entry point (message in, next messages out).
 //! - [`runtime`]: the stages chained through local queues in one process.
@@ -34,6 +35,7 @@ pub mod ledger;
 pub mod local;
 pub mod modelling;
 pub mod notify;
+pub mod progress;
 pub mod rejections;
 pub mod runtime;
 pub mod scd2;

@@ -309,6 +309,7 @@ impl Modelling<'_> {
     ) -> Result<Build> {
         self.lake.ensure_namespace(&self.target.namespace).await?;
         let order = self.models.dag.ordered(selected);
+        crate::progress::measure(crate::progress::Unit::Models, Some(order.len() as u64));
         let staged: Mutex<BTreeMap<String, StagedModel>> = Mutex::new(BTreeMap::new());
         let failed: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
         let outcomes: Mutex<BTreeMap<String, Built>> = Mutex::new(BTreeMap::new());
@@ -356,6 +357,7 @@ impl Modelling<'_> {
                         },
                     );
                     done.insert(name);
+                    crate::progress::add(1);
                     i = 0;
                     continue;
                 }
@@ -374,6 +376,7 @@ impl Modelling<'_> {
                 break;
             };
             let finished_at = self.clock.now();
+            crate::progress::add(1);
             let built = match result {
                 Ok(s) => {
                     let rows = s.rows;

@@ -210,7 +210,9 @@ impl Runtime {
                 declared.max_file_mb
             )));
         }
-        let bytes = std::fs::read(file)
+        crate::progress::step(format!("copying {}", file.display()));
+        crate::progress::measure(crate::progress::Unit::Bytes, Some(size));
+        let bytes = read_counted(file, size)
             .map_err(|e| Error::Config(format!("cannot read {}: {e}", file.display())))?;
         let file_name = file
             .file_name()
@@ -330,6 +332,7 @@ impl Runtime {
                     n
                 };
                 if pending == 0 {
+                    crate::progress::idle();
                     return Ok(report);
                 }
                 // Only hidden messages are left: a retry's backoff, or work another (or a
@@ -354,6 +357,7 @@ impl Runtime {
         report: &mut Report,
         progress: &mut impl FnMut(&str),
     ) -> Result<()> {
+        crate::progress::step(crate::progress::describe(stage, &d.body));
         let result = match stage.parse::<Stage>() {
             Ok(st) => self.stages.handle(st, &d.body).await,
             Err(e) => Err(e),
@@ -408,4 +412,20 @@ impl Runtime {
 /// The folder of a project's local state.
 pub fn state_dir(project_root: &Path) -> PathBuf {
     project_root.join(STATE_DIR)
+}
+
+/// Reads a whole file, counting its bytes for [`crate::progress`] as they come.
+fn read_counted(file: &Path, size: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(file)?;
+    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let mut chunk = vec![0u8; 8 << 20];
+    loop {
+        let n = f.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&chunk[..n]);
+        crate::progress::add(n as u64);
+    }
 }

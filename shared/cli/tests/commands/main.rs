@@ -9,3 +9,4 @@ mod drift;
 mod expect;
 mod ledger;
 mod models;
+mod progress;
