@@ -115,6 +115,17 @@ async fn queue(clients: &Clients, name_or_url: &str) -> Result<SqsQueue> {
         .with_context(|| format!("no SQS queue named '{name_or_url}' (give its name or URL)"))
 }
 
+/// Puts a message on the stack's queue of `stage` (`<stack>-<stage>`).
+pub async fn send_to_stage(project: &Project, stage: &str, body: &str) -> Result<()> {
+    let s = settings(project)?;
+    let clients = clients(project).await?;
+    queue(&clients, &format!("{}-{stage}", s.stack))
+        .await?
+        .send(body)
+        .await?;
+    Ok(())
+}
+
 /// Puts the file's events on a queue (name or URL) or an event bus (`bus:NAME`).
 pub async fn inject(project: &Project, file: &Path, to: &str) -> Result<()> {
     let events = read_events(file)?;

@@ -899,16 +899,21 @@ async fn files(
 async fn migrate(dir: &Path, table: &str, dry_run: bool) -> Result<()> {
     use floe_core::ports::SchemaEdit;
     use floe_pipeline::drift;
-    if aws_project(dir)?.is_some() {
-        bail!(
-            "floe migrate runs on the embedded engine only for now; on Athena, change the table \
-             with ALTER TABLE and land the next extract"
-        );
-    }
-    let rt = runtime(dir).await?;
-    let project = rt.project().clone();
+    // On the embedded engine the rebuild runs through the local queues; on Athena through the
+    // stack's queues, with the stage services in this process (as `floe land --wait`).
+    let (rt, project, lake) = match aws_project(dir)? {
+        Some(project) => {
+            let (lake, _) = models::open(&project).await?;
+            (None, project, lake)
+        }
+        None => {
+            let rt = runtime(dir).await?;
+            let project = rt.project().clone();
+            let lake = rt.lake().clone();
+            (Some(rt), project, lake)
+        }
+    };
     let config = project.table(table)?.clone();
-    let lake = rt.lake();
     let bronze = config.table_ref(floe_core::Layer::Bronze);
     let silver = config.table_ref(floe_core::Layer::Silver);
     if !lake.table_exists(&bronze).await? || !lake.table_exists(&silver).await? {
@@ -1003,12 +1008,15 @@ async fn migrate(dir: &Path, table: &str, dry_run: bool) -> Result<()> {
         .rev()
         .find(|s| s.is_current)
         .ok_or_else(|| anyhow::anyhow!("{bronze} has no snapshot"))?;
-    let extract_ts = latest
+    let extract_ts = match latest
         .summary
         .get("floe.extract-ts")
         .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .ok_or_else(|| anyhow::anyhow!("{bronze}'s latest snapshot records no extract time"))?;
+    {
+        Some(t) => t.with_timezone(&Utc),
+        // Athena's commits carry no summary of floe's: the latest extract time bronze holds.
+        None => latest_extract(lake.as_ref(), &bronze).await?,
+    };
     let rules = floe_pipeline::standardise::history_rules(&effective);
     let batch = floe_core::BatchId::derive(&[
         "migrate",
@@ -1033,12 +1041,52 @@ async fn migrate(dir: &Path, table: &str, dry_run: bool) -> Result<()> {
             extract_ts,
         },
     );
-    rt.queue("standardise").send(&message.to_json()).await?;
     println!("  rebuilding the history of {silver} from bronze under the new config");
-    let report = rt
-        .drain(false, |m| progress::say(&format!("  {m}")))
+    match rt {
+        Some(rt) => {
+            rt.queue("standardise").send(&message.to_json()).await?;
+            let report = rt
+                .drain(false, |m| progress::say(&format!("  {m}")))
+                .await?;
+            outcome(&report)
+        }
+        None => {
+            aws::check_stack(&project).await?;
+            aws::send_to_stage(&project, "standardise", &message.to_json()).await?;
+            aws::up(&project, true, 0.5).await
+        }
+    }
+}
+
+/// The latest extract time in `bronze`.
+async fn latest_extract(lake: &dyn Lake, bronze: &TableRef) -> Result<DateTime<Utc>> {
+    use datafusion::arrow::array::{Array, TimestampMicrosecondArray};
+    use datafusion::arrow::datatypes::{DataType, TimeUnit};
+    let rows = lake
+        .query(
+            &format!(
+                "SELECT MAX({}) AS latest FROM {bronze}",
+                floe_pipeline::bronze::EXTRACT_TS
+            ),
+            &ReadAt::Current,
+        )
         .await?;
-    outcome(&report)
+    let latest = rows
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .map(|b| {
+            datafusion::arrow::compute::cast(
+                b.column(0),
+                &DataType::Timestamp(TimeUnit::Microsecond, None),
+            )
+        })
+        .transpose()?;
+    latest
+        .as_ref()
+        .and_then(|a| a.as_any().downcast_ref::<TimestampMicrosecondArray>())
+        .filter(|a| !a.is_null(0))
+        .and_then(|a| DateTime::from_timestamp_micros(a.value(0)))
+        .ok_or_else(|| anyhow::anyhow!("{bronze} holds no extract"))
 }
 
 async fn init(dir: &Path, no_sample: bool) -> Result<()> {

@@ -3,6 +3,9 @@
 //! `floe up --once` (the four stage services in-process on the stack's SQS queues, SQL on
 //! Athena), then `floe query` and `floe history` through Athena. The same files landed on the
 //! embedded engine give the same silver history.
+//! Schema drift on Athena through the CLI: an added column and a widened type applied by
+//! themselves, a refused change, then `floe migrate` (dry run first), the history and the gold
+//! model downstream checked row by row.
 
 use std::path::Path;
 use std::process::Command as Process;
@@ -59,9 +62,6 @@ fn the_readme_session_runs_the_production_chain_on_the_stand_in() {
     let Some(stand_in) = StandIn::or_skip("the README's local-AWS session") else {
         return;
     };
-    let port = stand_in.endpoint.rsplit(':').next().unwrap().to_owned();
-    let stage = format!("t{}", &uuid_like()[..8]);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let aws = tempfile::tempdir().unwrap();
     let local = tempfile::tempdir().unwrap();
     for d in [aws.path(), local.path()] {
@@ -72,32 +72,11 @@ fn the_readme_session_runs_the_production_chain_on_the_stand_in() {
             .success();
     }
     // The project's resources on the stand-in, and engine: athena in its floe.yaml.
-    let up = Process::new(root.join("scripts/aws-local.sh"))
-        .arg("up")
-        .arg(aws.path())
-        .env("FLOE_AWS_LOCAL_PORT", &port)
-        .env("FLOE_AWS_LOCAL_STAGE", &stage)
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let exports = String::from_utf8(up.stdout).unwrap();
-    let env: Vec<(String, String)> = exports
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    assert!(
-        env.iter().any(|(k, _)| k == "AWS_ENDPOINT_URL"),
-        "{exports}"
-    );
+    let env = stack_up(&stand_in, aws.path());
+    assert!(env.iter().any(|(k, _)| k == "AWS_ENDPOINT_URL"), "{env:?}");
     let yaml = std::fs::read_to_string(aws.path().join("floe.yaml")).unwrap();
     assert!(
-        yaml.contains("engine: athena") && yaml.contains(&format!("stack: floe-{stage}")),
+        yaml.contains("engine: athena") && yaml.contains("stack: floe-t"),
         "{yaml}"
     );
     floe(aws.path(), &env).arg("validate").assert().success();
@@ -193,4 +172,144 @@ fn uuid_like() -> String {
     .chars()
     .rev()
     .collect()
+}
+
+/// `scripts/aws-local.sh up DIR`: the project's stack on the stand-in and `engine: athena` in its
+/// floe.yaml; returns the environment it prints (AWS_ENDPOINT_URL and the rest).
+fn stack_up(stand_in: &StandIn, dir: &Path) -> Vec<(String, String)> {
+    let port = stand_in.endpoint.rsplit(':').next().unwrap().to_owned();
+    let stage = format!("t{}", &uuid_like()[..8]);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let up = Process::new(root.join("scripts/aws-local.sh"))
+        .arg("up")
+        .arg(dir)
+        .env("FLOE_AWS_LOCAL_PORT", &port)
+        .env("FLOE_AWS_LOCAL_STAGE", &stage)
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    String::from_utf8(up.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn migrate_rewrites_the_history_on_athena() {
+    let Some(stand_in) = StandIn::or_skip("floe migrate on Athena") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    floe(p, &[])
+        .args(["init", "--no-sample"])
+        .arg(p)
+        .assert()
+        .success();
+    let env = stack_up(&stand_in, p);
+    let configure = |columns: &str| {
+        std::fs::write(
+            p.join("tables/shop.yaml"),
+            format!(
+                "source: shop\ntables:\n  orders:\n    primary_key: [id]\n    deletes: invalidate\n    \
+                 columns:\n      id: {{type: bigint}}\n{columns}    generate:\n      current: {{}}\n"
+            ),
+        )
+        .unwrap();
+    };
+    let land = |day: u32, csv: &str| {
+        let file = p.join(format!("orders-{day}.csv"));
+        std::fs::write(&file, csv).unwrap();
+        let mut c = floe(p, &env);
+        c.args(["land", "--table", "shop.orders", "--wait", "--extract-ts"])
+            .arg(format!("2026-11-{day:02}T06:00:00Z"))
+            .arg(&file);
+        c.assert()
+    };
+    let query = |sql: &str| -> Vec<String> {
+        let out = floe(p, &env)
+            .args(["query", "--format", "csv", sql])
+            .assert()
+            .success();
+        String::from_utf8_lossy(&out.get_output().stdout)
+            .lines()
+            .skip(1)
+            .map(str::to_owned)
+            .collect()
+    };
+    let history = "select id, qty, city, valid_from, valid_to, is_current from silver_shop.orders order by id, valid_from";
+    let gold = "select id, qty, city from gold.current_shop_orders order by id";
+    configure("      qty: {type: int}\n");
+    land(1, "id,qty\n1,2\n2,3\n").success();
+
+    // Day 2: city added and qty widened to bigint, applied by themselves.
+    configure("      qty: {type: bigint}\n      city: {type: string}\n");
+    land(2, "id,qty,city\n1,2,Leeds\n2,3000000000,York\n").success();
+    let before = query(history);
+    assert_eq!(
+        before,
+        [
+            "1,2,,2026-11-01T06:00:00Z,2026-11-02T06:00:00Z,false",
+            "1,2,Leeds,2026-11-02T06:00:00Z,,true",
+            "2,3,,2026-11-01T06:00:00Z,2026-11-02T06:00:00Z,false",
+            "2,3000000000,York,2026-11-02T06:00:00Z,,true",
+        ]
+    );
+    assert_eq!(query(gold), ["1,2,Leeds", "2,3000000000,York"]);
+
+    // Day 3: bigint to decimal(12,2) cannot be done in place: the file is refused, nothing
+    // written.
+    configure("      qty: {type: 'decimal(12,2)'}\n      city: {type: string}\n");
+    let day3 = "id,qty,city\n1,2.5,Leeds\n2,3000000000,York\n";
+    land(3, day3)
+        .failure()
+        .stderr(predicates::str::contains("dead-lettered"));
+    assert_eq!(query(history), before, "silver changed after a refusal");
+
+    floe(p, &env)
+        .args(["migrate", "shop.orders", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("replace column 'qty'"))
+        .stdout(predicates::str::contains("every bronze value converts"));
+    assert_eq!(query(history), before, "a dry run changed silver");
+    floe(p, &env)
+        .args(["migrate", "shop.orders"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "rebuilding the history of silver_shop.orders",
+        ));
+    assert_eq!(
+        query(history),
+        [
+            "1,2.00,,2026-11-01T06:00:00Z,2026-11-02T06:00:00Z,false",
+            "1,2.00,Leeds,2026-11-02T06:00:00Z,,true",
+            "2,3.00,,2026-11-01T06:00:00Z,2026-11-02T06:00:00Z,false",
+            "2,3000000000.00,York,2026-11-02T06:00:00Z,,true",
+        ]
+    );
+    assert_eq!(
+        query(gold),
+        ["1,2.00,Leeds", "2,3000000000.00,York"],
+        "the model downstream follows the new type"
+    );
+    // The extract refused before lands now, under the new type.
+    land(3, day3).success();
+    assert_eq!(
+        query(history)[..3],
+        [
+            "1,2.00,,2026-11-01T06:00:00Z,2026-11-02T06:00:00Z,false",
+            "1,2.00,Leeds,2026-11-02T06:00:00Z,2026-11-03T06:00:00Z,false",
+            "1,2.50,Leeds,2026-11-03T06:00:00Z,,true",
+        ]
+    );
+    assert_eq!(query(gold), ["1,2.50,Leeds", "2,3000000000.00,York"]);
 }
