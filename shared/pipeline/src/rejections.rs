@@ -55,23 +55,6 @@ pub async fn record(
     .await
 }
 
-/// The bronze rows silver is built from: every batch of `bronze` except those rejected for
-/// `silver`, as a table expression.
-pub async fn bronze_source(
-    lake: &dyn Lake,
-    bronze: &TableRef,
-    silver: &TableRef,
-) -> Result<String> {
-    if !lake.table_exists(&table()).await? {
-        return Ok(bronze.to_string());
-    }
-    Ok(format!(
-        "(SELECT * FROM {bronze} WHERE _batch_id NOT IN \
-         (SELECT batch_id FROM {} WHERE table_name = '{silver}')) AS accepted",
-        table()
-    ))
-}
-
 /// `bronze` without the given (rejected) batches, as a table expression.
 pub fn without(bronze: &TableRef, rejected: &[String]) -> String {
     if rejected.is_empty() {

@@ -150,102 +150,81 @@ impl Standardise<'_> {
         let mut options = WriteOptions::batch(message.batch_id.clone(), message.run_id.clone());
         options.stage_only = true;
         options.expected_snapshot_id = base.map(|s| s.snapshot_id);
-        // On the embedded engine, bronze is read at the snapshot the plan looked at and silver at
-        // its base, and the silver version records where it came from (the next extract's plan
-        // reads it). On Athena, silver is rebuilt from the published tables.
-        let (plan, at, sql) = if self.lake.dialect() == crate::sql::Dialect::DataFusion {
-            let bronze_snapshots = self.lake.snapshots(bronze).await?;
-            let bronze_current = bronze_snapshots
-                .iter()
-                .find(|s| s.is_current)
-                .map(|s| s.snapshot_id)
-                .ok_or_else(|| {
-                    Error::Internal(format!(
-                        "{bronze} has no snapshot, yet a batch landed in it"
-                    ))
-                })?;
-            // Read once: the plan decides with it and a rebuild leaves out exactly these.
-            let mut rejected: Vec<String> = crate::rejections::rejected(self.lake, &silver)
-                .await?
-                .into_iter()
-                .map(|(batch, _)| batch)
-                .collect();
-            rejected.sort();
-            rejected.dedup();
-            let rules = history_rules(table);
-            let plan = self.plan(
-                table,
-                base,
-                &bronze_snapshots,
-                bronze_current,
-                &rejected,
-                &rules,
-                message,
-            );
-            for (key, value) in [
-                (BRONZE_SNAPSHOT, Some(bronze_current.to_string())),
-                (LATEST_EXTRACT, plan.latest_extract.map(|t| t.to_rfc3339())),
-                (HISTORY_RULES, Some(rules)),
-                (REJECTED_BATCHES, Some(rejected.len().to_string())),
-            ] {
-                if let Some(value) = value {
-                    options.properties.insert(key.into(), value);
-                }
+        // Bronze is read at the snapshot the plan looked at and silver at its base, and the
+        // silver version records where it came from (the next extract's plan reads it). On both
+        // engines: on Athena the records live beside the snapshots (see floe_aws::lake), and an
+        // applied extract reads silver's published version and the one batch (its files, by
+        // their `_batch_id` statistics) instead of all of bronze.
+        let bronze_snapshots = self.lake.snapshots(bronze).await?;
+        let bronze_current = bronze_snapshots
+            .iter()
+            .find(|s| s.is_current)
+            .map(|s| s.snapshot_id)
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "{bronze} has no snapshot, yet a batch landed in it"
+                ))
+            })?;
+        // Read once: the plan decides with it and a rebuild leaves out exactly these.
+        let mut rejected: Vec<String> = crate::rejections::rejected(self.lake, &silver)
+            .await?
+            .into_iter()
+            .map(|(batch, _)| batch)
+            .collect();
+        rejected.sort();
+        rejected.dedup();
+        let rules = history_rules(table);
+        let plan = self.plan(
+            table,
+            base,
+            &bronze_snapshots,
+            bronze_current,
+            &rejected,
+            &rules,
+            message,
+        );
+        for (key, value) in [
+            (BRONZE_SNAPSHOT, Some(bronze_current.to_string())),
+            (LATEST_EXTRACT, plan.latest_extract.map(|t| t.to_rfc3339())),
+            (REJECTED_BATCHES, Some(rejected.len().to_string())),
+        ] {
+            if let Some(value) = value {
+                options.properties.insert(key.into(), value);
             }
-            let mut pins = std::collections::BTreeMap::from([(bronze.clone(), bronze_current)]);
-            if let Some(b) = base {
-                pins.insert(silver.clone(), b.snapshot_id);
-            }
-            let at = ReadAt::Pinned(pins);
-            let sql = match plan.step {
-                Step::Apply => scd2::apply_extract_sql(
-                    self.lake.dialect(),
-                    table,
-                    &crate::drift::bronze_with_columns(
-                        self.lake,
-                        table,
-                        bronze,
-                        &bronze.to_string(),
-                        &at,
-                    )
-                    .await?,
-                    &silver.to_string(),
-                    message.batch_id.as_str(),
-                    *extract_ts,
-                ),
-                Step::Rebuild => scd2::history_sql(
-                    self.lake.dialect(),
-                    table,
-                    &crate::drift::bronze_with_columns(
-                        self.lake,
-                        table,
-                        bronze,
-                        &crate::rejections::without(bronze, &rejected),
-                        &at,
-                    )
-                    .await?,
-                ),
-            };
-            (plan, at, sql)
-        } else {
-            let plan = Plan {
-                step: Step::Rebuild,
-                latest_extract: None,
-            };
-            let source = crate::rejections::bronze_source(self.lake, bronze, &silver).await?;
-            let sql = scd2::history_sql(
+        }
+        let mut pins = std::collections::BTreeMap::from([(bronze.clone(), bronze_current)]);
+        if let Some(b) = base {
+            pins.insert(silver.clone(), b.snapshot_id);
+        }
+        let at = ReadAt::Pinned(pins);
+        let sql = match plan.step {
+            Step::Apply => scd2::apply_extract_sql(
                 self.lake.dialect(),
                 table,
                 &crate::drift::bronze_with_columns(
                     self.lake,
                     table,
                     bronze,
-                    &source,
-                    &ReadAt::Current,
+                    &bronze.to_string(),
+                    &at,
                 )
                 .await?,
-            );
-            (plan, ReadAt::Current, sql)
+                &silver.to_string(),
+                message.batch_id.as_str(),
+                *extract_ts,
+            ),
+            Step::Rebuild => scd2::history_sql(
+                self.lake.dialect(),
+                table,
+                &crate::drift::bronze_with_columns(
+                    self.lake,
+                    table,
+                    bronze,
+                    &crate::rejections::without(bronze, &rejected),
+                    &at,
+                )
+                .await?,
+            ),
         };
         options
             .properties
@@ -283,7 +262,7 @@ impl Standardise<'_> {
     /// after X (apart from rejected batches) is the message's, and its extract time is later
     /// than every extract before it. Anything else (a late or repeated extract, two extracts
     /// landing together, a new rejection, a config change, a cdc table, a base that records no
-    /// origin) rebuilds, which is always right. Embedded engine only.
+    /// origin) rebuilds, which is always right.
     #[allow(clippy::too_many_arguments)]
     fn plan(
         &self,
@@ -307,7 +286,9 @@ impl Standardise<'_> {
             if lineage.len() > bronze_snapshots.len() {
                 break;
             }
-            lineage.push(*s);
+            if !empty_creation(s) {
+                lineage.push(*s);
+            }
             next = s.parent_id;
         }
         // Extract times as silver stores them: microseconds.
@@ -329,6 +310,7 @@ impl Standardise<'_> {
         // Where silver's base was computed from: nothing yet, or what its summary records.
         let (from, before) = match base {
             None => (None, None),
+            Some(b) if empty_creation(b) => (None, None),
             Some(b) => {
                 let recorded = |key: &str| b.summary.get(key).map(String::as_str);
                 let from = recorded(BRONZE_SNAPSHOT).and_then(|v| v.parse::<i64>().ok());
@@ -378,6 +360,16 @@ impl Standardise<'_> {
             latest_extract,
         }
     }
+}
+
+/// The empty first snapshot some engines commit when a table is created (Trino's Iceberg
+/// `CREATE TABLE`, so Athena's): no batch, no rows, no parent. It holds no extract and is no
+/// base silver was computed from.
+fn empty_creation(s: &SnapshotInfo) -> bool {
+    s.parent_id.is_none()
+        && s.batch_id.is_none()
+        && s.added_rows.unwrap_or(0) == 0
+        && s.total_rows.unwrap_or(0) == 0
 }
 
 /// The `stage` tag of a message, for errors.
