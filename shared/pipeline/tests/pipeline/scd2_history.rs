@@ -290,49 +290,22 @@ fn versions_with_w(batches: Vec<RecordBatch>) -> BTreeSet<(Version, Option<Strin
     out
 }
 
-/// DESIGN.md's full-load contract, applied one extract at a time, in extract order.
+/// DESIGN.md's full-load contract, applied one extract at a time, in extract order: the model
+/// below with every value column tracked (no `w`).
 fn model_full(extracts: &[Extract], deletes: DeletesPolicy) -> BTreeSet<Version> {
-    let mut done: Vec<Version> = Vec::new();
-    // key -> (v, from, deleted)
-    let mut open: BTreeMap<i64, (Option<String>, DateTime<Utc>, bool)> = BTreeMap::new();
-    for (t, rows) in extracts {
-        for (k, v) in rows {
-            match open.get(k) {
-                Some((cur, _, false)) if cur == v => {}
-                Some((cur, from, deleted)) => {
-                    done.push((*k, cur.clone(), *from, Some(*t), false, *deleted));
-                    open.insert(*k, (v.clone(), *t, false));
-                }
-                None => {
-                    open.insert(*k, (v.clone(), *t, false));
-                }
-            }
-        }
-        let missing: Vec<i64> = open
-            .iter()
-            .filter(|(k, o)| !rows.contains_key(k) && !o.2)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in missing {
-            let (cur, from, _) = open[&k].clone();
-            match deletes {
-                DeletesPolicy::Ignore => {}
-                DeletesPolicy::Invalidate => {
-                    done.push((k, cur, from, Some(*t), false, false));
-                    open.remove(&k);
-                }
-                DeletesPolicy::NewRecord => {
-                    done.push((k, cur.clone(), from, Some(*t), false, false));
-                    open.insert(k, (cur, *t, true));
-                }
-            }
-        }
-    }
-    done.extend(
-        open.into_iter()
-            .map(|(k, (v, from, deleted))| (k, v, from, None, true, deleted)),
-    );
-    done.into_iter().collect()
+    let without_w: Vec<TrackedExtract> = extracts
+        .iter()
+        .map(|(t, rows)| {
+            (
+                *t,
+                rows.iter().map(|(k, v)| (*k, (v.clone(), None))).collect(),
+            )
+        })
+        .collect();
+    model_tracked_full(&without_w, deletes)
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect()
 }
 
 fn full_files(extracts: &[Extract]) -> Vec<File> {
@@ -520,43 +493,42 @@ proptest! {
 /// A change row: key, operation, value.
 type Change = (i64, &'static str, Option<String>);
 
-/// DESIGN.md's cdc contract, applied one change at a time, in change-time order.
+/// DESIGN.md's cdc contract, applied one change at a time, in change-time order: the model
+/// below with every value column tracked (no `w`).
 fn model_cdc(changes: &[(DateTime<Utc>, Change)], deletes: DeletesPolicy) -> BTreeSet<Version> {
-    let mut done: Vec<Version> = Vec::new();
-    let mut open: BTreeMap<i64, (Option<String>, DateTime<Utc>, bool)> = BTreeMap::new();
-    for (t, (k, op, v)) in changes {
-        match (*op, open.get(k).cloned()) {
-            ("D", Some((cur, from, false))) => {
-                done.push((*k, cur.clone(), from, Some(*t), false, false));
-                if deletes == DeletesPolicy::NewRecord {
-                    open.insert(*k, (cur, *t, true));
-                } else {
-                    open.remove(k);
-                }
-            }
-            ("D", _) => {}
-            (_, Some((cur, _, false))) if &cur == v => {}
-            (_, Some((cur, from, deleted))) => {
-                done.push((*k, cur, from, Some(*t), false, deleted));
-                open.insert(*k, (v.clone(), *t, false));
-            }
-            (_, None) => {
-                open.insert(*k, (v.clone(), *t, false));
-            }
-        }
-    }
-    done.extend(
-        open.into_iter()
-            .map(|(k, (v, from, deleted))| (k, v, from, None, true, deleted)),
-    );
-    done.into_iter().collect()
+    let without_w: Vec<(DateTime<Utc>, TrackedChange)> = changes
+        .iter()
+        .map(|(t, (k, op, v))| (*t, (*k, *op, v.clone(), None)))
+        .collect();
+    model_tracked_cdc(&without_w, deletes)
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect()
 }
 
 /// Change rows (in change-time order) split into batches (several changes per key per batch).
 fn cdc_files(changes: &[(DateTime<Utc>, Change)], batch_of: &[usize]) -> Vec<File> {
+    batch_files(
+        changes
+            .iter()
+            .map(|(t, (k, op, v))| (*t, *k, *op, vec![v.clone()])),
+        batch_of,
+    )
+}
+
+/// Change rows, each (change time, key, operation, values), as up to three batch files: row i
+/// goes to batch `batch_of[i] % 3`; columns key, values, operation, change time.
+fn batch_files(
+    changes: impl Iterator<Item = (DateTime<Utc>, i64, &'static str, Vec<Option<String>>)>,
+    batch_of: &[usize],
+) -> Vec<File> {
     let mut files: BTreeMap<usize, File> = BTreeMap::new();
-    for (i, (t, (k, op, v))) in changes.iter().enumerate() {
+    for (i, (t, k, op, values)) in changes.enumerate() {
         let b = batch_of.get(i).copied().unwrap_or(0) % 3;
+        let mut row = vec![Some(k.to_string())];
+        row.extend(values);
+        row.push(Some(op.to_owned()));
+        row.push(Some(t.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
         files
             .entry(b)
             .or_insert_with(|| File {
@@ -565,12 +537,7 @@ fn cdc_files(changes: &[(DateTime<Utc>, Change)], batch_of: &[usize]) -> Vec<Fil
                 name: format!("landing/s/t/batch{b}/t.csv"),
             })
             .rows
-            .push(vec![
-                Some(k.to_string()),
-                v.clone(),
-                Some((*op).to_owned()),
-                Some(t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
-            ]);
+            .push(row);
     }
     files.into_values().collect()
 }
@@ -609,7 +576,7 @@ proptest! {
 }
 
 // History on a column subset: `track_history: [v]`, so a change of `w` alone updates the key's
-// current version in place.
+// current version in place. The models here are also the plain contract's (all tracked, no `w`).
 
 /// A table with a tracked value `v` and an untracked one `w`.
 fn tracked_table(load: LoadKind, deletes: DeletesPolicy) -> TableConfig {
@@ -766,26 +733,12 @@ fn model_tracked_cdc(
 }
 
 fn tracked_cdc_files(changes: &[(DateTime<Utc>, TrackedChange)], batch_of: &[usize]) -> Vec<File> {
-    let mut files: BTreeMap<usize, File> = BTreeMap::new();
-    for (i, (t, (k, op, v, w))) in changes.iter().enumerate() {
-        let b = batch_of.get(i).copied().unwrap_or(0) % 3;
-        files
-            .entry(b)
-            .or_insert_with(|| File {
-                extract: day(100 + b as i64),
-                rows: Vec::new(),
-                name: format!("landing/s/t/batch{b}/t.csv"),
-            })
-            .rows
-            .push(vec![
-                Some(k.to_string()),
-                v.clone(),
-                w.clone(),
-                Some((*op).to_owned()),
-                Some(t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
-            ]);
-    }
-    files.into_values().collect()
+    batch_files(
+        changes
+            .iter()
+            .map(|(t, (k, op, v, w))| (*t, *k, *op, vec![v.clone(), w.clone()])),
+        batch_of,
+    )
 }
 
 #[test]
