@@ -12,8 +12,8 @@
 #   Iceberg, hard deletes invalidated) on one local Athena (scripts/aws-local.sh, started and
 #   stopped by the run); per day and tool: seconds and bytes scanned, then a check that both
 #   histories are equal. Writes bench/athena.json, bench/athena.png and its section of
-#   bench/results.md (the other parts keep that section). At 1M rows here: 2.5 to 6 minutes
-#   a day (floe's Athena path rebuilds silver from all of bronze: it grows by the day).
+#   bench/results.md (the other parts keep that section). At 1M rows here: about 2 minutes a
+#   day (floe ~80 s, flat from day to day since in-order extracts are applied on Athena too).
 #
 # SCD2 (per size and format): a customer dimension of N rows (small = 100k, 1m, 10m) and its
 #   next-day full extracts with 0.1%, 1% and 10% of the keys changed (60% updates, 20% deletes,

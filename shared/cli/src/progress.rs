@@ -125,10 +125,19 @@ async fn lines(every: Duration) {
     }
 }
 
-/// "512.0 MiB of 1.6 GiB, 85.3 MiB/s, 6s" / "3 of 12 models, 40s" / "12s".
+/// "1200000 rows, 512.0 MiB of 1.6 GiB, 85.3 MiB/s, 6s" / "3 of 12 models, 40s" / "12s".
 fn counts(s: &Snapshot) -> String {
     let secs = s.since.elapsed().as_secs_f64();
     let time = format!("{secs:.0}s");
+    let rows = if s.rows > 0 {
+        format!("{} rows, ", s.rows)
+    } else {
+        String::new()
+    };
+    format!("{rows}{}", measured(s, secs, time))
+}
+
+fn measured(s: &Snapshot, secs: f64, time: String) -> String {
     match s.unit {
         Some(Unit::Bytes) => {
             let rate = if secs > 0.0 {

@@ -385,7 +385,9 @@ fn read_csv(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
         }
         counted.1
     };
+    let mut read = 0u64;
     for record in records {
+        read += 1;
         let record = match record {
             Ok(r) => r,
             Err(e) => {
@@ -410,8 +412,9 @@ fn read_csv(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
             }
         };
         let line = record.position().map_or(0, |p| line_at(p.byte()));
-        if line.is_multiple_of(8192) {
+        if read.is_multiple_of(8192) {
             crate::progress::set(record.position().map_or(0, |p| p.byte()));
+            crate::progress::rows(read);
         }
         let text = |i: usize, column: &str, problems: &mut Vec<Problem>| match std::str::from_utf8(
             record.get(i).unwrap_or_default(),
@@ -574,6 +577,7 @@ fn read_jsonl(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
         read += l.len() as u64 + 1;
         if line.is_multiple_of(8192) {
             crate::progress::set(read);
+            crate::progress::rows(line);
         }
         if l.trim().is_empty() {
             continue;

@@ -30,6 +30,8 @@ pub struct Snapshot {
     pub total: Option<u64>,
     /// When the step (or its count) began.
     pub since: Instant,
+    /// Rows read so far in this step (0 when it reads none).
+    pub rows: u64,
 }
 
 struct State {
@@ -48,6 +50,7 @@ static STATE: Mutex<State> = Mutex::new(State {
     since: None,
 });
 static DONE: AtomicU64 = AtomicU64::new(0);
+static ROWS: AtomicU64 = AtomicU64::new(0);
 
 fn state() -> std::sync::MutexGuard<'static, State> {
     // A panic while the lock was held leaves nothing half-written worth refusing.
@@ -63,6 +66,7 @@ pub fn step(name: impl Into<String>) {
     s.total = None;
     s.since = Some(Instant::now());
     DONE.store(0, Ordering::Relaxed);
+    ROWS.store(0, Ordering::Relaxed);
 }
 
 /// Within the current step, names what it does now ("checking values"), counting nothing.
@@ -87,6 +91,11 @@ pub fn measure(unit: Unit, total: Option<u64>) {
 /// Sets how much of the count is done.
 pub fn set(done: u64) {
     DONE.store(done, Ordering::Relaxed);
+}
+
+/// Sets how many rows the step has read (kept through its phases).
+pub fn rows(n: u64) {
+    ROWS.store(n, Ordering::Relaxed);
 }
 
 /// Adds to the count.
@@ -117,6 +126,7 @@ pub fn snapshot() -> Option<Snapshot> {
         done: DONE.load(Ordering::Relaxed),
         total: s.total,
         since: s.since?,
+        rows: ROWS.load(Ordering::Relaxed),
     })
 }
 
@@ -158,8 +168,10 @@ mod tests {
             (s.step.as_str(), s.done, s.total),
             ("landing x", 7, Some(10))
         );
+        rows(5);
         phase("checking");
         let s = snapshot().unwrap();
+        assert_eq!(s.rows, 5, "rows are kept through the step's phases");
         assert_eq!(
             (s.step.as_str(), s.done, s.unit),
             ("landing x (checking)", 0, None)

@@ -105,6 +105,7 @@ fn a_terminal_gets_a_redrawn_progress_line() {
         shown.contains(" of "),
         "bytes done of the file's size: {shown}"
     );
+    assert!(shown.contains(" rows, "), "rows read: {shown}");
     assert!(
         shown.contains("\u{1b}["),
         "drawn with escape codes: {shown:?}"
