@@ -162,3 +162,32 @@ async fn land_inject_and_redrive_work_against_aws() {
             "no SQS queue named 'no-such-queue'",
         ));
 }
+
+#[test]
+fn validate_says_when_the_lake_is_out_of_reach_and_still_checks_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9 of the loopback: Glue cannot be asked.
+    std::fs::write(
+        dir.path().join("floe.yaml"),
+        format!(
+            "name: offline\nengine: athena\nathena:\n  region: {REGION}\n  workgroup: floe\n  \
+             output_location: s3://results/\n  landing_bucket: landing\n  lake_location: s3://lake/\n  \
+             endpoint_url: http://127.0.0.1:9\n"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("tables")).unwrap();
+    std::fs::write(
+        dir.path().join("tables/nomis.yaml"),
+        "source: nomis\ntables:\n  people:\n    primary_key: [id]\n    columns:\n      id: {type: bigint}\n",
+    )
+    .unwrap();
+    floe(&dir)
+        .arg("validate")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "the lake was not compared with the config",
+        ))
+        .stdout(predicate::str::contains("ok"));
+}

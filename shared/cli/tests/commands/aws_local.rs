@@ -263,6 +263,11 @@ fn migrate_rewrites_the_history_on_athena() {
         ]
     );
     assert_eq!(query(gold), ["1,2,Leeds", "2,3000000000,York"]);
+    floe(p, &env)
+        .arg("validate")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("differs from the lake").not());
 
     // Day 3: bigint to decimal(12,2) cannot be done in place: the file is refused, nothing
     // written.
@@ -272,6 +277,15 @@ fn migrate_rewrites_the_history_on_athena() {
         .failure()
         .stderr(predicates::str::contains("dead-lettered"));
     assert_eq!(query(history), before, "silver changed after a refusal");
+    // `floe validate` compares the config with the lake on Athena too (Glue's schemas).
+    floe(p, &env)
+        .arg("validate")
+        .assert()
+        .failure()
+        .stdout(predicates::str::contains(
+            "shop.orders differs from the lake",
+        ))
+        .stdout(predicates::str::contains("floe migrate shop.orders"));
 
     floe(p, &env)
         .args(["migrate", "shop.orders", "--dry-run"])
