@@ -1017,6 +1017,11 @@ async fn migrate(dir: &Path, table: &str, dry_run: bool) -> Result<()> {
         println!("every bronze value converts; run again without --dry-run to migrate");
         return Ok(());
     }
+    // On Athena the rebuild runs on the stack's queues: they must be there before the lake
+    // changes.
+    if rt.is_none() {
+        aws::check_stack(&project).await?;
+    }
     if !bronze_edits.is_empty() {
         lake.evolve_schema(&bronze, &bronze_edits).await?;
     }
@@ -1072,7 +1077,6 @@ async fn migrate(dir: &Path, table: &str, dry_run: bool) -> Result<()> {
             outcome(&report)
         }
         None => {
-            aws::check_stack(&project).await?;
             aws::send_to_stage(&project, "standardise", &message.to_json()).await?;
             aws::up(&project, true, 0.5).await
         }
