@@ -10,6 +10,16 @@ use floe_core::ports::{ObjectStore, Queue};
 use floe_tests::aws::{AwsWorld, Moto, QueuePolicy, REGION};
 use predicates::prelude::*;
 
+/// `tables/nomis.yaml` with one table, `nomis.people`.
+fn one_table(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("tables")).unwrap();
+    std::fs::write(
+        dir.join("tables/nomis.yaml"),
+        "source: nomis\ntables:\n  people:\n    primary_key: [id]\n    columns:\n      id: {type: bigint}\n",
+    )
+    .unwrap();
+}
+
 fn project(world: &AwsWorld, endpoint: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -22,12 +32,7 @@ fn project(world: &AwsWorld, endpoint: &str) -> tempfile::TempDir {
         ),
     )
     .unwrap();
-    std::fs::create_dir_all(dir.path().join("tables")).unwrap();
-    std::fs::write(
-        dir.path().join("tables/nomis.yaml"),
-        "source: nomis\ntables:\n  people:\n    primary_key: [id]\n    columns:\n      id: {type: bigint}\n",
-    )
-    .unwrap();
+    one_table(dir.path());
     dir
 }
 
@@ -176,12 +181,7 @@ fn validate_says_when_the_lake_is_out_of_reach_and_still_checks_the_config() {
         ),
     )
     .unwrap();
-    std::fs::create_dir_all(dir.path().join("tables")).unwrap();
-    std::fs::write(
-        dir.path().join("tables/nomis.yaml"),
-        "source: nomis\ntables:\n  people:\n    primary_key: [id]\n    columns:\n      id: {type: bigint}\n",
-    )
-    .unwrap();
+    one_table(dir.path());
     floe(&dir)
         .arg("validate")
         .assert()
