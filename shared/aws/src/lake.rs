@@ -321,7 +321,39 @@ impl AthenaLake {
                 None => self.hide(t).await?,
             }
         }
+        // A write that builds on the table's rows (an insert, a MERGE) starts from the published
+        // version: a staged version its audit rejected (or that was never published) is dropped
+        // first. A replace (`several_commits`) deletes every row anyway.
+        if !several_commits && state != Pin::Unmanaged && latest != published {
+            self.reset(t, published).await?;
+        }
         Ok(published)
+    }
+
+    /// Puts `t`'s data back to its published version (empty when nothing was published), as
+    /// new commits behind the pinned view: Athena has no rollback. Only after a staged write
+    /// that was never published, so rare; it reads the published version whole.
+    async fn reset(&self, t: &TableRef, published: Option<i64>) -> Result<()> {
+        let d = Self::data(t);
+        tracing::info!(table = %t, ?published, "dropping an unpublished staged version before the next write");
+        self.run(&format!("DELETE FROM {d}")).await?;
+        if let Some(id) = published {
+            let at = format!("{d} FOR VERSION AS OF {id}");
+            let then = self
+                .query_schema(&format!("SELECT * FROM {at}"), &ReadAt::Current)
+                .await?;
+            let now = self.table_schema(t).await?;
+            let kept: Vec<Field> = then
+                .fields()
+                .iter()
+                .filter(|f| now.field_with_name(f.name()).is_ok())
+                .map(|f| f.as_ref().clone())
+                .collect();
+            let cols = column_list(&Schema::new(kept));
+            self.run(&format!("INSERT INTO {d} ({cols}) SELECT {cols} FROM {at}"))
+                .await?;
+        }
+        Ok(())
     }
 
     /// The records floe keeps beside `t`'s snapshots, by snapshot id.
@@ -508,11 +540,9 @@ impl AthenaLake {
         options: &WriteOptions,
         statements: &[String],
     ) -> Result<CommitOutcome> {
-        let owner = if statements.len() > 1 {
-            Some(self.lock(t).await?)
-        } else {
-            None
-        };
+        // Locked even for one statement: a write on a managed table may first drop an
+        // unpublished version (two more commits, see `prepare`).
+        let owner = self.lock(t).await?;
         let result = async {
             if let Some(id) = self.committed_snapshot(t, options).await? {
                 return self.already_committed(t, options, id).await;
@@ -525,9 +555,7 @@ impl AthenaLake {
             self.finish(t, options, rows, 0, based_on).await
         }
         .await;
-        if let Some(owner) = owner {
-            self.unlock(t, &owner).await;
-        }
+        self.unlock(t, &owner).await;
         result
     }
 
@@ -1094,13 +1122,26 @@ impl Lake for AthenaLake {
     }
 
     async fn create_table(&self, table: &TableRef, schema: SchemaRef) -> Result<()> {
+        self.create_partitioned_table(table, schema, &[]).await
+    }
+
+    async fn create_partitioned_table(
+        &self,
+        table: &TableRef,
+        schema: SchemaRef,
+        partition_by: &[floe_core::PartitionField],
+    ) -> Result<()> {
         if self.table_exists(table).await? {
             return Err(Error::AlreadyExists(table.to_string()));
         }
         self.ensure_namespace(&table.namespace).await?;
-        let ddl =
-            athena_sql::create_table(&Self::data(table), &schema, &self.table_location(table))
-                .map_err(Error::Config)?;
+        let ddl = athena_sql::create_table(
+            &Self::data(table),
+            &schema,
+            &self.table_location(table),
+            partition_by,
+        )
+        .map_err(Error::Config)?;
         self.run(&ddl).await?;
         self.run(&athena_sql::publish_view(table, &Self::data(table), None))
             .await?;

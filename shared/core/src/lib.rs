@@ -15,3 +15,4 @@ pub mod ports;
 
 pub use error::{Error, Result};
 pub use id::{BatchId, Layer, ObjectRef, RunId, TableRef};
+pub use ports::{PartitionField, PartitionTransform};

@@ -26,6 +26,44 @@ pub enum Dialect {
     Trino,
 }
 
+/// One field of a table's partitioning (Iceberg hidden partitioning: rows are placed by a
+/// transform of a column, and a query filtering on the column reads the matching partitions
+/// only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionField {
+    /// The source column.
+    pub column: String,
+    /// What of its value places a row.
+    pub transform: PartitionTransform,
+}
+
+/// An Iceberg partition transform floe uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionTransform {
+    /// The value itself.
+    Identity,
+    /// The day of a timestamp (UTC).
+    Day,
+}
+
+impl PartitionField {
+    /// Partitions by the column's value.
+    pub fn identity(column: &str) -> Self {
+        PartitionField {
+            column: column.to_owned(),
+            transform: PartitionTransform::Identity,
+        }
+    }
+
+    /// Partitions by the day of a timestamp column.
+    pub fn day(column: &str) -> Self {
+        PartitionField {
+            column: column.to_owned(),
+            transform: PartitionTransform::Day,
+        }
+    }
+}
+
 /// One change to a table's schema (see [`Lake::evolve_schema`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SchemaEdit {
@@ -174,6 +212,18 @@ pub trait Lake: Send + Sync {
     async fn ensure_namespace(&self, namespace: &str) -> Result<()>;
     /// Creates an empty table; [`crate::Error::AlreadyExists`] if it exists.
     async fn create_table(&self, table: &TableRef, schema: SchemaRef) -> Result<()>;
+    /// Creates an empty table laid out in partitions, on engines whose scans are billed by the
+    /// bytes they read (Athena); the default makes it unpartitioned (the embedded lake reads
+    /// local files, where a partition would only add small files).
+    async fn create_partitioned_table(
+        &self,
+        table: &TableRef,
+        schema: SchemaRef,
+        partition_by: &[PartitionField],
+    ) -> Result<()> {
+        let _ = partition_by;
+        self.create_table(table, schema).await
+    }
     /// Whether the table exists.
     async fn table_exists(&self, table: &TableRef) -> Result<bool>;
     /// The table's current Arrow schema.

@@ -7,21 +7,20 @@
 //! - a landed file is read through a temporary external table (made with the Glue API, one per
 //!   batch, dropped after) and appended to bronze with [`bronze_append`], which is a no-op when
 //!   the batch is there already (at-least-once delivery);
-//! - silver history is either rebuilt from all of bronze into a staging table
-//!   ([`scd2_rebuild`], the same query as the embedded engine's) or, when the extract is newer
-//!   than everything silver holds, merged in ([`scd2_merge`]);
+//! - silver history is computed by `crate::scd2`: rebuilt from bronze (the same query as the
+//!   embedded engine's) or, for an extract newer than everything silver holds, merged in as
+//!   one `MERGE` of the versions that change (`scd2::apply_extract_merge`);
 //! - write-audit-publish: readers query a view. A rebuild is published by pointing the view at
 //!   the audited staging table; a merge is published by pinning the view to the audited
 //!   snapshot ([`publish_view`]), so readers never see an unaudited write.
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::datatypes::{DataType, Schema};
-use floe_config::{DeletesPolicy, LoadKind, TableConfig};
-use floe_core::TableRef;
+use floe_config::TableConfig;
+use floe_core::{PartitionField, PartitionTransform, TableRef};
 
 use crate::bronze::{BATCH_ID, EXTRACT_TS, LANDED_AT, ROW_NUMBER, SOURCE_FILE};
-use crate::scd2::{IS_CURRENT, IS_DELETED, ROW_HASH, VALID_FROM, VALID_TO, history_sql, typed};
-use crate::sql::{Dialect, quote, row_fingerprint};
+use crate::sql::quote;
 
 /// A table name as Athena reads it (`db.table`; floe's names need no quoting).
 fn name(t: &TableRef) -> String {
@@ -106,14 +105,40 @@ pub fn alter_columns(
 }
 
 /// `CREATE TABLE` of an Iceberg table at `location` (Athena DDL quotes names with backticks).
-pub fn create_table(table: &TableRef, schema: &Schema, location: &str) -> Result<String, String> {
+/// Partitioned as `partition_by` says (Athena's hidden partitioning: `PARTITIONED BY
+/// (col, day(ts))`); a partition column must be one of the table's.
+pub fn create_table(
+    table: &TableRef,
+    schema: &Schema,
+    location: &str,
+    partition_by: &[PartitionField],
+) -> Result<String, String> {
     let cols = schema
         .fields()
         .iter()
         .map(|f| Ok(format!("`{}` {}", f.name(), ddl_type(f.data_type())?)))
         .collect::<Result<Vec<_>, String>>()?;
+    let mut parts = Vec::new();
+    for p in partition_by {
+        if schema.field_with_name(&p.column).is_err() {
+            return Err(format!(
+                "{}: no column {} to partition by",
+                name(table),
+                p.column
+            ));
+        }
+        parts.push(match p.transform {
+            PartitionTransform::Identity => format!("`{}`", p.column),
+            PartitionTransform::Day => format!("day(`{}`)", p.column),
+        });
+    }
+    let partitioned = if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" PARTITIONED BY ({})", parts.join(", "))
+    };
     Ok(format!(
-        "CREATE TABLE IF NOT EXISTS {} ({}) LOCATION {} TBLPROPERTIES ('table_type' = 'ICEBERG', 'format' = 'parquet')",
+        "CREATE TABLE IF NOT EXISTS {} ({}){partitioned} LOCATION {} TBLPROPERTIES ('table_type' = 'ICEBERG', 'format' = 'parquet')",
         name(table),
         cols.join(", "),
         literal(location)
@@ -152,185 +177,6 @@ pub fn bronze_append(table: &TableConfig, bronze: &TableRef, batch: &LandedBatch
         external = name(batch.external),
         uri = literal(batch.uri),
     )
-}
-
-/// Rebuilds a table's whole silver history from `bronze_source` (bronze, or bronze without
-/// rejected batches) into a new staging Iceberg table at `location`.
-pub fn scd2_rebuild(
-    table: &TableConfig,
-    bronze_source: &str,
-    staging: &TableRef,
-    location: &str,
-) -> String {
-    format!(
-        "CREATE TABLE {} WITH (table_type = 'ICEBERG', location = {}, is_external = false, format = 'PARQUET') AS\n{}",
-        name(staging),
-        literal(location),
-        history_sql(Dialect::Trino, table, bronze_source)
-    )
-}
-
-/// Merges one full extract (batch `batch_id` of `bronze`, extract time `extract_ts`) into the
-/// silver table `silver`: the incremental SCD2 step. Valid only when the extract is newer than
-/// every version in silver (the in-order case); a late extract is handled by a rebuild.
-///
-/// Each key of the extract is compared with its current version: new keys open a version,
-/// changed keys close theirs at the extract time and open one, keys missing from the extract
-/// follow `deletes`, a deleted key that reappears opens a new version.
-pub fn scd2_merge(
-    table: &TableConfig,
-    bronze: &str,
-    silver: &TableRef,
-    batch_id: &str,
-    extract_ts: DateTime<Utc>,
-) -> Result<String, String> {
-    if table.load != LoadKind::Full {
-        return Err(format!(
-            "{}: cdc tables are rebuilt, not merged",
-            table.qualified_name()
-        ));
-    }
-    let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
-    let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-    let values: Vec<&str> = all.iter().copied().filter(|c| !keys.contains(c)).collect();
-    let new_record = table.deletes == DeletesPolicy::NewRecord;
-    let tracks_deletes = table.deletes != DeletesPolicy::Ignore;
-    let pk = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-    let t = timestamp(extract_ts);
-    let mk: Vec<String> = (0..keys.len()).map(|i| format!("_mk{i}")).collect();
-    let on_key = |a: &str, b: &str| {
-        keys.iter()
-            .map(|k| format!("{a}.{q} = {b}.{q}", q = quote(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    };
-    let key_as_mk = |src: &str| {
-        keys.iter()
-            .zip(&mk)
-            .map(|(k, m)| format!("{src}.{} AS {m}", quote(k)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let null_mk = mk
-        .iter()
-        .map(|m| format!("NULL AS {m}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let cols_of = |src: &str| {
-        all.iter()
-            .map(|c| format!("{src}.{}", quote(c)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let deleted_now = if new_record {
-        format!("c.{IS_DELETED}")
-    } else {
-        "FALSE".into()
-    };
-    let dedupe = table
-        .dedupe_by
-        .as_ref()
-        .map(|d| format!("{} DESC NULLS LAST, ", quote(d)))
-        .unwrap_or_default();
-    let mut sql = format!(
-        "MERGE INTO {silver} AS t
-USING (
-  WITH typed AS ({typed}),
-  src AS (
-    SELECT * FROM (
-      SELECT x.*, {fingerprint} AS {ROW_HASH},
-        ROW_NUMBER() OVER (PARTITION BY {pk} ORDER BY {dedupe}{ROW_NUMBER} DESC) AS _dup
-      FROM typed x WHERE {BATCH_ID} = {batch}
-    ) d WHERE _dup = 1
-  ),
-  cur AS (SELECT * FROM {silver} WHERE {IS_CURRENT}),
-  changes AS (
-    SELECT {src_mk}, {src_cols}, s.{ROW_HASH}, 'upsert' AS _action FROM src s
-    UNION ALL
-    SELECT {null_mk}, {src_cols}, s.{ROW_HASH}, 'insert' AS _action
-    FROM src s JOIN cur c ON {on_sc} WHERE c.{ROW_HASH} <> s.{ROW_HASH} OR {deleted_now}",
-        silver = name(silver),
-        typed = typed(Dialect::Trino, table, bronze),
-        fingerprint = row_fingerprint(Dialect::Trino, &values),
-        batch = literal(batch_id),
-        src_mk = key_as_mk("s"),
-        src_cols = cols_of("s"),
-        on_sc = on_key("s", "c"),
-    );
-    if tracks_deletes {
-        // Keys gone from the extract: close their live version (and record the deletion).
-        let live = if new_record {
-            format!(" AND NOT c.{IS_DELETED}")
-        } else {
-            String::new()
-        };
-        let first_key = quote(keys[0]);
-        let gone_cols = all
-            .iter()
-            .map(|c| {
-                if keys.contains(c) {
-                    format!("c.{}", quote(c))
-                } else {
-                    format!("NULL AS {}", quote(c))
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        sql.push_str(&format!(
-            "
-    UNION ALL
-    SELECT {c_mk}, {gone_cols}, c.{ROW_HASH}, 'close' AS _action
-    FROM cur c LEFT JOIN src s ON {on_sc} WHERE s.{first_key} IS NULL{live}",
-            c_mk = key_as_mk("c"),
-            on_sc = on_key("s", "c"),
-        ));
-        if new_record {
-            // The deleted version carries the last values.
-            sql.push_str(&format!(
-                "
-    UNION ALL
-    SELECT {null_mk}, {last_cols}, c.{ROW_HASH}, 'insert_deleted' AS _action
-    FROM cur c LEFT JOIN src s ON {on_sc} WHERE s.{first_key} IS NULL{live}",
-                last_cols = cols_of("c"),
-                on_sc = on_key("s", "c"),
-            ));
-        }
-    }
-    let on_t = keys
-        .iter()
-        .zip(&mk)
-        .map(|(k, m)| format!("t.{} = u.{m}", quote(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    let changed = if new_record {
-        format!("(t.{ROW_HASH} <> u.{ROW_HASH} OR t.{IS_DELETED})")
-    } else {
-        format!("t.{ROW_HASH} <> u.{ROW_HASH}")
-    };
-    let mut insert_cols: Vec<String> = all.iter().map(|c| quote(c)).collect();
-    insert_cols.extend([VALID_FROM, VALID_TO, IS_CURRENT].map(String::from));
-    let mut insert_vals: Vec<String> = all.iter().map(|c| format!("u.{}", quote(c))).collect();
-    insert_vals.extend([t.clone(), "NULL".into(), "TRUE".into()]);
-    if new_record {
-        insert_cols.push(IS_DELETED.into());
-        insert_vals.push("(u._action = 'insert_deleted')".into());
-    }
-    insert_cols.extend([ROW_HASH, BATCH_ID].map(String::from));
-    insert_vals.extend([format!("u.{ROW_HASH}"), literal(batch_id)]);
-    sql.push_str(&format!(
-        "
-  )
-  SELECT * FROM changes
-) AS u
-ON t.{IS_CURRENT} AND {on_t}
-WHEN MATCHED AND ((u._action = 'upsert' AND {changed}) OR u._action = 'close') THEN
-  UPDATE SET {VALID_TO} = {t}, {IS_CURRENT} = FALSE
-WHEN NOT MATCHED AND u._action <> 'close' THEN
-  INSERT ({}) VALUES ({})",
-        insert_cols.join(", "),
-        insert_vals.join(", "),
-    ));
-    Ok(sql)
 }
 
 /// Publishes a view readers query: over a staging table (a rebuild), or over a table pinned at

@@ -24,6 +24,13 @@ fn utc() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
+/// Bronze's layout on an engine that partitions (Athena): one partition per extract day, so
+/// reading one batch (`_batch_id` and `_extract_ts` known) reads one day's files, not every
+/// extract bronze keeps.
+pub fn partitioning() -> Vec<floe_core::PartitionField> {
+    vec![floe_core::PartitionField::day(EXTRACT_TS)]
+}
+
 /// The bronze schema of a table: its declared columns as text (and `_rescued` under
 /// `schema_change: rescue`), then floe's columns.
 pub fn schema(table: &TableConfig) -> SchemaRef {

@@ -280,7 +280,11 @@ impl Landing<'_> {
         if !self.lake.table_exists(&bronze_ref).await? {
             match self
                 .lake
-                .create_table(&bronze_ref, bronze::schema(table))
+                .create_partitioned_table(
+                    &bronze_ref,
+                    bronze::schema(table),
+                    &bronze::partitioning(),
+                )
                 .await
             {
                 Ok(()) | Err(Error::AlreadyExists(_)) => {}

@@ -552,7 +552,11 @@ pub fn apply_extract_sql(
     let t = timestamp_literal(dialect, Some(extract_ts));
     let no_end = timestamp_literal(dialect, None);
     let batch = format!("'{}'", batch_id.replace('\'', "''"));
-    let extract = format!("(SELECT * FROM {bronze} WHERE {BATCH_ID} = {batch}) AS this_extract");
+    // The extract time too: bronze is partitioned by its day, so the batch's day is all that
+    // is read.
+    let extract = format!(
+        "(SELECT * FROM {bronze} WHERE {BATCH_ID} = {batch} AND {EXTRACT_TS} = {t}) AS this_extract"
+    );
     let latest = latest_per_key(table, "typed", "src");
     let is_deleted = |v: &str| {
         if new_record {
@@ -661,6 +665,200 @@ WHERE s.{IS_CURRENT} AND NOT s.{IS_DELETED} AND k._new_hash IS NULL",
         ));
     }
     sql
+}
+
+/// The incremental step of a full load as one `MERGE` into `target` (Athena: silver's Iceberg
+/// table, read as `silver` at its published version): only the versions that change are
+/// written, so a day's extract costs the current versions and the extract, not the history.
+///
+/// The same rules as [`apply_extract_sql`], expressed as changes: a current version that ends at
+/// this extract is updated in place (`valid_to`, `is_current`), one whose key's untracked values
+/// changed (`track_history` / `ignore_changes`) takes them in place, and the versions this
+/// extract opens (new, changed or reappearing keys; deleted versions under `new_record`) are
+/// inserted. Target rows are matched on key + `valid_from` among the current versions, which
+/// the table's layout ([`partitioning`]) keeps in their own partition, so the merge reads the
+/// current versions only.
+pub fn apply_extract_merge(
+    table: &TableConfig,
+    bronze: &str,
+    silver: &str,
+    target: &str,
+    batch_id: &str,
+    extract_ts: DateTime<Utc>,
+) -> String {
+    debug_assert_eq!(table.load, LoadKind::Full, "cdc tables are rebuilt");
+    let dialect = Dialect::Trino;
+    let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
+    let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    let values: Vec<&str> = all.iter().copied().filter(|c| !keys.contains(c)).collect();
+    let (tracked, untracked) = split_tracked(table, &values);
+    let new_record = table.deletes == DeletesPolicy::NewRecord;
+    let t = timestamp_literal(dialect, Some(extract_ts));
+    let no_end = timestamp_literal(dialect, None);
+    let batch = format!("'{}'", batch_id.replace('\'', "''"));
+    // The extract time too: bronze is partitioned by its day, so the batch's day is all that
+    // is read.
+    let extract = format!(
+        "(SELECT * FROM {bronze} WHERE {BATCH_ID} = {batch} AND {EXTRACT_TS} = {t}) AS this_extract"
+    );
+    let latest = latest_per_key(table, "typed", "src");
+    // `s`: a current version; `k`: the extract's row of its key (all NULL when missing).
+    let changed = format!("k.{ROW_HASH} <> s.{ROW_HASH}");
+    let closes = match table.deletes {
+        DeletesPolicy::Ignore => format!("(k.{ROW_HASH} IS NOT NULL AND {changed})"),
+        DeletesPolicy::Invalidate => format!("(k.{ROW_HASH} IS NULL OR {changed})"),
+        DeletesPolicy::NewRecord => format!(
+            "(CASE WHEN s.{IS_DELETED} THEN k.{ROW_HASH} IS NOT NULL \
+             ELSE (k.{ROW_HASH} IS NULL OR {changed}) END)"
+        ),
+    };
+    let stays = format!(
+        "(k.{ROW_HASH} = s.{ROW_HASH}{})",
+        if new_record {
+            format!(" AND NOT s.{IS_DELETED}")
+        } else {
+            String::new()
+        }
+    );
+    let untracked_changed = untracked
+        .iter()
+        .map(|c| format!("k.{q} IS DISTINCT FROM s.{q}", q = quote(c)))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let updates_in_place = if untracked.is_empty() {
+        String::new()
+    } else {
+        format!(" OR ({stays} AND ({untracked_changed}))")
+    };
+    let ended_cols = all
+        .iter()
+        .map(|c| {
+            let q = quote(c);
+            if untracked.contains(c) {
+                format!("CASE WHEN {stays} THEN k.{q} ELSE s.{q} END AS {q}")
+            } else {
+                format!("s.{q}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let match_keys: Vec<String> = (0..keys.len()).map(|i| format!("_m{i}")).collect();
+    let keys_as_match = |alias: &str| {
+        keys.iter()
+            .zip(&match_keys)
+            .map(|(k, m)| format!("{alias}.{} AS {m}", quote(k)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let no_match = match_keys
+        .iter()
+        .map(|m| format!("NULL AS {m}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let deleted = |v: &str| {
+        if new_record {
+            format!(", {v} AS {IS_DELETED}")
+        } else {
+            String::new()
+        }
+    };
+    let mut sql = format!(
+        "MERGE INTO {target} AS t
+USING (
+  WITH typed AS ({typed}),
+  {latest},
+  k AS (SELECT {src_cols}, {fingerprint} AS {ROW_HASH} FROM src),
+  cur AS (SELECT * FROM {silver} WHERE {IS_CURRENT}),
+  ended AS (
+    SELECT {s_match}, s.{VALID_FROM} AS _m_from, {ended_cols}, s.{VALID_FROM},
+      CASE WHEN {closes} THEN {t} ELSE {no_end} END AS {VALID_TO},
+      NOT {closes} AS {IS_CURRENT}{s_deleted}, s.{ROW_HASH}, s.{BATCH_ID}
+    FROM cur s LEFT JOIN k ON {ks}
+    WHERE {closes}{updates_in_place}
+  ),
+  opened AS (
+    SELECT {no_match}, {no_end} AS _m_from, {k_cols}, {t} AS {VALID_FROM}, {no_end} AS {VALID_TO},
+      TRUE AS {IS_CURRENT}{live}, k.{ROW_HASH}, {batch} AS {BATCH_ID}
+    FROM k LEFT JOIN cur s ON {ks}
+    WHERE s.{ROW_HASH} IS NULL OR s.{ROW_HASH} <> k.{ROW_HASH}{reopens}
+  )",
+        typed = typed(dialect, table, &extract),
+        src_cols = list(&all, ""),
+        fingerprint = row_fingerprint(dialect, &tracked),
+        s_match = keys_as_match("s"),
+        s_deleted = if new_record {
+            format!(", s.{IS_DELETED}")
+        } else {
+            String::new()
+        },
+        ks = key_eq(&keys, "k", "s"),
+        k_cols = list(&all, "k."),
+        live = deleted("FALSE"),
+        reopens = if new_record {
+            format!(" OR s.{IS_DELETED}")
+        } else {
+            String::new()
+        },
+    );
+    let mut changes = "SELECT * FROM ended UNION ALL SELECT * FROM opened".to_owned();
+    if new_record {
+        // A live key missing from the extract: its deletion, a version with its last values.
+        sql.push_str(&format!(
+            ",
+  gone AS (
+    SELECT {no_match}, {no_end} AS _m_from, {s_cols}, {t} AS {VALID_FROM}, {no_end} AS {VALID_TO},
+      TRUE AS {IS_CURRENT}, TRUE AS {IS_DELETED}, s.{ROW_HASH}, {batch} AS {BATCH_ID}
+    FROM cur s LEFT JOIN k ON {ks}
+    WHERE k.{ROW_HASH} IS NULL AND NOT s.{IS_DELETED}
+  )",
+            s_cols = list(&all, "s."),
+            ks = key_eq(&keys, "k", "s"),
+        ));
+        changes.push_str(" UNION ALL SELECT * FROM gone");
+    }
+    let on = keys
+        .iter()
+        .zip(&match_keys)
+        .map(|(k, m)| format!("t.{} = u.{m}", quote(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let mut set = vec![
+        format!("{VALID_TO} = u.{VALID_TO}"),
+        format!("{IS_CURRENT} = u.{IS_CURRENT}"),
+    ];
+    set.extend(
+        untracked
+            .iter()
+            .map(|c| format!("{q} = u.{q}", q = quote(c))),
+    );
+    let mut insert: Vec<String> = all.iter().map(|c| quote(c)).collect();
+    insert.extend([VALID_FROM, VALID_TO, IS_CURRENT].map(String::from));
+    if new_record {
+        insert.push(IS_DELETED.into());
+    }
+    insert.extend([ROW_HASH, BATCH_ID].map(String::from));
+    sql.push_str(&format!(
+        "
+  {changes}
+) AS u
+ON t.{IS_CURRENT} AND {on} AND t.{VALID_FROM} = u._m_from
+WHEN MATCHED THEN UPDATE SET {set}
+WHEN NOT MATCHED AND u._m_from IS NULL THEN INSERT ({cols}) VALUES ({vals})",
+        set = set.join(", "),
+        cols = insert.join(", "),
+        vals = insert
+            .iter()
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    ));
+    sql
+}
+
+/// Silver's layout on an engine that partitions (Athena): the current versions in a partition
+/// of their own, so an extract's merge and the audit read them without the closed history.
+pub fn partitioning() -> Vec<floe_core::PartitionField> {
+    vec![floe_core::PartitionField::identity(IS_CURRENT)]
 }
 
 /// The silver table's schema: the typed source columns, then the history columns.

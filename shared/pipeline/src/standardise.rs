@@ -134,7 +134,11 @@ impl Standardise<'_> {
         if !self.lake.table_exists(&silver).await? {
             match self
                 .lake
-                .create_table(&silver, scd2::silver_schema(config))
+                .create_partitioned_table(
+                    &silver,
+                    scd2::silver_schema(config),
+                    &scd2::partitioning(),
+                )
                 .await
             {
                 Ok(()) | Err(Error::AlreadyExists(_)) => {}
@@ -197,7 +201,31 @@ impl Standardise<'_> {
             pins.insert(silver.clone(), b.snapshot_id);
         }
         let at = ReadAt::Pinned(pins);
+        // Athena applies an extract as one MERGE of the versions that change (reading the
+        // current versions and the extract's partition); the embedded engine, which has no
+        // DML, computes silver's new contents and replaces it.
+        let merge = plan.step == Step::Apply && self.lake.dialect() == crate::sql::Dialect::Trino;
         let sql = match plan.step {
+            Step::Apply if merge => scd2::apply_extract_merge(
+                table,
+                &crate::drift::bronze_with_columns(
+                    self.lake,
+                    table,
+                    bronze,
+                    &bronze.to_string(),
+                    &at,
+                )
+                .await?,
+                &silver.to_string(),
+                &format!(
+                    "{}.{}{}",
+                    silver.namespace,
+                    silver.name,
+                    floe_models::materialize::ATHENA_DATA_SUFFIX
+                ),
+                message.batch_id.as_str(),
+                *extract_ts,
+            ),
             Step::Apply => scd2::apply_extract_sql(
                 self.lake.dialect(),
                 table,
@@ -234,7 +262,11 @@ impl Standardise<'_> {
         options
             .properties
             .insert(HISTORY_RULES.into(), history_rules(table));
-        let outcome = self.lake.write_query(&silver, &sql, &at, &options).await?;
+        let outcome = if merge {
+            self.lake.execute(&silver, &sql, &at, &options).await?
+        } else {
+            self.lake.write_query(&silver, &sql, &at, &options).await?
+        };
         tracing::info!(table = %silver, snapshot_id = outcome.snapshot_id, rows = outcome.rows_added, step = plan.step.as_str(), replay = outcome.already_committed, "silver staged");
         // The attempt count carries over, so a batch restaged again and again gives up.
         let rows = outcome.rows_added;

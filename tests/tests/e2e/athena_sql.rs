@@ -309,10 +309,20 @@ async fn athena_statements_parse_and_give_the_embedded_engines_history_on_duckdb
             .parse()
             .unwrap();
         let mut statements = vec![
-            athena_sql::create_table(&bronze_table, &bronze::schema(t), &location(&bronze_table))
-                .unwrap(),
-            athena_sql::create_table(&silver_table, &silver_schema, &location(&silver_table))
-                .unwrap(),
+            athena_sql::create_table(
+                &bronze_table,
+                &bronze::schema(t),
+                &location(&bronze_table),
+                &bronze::partitioning(),
+            )
+            .unwrap(),
+            athena_sql::create_table(
+                &silver_table,
+                &silver_schema,
+                &location(&silver_table),
+                &scd2::partitioning(),
+            )
+            .unwrap(),
         ];
         for b in &batches {
             let uri = format!("s3://landing-bucket/{}", b.key);
@@ -329,28 +339,21 @@ async fn athena_statements_parse_and_give_the_embedded_engines_history_on_duckdb
             ));
         }
         let rebuild = scd2::history_sql(Dialect::Trino, t, &bronze_table.to_string());
-        statements.push(athena_sql::scd2_rebuild(
-            t,
-            &bronze_table.to_string(),
-            &staging,
-            &location(&staging),
-        ));
         let merges: Vec<String> = if t.load == LoadKind::Full {
             batches
                 .iter()
                 .map(|b| {
-                    athena_sql::scd2_merge(
+                    scd2::apply_extract_merge(
                         t,
                         &bronze_table.to_string(),
-                        &silver_table,
+                        &silver_table.to_string(),
+                        &silver_table.to_string(),
                         b.id.as_str(),
                         b.ts,
                     )
-                    .unwrap()
                 })
                 .collect()
         } else {
-            assert!(athena_sql::scd2_merge(t, "b", &silver_table, "b", batches[0].ts).is_err());
             Vec::new()
         };
         statements.extend(merges.iter().cloned());
