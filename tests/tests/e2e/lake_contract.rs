@@ -414,6 +414,57 @@ async fn a_staged_write_is_invisible_until_published(#[case] backend: Backend) {
 #[case::local(Backend::Local)]
 #[case::athena(Backend::Athena)]
 #[tokio::test]
+async fn a_write_that_builds_on_the_table_starts_from_the_published_version(
+    #[case] backend: Backend,
+) {
+    let Some(h) = open(backend, "a_write_builds_on_the_published").await else {
+        return;
+    };
+    let lake = h.lake.as_ref();
+    let t = h.with_table().await;
+    let first = lake
+        .overwrite(&t, vec![rows(&[1], "a")], &staged(1))
+        .await
+        .unwrap();
+    lake.publish_snapshot(&t, first.snapshot_id).await.unwrap();
+    // Staged and never published (its audit failed): no later write may carry its rows.
+    lake.append(&t, vec![rows(&[2], "b")], &staged(2))
+        .await
+        .unwrap();
+    let next = lake
+        .append_query(
+            &t,
+            "SELECT CAST(3 AS BIGINT) AS id, 'c3' AS name",
+            &ReadAt::Current,
+            &staged(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        read(lake, &t, ReadAt::Snapshot(next.snapshot_id)).await,
+        vec![(1, "a1".to_owned()), (3, "c3".to_owned())]
+    );
+    lake.publish_snapshot(&t, next.snapshot_id).await.unwrap();
+    lake.append(&t, vec![rows(&[4], "d")], &staged(4))
+        .await
+        .unwrap();
+    lake.append(&t, vec![rows(&[5], "e")], &opts(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        read(h.other.as_ref(), &t, ReadAt::Current).await,
+        vec![
+            (1, "a1".to_owned()),
+            (3, "c3".to_owned()),
+            (5, "e5".to_owned())
+        ]
+    );
+}
+
+#[rstest]
+#[case::local(Backend::Local)]
+#[case::athena(Backend::Athena)]
+#[tokio::test]
 async fn a_write_computed_from_a_version_no_longer_published_is_a_conflict(
     #[case] backend: Backend,
 ) {
