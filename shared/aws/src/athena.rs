@@ -150,6 +150,7 @@ impl Athena {
             None => None,
         };
         let mut attempt = 1;
+        let started_at = chrono::Utc::now();
         loop {
             // A throttled start is retried inside `start`; a timeout is not run again (it would
             // most likely time out again, scanning as much); an execution that FAILED for a
@@ -169,6 +170,7 @@ impl Athena {
                     statement,
                 } => {
                     let (columns, rows, update_count) = self.results(&id, statement).await?;
+                    floe_core::cost::record(sql, bytes, engine_ms, started_at);
                     Record::new("athena")
                         .metric("BytesScanned", Unit::Bytes, bytes as f64)
                         .metric(

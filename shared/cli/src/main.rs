@@ -242,6 +242,24 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Show what the pipeline's statements scanned, and what that costs on Athena.
+    ///
+    /// Every statement a stage runs is logged to floe_audit.query_log (run, batch, stage, table,
+    /// statement kind, bytes scanned, engine time). This sums it by stage, table or gold model:
+    /// bytes scanned, the bytes Athena bills (at least 10 MB per statement, rounded up to the
+    /// megabyte; DDL is free) and dollars at the `athena.price_per_tb_usd` of floe.yaml (5.0 by
+    /// default). On the embedded engine the bytes are what its table scans decoded (no bill).
+    Cost {
+        /// Only statements started at or after this instant (RFC 3339, or a date).
+        #[arg(long, value_parser = parse_instant)]
+        since: Option<DateTime<Utc>>,
+        /// What to sum by.
+        #[arg(long, value_parser = ["stage", "table", "model"], default_value = "stage")]
+        by: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Show a table's snapshots: when, what operation, which batch and run, rows added and total.
     History {
         /// The table, as namespace.table (e.g. bronze_nomis.people).
@@ -326,6 +344,7 @@ async fn run(cli: Cli) -> Result<()> {
             table,
             format,
         } => files(&cli.project, key, status, table, format).await,
+        Command::Cost { since, by, format } => cost(&cli.project, since, &by, format).await,
         Command::Demo { dir, people, days } => run_demo(&dir, people, days).await,
         Command::Land {
             file,
@@ -912,6 +931,115 @@ async fn files(
             "why",
             column(&|r| r.reason.clone().or_else(|| r.report.clone())),
         ),
+    ])?;
+    output::print_batches(&[batch], format)
+}
+
+/// `floe cost`: see the command's help.
+async fn cost(dir: &Path, since: Option<DateTime<Utc>>, by: &str, format: Format) -> Result<()> {
+    use datafusion::arrow::array::{ArrayRef, StringArray};
+    use datafusion::arrow::util::display::array_value_to_string;
+    let project = Project::load(dir)?;
+    let (lake, _) = models::open(&project).await?;
+    let log = floe_pipeline::query_log::table();
+    if !lake.table_exists(&log).await? {
+        println!("no statement logged yet: {log} is made by the first stage that runs");
+        return Ok(());
+    }
+    let price = project
+        .settings
+        .athena
+        .as_ref()
+        .map_or(5.0, |a| a.price_per_tb_usd);
+    let since = since.map(|t| {
+        format!(
+            " WHERE started_at >= {}",
+            floe_pipeline::sql::timestamp_literal(lake.dialect(), Some(t))
+        )
+    });
+    let rows = lake
+        .query(
+            &format!(
+                "SELECT stage, table_name, statement_kind, bytes_scanned, engine_ms, engine FROM {log}{}",
+                since.unwrap_or_default()
+            ),
+            &ReadAt::Current,
+        )
+        .await?;
+    #[derive(Default)]
+    struct Sum {
+        statements: u64,
+        bytes: u64,
+        billed: u64,
+        engine_ms: u64,
+        athena: bool,
+    }
+    let mut sums: std::collections::BTreeMap<String, Sum> = std::collections::BTreeMap::new();
+    let gold = floe_models::GOLD;
+    for b in &rows {
+        let text = |c: usize, i: usize| -> Result<String> {
+            Ok(if b.column(c).is_null(i) {
+                String::new()
+            } else {
+                array_value_to_string(b.column(c), i)?
+            })
+        };
+        for i in 0..b.num_rows() {
+            let (stage, table, kind) = (text(0, i)?, text(1, i)?, text(2, i)?);
+            let key = match by {
+                "table" => table,
+                "model"
+                    if table.starts_with(&format!("{gold}."))
+                        || table.starts_with(&format!("{gold}_")) =>
+                {
+                    table
+                }
+                "model" => continue,
+                _ => stage,
+            };
+            let bytes: u64 = text(3, i)?.parse().unwrap_or(0);
+            let athena = text(5, i)? == "athena";
+            let s = sums.entry(key).or_default();
+            s.statements += 1;
+            s.bytes += bytes;
+            s.engine_ms += text(4, i)?.parse::<u64>().unwrap_or(0);
+            if athena {
+                s.athena = true;
+                s.billed += floe_core::cost::athena_billed_bytes(&kind, bytes);
+            }
+        }
+    }
+    let tb = 1024f64.powi(4);
+    let column = |f: &dyn Fn(&(&String, &Sum)) -> String| -> ArrayRef {
+        Arc::new(StringArray::from(
+            sums.iter().map(|e| f(&e)).collect::<Vec<_>>(),
+        ))
+    };
+    let batch = datafusion::arrow::array::RecordBatch::try_from_iter([
+        (by, column(&|(k, _)| (*k).clone())),
+        ("statements", column(&|(_, s)| s.statements.to_string())),
+        ("bytes_scanned", column(&|(_, s)| s.bytes.to_string())),
+        (
+            "billed_bytes",
+            column(&|(_, s)| {
+                if s.athena {
+                    s.billed.to_string()
+                } else {
+                    "-".into()
+                }
+            }),
+        ),
+        (
+            "usd",
+            column(&|(_, s)| {
+                if s.athena {
+                    format!("{:.4}", s.billed as f64 / tb * price)
+                } else {
+                    "-".into()
+                }
+            }),
+        ),
+        ("engine_ms", column(&|(_, s)| s.engine_ms.to_string())),
     ])?;
     output::print_batches(&[batch], format)
 }

@@ -8,6 +8,7 @@
 //! - [`error`]: one error type whose variants say whether a retry can help.
 //! - [`ports`]: the object store, queue, lake and clock traits with their invariants.
 
+pub mod cost;
 pub mod error;
 pub mod id;
 pub mod message;

@@ -15,6 +15,7 @@
 
 pub mod commit;
 mod engine;
+mod meter;
 mod orphans;
 mod query;
 mod schema;
@@ -740,7 +741,12 @@ impl Lake for LocalLake {
         batches: Vec<RecordBatch>,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        self.write(t, CommitKind::Append, batches, options).await
+        // Rows from this process: a write that scans nothing, logged as one statement.
+        let started_at = chrono::Utc::now();
+        let clock = std::time::Instant::now();
+        let out = self.write(t, CommitKind::Append, batches, options).await;
+        floe_core::cost::record("insert", 0, clock.elapsed().as_millis() as u64, started_at);
+        out
     }
 
     async fn overwrite(
@@ -749,7 +755,11 @@ impl Lake for LocalLake {
         batches: Vec<RecordBatch>,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        self.write(t, CommitKind::Overwrite, batches, options).await
+        let started_at = chrono::Utc::now();
+        let clock = std::time::Instant::now();
+        let out = self.write(t, CommitKind::Overwrite, batches, options).await;
+        floe_core::cost::record("insert", 0, clock.elapsed().as_millis() as u64, started_at);
+        out
     }
 
     async fn publish_snapshot(&self, t: &TableRef, snapshot_id: i64) -> Result<()> {

@@ -136,20 +136,71 @@ impl Reads {
 }
 
 pub(crate) async fn run(lake: &LocalLake, sql: &str, at: &ReadAt) -> Result<Vec<RecordBatch>> {
-    let df = plan(lake, sql, at).await?;
-    df.collect().await.map_err(sql_err)
+    use futures::TryStreamExt;
+    stream(lake, sql, at).await?.try_collect().await
 }
 
-/// A query's rows as a stream, for writes that should not hold them all.
+/// A query's rows as a stream, for writes that should not hold them all. What its table scans
+/// read is recorded (`floe_core::cost`) when the stream ends.
 pub(crate) async fn stream(
     lake: &LocalLake,
     sql: &str,
     at: &ReadAt,
 ) -> Result<impl futures::Stream<Item = Result<RecordBatch>> + use<>> {
     use futures::StreamExt;
+    let started_at = Utc::now();
+    let clock = std::time::Instant::now();
     let df = plan(lake, sql, at).await?;
-    let rows = df.execute_stream().await.map_err(sql_err)?;
-    Ok(rows.map(|b| b.map_err(sql_err)))
+    let task = df.task_ctx();
+    let physical = df.create_physical_plan().await.map_err(sql_err)?;
+    let (physical, scanned) = metered(physical)?;
+    let rows =
+        datafusion::physical_plan::execute_stream(physical, Arc::new(task)).map_err(sql_err)?;
+    let sql = sql.to_owned();
+    let mut recorded = false;
+    Ok(rows
+        .map(|b| b.map_err(sql_err))
+        .chain(futures::stream::poll_fn(move |_| {
+            if !recorded {
+                recorded = true;
+                floe_core::cost::record(
+                    &sql,
+                    scanned.load(std::sync::atomic::Ordering::Relaxed),
+                    clock.elapsed().as_millis() as u64,
+                    started_at,
+                );
+            }
+            std::task::Poll::Ready(None)
+        })))
+}
+
+/// `plan` with every Iceberg table scan counting the bytes it produces (decoded Arrow bytes,
+/// after the scan's file and row-group pruning): the embedded engine's "bytes scanned".
+fn metered(
+    plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+) -> Result<(
+    Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    Arc<std::sync::atomic::AtomicU64>,
+)> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    let scanned = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = scanned.clone();
+    let plan = plan
+        .transform_up(|node| {
+            Ok(
+                if node.children().is_empty() && node.name() == "IcebergTableScan" {
+                    Transformed::yes(
+                        Arc::new(crate::meter::ScanMeter::new(node, counter.clone()))
+                            as Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+                    )
+                } else {
+                    Transformed::no(node)
+                },
+            )
+        })
+        .map_err(sql_err)?
+        .data;
+    Ok((plan, scanned))
 }
 
 /// The schema of a query's rows, from its plan.

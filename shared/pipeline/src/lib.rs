@@ -36,6 +36,7 @@ pub mod local;
 pub mod modelling;
 pub mod notify;
 pub mod progress;
+pub mod query_log;
 pub mod rejections;
 pub mod runtime;
 pub mod scd2;

@@ -366,9 +366,12 @@ impl Modelling<'_> {
                 let selected = selected.clone();
                 running.push(async move {
                     let started = self.clock.now();
-                    let result = self
-                        .build_one(&name, &snapshot, &selected, batch, run, statements)
-                        .await;
+                    // Its statements are logged under its table (floe_audit.query_log).
+                    let result = floe_core::cost::on_table(
+                        &format!("{}.{name}", self.target.namespace),
+                        self.build_one(&name, &snapshot, &selected, batch, run, statements),
+                    )
+                    .await;
                     (name, started, result)
                 });
             }

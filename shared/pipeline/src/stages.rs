@@ -183,6 +183,22 @@ pub fn lane(stage: Stage, body: &str) -> Option<String> {
     }
 }
 
+/// Who a message's statements are run for, for the query log.
+fn work_of(m: &Envelope) -> crate::query_log::Work {
+    let table = match &m.body {
+        StageMessage::Standardise { bronze, .. } => Some(bronze.to_string()),
+        StageMessage::Audit { table, .. } | StageMessage::Model { table, .. } => {
+            Some(table.to_string())
+        }
+        StageMessage::AuditModels { .. } => None,
+    };
+    crate::query_log::Work {
+        run_id: Some(m.run_id.clone()),
+        batch_id: Some(m.batch_id.clone()),
+        table,
+    }
+}
+
 /// The stage handlers over their ports.
 pub struct Stages {
     /// The project (table configs).
@@ -206,7 +222,32 @@ pub struct Stages {
 impl Stages {
     /// Handles one message of `stage`'s queue. An error is for the message as a whole; its
     /// [`Error::is_retryable`] says whether a redelivery can succeed.
+    ///
+    /// Every statement the work runs is logged to `floe_audit.query_log` afterwards (see
+    /// [`crate::query_log`]); a failure to log is a warning, never the message's failure.
     pub async fn handle(&self, stage: Stage, body: &str) -> Result<Outcome> {
+        let (out, statements) = floe_core::cost::collect(self.run_stage(stage, body)).await;
+        if !statements.is_empty() {
+            let work = match &out {
+                // Landing's message is an S3 event: the batch is the one it landed.
+                Ok(o) if stage == Stage::Landing => {
+                    o.next.first().map(|(_, m)| work_of(m)).unwrap_or_default()
+                }
+                _ => Envelope::from_json(body)
+                    .map(|m| work_of(&m))
+                    .unwrap_or_default(),
+            };
+            if let Err(e) =
+                crate::query_log::append(self.lake.as_ref(), stage.as_str(), &work, &statements)
+                    .await
+            {
+                tracing::warn!(error = %e, stage = stage.as_str(), "the statements this message ran were not logged to floe_audit.query_log");
+            }
+        }
+        out
+    }
+
+    async fn run_stage(&self, stage: Stage, body: &str) -> Result<Outcome> {
         let mut out = Outcome::default();
         let lake = self.lake.as_ref();
         match stage {

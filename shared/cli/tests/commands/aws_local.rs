@@ -146,6 +146,30 @@ fn the_readme_session_runs_the_production_chain_on_the_stand_in() {
         assert_eq!(on_athena, count(local.path(), &[]), "gold.{model}");
         assert_ne!(on_athena.lines().nth(1), Some("0"), "gold.{model} is empty");
     }
+    // Every stage logged what it ran; on Athena each statement but DDL bills 10 MB at least.
+    let out = floe(aws.path(), &env)
+        .args(["cost", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    for stage in ["landing", "standardise", "audit", "modelling"] {
+        let row = rows
+            .iter()
+            .find(|r| r["stage"] == stage)
+            .unwrap_or_else(|| panic!("{stage} logged nothing: {rows:?}"));
+        let n = |k: &str| row[k].as_str().unwrap().parse::<u64>().unwrap();
+        assert!(n("statements") > 0 && n("bytes_scanned") > 0, "{row}");
+        assert!(n("billed_bytes") >= 10 << 20, "{row}");
+        assert!(
+            row["usd"].as_str().unwrap().parse::<f64>().unwrap() > 0.0,
+            "{row}"
+        );
+    }
     // The first-deploy check passes every shape on the stand-in, and cleans up after itself.
     floe(aws.path(), &env)
         .arg("doctor")

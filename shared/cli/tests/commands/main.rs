@@ -5,6 +5,7 @@
 mod aws;
 mod aws_local;
 mod cli;
+mod cost;
 mod drift;
 mod expect;
 mod ledger;
