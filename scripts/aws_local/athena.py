@@ -314,6 +314,10 @@ def _run(ex: Execution) -> None:
             _write_results(ex)
             ex.move("SUCCEEDED")
             return
+        if stmt.vacuum:
+            age = str(_vacuum_age(ex, *stmt.vacuum))
+            stmt.sql = stmt.sql.replace(dialect.VACUUM_AGE, age)
+            stmt.extra = [e.replace(dialect.VACUUM_AGE, age) for e in stmt.extra]
         started = time.time()
         columns: list[dict] = []
         raw: list[list[Any]] = []
@@ -348,6 +352,19 @@ def _run(ex: Execution) -> None:
         with ex.lock:
             if ex.completed is None:
                 ex.completed = time.time()
+
+
+def _vacuum_age(ex: Execution, database: str, table: str) -> int:
+    """The table's ``vacuum_max_snapshot_age_seconds`` (Glue parameter), else Athena's default."""
+    from moto.glue.models import glue_backends
+
+    glue = glue_backends[ex.account][ex.region]
+    try:
+        t = glue.get_table(database or (ex.database or "default"), table)
+        params = t.get_version(str(t._current_version)).get("Parameters") or {}
+        return int(params.get("vacuum_max_snapshot_age_seconds", dialect.VACUUM_DEFAULT_AGE))
+    except Exception:  # noqa: BLE001 - no such table: Trino's own error follows
+        return dialect.VACUUM_DEFAULT_AGE
 
 
 def _run_on_glue(ex: Execution, action: dict) -> None:

@@ -37,6 +37,14 @@ class Statement:
     # SHOW statements: Athena's pattern (``*`` any text, ``|`` alternatives) as a regular
     # expression the result rows are filtered with; Trino's LIKE cannot say ``|``.
     row_filter: str | None = None
+    # VACUUM: the (database, table) whose ``vacuum_max_snapshot_age_seconds`` sets the age (read
+    # from Glue where the statement runs; ``VACUUM_AGE`` marks it in the SQL).
+    vacuum: tuple[str, str] | None = None
+
+
+# Athena's default ``vacuum_max_snapshot_age_seconds``: 5 days.
+VACUUM_DEFAULT_AGE = 432000
+VACUUM_AGE = "{vacuum_age}"
 
 
 # Iceberg tables on Athena store these types only; Trino would widen tinyint/smallint silently.
@@ -579,13 +587,17 @@ _VACUUM = re.compile(r"^\s*VACUUM\s+([\w.\"`]+)\s*;?\s*$", re.I)
 
 
 def vacuum(stmt: Statement) -> Statement:
-    """``VACUUM t`` -> expire snapshots older than Athena's default age (5 days), then remove
-    orphan files, as Athena's VACUUM does."""
+    """``VACUUM t`` -> expire snapshots older than the table's ``vacuum_max_snapshot_age_seconds``
+    (Athena's default: 5 days), then remove orphan files as old, as Athena's VACUUM does. The age
+    is the table's property, filled in where the statement runs (``Statement.vacuum``)."""
     m = _VACUUM.match(stmt.sql)
     if m:
         t = m.group(1)
-        stmt.sql = f"ALTER TABLE {t} EXECUTE expire_snapshots(retention_threshold => '5d')"
-        stmt.extra.append(f"ALTER TABLE {t} EXECUTE remove_orphan_files(retention_threshold => '5d')")
+        stmt.vacuum = _table_name(t)
+        stmt.sql = f"ALTER TABLE {t} EXECUTE expire_snapshots(retention_threshold => '{VACUUM_AGE}s')"
+        stmt.extra.append(
+            f"ALTER TABLE {t} EXECUTE remove_orphan_files(retention_threshold => '{VACUUM_AGE}s')"
+        )
     return stmt
 
 

@@ -63,10 +63,11 @@ def test_show_patterns_are_athenas_regular_expressions():
     assert keep == ["stg_orders", "raw_customers", "STG_X"]
 
 
-def test_vacuum_is_two_procedures():
+def test_vacuum_is_two_procedures_aged_by_the_tables_property():
     s = dialect.translate("VACUUM db.t")
-    assert s.sql.startswith("ALTER TABLE db.t EXECUTE expire_snapshots")
-    assert s.extra == ["ALTER TABLE db.t EXECUTE remove_orphan_files(retention_threshold => '5d')"]
+    assert s.vacuum == ("db", "t")
+    assert s.sql == f"ALTER TABLE db.t EXECUTE expire_snapshots(retention_threshold => '{dialect.VACUUM_AGE}s')"
+    assert s.extra == [f"ALTER TABLE db.t EXECUTE remove_orphan_files(retention_threshold => '{dialect.VACUUM_AGE}s')"]
 
 
 @pytest.mark.parametrize(

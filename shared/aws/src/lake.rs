@@ -93,6 +93,10 @@ struct PublishRecord {
     managed_since: Option<DateTime<Utc>>,
 }
 
+/// How much older than the oldest snapshot maintenance keeps a snapshot must be to expire: the
+/// engine's clock and this process's may differ a little.
+const VACUUM_MARGIN: chrono::Duration = chrono::Duration::seconds(5);
+
 /// The suffix of the Iceberg table behind a table's view.
 pub const DATA_SUFFIX: &str = "__data";
 
@@ -718,6 +722,7 @@ impl AthenaLake {
             &temp,
             &schema,
             &format!("s3://{}/{folder}", self.store.bucket()),
+            true,
         )
         .await?;
         let cols = schema
@@ -749,7 +754,13 @@ impl AthenaLake {
     }
 
     /// A Glue external table over Parquet files under `location`.
-    async fn create_external(&self, t: &TableRef, schema: &Schema, location: &str) -> Result<()> {
+    async fn create_external(
+        &self,
+        t: &TableRef,
+        schema: &Schema,
+        location: &str,
+        temporary: bool,
+    ) -> Result<()> {
         use aws_sdk_glue::types::{Column, SerDeInfo, StorageDescriptor, TableInput};
         self.ensure_namespace(&t.namespace).await?;
         let columns = schema
@@ -768,7 +779,7 @@ impl AthenaLake {
             .name(&t.name)
             .table_type("EXTERNAL_TABLE")
             .parameters("classification", "parquet")
-            .parameters("floe.temporary", "true")
+            .parameters("floe.temporary", temporary.to_string())
             .storage_descriptor(
                 StorageDescriptor::builder()
                     .set_columns(Some(columns))
@@ -794,6 +805,128 @@ impl AthenaLake {
             .await
             .map_err(|e| sdk_error::map(&format!("Glue CreateTable {t}"), e))?;
         Ok(())
+    }
+
+    /// The table's data and delete files.
+    async fn file_count(&self, t: &TableRef) -> Result<usize> {
+        let d = Self::data(t);
+        let r = self
+            .run(&format!(
+                "SELECT count(*) FROM {}.\"{}$files\"",
+                d.namespace, d.name
+            ))
+            .await?;
+        Ok(r.rows
+            .first()
+            .and_then(|row| row.first().cloned().flatten())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// [`Lake::maintain`] with the table's lock held. Athena's own statements do the work:
+    /// `OPTIMIZE ... REWRITE DATA USING BIN_PACK` (which also applies delete files), then
+    /// `VACUUM` with `vacuum_max_snapshot_age_seconds` set so that every snapshot time travel
+    /// still needs is younger than it (Athena expires by age only).
+    async fn maintain_locked(
+        &self,
+        t: &TableRef,
+        m: &floe_core::ports::Maintenance,
+    ) -> Result<floe_core::ports::MaintenanceReport> {
+        let mut report = floe_core::ports::MaintenanceReport::default();
+        let state = self.pin_state(t).await?;
+        let latest = self.latest(t).await?;
+        let published = state.published(latest);
+        if state != Pin::Unmanaged && latest != published {
+            report.skipped = Some(
+                "a staged version is not published (awaiting its audit, or rejected): the next \
+                 write settles it, then maintenance can run"
+                    .into(),
+            );
+            return Ok(report);
+        }
+        let d = Self::data(t);
+        let files = self.file_count(t).await?;
+        report.files_before = files;
+        report.files_after = files;
+        let snapshots = self.snapshots(t).await?;
+        // When each snapshot became what readers see.
+        let shown: Vec<(i64, DateTime<Utc>)> = match self.publish_record(t).await? {
+            None => snapshots
+                .iter()
+                .map(|s| (s.snapshot_id, s.committed_at))
+                .collect(),
+            Some(r) => snapshots
+                .iter()
+                .filter(|s| r.managed_since.is_some_and(|since| s.committed_at < since))
+                .map(|s| (s.snapshot_id, s.committed_at))
+                .chain(r.history.iter().copied())
+                .collect(),
+        };
+        let now = Utc::now();
+        let keep = floe_core::ports::snapshots_to_keep(&snapshots, &shown, now, m.keep_for);
+        let oldest_kept = snapshots
+            .iter()
+            .filter(|s| keep.contains(&s.snapshot_id))
+            .map(|s| s.committed_at)
+            .min();
+        report.snapshots_expired = snapshots
+            .iter()
+            .filter(|s| oldest_kept.is_some_and(|o| s.committed_at < o - VACUUM_MARGIN))
+            .count();
+        report.snapshots_kept = snapshots.len() - report.snapshots_expired;
+        report.compacted = files > 1;
+        if m.dry_run {
+            return Ok(report);
+        }
+        if report.compacted {
+            self.run(&format!("OPTIMIZE {d} REWRITE DATA USING BIN_PACK"))
+                .await?;
+            let compacted = self.latest(t).await?;
+            if compacted != latest
+                && let Some(id) = compacted
+            {
+                // The same rows as the published version: its records carry over (the next
+                // extract's plan reads them), marked as maintenance, and readers move to it.
+                let records = self.snapshot_records(t).await?;
+                let mut properties = published
+                    .filter(|_| state != Pin::Unmanaged)
+                    .and_then(|p| records.get(&p))
+                    .map(|r| r.properties.clone())
+                    .unwrap_or_default();
+                properties.insert(floe_core::ports::MAINTENANCE.into(), "compaction".into());
+                self.record_snapshot(
+                    t,
+                    &SnapshotRecord {
+                        snapshot_id: id,
+                        batch_id: None,
+                        run_id: None,
+                        based_on: published,
+                        properties,
+                    },
+                )
+                .await?;
+                if state != Pin::Unmanaged {
+                    self.pin(t, id).await?;
+                }
+            }
+            report.files_after = self.file_count(t).await?;
+        }
+        if let Some(oldest) = oldest_kept {
+            let age = ((now - oldest) + VACUUM_MARGIN).num_seconds().max(1);
+            self.run(&format!(
+                "ALTER TABLE {d} SET TBLPROPERTIES ('vacuum_max_snapshot_age_seconds'='{age}', \
+                 'vacuum_min_snapshots_to_keep'='1')"
+            ))
+            .await?;
+            self.run(&format!("VACUUM {d}")).await?;
+            let after = self.snapshots(t).await?;
+            report.snapshots_expired = snapshots
+                .iter()
+                .filter(|s| !after.iter().any(|a| a.snapshot_id == s.snapshot_id))
+                .count();
+            report.snapshots_kept = after.len();
+        }
+        Ok(report)
     }
 
     /// `sql` with the tables `at` names read at their snapshot or instant.
@@ -1315,6 +1448,40 @@ impl Lake for AthenaLake {
         self.finish(table, options, rows, files, based_on).await
     }
 
+    async fn append_log(&self, table: &TableRef, batches: Vec<RecordBatch>) -> Result<()> {
+        let Some(schema) = batches.first().map(RecordBatch::schema) else {
+            return Ok(());
+        };
+        // A Hive table over Parquet objects: an entry is one PutObject, no Athena statement
+        // (each would bill 10 MB), and readers see it at once.
+        let folder = format!(
+            "{}_floe/logs/{}/{}/",
+            self.prefix,
+            self.db(&table.namespace),
+            table.name
+        );
+        if !self.table_exists(table).await? {
+            match self
+                .create_external(
+                    table,
+                    &schema,
+                    &format!("s3://{}/{folder}", self.store.bucket()),
+                    false,
+                )
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if e.to_string().contains("AlreadyExists") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let key = format!("{folder}{}.parquet", uuid::Uuid::new_v4().simple());
+        self.store
+            .put(&key, parquet_bytes(&schema, &batches)?)
+            .await
+            .map(|_| ())
+    }
+
     async fn overwrite(
         &self,
         table: &TableRef,
@@ -1392,6 +1559,18 @@ impl Lake for AthenaLake {
         // versions published before this build.
         let statement = self.rewrite(statement, at).await?;
         self.dml(table, options, &[statement]).await
+    }
+
+    async fn maintain(
+        &self,
+        table: &TableRef,
+        maintenance: &floe_core::ports::Maintenance,
+    ) -> Result<floe_core::ports::MaintenanceReport> {
+        // Under the table's lock: no write may land between the check and the re-pin.
+        let owner = self.lock(table).await?;
+        let report = self.maintain_locked(table, maintenance).await;
+        self.unlock(table, &owner).await;
+        report
     }
 
     async fn create_view(&self, view: &TableRef, sql: &str) -> Result<()> {

@@ -242,6 +242,30 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Compact small files, expire old snapshots and remove orphan files, keeping every answer.
+    ///
+    /// For each table: its files are rewritten into fewer, larger ones when they are small
+    /// (Athena: OPTIMIZE ... REWRITE DATA USING BIN_PACK, which also applies delete files left by
+    /// MERGE and DELETE), snapshots time travel no longer needs are expired (every snapshot
+    /// committed within the retention, and every one that was the published version at some
+    /// instant within it, is kept; Athena: VACUUM), and files nothing references are removed.
+    /// Readers see the same rows before, during and after. A table with a staged version not
+    /// yet published is skipped. The retention is `maintenance.keep_snapshots_days` in
+    /// floe.yaml (7), or --keep-for for one run.
+    Maintain {
+        /// The table, as namespace.table (e.g. silver_nomis.people).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        table: Option<String>,
+        /// Every table of the lake.
+        #[arg(long)]
+        all: bool,
+        /// Say what would be done, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep time travel this far back instead of the configured days: 90s, 30m, 12h, 7d.
+        #[arg(long, value_parser = parse_age)]
+        keep_for: Option<chrono::Duration>,
+    },
     /// Show what the pipeline's statements scanned, and what that costs on Athena.
     ///
     /// Every statement a stage runs is logged to floe_audit.query_log (run, batch, stage, table,
@@ -345,6 +369,12 @@ async fn run(cli: Cli) -> Result<()> {
             format,
         } => files(&cli.project, key, status, table, format).await,
         Command::Cost { since, by, format } => cost(&cli.project, since, &by, format).await,
+        Command::Maintain {
+            table,
+            all: _,
+            dry_run,
+            keep_for,
+        } => maintain(&cli.project, table.as_deref(), dry_run, keep_for).await,
         Command::Demo { dir, people, days } => run_demo(&dir, people, days).await,
         Command::Land {
             file,
@@ -933,6 +963,100 @@ async fn files(
         ),
     ])?;
     output::print_batches(&[batch], format)
+}
+
+/// A duration as `--keep-for` takes it: a number and s, m, h or d.
+fn parse_age(s: &str) -> Result<chrono::Duration, String> {
+    let (n, unit) = s.trim().split_at(s.trim().len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| {
+        format!("'{s}' is not a duration: write a number and s, m, h or d (90s, 12h, 7d)")
+    })?;
+    match unit {
+        "s" => Ok(chrono::Duration::seconds(n)),
+        "m" => Ok(chrono::Duration::minutes(n)),
+        "h" => Ok(chrono::Duration::hours(n)),
+        "d" => Ok(chrono::Duration::days(n)),
+        _ => Err(format!(
+            "'{s}' is not a duration: write a number and s, m, h or d (90s, 12h, 7d)"
+        )),
+    }
+}
+
+/// `floe maintain`: see the command's help.
+async fn maintain(
+    dir: &Path,
+    table: Option<&str>,
+    dry_run: bool,
+    keep_for: Option<chrono::Duration>,
+) -> Result<()> {
+    let project = Project::load(dir)?;
+    let (lake, _) = models::open(&project).await?;
+    let tables: Vec<TableRef> = match table {
+        Some(t) => {
+            let t: TableRef = t.parse()?;
+            if !lake.table_exists(&t).await? {
+                return Err(floe_core::Error::NotFound(format!(
+                    "no table {t} in the lake (`floe maintain --all` takes every table)"
+                ))
+                .into());
+            }
+            vec![t]
+        }
+        None => lake.list_tables(None).await?,
+    };
+    let m = floe_core::ports::Maintenance {
+        keep_for: keep_for.unwrap_or_else(|| {
+            chrono::Duration::days(i64::from(project.settings.keep_snapshots_days))
+        }),
+        dry_run,
+    };
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0;
+    for t in &tables {
+        match lake.maintain(t, &m).await {
+            Ok(r) => match &r.skipped {
+                Some(why) => writeln!(out, "{t}: skipped: {why}")?,
+                None if dry_run => writeln!(
+                    out,
+                    "{t}: {} files{}; {} snapshots would expire, {} kept; {} orphan files found",
+                    r.files_before,
+                    if r.compacted {
+                        ", small: would be compacted"
+                    } else {
+                        ""
+                    },
+                    r.snapshots_expired,
+                    r.snapshots_kept,
+                    r.orphan_files,
+                )?,
+                None => writeln!(
+                    out,
+                    "{t}: {} files{}; {} snapshots expired, {} kept; {} unreferenced files removed",
+                    r.files_before,
+                    if r.compacted {
+                        format!(" compacted into {}", r.files_after)
+                    } else {
+                        String::new()
+                    },
+                    r.snapshots_expired,
+                    r.snapshots_kept,
+                    r.orphan_files,
+                )?,
+            },
+            Err(e) => {
+                failed += 1;
+                eprintln!("{t}: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(anyhow::anyhow!(
+            "maintenance failed on {failed} of {} tables",
+            tables.len()
+        ));
+    }
+    Ok(())
 }
 
 /// `floe cost`: see the command's help.

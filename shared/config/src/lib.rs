@@ -67,6 +67,9 @@ pub struct Settings {
     pub lake_dir: PathBuf,
     /// How many SQL statements may run at once.
     pub concurrency: u32,
+    /// `floe maintain` keeps every snapshot time travel can reach this many days back
+    /// (`maintenance.keep_snapshots_days`, default 7).
+    pub keep_snapshots_days: u32,
     /// AWS settings, required when `engine: athena`.
     pub athena: Option<AthenaSettings>,
     /// Where failure notifications go.
@@ -499,6 +502,22 @@ fn load_settings(root: &Path, errors: &mut Vec<ConfigError>) -> Option<Settings>
             "must be at least 1".into(),
         );
     }
+    let keep_snapshots_days = raw
+        .maintenance
+        .as_ref()
+        .and_then(|m| m.keep_snapshots_days.as_ref())
+        .map_or(7, |d| d.value);
+    if keep_snapshots_days == 0 {
+        err(
+            raw.maintenance
+                .as_ref()
+                .and_then(|m| m.keep_snapshots_days.as_ref())
+                .and_then(loc),
+            "maintenance.keep_snapshots_days",
+            "must be at least 1 (a day of time travel; `floe maintain --keep-for` takes less for one run)"
+                .into(),
+        );
+    }
     let athena = raw.athena.map(|a| AthenaSettings {
         region: a.region.value,
         workgroup: a.workgroup.value,
@@ -536,6 +555,7 @@ fn load_settings(root: &Path, errors: &mut Vec<ConfigError>) -> Option<Settings>
         engine,
         lake_dir: dir(raw.lake, "lake"),
         concurrency,
+        keep_snapshots_days,
         athena,
         webhook: raw.notify.and_then(|n| n.webhook).map(|w| w.value),
         vars: raw.vars.unwrap_or_default().into_iter().collect(),

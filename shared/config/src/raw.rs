@@ -24,6 +24,15 @@ pub(crate) struct RawProject {
     pub notify: Option<RawNotify>,
     #[serde(default)]
     pub vars: Option<IndexMap<String, serde_json::Value>>,
+    #[serde(default)]
+    pub maintenance: Option<RawMaintenance>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMaintenance {
+    #[serde(default)]
+    pub keep_snapshots_days: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

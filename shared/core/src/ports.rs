@@ -64,6 +64,64 @@ impl PartitionField {
     }
 }
 
+/// The `floe.*` property marking a snapshot [`Lake::maintain`] made: the same rows as its
+/// parent in other files, no batch of its own.
+pub const MAINTENANCE: &str = "floe.maintenance";
+
+/// What [`Lake::maintain`] does to a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Time travel keeps working this far back: every snapshot committed since, and every
+    /// snapshot that was the published one at some instant since, are kept.
+    pub keep_for: chrono::Duration,
+    /// Say what would be done, and do nothing.
+    pub dry_run: bool,
+}
+
+/// What [`Lake::maintain`] did (or, in a dry run, would do) to one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MaintenanceReport {
+    /// Data files (and delete files) before, and after compaction.
+    pub files_before: usize,
+    /// After compaction (the same in a dry run, or when nothing needed it).
+    pub files_after: usize,
+    /// Whether the files were rewritten (or would be).
+    pub compacted: bool,
+    /// Snapshots expired (or that would be).
+    pub snapshots_expired: usize,
+    /// Snapshots kept.
+    pub snapshots_kept: usize,
+    /// Files no snapshot references that were removed (or would be).
+    pub orphan_files: usize,
+    /// Why the table was left alone, when it was.
+    pub skipped: Option<String>,
+}
+
+/// The snapshots time travel may still read after maintenance keeping `keep_for`: each
+/// committed at or after `now - keep_for`, the published one now, and each that was the
+/// published one at some instant since (`published`: (snapshot, when it became the published
+/// one), oldest first).
+pub fn snapshots_to_keep(
+    snapshots: &[SnapshotInfo],
+    published: &[(i64, DateTime<Utc>)],
+    now: DateTime<Utc>,
+    keep_for: chrono::Duration,
+) -> std::collections::BTreeSet<i64> {
+    let horizon = now - keep_for;
+    let mut keep: std::collections::BTreeSet<i64> = snapshots
+        .iter()
+        .filter(|s| s.committed_at >= horizon || s.is_current)
+        .map(|s| s.snapshot_id)
+        .collect();
+    for (i, (id, since)) in published.iter().enumerate() {
+        let until = published.get(i + 1).map(|(_, t)| *t);
+        if *since >= horizon || until.is_none_or(|u| u > horizon) {
+            keep.insert(*id);
+        }
+    }
+    keep
+}
+
 /// One change to a table's schema (see [`Lake::evolve_schema`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SchemaEdit {
@@ -239,6 +297,24 @@ pub trait Lake: Send + Sync {
         batches: Vec<RecordBatch>,
         options: &WriteOptions,
     ) -> Result<CommitOutcome>;
+    /// Appends rows to a log table: append-only, read as written (no staging, no batch
+    /// idempotency: each call is a new entry), made on its first append with these rows'
+    /// schema. Engines that bill per statement write it without one (Athena: a Parquet object
+    /// under a Glue table's folder); the default is an ordinary [`Lake::append`].
+    async fn append_log(&self, table: &TableRef, batches: Vec<RecordBatch>) -> Result<()> {
+        let Some(schema) = batches.first().map(RecordBatch::schema) else {
+            return Ok(());
+        };
+        if !self.table_exists(table).await? {
+            match self.create_table(table, schema).await {
+                Ok(()) | Err(crate::Error::AlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.append(table, batches, &WriteOptions::default())
+            .await
+            .map(|_| ())
+    }
     /// Replaces the table's contents with these rows as one new snapshot.
     async fn overwrite(
         &self,
@@ -344,6 +420,22 @@ pub trait Lake: Send + Sync {
         let _ = (statement, at, options);
         Err(crate::Error::Config(format!(
             "this engine runs no DML statements (writing {table}); use a query write instead"
+        )))
+    }
+
+    /// Compacts the table's files, expires snapshots time travel no longer needs (see
+    /// [`Maintenance::keep_for`]) and removes files nothing references, without changing what
+    /// any reader sees: the published version, and every version time travel can reach within
+    /// the retention, answer as before. A table with a staged version awaiting its audit is left
+    /// alone (reported as skipped).
+    async fn maintain(
+        &self,
+        table: &TableRef,
+        maintenance: &Maintenance,
+    ) -> Result<MaintenanceReport> {
+        let _ = maintenance;
+        Err(crate::Error::Config(format!(
+            "this engine does no table maintenance ({table})"
         )))
     }
 

@@ -20,7 +20,7 @@ mod orphans;
 mod query;
 mod schema;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -29,7 +29,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use floe_core::ports::{CommitOutcome, Lake, ReadAt, SchemaEdit, SnapshotInfo, WriteOptions};
+use floe_core::ports::{
+    CommitOutcome, Lake, Maintenance, MaintenanceReport, ReadAt, SchemaEdit, SnapshotInfo,
+    WriteOptions,
+};
 use floe_core::{Error, Result, TableRef};
 use futures::StreamExt;
 use iceberg::arrow::{FieldMatchMode, schema_to_arrow_schema};
@@ -53,6 +56,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use commit::{AttemptFiles, CommitKind};
 pub use orphans::OrphanReport;
+
+/// Compaction rewrites a table whose files average at most this size.
+const COMPACT_BELOW_BYTES: u64 = 64 * 1024 * 1024;
+/// Orphan files younger than this may belong to a commit still running: left alone.
+const ORPHAN_MIN_AGE: Duration = Duration::from_secs(3600);
 
 /// The catalog name recorded in every catalog row (pyiceberg: `SqlCatalog("floe", ...)`).
 pub const CATALOG_NAME: &str = "floe";
@@ -594,6 +602,49 @@ impl LocalLake {
         orphans::find(&self.load(t).await?, &active).await
     }
 
+    /// Removes these snapshots from the table's metadata (their files become orphans).
+    async fn expire_snapshots(&self, t: &TableRef, ids: &[i64]) -> Result<()> {
+        let mut backoff = Duration::from_millis(5);
+        for _ in 0..COMMIT_ATTEMPTS {
+            let table = self.load(t).await?;
+            let md = table.metadata();
+            let present: Vec<i64> = ids
+                .iter()
+                .copied()
+                .filter(|id| {
+                    md.snapshot_by_id(*id).is_some() && md.current_snapshot_id() != Some(*id)
+                })
+                .collect();
+            if present.is_empty() {
+                return Ok(());
+            }
+            let current = table
+                .metadata_location_result()
+                .map_err(ice("reading the metadata location"))?;
+            let new_md = md
+                .clone()
+                .into_builder(Some(current.to_owned()))
+                .remove_snapshots(&present)
+                .build()
+                .map_err(ice("building table metadata"))?
+                .metadata;
+            let location = commit::write_metadata(&self.io, current, &new_md).await?;
+            if self.swap_pointer(t, current, &location).await? {
+                tracing::info!(table = %t, expired = present.len(), "snapshots expired");
+                return Ok(());
+            }
+            AttemptFiles(vec![location]).remove(&self.io).await;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+        Err(commit::conflict(
+            &t.to_string(),
+            format!(
+                "gave up expiring snapshots after {COMMIT_ATTEMPTS} attempts: other writers keep committing; retry later"
+            ),
+        ))
+    }
+
     /// Deletes orphan files older than `min_age` (younger ones may belong to a running commit).
     pub async fn remove_orphan_files(
         &self,
@@ -760,6 +811,131 @@ impl Lake for LocalLake {
         let out = self.write(t, CommitKind::Overwrite, batches, options).await;
         floe_core::cost::record("insert", 0, clock.elapsed().as_millis() as u64, started_at);
         out
+    }
+
+    async fn maintain(&self, t: &TableRef, m: &Maintenance) -> Result<MaintenanceReport> {
+        let mut report = MaintenanceReport::default();
+        let table = self.load(t).await?;
+        let md = table.metadata();
+        let current = md.current_snapshot_id();
+        if md
+            .snapshots()
+            .any(|s| s.parent_snapshot_id() == current && Some(s.snapshot_id()) != current)
+        {
+            report.skipped = Some(
+                "a staged version is not published (awaiting its audit, or rejected): the next \
+                 write settles it, then maintenance can run"
+                    .into(),
+            );
+            return Ok(report);
+        }
+        // The current version's files, and their bytes.
+        let (mut files, mut bytes) = (0usize, 0u64);
+        if let Some(snapshot) = md.current_snapshot() {
+            for mf in commit::manifests_of(&self.io, md, snapshot).await? {
+                let manifest = mf
+                    .load_manifest(&self.io)
+                    .await
+                    .map_err(ice("reading a manifest"))?;
+                for e in manifest.entries().iter().filter(|e| e.is_alive()) {
+                    files += 1;
+                    bytes += e.file_size_in_bytes();
+                }
+            }
+        }
+        report.files_before = files;
+        report.files_after = files;
+        // Small files only: a table of large files is left as it is.
+        report.compacted = files > 1 && bytes / files as u64 <= COMPACT_BELOW_BYTES;
+        let infos = query::snapshot_infos(md);
+        let shown: Vec<(i64, chrono::DateTime<chrono::Utc>)> = md
+            .history()
+            .iter()
+            .filter_map(|h| {
+                chrono::DateTime::from_timestamp_millis(h.timestamp_ms)
+                    .map(|at| (h.snapshot_id, at))
+            })
+            .collect();
+        let keep =
+            floe_core::ports::snapshots_to_keep(&infos, &shown, chrono::Utc::now(), m.keep_for);
+        let expire: Vec<i64> = infos
+            .iter()
+            .map(|s| s.snapshot_id)
+            .filter(|id| !keep.contains(id) && Some(*id) != current)
+            .collect();
+        report.snapshots_expired = expire.len();
+        report.snapshots_kept = infos.len() - expire.len();
+        let orphans_before = self.orphan_files(t).await?;
+        report.orphan_files = orphans_before.orphans.len();
+        if m.dry_run {
+            return Ok(report);
+        }
+        if report.compacted
+            && let Some(snapshot) = md.current_snapshot()
+        {
+            // The same rows in fewer files, committed on top of the published version with
+            // its floe records (the next extract's plan reads them), marked as maintenance.
+            let properties: BTreeMap<String, String> = snapshot
+                .summary()
+                .additional_properties
+                .iter()
+                .filter(|(k, _)| {
+                    k.starts_with("floe.")
+                        && ![commit::BATCH_ID, commit::RUN_ID].contains(&k.as_str())
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .chain([(
+                    floe_core::ports::MAINTENANCE.to_owned(),
+                    "compaction".to_owned(),
+                )])
+                .collect();
+            let options = WriteOptions {
+                expected_snapshot_id: current,
+                properties,
+                ..Default::default()
+            };
+            let at = ReadAt::Snapshot(snapshot.snapshot_id());
+            self.write_rows(
+                t,
+                CommitKind::Overwrite,
+                &options,
+                query::stream(self, &format!("SELECT * FROM {t}"), &at),
+            )
+            .await?;
+            report.files_after = self
+                .maintain(
+                    t,
+                    &Maintenance {
+                        keep_for: m.keep_for,
+                        dry_run: true,
+                    },
+                )
+                .await?
+                .files_before;
+        }
+        if !expire.is_empty() {
+            self.expire_snapshots(t, &expire).await?;
+        }
+        // Files only the expired snapshots referenced go now; files no snapshot referenced
+        // before (a crashed writer's, or a commit still running) once they are an hour old.
+        let after = self.orphan_files(t).await?;
+        let (freed, stray): (Vec<PathBuf>, Vec<PathBuf>) = after
+            .orphans
+            .iter()
+            .cloned()
+            .partition(|f| !orphans_before.orphans.contains(f));
+        let removed = |orphans: Vec<PathBuf>, min_age: Duration| {
+            orphans::remove(
+                &OrphanReport {
+                    orphans,
+                    ..after.clone()
+                },
+                min_age,
+            )
+            .map(|r| r.removed.len())
+        };
+        report.orphan_files = removed(freed, Duration::ZERO)? + removed(stray, ORPHAN_MIN_AGE)?;
+        Ok(report)
     }
 
     async fn publish_snapshot(&self, t: &TableRef, snapshot_id: i64) -> Result<()> {

@@ -14,7 +14,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use floe_core::cost::Statement;
-use floe_core::ports::{Lake, WriteOptions};
+use floe_core::ports::Lake;
 use floe_core::{BatchId, Error, Result, RunId, TableRef};
 
 use crate::sql::Dialect;
@@ -65,12 +65,6 @@ pub async fn append(
     }
     let t = table();
     let schema = schema();
-    if !lake.table_exists(&t).await? {
-        match lake.create_table(&t, schema.clone()).await {
-            Ok(()) | Err(Error::AlreadyExists(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
     let n = statements.len();
     let run = work.run_id.clone().unwrap_or_default();
     let engine = match lake.dialect() {
@@ -120,11 +114,6 @@ pub async fn append(
     ];
     let rows = RecordBatch::try_new(schema, columns)
         .map_err(|e| Error::Internal(format!("building rows of {t}: {e}")))?;
-    // No batch id: every attempt's statements were run, so each is logged.
-    let options = WriteOptions {
-        run_id: Some(run),
-        ..Default::default()
-    };
-    lake.append(&t, vec![rows], &options).await?;
-    Ok(())
+    // A log entry, not a batch: every attempt's statements were run, so each is logged.
+    lake.append_log(&t, vec![rows]).await
 }

@@ -318,7 +318,8 @@ impl Standardise<'_> {
             if lineage.len() > bronze_snapshots.len() {
                 break;
             }
-            if !empty_creation(s) {
+            // Maintenance rewrote files and changed no row: not an extract.
+            if !empty_creation(s) && !s.summary.contains_key(floe_core::ports::MAINTENANCE) {
                 lineage.push(*s);
             }
             next = s.parent_id;

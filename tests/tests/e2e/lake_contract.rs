@@ -465,6 +465,112 @@ async fn a_write_that_builds_on_the_table_starts_from_the_published_version(
 #[case::local(Backend::Local)]
 #[case::athena(Backend::Athena)]
 #[tokio::test]
+async fn maintenance_keeps_every_answer_within_the_retention(#[case] backend: Backend) {
+    use floe_core::ports::Maintenance;
+    let Some(h) = open(backend, "maintenance_keeps_every_answer").await else {
+        return;
+    };
+    let lake = h.lake.as_ref();
+    let t = h.with_table().await;
+    let publish = |o: floe_core::ports::CommitOutcome| {
+        let t = t.clone();
+        async move { lake.publish_snapshot(&t, o.snapshot_id).await.unwrap() }
+    };
+    // Older than the retention: a version replaced before it began, and the one published
+    // when it began. (Seconds apart: engines expire by commit age, with a few seconds' margin.)
+    let pause = || tokio::time::sleep(std::time::Duration::from_secs(7));
+    let old = lake
+        .overwrite(&t, vec![rows(&[1], "a")], &staged(1))
+        .await
+        .unwrap();
+    publish(old.clone()).await;
+    pause().await;
+    publish(
+        lake.append(&t, vec![rows(&[2], "b")], &staged(2))
+            .await
+            .unwrap(),
+    )
+    .await;
+    pause().await;
+    let horizon = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    // Within it: a staged-then-published append and a direct one, each a small file.
+    let c = lake
+        .append(&t, vec![rows(&[3], "c")], &staged(3))
+        .await
+        .unwrap();
+    publish(c.clone()).await;
+    let d = lake
+        .append(&t, vec![rows(&[4], "d")], &opts(4))
+        .await
+        .unwrap();
+    let answers = || async {
+        (
+            read(lake, &t, ReadAt::Current).await,
+            read(lake, &t, ReadAt::Snapshot(c.snapshot_id)).await,
+            read(lake, &t, ReadAt::Snapshot(d.snapshot_id)).await,
+            read(lake, &t, ReadAt::Timestamp(horizon)).await,
+        )
+    };
+    let before = answers().await;
+    assert_eq!(before.3, [pairs(&[1], "a"), pairs(&[2], "b")].concat());
+    let m = |dry_run| Maintenance {
+        keep_for: chrono::Utc::now() - horizon,
+        dry_run,
+    };
+    let snapshots = lake.snapshots(&t).await.unwrap().len();
+    let planned = lake.maintain(&t, &m(true)).await.unwrap();
+    assert!(planned.skipped.is_none(), "{planned:?}");
+    assert!(
+        planned.compacted && planned.files_before >= 4,
+        "{planned:?}"
+    );
+    assert!(planned.snapshots_expired >= 1, "{planned:?}");
+    assert_eq!(
+        lake.snapshots(&t).await.unwrap().len(),
+        snapshots,
+        "a dry run changes nothing"
+    );
+    let done = lake.maintain(&t, &m(false)).await.unwrap();
+    assert!(
+        done.compacted && done.files_after < done.files_before,
+        "{done:?}"
+    );
+    assert!(done.snapshots_expired >= 1, "{done:?}");
+    // Every answer within the retention is the same; the version replaced before it is gone.
+    assert_eq!(answers().await, before);
+    assert!(
+        lake.query(
+            &format!("select id from {t}"),
+            &ReadAt::Snapshot(old.snapshot_id)
+        )
+        .await
+        .is_err(),
+        "snapshot {} is older than the retention",
+        old.snapshot_id
+    );
+    // The table goes on as before: a staged write on the compacted version publishes.
+    let e = lake
+        .append(&t, vec![rows(&[5], "e")], &staged(5))
+        .await
+        .unwrap();
+    publish(e).await;
+    assert_eq!(
+        read(h.other.as_ref(), &t, ReadAt::Current).await,
+        [before.0.clone(), pairs(&[5], "e")].concat()
+    );
+    // A table with a version staged and not published is left alone.
+    lake.append(&t, vec![rows(&[6], "f")], &staged(6))
+        .await
+        .unwrap();
+    let skipped = lake.maintain(&t, &m(false)).await.unwrap();
+    assert!(skipped.skipped.is_some(), "{skipped:?}");
+}
+
+#[rstest]
+#[case::local(Backend::Local)]
+#[case::athena(Backend::Athena)]
+#[tokio::test]
 async fn a_write_computed_from_a_version_no_longer_published_is_a_conflict(
     #[case] backend: Backend,
 ) {

@@ -9,5 +9,6 @@ mod cost;
 mod drift;
 mod expect;
 mod ledger;
+mod maintain;
 mod models;
 mod progress;
