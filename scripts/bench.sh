@@ -4,7 +4,7 @@
 #   scripts/bench.sh [--size small|1m|10m|1m,10m] [--formats csv,parquet] [--repeat N]
 #                    [--skip-scd2] [--skip-planning] [--skip-cold-start] [--skip-dbt-compile]
 #                    [--plan-runs N] [--cold-runs N] [--max-memory-gib G] [--out DIR] [--keep]
-#   scripts/bench.sh --athena [--days N] [--rows N] [--change PCT] [--out DIR]
+#   scripts/bench.sh --athena [--days N] [--rows N] [--change PCT] [--maintain-every N] [--out DIR]
 #
 # --athena runs only the Athena comparison (scripts/bench_athena.py): N daily full extracts
 #   (default 10 of 1M rows, 1% change a day, Parquet) through floe's Athena path (`floe land
@@ -59,7 +59,7 @@ athena=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --athena) athena+=("--athena"); shift ;;
-    --days|--rows|--change)
+    --days|--rows|--change|--maintain-every)
       [ $# -ge 2 ] || { echo "$1 needs a value (see --help)" >&2; exit 2; }
       athena+=("$1" "$2"); shift 2 ;;
     --size|--formats|--repeat|--plan-runs|--cold-runs|--max-memory-gib)

@@ -214,6 +214,8 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--change", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--maintain-every", type=int, default=7,
+                   help="run `floe maintain --all` after every N days, as a nightly or weekly schedule would (0: never)")
     p.add_argument("--data-dir", type=Path, default=ROOT / "target" / "bench-data")
     p.add_argument("--work-dir", type=Path, default=ROOT / "target" / "bench-work" / "athena")
     p.add_argument("--out", type=Path, default=ROOT / "bench")
@@ -268,20 +270,35 @@ def compare(args, env, files, floe_dir: Path, dbt_dir: Path, work: Path) -> dict
     floe = str((args.bin_dir / "floe").resolve())
     dbt = str(Path(sys.executable).parent / "dbt")
     days = []
+    floe_env = {**env, "FLOE_LOG": "warn", "NO_COLOR": "1"}
     for k, f in enumerate(files):
         ts = extract_time(k).strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = datetime.datetime.now(datetime.timezone.utc).isoformat()
         s = timed([floe, "land", str(f), "--table", f"{SOURCE}.{TABLE}", "--extract-ts", ts, "--wait",
-                   "-p", str(floe_dir)], {**env, "FLOE_LOG": "warn", "NO_COLOR": "1"}, floe_dir, work / "floe.log")
+                   "-p", str(floe_dir)], floe_env, floe_dir, work / "floe.log")
         fq, fb, fe = athena.new_queries(workgroup)
+        # What each stage scanned, from floe's own query log (floe_audit.query_log).
+        cost = subprocess.run([floe, "cost", "--since", since, "--format", "json", "-p", str(floe_dir)],
+                              env=floe_env, cwd=floe_dir, capture_output=True, text=True, check=True)
+        stages = {r["stage"]: int(r["bytes_scanned"]) for r in json.loads(cost.stdout)}
+        athena.new_queries(workgroup)  # floe cost's own query is not the day's
+        maintain_s = maintain_bytes = None
+        if args.maintain_every and (k + 1) % args.maintain_every == 0:
+            maintain_s = timed([floe, "maintain", "--all", "-p", str(floe_dir)], floe_env, floe_dir,
+                               work / "floe.log")
+            _, maintain_bytes, _ = athena.new_queries(workgroup)
+            log(f"day {k}: floe maintain --all {maintain_s:.1f} s, {maintain_bytes / 1e6:.1f} MB scanned")
         athena.s3.put_object(Bucket=DBT_BUCKET, Key="extract/extract.parquet", Body=f.read_bytes())
         d = timed([dbt, "snapshot", "--project-dir", str(dbt_dir), "--profiles-dir", str(dbt_dir)],
                   env, dbt_dir, work / "dbt.log")
         dq, db, de = athena.new_queries("primary")
         day = {"day": k, "rows": pq.read_metadata(f).num_rows,
                "floe_s": round(s, 2), "floe_bytes": fb, "floe_queries": fq, "floe_engine_ms": fe,
+               "floe_stage_bytes": stages, "maintain_s": maintain_s, "maintain_bytes": maintain_bytes,
                "dbt_s": round(d, 2), "dbt_bytes": db, "dbt_queries": dq, "dbt_engine_ms": de}
         days.append(day)
-        log(f"day {k}: floe {s:.1f} s, {fb / 1e6:.1f} MB scanned ({fq} queries); "
+        log(f"day {k}: floe {s:.1f} s, {fb / 1e6:.1f} MB scanned ({fq} queries; by stage, MB: "
+            + ", ".join(f"{st} {b / 1e6:.1f}" for st, b in sorted(stages.items())) + "); "
             f"dbt {d:.1f} s, {db / 1e6:.1f} MB scanned ({dq} queries)")
     out = f"s3://{DBT_BUCKET}/bench/"
     floe_fp = fingerprint(athena, f'"{prefix}silver_{SOURCE}"."{TABLE}"', "is_current", "primary", out)
@@ -290,7 +307,7 @@ def compare(args, env, files, floe_dir: Path, dbt_dir: Path, work: Path) -> dict
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": args.command,
         "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}",
-        "rows": args.rows, "change_pct": args.change, "days": days,
+        "rows": args.rows, "change_pct": args.change, "days": days, "maintain_every": args.maintain_every,
         "floe_history": {"versions": floe_fp[0], "current": floe_fp[1], "checksum": floe_fp[2]},
         "dbt_history": {"versions": dbt_fp[0], "current": dbt_fp[1], "checksum": dbt_fp[2]},
         "equal": floe_fp == dbt_fp,
@@ -319,13 +336,26 @@ def section(r: dict) -> str:
         "- bytes scanned = the sum of Athena's DataScannedInBytes over the queries the tool ran that day "
         "(Trino's physical input bytes on the stand-in; Athena bills per TB of this figure, 10 MB minimum per query)",
         "",
-        "| day | rows | floe (s) | dbt (s) | floe/dbt | floe scanned (MB) | dbt scanned (MB) | floe queries | dbt queries |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "- floe's standardise + audit = those stages' bytes in `floe_audit.query_log` (`floe cost --by stage`); "
+        + (f"`floe maintain --all` ran after every {r['maintain_every']} days (its time and bytes are not in the day's)"
+           if r.get("maintain_every") else "no maintenance ran"),
+        "",
+        "| day | rows | floe (s) | dbt (s) | floe/dbt | floe scanned (MB) | floe standardise + audit (MB) | dbt scanned (MB) | floe queries | dbt queries | maintain (s, MB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    def sa(d: dict) -> float | None:
+        st = d.get("floe_stage_bytes")
+        return None if st is None else (st.get("standardise", 0) + st.get("audit", 0)) / 1e6
     for d in r["days"]:
+        m = f"{d['maintain_s']:.1f}, {d['maintain_bytes'] / 1e6:,.1f}" if d.get("maintain_s") is not None else ""
+        s_a = "" if sa(d) is None else f"{sa(d):,.1f}"
         lines.append(
             f"| {d['day']} | {d['rows']:,} | {d['floe_s']:.1f} | {d['dbt_s']:.1f} | {d['floe_s'] / d['dbt_s']:.2f} | "
-            f"{d['floe_bytes'] / 1e6:,.1f} | {d['dbt_bytes'] / 1e6:,.1f} | {d['floe_queries']} | {d['dbt_queries']} |")
+            f"{d['floe_bytes'] / 1e6:,.1f} | {s_a} | {d['dbt_bytes'] / 1e6:,.1f} | {d['floe_queries']} | {d['dbt_queries']} | {m} |")
+    if len(r["days"]) > 2 and sa(r["days"][2]) and sa(r["days"][-1]) is not None:
+        last = r["days"][-1]
+        lines += ["", f"floe's standardise + audit bytes on day {last['day']} are "
+                  f"{sa(last) / sa(r['days'][2]):.2f}x day 2's."]
     f, g = r["floe_history"], r["dbt_history"]
     verdict = "equal" if r["equal"] else "**different**"
     lines += [

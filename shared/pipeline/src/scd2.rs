@@ -675,9 +675,9 @@ WHERE s.{IS_CURRENT} AND NOT s.{IS_DELETED} AND k._new_hash IS NULL",
 /// this extract is updated in place (`valid_to`, `is_current`), one whose key's untracked values
 /// changed (`track_history` / `ignore_changes`) takes them in place, and the versions this
 /// extract opens (new, changed or reappearing keys; deleted versions under `new_record`) are
-/// inserted. Target rows are matched on key + `valid_from` among the current versions, which
-/// the table's layout ([`partitioning`]) keeps in their own partition, so the merge reads the
-/// current versions only.
+/// inserted. Target rows are matched on key + `valid_from` among the current versions
+/// (`valid_to IS NULL`, the same as `is_current`), which the table's layout ([`partitioning`])
+/// keeps in their own partition, so the merge reads the current versions only.
 pub fn apply_extract_merge(
     table: &TableConfig,
     bronze: &str,
@@ -768,7 +768,7 @@ USING (
   WITH typed AS ({typed}),
   {latest},
   k AS (SELECT {src_cols}, {fingerprint} AS {ROW_HASH} FROM src),
-  cur AS (SELECT * FROM {silver} WHERE {IS_CURRENT}),
+  cur AS (SELECT * FROM {silver} WHERE {VALID_TO} IS NULL),
   ended AS (
     SELECT {s_match}, s.{VALID_FROM} AS _m_from, {ended_cols}, s.{VALID_FROM},
       CASE WHEN {closes} THEN {t} ELSE {no_end} END AS {VALID_TO},
@@ -841,7 +841,7 @@ USING (
         "
   {changes}
 ) AS u
-ON t.{IS_CURRENT} AND {on} AND t.{VALID_FROM} = u._m_from
+ON t.{VALID_TO} IS NULL AND {on} AND t.{VALID_FROM} = u._m_from
 WHEN MATCHED THEN UPDATE SET {set}
 WHEN NOT MATCHED AND u._m_from IS NULL THEN INSERT ({cols}) VALUES ({vals})",
         set = set.join(", "),
@@ -855,10 +855,13 @@ WHEN NOT MATCHED AND u._m_from IS NULL THEN INSERT ({cols}) VALUES ({vals})",
     sql
 }
 
-/// Silver's layout on an engine that partitions (Athena): the current versions in a partition
-/// of their own, so an extract's merge and the audit read them without the closed history.
+/// Silver's layout on an engine that partitions (Athena): by the day a version closed
+/// (`day(valid_to)`). The current versions (`valid_to` NULL) are one partition of their own, so
+/// an extract's merge reads them without the closed history, and the audit of an applied
+/// extract, which checks the versions current or closed since its extract time, reads that
+/// partition and the day's.
 pub fn partitioning() -> Vec<floe_core::PartitionField> {
-    vec![floe_core::PartitionField::identity(IS_CURRENT)]
+    vec![floe_core::PartitionField::day(VALID_TO)]
 }
 
 /// The silver table's schema: the typed source columns, then the history columns.
