@@ -255,10 +255,100 @@ pub async fn run(project: &Project, lake: Arc<dyn Lake>) -> Result<()> {
         }
         .await
     );
+    let versions = TableRef {
+        namespace: ns.clone(),
+        name: "versions".into(),
+    };
+    check!(
+        "MERGE moving rows between day(valid_to) partitions",
+        async {
+            // Silver's layout: a version closes by an update of its partition column.
+            let ts = DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, Some("UTC".into()));
+            let open = RecordBatch::try_new(
+                Arc::new(Schema::new(vec![
+                    Field::new("id", DataType::Int64, true),
+                    Field::new("valid_to", ts, true),
+                ])),
+                vec![
+                    Arc::new(Int64Array::from(vec![1, 2])),
+                    Arc::new(
+                        arrow_array::TimestampMicrosecondArray::from(vec![None::<i64>, None])
+                            .with_timezone("UTC"),
+                    ),
+                ],
+            )
+            .map_err(|e| e.to_string())?;
+            lake.create_partitioned_table(
+                &versions,
+                open.schema(),
+                &[floe_core::PartitionField::day("valid_to")],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            lake.append(&versions, vec![open], &batch(5))
+                .await
+                .map_err(|e| e.to_string())?;
+            let data = format!("{}.{}__data", versions.namespace, versions.name);
+            lake.execute(
+                &versions,
+                &format!(
+                    "MERGE INTO {data} v USING (SELECT 1 AS id, TIMESTAMP '2026-01-02 00:00:00' AS closed \
+                     UNION ALL SELECT 3, NULL) s ON v.valid_to IS NULL AND v.id = s.id AND s.closed IS NOT NULL \
+                     WHEN MATCHED THEN UPDATE SET valid_to = s.closed \
+                     WHEN NOT MATCHED AND s.closed IS NULL THEN INSERT (id, valid_to) VALUES (s.id, NULL)"
+                ),
+                &ReadAt::Current,
+                &batch(6),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            expect(
+                "open versions after it (one closed, one opened)",
+                count(
+                    lake.as_ref(),
+                    &format!("SELECT count(*) FROM {versions} WHERE valid_to IS NULL"),
+                    &ReadAt::Current,
+                )
+                .await?,
+                2,
+            )
+        }
+        .await
+    );
+    check!(
+        "OPTIMIZE ... BIN_PACK + VACUUM (floe maintain)",
+        async {
+            let r = lake
+                .maintain(
+                    &versions,
+                    &floe_core::ports::Maintenance {
+                        keep_for: chrono::Duration::days(1),
+                        dry_run: false,
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(why) = r.skipped {
+                return Err(format!("skipped: {why}"));
+            }
+            let left = count(
+                lake.as_ref(),
+                &format!("SELECT count(*) FROM {versions}"),
+                &ReadAt::Current,
+            )
+            .await?;
+            expect(
+                &format!("{} files into {}; rows kept", r.files_before, r.files_after),
+                left,
+                3,
+            )
+        }
+        .await
+    );
     let mut failed = checks.iter().filter(|c| c.result.is_err()).count();
     // Clean up whatever was made, whatever happened.
     let mut cleanup = Vec::new();
-    for table in [&merged, &t] {
+    for table in [&versions, &merged, &t] {
         if lake.table_exists(table).await.unwrap_or(false)
             && let Err(e) = lake.drop_table(table).await
         {
