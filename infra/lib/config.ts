@@ -77,9 +77,18 @@ export interface FloeConfig {
   readonly batchConcurrency: number;
   /** An address subscribed to the notification topic (context `notificationEmail`, optional). */
   readonly notificationEmail?: string;
+  /**
+   * When table maintenance runs (`floe maintain --all` in the modelling function): an EventBridge
+   * schedule expression (context `maintenanceSchedule`, default `cron(0 3 * * ? *)`, 03:00 UTC
+   * daily), or undefined for `off`.
+   */
+  readonly maintenanceSchedule?: string;
   /** The stage's settings, with `bytesScannedCutoffGb` and `glueDatabasePrefix` applied when given. */
   readonly settings: StageSettings;
 }
+
+/** Table maintenance: daily at 03:00 UTC unless the context says otherwise. */
+export const DEFAULT_MAINTENANCE_SCHEDULE = 'cron(0 3 * * ? *)';
 
 /** Thrown for a bad context value; the message names the key and what to pass. */
 export class ConfigError extends Error {}
@@ -129,9 +138,17 @@ export function readConfig(read: ContextReader, baseDir: string): FloeConfig {
     }
     settings = { ...settings, glueDatabasePrefix: String(prefix) };
   }
+  const schedule = String(read('maintenanceSchedule') ?? DEFAULT_MAINTENANCE_SCHEDULE).trim();
+  if (schedule !== 'off' && !/^(cron|rate)\(.+\)$/.test(schedule)) {
+    throw new ConfigError(
+      `context maintenanceSchedule must be an EventBridge schedule expression (cron(...) or rate(...)) ` +
+        `or off, got '${schedule}' (e.g. -c 'maintenanceSchedule=cron(0 3 * * ? *)')`,
+    );
+  }
   return {
     stage,
     prefix: `floe-${stage}`,
+    maintenanceSchedule: schedule === 'off' ? undefined : schedule,
     assetDir,
     athenaQueryQuota: positiveInteger(read, 'athenaQueryQuota', 20),
     batchConcurrency: positiveInteger(read, 'batchConcurrency', 2),

@@ -168,6 +168,27 @@ export class FloeStack extends Stack {
       ],
     });
 
+    // Table maintenance (shared/pipeline maintenance.rs): the modelling function compacts small
+    // files, expires snapshots past floe.yaml's retention and removes unreferenced files of every
+    // table. A failure is retried as any message, then dead-lettered: the modelling alarms
+    // (dead letters, function errors) cover it.
+    if (config.maintenanceSchedule) {
+      const modelling = queues.get('modelling')!;
+      new events.Rule(this, 'TableMaintenance', {
+        ruleName: `${config.prefix}-table-maintenance`,
+        description: 'floe maintain --all: compaction, snapshot expiry, unreferenced files',
+        schedule: events.Schedule.expression(config.maintenanceSchedule),
+        targets: [
+          new targets.SqsQueue(modelling.queue, {
+            message: events.RuleTargetInput.fromObject({ maintain: 'all' }),
+            deadLetterQueue: modelling.deadLetterQueue,
+            retryAttempts: 185,
+            maxEventAge: Duration.hours(24),
+          }),
+        ],
+      });
+    }
+
     this.monitoring = new PipelineMonitoring(this, 'Monitoring', {
       config,
       stages: STAGES.map((s) => ({ fn: functions.get(s)!, queue: queues.get(s)! })),

@@ -46,6 +46,13 @@ describe('context', () => {
     assert.equal(c.assetDir, '/a');
   });
 
+  it('schedules table maintenance daily at 03:00 UTC unless told otherwise, or not at all', () => {
+    assert.equal(readConfig(reader({}), '.').maintenanceSchedule, 'cron(0 3 * * ? *)');
+    assert.equal(readConfig(reader({ maintenanceSchedule: 'rate(7 days)' }), '.').maintenanceSchedule, 'rate(7 days)');
+    assert.equal(readConfig(reader({ maintenanceSchedule: 'off' }), '.').maintenanceSchedule, undefined);
+    assert.throws(() => readConfig(reader({ maintenanceSchedule: 'nightly' }), '.'), /maintenanceSchedule must be an EventBridge schedule expression/);
+  });
+
   it('names the key and the fix for a bad value', () => {
     assert.throws(() => readConfig(reader({ stage: 'staging' }), '.'), (e: Error) => e instanceof ConfigError && /stage must be dev or prod/.test(e.message));
     assert.throws(() => readConfig(reader({ batchConcurrency: '0' }), '.'), /batchConcurrency must be a positive integer/);

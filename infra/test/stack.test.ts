@@ -127,6 +127,35 @@ describe('the landing rule', () => {
   });
 });
 
+describe('table maintenance', () => {
+  it('sends {"maintain": "all"} to the modelling queue every day, undeliverable ones to its DLQ', () => {
+    const modelling = stack.queues.get('modelling')!;
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'cron(0 3 * * ? *)',
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [logicalId(modelling.queue), 'Arn'] },
+          Input: JSON.stringify({ maintain: 'all' }),
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalId(modelling.deadLetterQueue), 'Arn'] } },
+        }),
+      ],
+    });
+    // Its failures raise the modelling alarms (dead letters, function errors).
+    const alarms = resourcesOf('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties.AlarmName);
+    for (const name of ['floe-dev-modelling-dead-letters', 'floe-dev-modelling-function-errors']) {
+      assert.ok(alarms.includes(name), `${name} in ${alarms}`);
+    }
+  });
+
+  it('is left out with maintenanceSchedule=off', () => {
+    const off = synth({ stage: 'dev', maintenanceSchedule: 'off' });
+    const rules = Object.values(off.template.toJSON().Resources as Record<string, any>).filter(
+      (r) => r.Type === 'AWS::Events::Rule' && r.Properties.Name === 'floe-dev-table-maintenance',
+    );
+    assert.equal(rules.length, 0);
+  });
+});
+
 describe('queues', () => {
   it('give every stage a queue with a DLQ, encryption and SSL only', () => {
     for (const stage of STAGES) {

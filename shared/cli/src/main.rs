@@ -784,6 +784,11 @@ async fn inject_local(dir: &Path, file: &Path, to: &str) -> Result<()> {
             floe_pipeline::stages::Stage::Landing => {
                 floe_pipeline::events::parse(&body).map(|_| ())
             }
+            floe_pipeline::stages::Stage::Modelling
+                if floe_pipeline::maintenance::request(&body).is_some() =>
+            {
+                Ok(())
+            }
             _ => floe_core::message::Envelope::from_json(&body).map(|_| ()),
         };
         check.with_context(|| {
@@ -991,23 +996,14 @@ async fn maintain(
 ) -> Result<()> {
     let project = Project::load(dir)?;
     let (lake, _) = models::open(&project).await?;
-    let tables: Vec<TableRef> = match table {
-        Some(t) => {
-            let t: TableRef = t.parse()?;
-            if !lake.table_exists(&t).await? {
-                return Err(floe_core::Error::NotFound(format!(
-                    "no table {t} in the lake (`floe maintain --all` takes every table)"
-                ))
-                .into());
-            }
-            vec![t]
-        }
-        None => lake.list_tables(None).await?,
+    use floe_pipeline::maintenance::{AllTables, Scope};
+    let scope = match table {
+        Some(t) => Scope::Tables(vec![t.to_owned()]),
+        None => Scope::All(AllTables::All),
     };
+    let tables = floe_pipeline::maintenance::tables(lake.as_ref(), &scope).await?;
     let m = floe_core::ports::Maintenance {
-        keep_for: keep_for.unwrap_or_else(|| {
-            chrono::Duration::days(i64::from(project.settings.keep_snapshots_days))
-        }),
+        keep_for: keep_for.unwrap_or_else(|| floe_pipeline::maintenance::keep_for(&project)),
         dry_run,
     };
     use std::io::Write;
@@ -1015,35 +1011,11 @@ async fn maintain(
     let mut failed = 0;
     for t in &tables {
         match lake.maintain(t, &m).await {
-            Ok(r) => match &r.skipped {
-                Some(why) => writeln!(out, "{t}: skipped: {why}")?,
-                None if dry_run => writeln!(
-                    out,
-                    "{t}: {} files{}; {} snapshots would expire, {} kept; {} orphan files found",
-                    r.files_before,
-                    if r.compacted {
-                        ", small: would be compacted"
-                    } else {
-                        ""
-                    },
-                    r.snapshots_expired,
-                    r.snapshots_kept,
-                    r.orphan_files,
-                )?,
-                None => writeln!(
-                    out,
-                    "{t}: {} files{}; {} snapshots expired, {} kept; {} unreferenced files removed",
-                    r.files_before,
-                    if r.compacted {
-                        format!(" compacted into {}", r.files_after)
-                    } else {
-                        String::new()
-                    },
-                    r.snapshots_expired,
-                    r.snapshots_kept,
-                    r.orphan_files,
-                )?,
-            },
+            Ok(r) => writeln!(
+                out,
+                "{}",
+                floe_pipeline::maintenance::describe(t, &r, dry_run)
+            )?,
             Err(e) => {
                 failed += 1;
                 eprintln!("{t}: {e}");

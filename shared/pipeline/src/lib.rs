@@ -33,6 +33,7 @@ mod floe_audit;
 pub mod landing;
 pub mod ledger;
 pub mod local;
+pub mod maintenance;
 pub mod modelling;
 pub mod notify;
 pub mod progress;

@@ -429,6 +429,12 @@ impl Stages {
                 }
             }
             Stage::Modelling => {
+                // The stack's maintenance schedule sends its requests here.
+                if let Some(request) = crate::maintenance::request(body) {
+                    let lines = crate::maintenance::run(lake, &self.project, &request).await?;
+                    out.notes.extend(lines.into_iter().map(Note::Progress));
+                    return Ok(out);
+                }
                 let m = Envelope::from_json(body)?;
                 let StageMessage::Model { table, snapshot_id } = &m.body else {
                     return Err(Error::MalformedMessage(format!(

@@ -82,6 +82,29 @@ fn maintenance_keeps_the_answers_and_the_next_extract_is_still_applied() {
     let after = silver(p);
     assert!(after.contains("1,5,2026-11-03"), "{after}");
 
+    // The deployed stack's schedule: {"maintain": "all"} on the modelling queue.
+    let request = p.join("maintain.json");
+    std::fs::write(&request, r#"{"maintain": "all"}"#).unwrap();
+    floe()
+        .args(["inject", "--to", "modelling", "--event"])
+        .arg(&request)
+        .arg("-p")
+        .arg(p)
+        .assert()
+        .success();
+    floe()
+        .args(["up", "--once", "-p"])
+        .arg(p)
+        .assert()
+        .success();
+    floe()
+        .args(["maintain", "bronze_shop.orders", "--dry-run", "-p"])
+        .arg(p)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("bronze_shop.orders: 1 files;"));
+    assert_eq!(silver(p), after);
+
     floe()
         .args(["maintain", "silver_shop.nope", "-p"])
         .arg(p)
