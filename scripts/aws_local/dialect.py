@@ -642,6 +642,32 @@ def show(stmt: Statement) -> Statement:
     return stmt
 
 
+_CREATE_DATABASE = re.compile(
+    r"^\s*CREATE\s+(?:DATABASE|SCHEMA)\s+(IF\s+NOT\s+EXISTS\s+)?([\w\"`.]+)(.*)$", re.I | re.S
+)
+_DROP_DATABASE = re.compile(
+    r"^\s*DROP\s+(?:DATABASE|SCHEMA)\s+(IF\s+EXISTS\s+)?([\w\"`.]+)\s*(CASCADE|RESTRICT)?\s*$", re.I
+)
+
+
+def databases(stmt: Statement) -> Statement:
+    """Athena's ``CREATE DATABASE [IF NOT EXISTS] db [COMMENT '..'] [LOCATION '..'] [WITH
+    DBPROPERTIES (..)]`` -> Trino's ``CREATE SCHEMA [IF NOT EXISTS] db [WITH (location = '..')]``
+    (the comment and properties have no Trino form); ``DROP DATABASE [IF EXISTS] db
+    [CASCADE|RESTRICT]`` -> ``DROP SCHEMA``."""
+    m = _CREATE_DATABASE.match(stmt.sql)
+    if m:
+        loc = re.search(r"\bLOCATION\s+'([^']*)'", m.group(3), re.I)
+        with_ = f" WITH (location = '{loc.group(1)}')" if loc else ""
+        stmt.sql = f"CREATE SCHEMA {m.group(1) or ''}{m.group(2)}{with_}"
+        return stmt
+    m = _DROP_DATABASE.match(stmt.sql)
+    if m:
+        mode = f" {m.group(3).upper()}" if m.group(3) else ""
+        stmt.sql = f"DROP SCHEMA {m.group(1) or ''}{m.group(2)}{mode}"
+    return stmt
+
+
 def no_trailing_semicolon(stmt: Statement) -> Statement:
     """Athena takes one statement with an optional trailing ``;``; Trino's client takes none."""
     stmt.sql = stmt.sql.rstrip().rstrip(";").rstrip()
@@ -653,6 +679,7 @@ RULES = [
     lambda s: Statement(backticks(s.sql), s.extra, s.glue, s.catalog, s.row_filter),
     lambda s: Statement(data_catalog(s.sql), s.extra, s.glue, s.catalog, s.row_filter),
     show,
+    databases,
     iceberg_ddl,
     hive_ddl,
     hive_partitions,

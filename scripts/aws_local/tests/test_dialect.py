@@ -104,3 +104,18 @@ def test_refused_as_athena_refuses(sql, error):
 def test_statement_types(sql, statement, sub):
     assert dialect.statement_type(sql) == statement
     assert dialect.substatement_type(sql) == sub
+
+
+@pytest.mark.parametrize(
+    ("athena", "trino"),
+    [
+        ("CREATE DATABASE db", "CREATE SCHEMA db"),
+        ("create database if not exists db COMMENT 'x' LOCATION 's3://b/db/' WITH DBPROPERTIES ('k'='v')",
+         "CREATE SCHEMA if not exists db WITH (location = 's3://b/db/')"),
+        ("CREATE SCHEMA db", "CREATE SCHEMA db"),
+        ("DROP DATABASE IF EXISTS db CASCADE", "DROP SCHEMA IF EXISTS db CASCADE"),
+        ("DROP DATABASE db", "DROP SCHEMA db"),
+    ],
+)
+def test_databases_are_trino_schemas(athena, trino):
+    assert dialect.translate(athena).sql == trino

@@ -604,34 +604,53 @@ impl LocalLake {
 
     /// Removes these snapshots from the table's metadata (their files become orphans).
     async fn expire_snapshots(&self, t: &TableRef, ids: &[i64]) -> Result<()> {
+        let expired = self
+            .update_metadata(t, "expiring snapshots", |md, current| {
+                let present: Vec<i64> = ids
+                    .iter()
+                    .copied()
+                    .filter(|id| {
+                        md.snapshot_by_id(*id).is_some() && md.current_snapshot_id() != Some(*id)
+                    })
+                    .collect();
+                if present.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some(
+                    md.clone()
+                        .into_builder(Some(current.to_owned()))
+                        .remove_snapshots(&present)
+                        .build()
+                        .map_err(ice("building table metadata"))?
+                        .metadata,
+                ))
+            })
+            .await?;
+        if expired {
+            tracing::info!(table = %t, ids = ids.len(), "snapshots expired");
+        }
+        Ok(())
+    }
+
+    /// Commits metadata that `change` makes from the table's latest metadata (and its
+    /// location), without a snapshot; `None` from `change` means nothing to do. A lost race
+    /// is retried on the new metadata. True when something was committed.
+    async fn update_metadata<F>(&self, t: &TableRef, doing: &str, change: F) -> Result<bool>
+    where
+        F: Fn(&iceberg::spec::TableMetadata, &str) -> Result<Option<iceberg::spec::TableMetadata>>,
+    {
         let mut backoff = Duration::from_millis(5);
         for _ in 0..COMMIT_ATTEMPTS {
             let table = self.load(t).await?;
-            let md = table.metadata();
-            let present: Vec<i64> = ids
-                .iter()
-                .copied()
-                .filter(|id| {
-                    md.snapshot_by_id(*id).is_some() && md.current_snapshot_id() != Some(*id)
-                })
-                .collect();
-            if present.is_empty() {
-                return Ok(());
-            }
             let current = table
                 .metadata_location_result()
                 .map_err(ice("reading the metadata location"))?;
-            let new_md = md
-                .clone()
-                .into_builder(Some(current.to_owned()))
-                .remove_snapshots(&present)
-                .build()
-                .map_err(ice("building table metadata"))?
-                .metadata;
+            let Some(new_md) = change(table.metadata(), current)? else {
+                return Ok(false);
+            };
             let location = commit::write_metadata(&self.io, current, &new_md).await?;
             if self.swap_pointer(t, current, &location).await? {
-                tracing::info!(table = %t, expired = present.len(), "snapshots expired");
-                return Ok(());
+                return Ok(true);
             }
             AttemptFiles(vec![location]).remove(&self.io).await;
             tokio::time::sleep(backoff).await;
@@ -640,7 +659,7 @@ impl LocalLake {
         Err(commit::conflict(
             &t.to_string(),
             format!(
-                "gave up expiring snapshots after {COMMIT_ATTEMPTS} attempts: other writers keep committing; retry later"
+                "gave up {doing} after {COMMIT_ATTEMPTS} attempts: other writers keep committing; retry later"
             ),
         ))
     }
@@ -691,43 +710,30 @@ impl Lake for LocalLake {
     }
 
     async fn evolve_schema(&self, t: &TableRef, edits: &[SchemaEdit]) -> Result<()> {
-        let mut backoff = Duration::from_millis(5);
-        for _ in 0..COMMIT_ATTEMPTS {
-            let table = self.load(t).await?;
-            let md = table.metadata();
-            let Some(schema) = schema::evolved(md, edits).map_err(|e| match e {
-                Error::Sql(m) => Error::Config(format!("changing the schema of {t}: {m}")),
-                e => e,
-            })?
-            else {
-                return Ok(());
-            };
-            let current = table
-                .metadata_location_result()
-                .map_err(ice("reading the metadata location"))?;
-            let new_md = md
-                .clone()
-                .into_builder(Some(current.to_owned()))
-                .add_current_schema(schema)
-                .map_err(ice("adding a schema"))?
-                .build()
-                .map_err(ice("building table metadata"))?
-                .metadata;
-            let location = commit::write_metadata(&self.io, current, &new_md).await?;
-            if self.swap_pointer(t, current, &location).await? {
-                tracing::info!(table = %t, ?edits, "schema changed");
-                return Ok(());
-            }
-            AttemptFiles(vec![location]).remove(&self.io).await;
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
+        let changed = self
+            .update_metadata(t, "changing its schema", |md, current| {
+                let Some(schema) = schema::evolved(md, edits).map_err(|e| match e {
+                    Error::Sql(m) => Error::Config(format!("changing the schema of {t}: {m}")),
+                    e => e,
+                })?
+                else {
+                    return Ok(None);
+                };
+                Ok(Some(
+                    md.clone()
+                        .into_builder(Some(current.to_owned()))
+                        .add_current_schema(schema)
+                        .map_err(ice("adding a schema"))?
+                        .build()
+                        .map_err(ice("building table metadata"))?
+                        .metadata,
+                ))
+            })
+            .await?;
+        if changed {
+            tracing::info!(table = %t, ?edits, "schema changed");
         }
-        Err(commit::conflict(
-            &t.to_string(),
-            format!(
-                "gave up changing its schema after {COMMIT_ATTEMPTS} attempts: other writers keep committing; retry later"
-            ),
-        ))
+        Ok(())
     }
 
     async fn table_exists(&self, t: &TableRef) -> Result<bool> {

@@ -516,6 +516,57 @@ pub fn latest_per_key(table: &TableConfig, rows: &str, name: &str) -> String {
     }
 }
 
+/// What both forms of the incremental step ([`apply_extract_sql`], [`apply_extract_merge`])
+/// start from.
+struct ApplyParts<'a> {
+    keys: Vec<&'a str>,
+    all: Vec<&'a str>,
+    tracked: Vec<&'a str>,
+    untracked: Vec<&'a str>,
+    new_record: bool,
+    /// The extract time, and no end, as literals.
+    t: String,
+    no_end: String,
+    /// The batch id as a literal.
+    batch: String,
+    /// The extract's rows: the batch, and its extract time too, since bronze is partitioned by
+    /// its day and only that day is read.
+    extract: String,
+    /// CTEs keeping the latest row per key of `typed` as `src`.
+    latest: String,
+}
+
+impl<'a> ApplyParts<'a> {
+    fn of(
+        dialect: Dialect,
+        table: &'a TableConfig,
+        bronze: &str,
+        batch_id: &str,
+        extract_ts: DateTime<Utc>,
+    ) -> Self {
+        let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
+        let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+        let values: Vec<&str> = all.iter().copied().filter(|c| !keys.contains(c)).collect();
+        let (tracked, untracked) = split_tracked(table, &values);
+        let t = timestamp_literal(dialect, Some(extract_ts));
+        let batch = format!("'{}'", batch_id.replace('\'', "''"));
+        ApplyParts {
+            extract: format!(
+                "(SELECT * FROM {bronze} WHERE {BATCH_ID} = {batch} AND {EXTRACT_TS} = {t}) AS this_extract"
+            ),
+            keys,
+            all,
+            tracked,
+            untracked,
+            new_record: table.deletes == DeletesPolicy::NewRecord,
+            no_end: timestamp_literal(dialect, None),
+            latest: latest_per_key(table, "typed", "src"),
+            t,
+            batch,
+        }
+    }
+}
+
 /// The incremental step of a full load: silver's whole new contents after one extract (batch
 /// `batch_id` of `bronze`, extract time `extract_ts`) that is newer than every extract silver
 /// already holds. `silver` is the table as it was before the extract.
@@ -543,21 +594,19 @@ pub fn apply_extract_sql(
     extract_ts: DateTime<Utc>,
 ) -> String {
     debug_assert_eq!(table.load, LoadKind::Full, "cdc tables are rebuilt");
-    let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
-    let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-    let values: Vec<&str> = all.iter().copied().filter(|c| !keys.contains(c)).collect();
-    let (tracked, untracked) = split_tracked(table, &values);
+    let ApplyParts {
+        keys,
+        all,
+        tracked,
+        untracked,
+        new_record,
+        t,
+        no_end,
+        batch,
+        extract,
+        latest,
+    } = ApplyParts::of(dialect, table, bronze, batch_id, extract_ts);
     let pk = list(&keys, "");
-    let new_record = table.deletes == DeletesPolicy::NewRecord;
-    let t = timestamp_literal(dialect, Some(extract_ts));
-    let no_end = timestamp_literal(dialect, None);
-    let batch = format!("'{}'", batch_id.replace('\'', "''"));
-    // The extract time too: bronze is partitioned by its day, so the batch's day is all that
-    // is read.
-    let extract = format!(
-        "(SELECT * FROM {bronze} WHERE {BATCH_ID} = {batch} AND {EXTRACT_TS} = {t}) AS this_extract"
-    );
-    let latest = latest_per_key(table, "typed", "src");
     let is_deleted = |v: &str| {
         if new_record {
             format!(", {v} AS {IS_DELETED}")
@@ -688,20 +737,18 @@ pub fn apply_extract_merge(
 ) -> String {
     debug_assert_eq!(table.load, LoadKind::Full, "cdc tables are rebuilt");
     let dialect = Dialect::Trino;
-    let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
-    let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-    let values: Vec<&str> = all.iter().copied().filter(|c| !keys.contains(c)).collect();
-    let (tracked, untracked) = split_tracked(table, &values);
-    let new_record = table.deletes == DeletesPolicy::NewRecord;
-    let t = timestamp_literal(dialect, Some(extract_ts));
-    let no_end = timestamp_literal(dialect, None);
-    let batch = format!("'{}'", batch_id.replace('\'', "''"));
-    // The extract time too: bronze is partitioned by its day, so the batch's day is all that
-    // is read.
-    let extract = format!(
-        "(SELECT * FROM {bronze} WHERE {BATCH_ID} = {batch} AND {EXTRACT_TS} = {t}) AS this_extract"
-    );
-    let latest = latest_per_key(table, "typed", "src");
+    let ApplyParts {
+        keys,
+        all,
+        tracked,
+        untracked,
+        new_record,
+        t,
+        no_end,
+        batch,
+        extract,
+        latest,
+    } = ApplyParts::of(dialect, table, bronze, batch_id, extract_ts);
     // `s`: a current version; `k`: the extract's row of its key (all NULL when missing).
     let changed = format!("k.{ROW_HASH} <> s.{ROW_HASH}");
     let closes = match table.deletes {

@@ -205,17 +205,15 @@ impl Standardise<'_> {
         // current versions and the extract's partition); the embedded engine, which has no
         // DML, computes silver's new contents and replaces it.
         let merge = plan.step == Step::Apply && self.lake.dialect() == crate::sql::Dialect::Trino;
+        // Bronze with the columns the history reads (a retired one as NULL); an applied extract
+        // filters it to its batch.
+        let bronze_name = bronze.to_string();
+        let whole_bronze =
+            || crate::drift::bronze_with_columns(self.lake, table, bronze, &bronze_name, &at);
         let sql = match plan.step {
             Step::Apply if merge => scd2::apply_extract_merge(
                 table,
-                &crate::drift::bronze_with_columns(
-                    self.lake,
-                    table,
-                    bronze,
-                    &bronze.to_string(),
-                    &at,
-                )
-                .await?,
+                &whole_bronze().await?,
                 &silver.to_string(),
                 &format!(
                     "{}.{}{}",
@@ -229,14 +227,7 @@ impl Standardise<'_> {
             Step::Apply => scd2::apply_extract_sql(
                 self.lake.dialect(),
                 table,
-                &crate::drift::bronze_with_columns(
-                    self.lake,
-                    table,
-                    bronze,
-                    &bronze.to_string(),
-                    &at,
-                )
-                .await?,
+                &whole_bronze().await?,
                 &silver.to_string(),
                 message.batch_id.as_str(),
                 *extract_ts,
