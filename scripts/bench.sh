@@ -10,8 +10,9 @@
 #   (default 10 of 1M rows, 1% change a day, Parquet) through floe's Athena path (`floe land
 #   --wait` with engine: athena) and through dbt-athena's `dbt snapshot` (check strategy,
 #   Iceberg, hard deletes invalidated) on one local Athena (scripts/aws-local.sh, started and
-#   stopped by the run); per day and tool: seconds and bytes scanned, then a check that both
-#   histories are equal. Writes bench/athena.json, bench/athena.png and its section of
+#   stopped by the run); per day and tool: seconds and bytes scanned (floe's also by stage, from
+#   floe_audit.query_log), `floe maintain --all` after every N days (--maintain-every, default
+#   7, 0 never), then a check that both histories are equal. Writes bench/athena.json, bench/athena.png and its section of
 #   bench/results.md (the other parts keep that section). At 1M rows here: about 2 minutes a
 #   day (floe ~80 s, flat from day to day since in-order extracts are applied on Athena too).
 #
@@ -89,7 +90,7 @@ fi
 
 target="${CARGO_TARGET_DIR:-target/bench-build}"
 if [ ${#athena[@]} -gt 0 ]; then
-  [ "${athena[0]}" = "--athena" ] || { echo "--days, --rows and --change go with --athena (see --help)" >&2; exit 2; }
+  [ "${athena[0]}" = "--athena" ] || { echo "--days, --rows, --change and --maintain-every go with --athena (see --help)" >&2; exit 2; }
   echo "building a release floe in $target" >&2
   CARGO_TARGET_DIR="$target" cargo build --release -p floe-cli >&2
   scripts/setup.sh >/dev/null  # .venv: the stand-in's moto; Trino comes with scripts/aws-local.sh up

@@ -833,6 +833,19 @@ impl AthenaLake {
         m: &floe_core::ports::Maintenance,
     ) -> Result<floe_core::ports::MaintenanceReport> {
         let mut report = floe_core::ports::MaintenanceReport::default();
+        let iceberg = match self.data_table(t).await {
+            Ok(found) => found.is_some(),
+            Err(Error::NotFound(_)) => false,
+            Err(e) => return Err(e),
+        };
+        if !iceberg {
+            report.skipped = Some(
+                "not an Iceberg table (a log of Parquet objects, such as floe_audit.query_log): \
+                 nothing to compact or expire"
+                    .into(),
+            );
+            return Ok(report);
+        }
         let state = self.pin_state(t).await?;
         let latest = self.latest(t).await?;
         let published = state.published(latest);

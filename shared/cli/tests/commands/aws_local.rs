@@ -170,6 +170,17 @@ fn the_readme_session_runs_the_production_chain_on_the_stand_in() {
             "{row}"
         );
     }
+    // Every table maintained (the query log, a Glue table of Parquet objects, is skipped), and
+    // silver reads the same after.
+    floe(aws.path(), &env)
+        .args(["maintain", "--all"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("silver_nomis.people: "))
+        .stdout(predicates::str::contains(
+            "floe_audit.query_log: skipped: not an Iceberg table",
+        ));
+    assert_eq!(silver(aws.path(), &env), on_athena);
     // The first-deploy check passes every shape on the stand-in, and cleans up after itself.
     floe(aws.path(), &env)
         .arg("doctor")
