@@ -777,6 +777,9 @@ pub fn apply_extract_merge(
     } else {
         format!(" OR ({stays} AND ({untracked_changed}))")
     };
+    // An ended version is matched and updated in place: only what the update sets is carried
+    // (the rest is NULL), so the current versions' other columns are read once, by the merge's
+    // own scan of the target, not again here.
     let ended_cols = all
         .iter()
         .map(|c| {
@@ -784,7 +787,7 @@ pub fn apply_extract_merge(
             if untracked.contains(c) {
                 format!("CASE WHEN {stays} THEN k.{q} ELSE s.{q} END AS {q}")
             } else {
-                format!("s.{q}")
+                format!("NULL AS {q}")
             }
         })
         .collect::<Vec<_>>()
@@ -817,9 +820,9 @@ USING (
   k AS (SELECT {src_cols}, {fingerprint} AS {ROW_HASH} FROM src),
   cur AS (SELECT * FROM {silver} WHERE {VALID_TO} IS NULL),
   ended AS (
-    SELECT {s_match}, s.{VALID_FROM} AS _m_from, {ended_cols}, s.{VALID_FROM},
+    SELECT {s_match}, s.{VALID_FROM} AS _m_from, {ended_cols}, NULL AS {VALID_FROM},
       CASE WHEN {closes} THEN {t} ELSE {no_end} END AS {VALID_TO},
-      NOT {closes} AS {IS_CURRENT}{s_deleted}, s.{ROW_HASH}, s.{BATCH_ID}
+      NOT {closes} AS {IS_CURRENT}{s_deleted}, NULL AS {ROW_HASH}, NULL AS {BATCH_ID}
     FROM cur s LEFT JOIN k ON {ks}
     WHERE {closes}{updates_in_place}
   ),
