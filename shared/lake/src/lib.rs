@@ -602,6 +602,25 @@ impl LocalLake {
         orphans::find(&self.load(t).await?, &active).await
     }
 
+    /// The current version's data files: how many, and their bytes.
+    async fn current_files(&self, table: &Table) -> Result<(usize, u64)> {
+        let md = table.metadata();
+        let (mut files, mut bytes) = (0usize, 0u64);
+        if let Some(snapshot) = md.current_snapshot() {
+            for mf in commit::manifests_of(&self.io, md, snapshot).await? {
+                let manifest = mf
+                    .load_manifest(&self.io)
+                    .await
+                    .map_err(ice("reading a manifest"))?;
+                for e in manifest.entries().iter().filter(|e| e.is_alive()) {
+                    files += 1;
+                    bytes += e.file_size_in_bytes();
+                }
+            }
+        }
+        Ok((files, bytes))
+    }
+
     /// Removes these snapshots from the table's metadata (their files become orphans).
     async fn expire_snapshots(&self, t: &TableRef, ids: &[i64]) -> Result<()> {
         let expired = self
@@ -835,20 +854,7 @@ impl Lake for LocalLake {
             );
             return Ok(report);
         }
-        // The current version's files, and their bytes.
-        let (mut files, mut bytes) = (0usize, 0u64);
-        if let Some(snapshot) = md.current_snapshot() {
-            for mf in commit::manifests_of(&self.io, md, snapshot).await? {
-                let manifest = mf
-                    .load_manifest(&self.io)
-                    .await
-                    .map_err(ice("reading a manifest"))?;
-                for e in manifest.entries().iter().filter(|e| e.is_alive()) {
-                    files += 1;
-                    bytes += e.file_size_in_bytes();
-                }
-            }
-        }
+        let (files, bytes) = self.current_files(&table).await?;
         report.files_before = files;
         report.files_after = files;
         // Small files only: a table of large files is left as it is.
@@ -908,16 +914,7 @@ impl Lake for LocalLake {
                 query::stream(self, &format!("SELECT * FROM {t}"), &at),
             )
             .await?;
-            report.files_after = self
-                .maintain(
-                    t,
-                    &Maintenance {
-                        keep_for: m.keep_for,
-                        dry_run: true,
-                    },
-                )
-                .await?
-                .files_before;
+            report.files_after = self.current_files(&self.load(t).await?).await?.0;
         }
         if !expire.is_empty() {
             self.expire_snapshots(t, &expire).await?;

@@ -21,10 +21,7 @@ use crate::sql::Dialect;
 
 /// The table's name.
 pub fn table() -> TableRef {
-    TableRef {
-        namespace: "floe_audit".into(),
-        name: "query_log".into(),
-    }
+    TableRef::new("floe_audit", "query_log").expect("a valid name")
 }
 
 fn schema() -> Arc<Schema> {
