@@ -4,7 +4,7 @@
 #   scripts/bench.sh [--size small|1m|10m|1m,10m] [--formats csv,parquet] [--repeat N]
 #                    [--skip-scd2] [--skip-planning] [--skip-cold-start] [--skip-dbt-compile]
 #                    [--plan-runs N] [--cold-runs N] [--max-memory-gib G] [--out DIR] [--keep]
-#   scripts/bench.sh --athena [--days N] [--rows N] [--change PCT] [--maintain-every N] [--out DIR]
+#   scripts/bench.sh --athena [--days N] [--rows N] [--change PCT] [--maintain-every N] [--late] [--out DIR]
 #
 # --athena runs only the Athena comparison (scripts/bench_athena.py): N daily full extracts
 #   (default 10 of 1M rows, 1% change a day, Parquet) through floe's Athena path (`floe land
@@ -12,7 +12,9 @@
 #   Iceberg, hard deletes invalidated) on one local Athena (scripts/aws-local.sh, started and
 #   stopped by the run); per day and tool: seconds and bytes scanned (floe's also by stage, from
 #   floe_audit.query_log), `floe maintain --all` after every N days (--maintain-every, default
-#   7, 0 never), then a check that both histories are equal. Writes bench/athena.json, bench/athena.png and its section of
+#   7, 0 never), then a check that both histories are equal. The same days also go through
+#   floe's embedded engine (seconds and decoded bytes by stage). --late then lands one extract
+#   timed half a day after the middle day's through both floe engines. Writes bench/athena.json, bench/athena.png and its section of
 #   bench/results.md (the other parts keep that section). At 1M rows here: about 2 minutes a
 #   day (floe ~80 s, flat from day to day since in-order extracts are applied on Athena too).
 #
@@ -57,9 +59,11 @@ command_line="scripts/bench.sh${*:+ $*}"
 out="bench"
 pass=()
 athena=()
+athena_on=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --athena) athena+=("--athena"); shift ;;
+    --athena) athena_on=1; shift ;;
+    --late) athena+=("--late"); shift ;;
     --days|--rows|--change|--maintain-every)
       [ $# -ge 2 ] || { echo "$1 needs a value (see --help)" >&2; exit 2; }
       athena+=("$1" "$2"); shift 2 ;;
@@ -69,7 +73,7 @@ while [ $# -gt 0 ]; do
     --skip-scd2|--skip-planning|--skip-cold-start|--skip-dbt-compile|--keep)
       pass+=("$1"); shift ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,51p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,53p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -89,13 +93,13 @@ if ! "$venv/bin/python" -c 'import dbt.adapters.duckdb, dbt.adapters.athena, duc
 fi
 
 target="${CARGO_TARGET_DIR:-target/bench-build}"
-if [ ${#athena[@]} -gt 0 ]; then
-  [ "${athena[0]}" = "--athena" ] || { echo "--days, --rows, --change and --maintain-every go with --athena (see --help)" >&2; exit 2; }
+if [ $athena_on = 1 ] || [ ${#athena[@]} -gt 0 ]; then
+  [ $athena_on = 1 ] || { echo "--days, --rows, --change, --maintain-every and --late go with --athena (see --help)" >&2; exit 2; }
   echo "building a release floe in $target" >&2
   CARGO_TARGET_DIR="$target" cargo build --release -p floe-cli >&2
   scripts/setup.sh >/dev/null  # .venv: the stand-in's moto; Trino comes with scripts/aws-local.sh up
   export DBT_SEND_ANONYMOUS_USAGE_STATS=false DO_NOT_TRACK=1
-  exec "$venv/bin/python" scripts/bench_athena.py "${athena[@]:1}" --bin-dir "$target/release" \
+  exec "$venv/bin/python" scripts/bench_athena.py ${athena[@]+"${athena[@]}"} --bin-dir "$target/release" \
     --data-dir target/bench-data --work-dir target/bench-work/athena --out "$out" --command "$command_line"
 fi
 echo "building release binaries in $target (floe, floe-bench-floor, the four services)" >&2

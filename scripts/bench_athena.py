@@ -8,7 +8,12 @@ go, day by day, through
          standardise + SCD2, audit and publish, every statement on Athena;
   dbt    dbt-athena's `dbt snapshot` (check strategy on every column, Iceberg, hard deletes
          invalidated) reading the same extract as an external Parquet table in S3;
-both on one stand-in (scripts/aws-local.sh: Trino 476 behind Athena's API), one after the other.
+both on one stand-in (scripts/aws-local.sh: Trino 476 behind Athena's API), one after the other,
+and through floe's embedded engine (the same project without `engine: athena`: DataFusion over
+Iceberg on local disk; its bytes are the decoded bytes its scans read, from the same query log).
+With --late, one more extract then lands late (its time half a day after the middle day's, with
+--change % of the keys changed from that day) through both floe engines: what it scans is what
+the keys it touches need, or, where floe recomputes from bronze, the table's history.
 Per day and tool: wall seconds and the bytes Athena reports as scanned (DataScannedInBytes summed
 over the queries the tool ran that day, from ListQueryExecutions of its workgroup). At the end,
 both histories are compared (each version's values and whether it is current; the validity
@@ -33,6 +38,7 @@ from pathlib import Path
 
 import boto3
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -219,6 +225,8 @@ def main() -> None:
     p.add_argument("--data-dir", type=Path, default=ROOT / "target" / "bench-data")
     p.add_argument("--work-dir", type=Path, default=ROOT / "target" / "bench-work" / "athena")
     p.add_argument("--out", type=Path, default=ROOT / "bench")
+    p.add_argument("--late", action="store_true",
+                   help="after the last day, land one late extract (half a day after the middle day's) through both floe engines")
     p.add_argument("--trino-heap", default="6G")
     p.add_argument("--command", default="scripts/bench.sh --athena")
     p.add_argument("--from-json", action="store_true", help="run nothing: write the section and chart again")
@@ -254,6 +262,34 @@ def main() -> None:
     write(args.out, result)
 
 
+def late_extract(data: Path, files: list[Path], change: float, seed: int) -> tuple[Path, datetime.datetime]:
+    """An extract timed half a day after the middle day's, with `change`% of its keys changed."""
+    mid = len(files) // 2
+    at = extract_time(mid) + datetime.timedelta(hours=12)
+    path = data / f"late-{mid}.parquet"
+    if not path.exists():
+        base = pq.read_table(files[mid])  # Parquet gives timestamps back in ms; the generator makes s
+        base = base.cast(pa.schema([pa.field(f.name, pa.timestamp("s") if pa.types.is_timestamp(f.type) else f.type)
+                                    for f in base.schema]))
+        table, _ = bench_data.day1(np.random.default_rng(seed + 1000), base, str(change), at=at)
+        pq.write_table(table, path)
+    return path, at
+
+
+def floe_day(floe: str, path: Path, ts: datetime.datetime, project: Path, env: dict[str, str], log_file: Path) -> tuple[float, dict[str, int]]:
+    """Seconds of `floe land --wait` and the bytes each stage scanned (floe's query log)."""
+    since = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    s = timed([floe, "land", str(path), "--table", f"{SOURCE}.{TABLE}", "--extract-ts",
+               ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "--wait", "-p", str(project)], env, project, log_file)
+    cost = subprocess.run([floe, "cost", "--since", since, "--format", "json", "-p", str(project)],
+                          env=env, cwd=project, capture_output=True, text=True, check=True)
+    return s, {r["stage"]: int(r["bytes_scanned"]) for r in json.loads(cost.stdout)}
+
+
+def by_stage(stages: dict[str, int]) -> str:
+    return ", ".join(f"{st} {b / 1e6:.1f}" for st, b in sorted(stages.items()))
+
+
 def compare(args, env, files, floe_dir: Path, dbt_dir: Path, work: Path) -> dict:
     load_before = os.getloadavg()
     athena = Athena(env)
@@ -271,23 +307,25 @@ def compare(args, env, files, floe_dir: Path, dbt_dir: Path, work: Path) -> dict
     dbt = str(Path(sys.executable).parent / "dbt")
     days = []
     floe_env = {**env, "FLOE_LOG": "warn", "NO_COLOR": "1"}
+    # The embedded engine: the same project, never pointed at the stand-in.
+    local_dir = work / "floe-embedded"
+    floe_project(local_dir)
+    local_env = {k: v for k, v in floe_env.items() if not k.startswith("AWS_")}
     for k, f in enumerate(files):
-        ts = extract_time(k).strftime("%Y-%m-%dT%H:%M:%SZ")
-        since = datetime.datetime.now(datetime.timezone.utc).isoformat()
-        s = timed([floe, "land", str(f), "--table", f"{SOURCE}.{TABLE}", "--extract-ts", ts, "--wait",
-                   "-p", str(floe_dir)], floe_env, floe_dir, work / "floe.log")
+        # floe_audit.query_log has what each stage scanned (`floe cost` reads it back).
+        s, stages = floe_day(floe, f, extract_time(k), floe_dir, floe_env, work / "floe.log")
         fq, fb, fe = athena.new_queries(workgroup)
-        # What each stage scanned, from floe's own query log (floe_audit.query_log).
-        cost = subprocess.run([floe, "cost", "--since", since, "--format", "json", "-p", str(floe_dir)],
-                              env=floe_env, cwd=floe_dir, capture_output=True, text=True, check=True)
-        stages = {r["stage"]: int(r["bytes_scanned"]) for r in json.loads(cost.stdout)}
         athena.new_queries(workgroup)  # floe cost's own query is not the day's
-        maintain_s = maintain_bytes = None
+        ls, lstages = floe_day(floe, f, extract_time(k), local_dir, local_env, work / "floe-embedded.log")
+        maintain_s = maintain_bytes = local_maintain_s = None
         if args.maintain_every and (k + 1) % args.maintain_every == 0:
             maintain_s = timed([floe, "maintain", "--all", "-p", str(floe_dir)], floe_env, floe_dir,
                                work / "floe.log")
             _, maintain_bytes, _ = athena.new_queries(workgroup)
-            log(f"day {k}: floe maintain --all {maintain_s:.1f} s, {maintain_bytes / 1e6:.1f} MB scanned")
+            local_maintain_s = timed([floe, "maintain", "--all", "-p", str(local_dir)], local_env, local_dir,
+                                     work / "floe-embedded.log")
+            log(f"day {k}: floe maintain --all {maintain_s:.1f} s, {maintain_bytes / 1e6:.1f} MB scanned; "
+                f"embedded {local_maintain_s:.1f} s")
         athena.s3.put_object(Bucket=DBT_BUCKET, Key="extract/extract.parquet", Body=f.read_bytes())
         d = timed([dbt, "snapshot", "--project-dir", str(dbt_dir), "--profiles-dir", str(dbt_dir)],
                   env, dbt_dir, work / "dbt.log")
@@ -295,15 +333,29 @@ def compare(args, env, files, floe_dir: Path, dbt_dir: Path, work: Path) -> dict
         day = {"day": k, "rows": pq.read_metadata(f).num_rows,
                "floe_s": round(s, 2), "floe_bytes": fb, "floe_queries": fq, "floe_engine_ms": fe,
                "floe_stage_bytes": stages, "maintain_s": maintain_s, "maintain_bytes": maintain_bytes,
+               "embedded_s": round(ls, 2), "embedded_stage_bytes": lstages, "embedded_maintain_s": local_maintain_s,
                "dbt_s": round(d, 2), "dbt_bytes": db, "dbt_queries": dq, "dbt_engine_ms": de}
         days.append(day)
-        log(f"day {k}: floe {s:.1f} s, {fb / 1e6:.1f} MB scanned ({fq} queries; by stage, MB: "
-            + ", ".join(f"{st} {b / 1e6:.1f}" for st, b in sorted(stages.items())) + "); "
+        log(f"day {k}: floe {s:.1f} s, {fb / 1e6:.1f} MB scanned ({fq} queries; by stage, MB: {by_stage(stages)}); "
+            f"embedded {ls:.1f} s (by stage, MB: {by_stage(lstages)}); "
             f"dbt {d:.1f} s, {db / 1e6:.1f} MB scanned ({dq} queries)")
     out = f"s3://{DBT_BUCKET}/bench/"
     floe_fp = fingerprint(athena, f'"{prefix}silver_{SOURCE}"."{TABLE}"', "is_current", "primary", out)
     dbt_fp = fingerprint(athena, f'"{DBT_SCHEMA}"."customers_history"', "dbt_valid_to IS NULL", "primary", out)
+    late = None
+    if args.late:
+        # dbt's snapshot has no extract time (its validity is the run's), so only floe takes it.
+        path, at = late_extract(files[0].parent, files, args.change, args.seed)
+        s, stages = floe_day(floe, path, at, floe_dir, floe_env, work / "floe.log")
+        _, fb, _ = athena.new_queries(workgroup)
+        ls, lstages = floe_day(floe, path, at, local_dir, local_env, work / "floe-embedded.log")
+        late = {"at": at.isoformat(), "after_day": len(files) // 2, "rows": pq.read_metadata(path).num_rows,
+                "floe_s": round(s, 2), "floe_bytes": fb, "floe_stage_bytes": stages,
+                "embedded_s": round(ls, 2), "embedded_stage_bytes": lstages}
+        log(f"late extract ({at}): floe {s:.1f} s, {fb / 1e6:.1f} MB scanned (by stage, MB: {by_stage(stages)}); "
+            f"embedded {ls:.1f} s (by stage, MB: {by_stage(lstages)})")
     return {
+        "late": late,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": args.command,
         "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}",
@@ -340,22 +392,36 @@ def section(r: dict) -> str:
         + (f"`floe maintain --all` ran after every {r['maintain_every']} days (its time and bytes are not in the day's)"
            if r.get("maintain_every") else "no maintenance ran"),
         "",
-        "| day | rows | floe (s) | dbt (s) | floe/dbt | floe scanned (MB) | floe standardise + audit (MB) | dbt scanned (MB) | floe queries | dbt queries | maintain (s, MB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "- embedded = the same `floe land FILE --wait` on the embedded engine (DataFusion over Iceberg on local "
+        "disk); its bytes are what its scans decoded (the query log's figure there), not a bill",
+        "",
+        "| day | rows | floe (s) | dbt (s) | floe/dbt | floe scanned (MB) | floe standardise + audit (MB) | dbt scanned (MB) | floe queries | dbt queries | maintain (s, MB) | embedded (s) | embedded standardise + audit (MB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    def sa(d: dict) -> float | None:
-        st = d.get("floe_stage_bytes")
+    def sa(d: dict, key: str = "floe_stage_bytes") -> float | None:
+        st = d.get(key)
         return None if st is None else (st.get("standardise", 0) + st.get("audit", 0)) / 1e6
+    def cell(x: float | None, fmt: str) -> str:
+        return "" if x is None else format(x, fmt)
     for d in r["days"]:
         m = f"{d['maintain_s']:.1f}, {d['maintain_bytes'] / 1e6:,.1f}" if d.get("maintain_s") is not None else ""
-        s_a = "" if sa(d) is None else f"{sa(d):,.1f}"
         lines.append(
             f"| {d['day']} | {d['rows']:,} | {d['floe_s']:.1f} | {d['dbt_s']:.1f} | {d['floe_s'] / d['dbt_s']:.2f} | "
-            f"{d['floe_bytes'] / 1e6:,.1f} | {s_a} | {d['dbt_bytes'] / 1e6:,.1f} | {d['floe_queries']} | {d['dbt_queries']} | {m} |")
+            f"{d['floe_bytes'] / 1e6:,.1f} | {cell(sa(d), ',.1f')} | {d['dbt_bytes'] / 1e6:,.1f} | {d['floe_queries']} | "
+            f"{d['dbt_queries']} | {m} | {cell(d.get('embedded_s'), '.1f')} | {cell(sa(d, 'embedded_stage_bytes'), ',.1f')} |")
     if len(r["days"]) > 2 and sa(r["days"][2]) and sa(r["days"][-1]) is not None:
-        last = r["days"][-1]
+        last, second = r["days"][-1], r["days"][2]
         lines += ["", f"floe's standardise + audit bytes on day {last['day']} are "
-                  f"{sa(last) / sa(r['days'][2]):.2f}x day 2's."]
+                  f"{sa(last) / sa(second):.2f}x day 2's on the stand-in"
+                  + (f", {sa(last, 'embedded_stage_bytes') / sa(second, 'embedded_stage_bytes'):.2f}x on the embedded engine"
+                     if sa(second, "embedded_stage_bytes") and sa(last, "embedded_stage_bytes") is not None else "")
+                  + "."]
+    if r.get("late"):
+        late = r["late"]
+        lines += ["", f"A late extract ({late['rows']:,} rows, timed {late['at']}, between day {late['after_day']} and "
+                  f"day {late['after_day'] + 1}, landed after the last day): stand-in {late['floe_s']:.1f} s, "
+                  f"{late['floe_bytes'] / 1e6:,.1f} MB scanned (by stage, MB: {by_stage(late['floe_stage_bytes'])}); "
+                  f"embedded {late['embedded_s']:.1f} s (by stage, MB: {by_stage(late['embedded_stage_bytes'])})."]
     f, g = r["floe_history"], r["dbt_history"]
     verdict = "equal" if r["equal"] else "**different**"
     lines += [
