@@ -7,9 +7,10 @@ Input (JSON on stdin):
   silver:     {"table", "columns": [[name, duckdb_type]]} - the silver table's layout.
   rebuild:    the SCD2 rebuild query (Athena SQL).
   merges:     the SCD2 MERGE statements, one per extract, in extract order.
+  late_merges: (optional) the same with one extract left out and then spliced in late.
   compare:    the columns to return, in order.
 
-Output (JSON on stdout): {"rebuild": rows, "merged": rows}, the silver history each way after
+Output (JSON on stdout): {"rebuild": rows, "merged": rows[, "late": rows]}, the silver history each way after
 transpiling to DuckDB (sqlglot, write="duckdb") and running there; values as text (timestamps
 as 2026-11-01T06:00:00Z, booleans as true/false, NULL as null).
 """
@@ -73,15 +74,20 @@ def main():
         sys.exit(1)
     out["rebuild"] = [[text(v) for v in r] for r in rows]
 
-    create(job["silver"])
-    for m in job["merges"]:
-        try:
-            con.execute(duck(m))
-        except Exception as e:
-            print(f"a MERGE failed on DuckDB: {e}\n{duck(m)}", file=sys.stderr)
-            sys.exit(1)
-    rows = con.execute(f"SELECT {cols} FROM {job['silver']['table']}").fetchall()
-    out["merged"] = [[text(v) for v in r] for r in rows]
+    def merged(merges):
+        create(job["silver"])
+        for m in merges:
+            try:
+                con.execute(duck(m))
+            except Exception as e:
+                print(f"a MERGE failed on DuckDB: {e}\n{duck(m)}", file=sys.stderr)
+                sys.exit(1)
+        rows = con.execute(f"SELECT {cols} FROM {job['silver']['table']}").fetchall()
+        return [[text(v) for v in r] for r in rows]
+
+    out["merged"] = merged(job["merges"])
+    if "late_merges" in job:
+        out["late"] = merged(job["late_merges"])
     json.dump(out, sys.stdout)
 
 

@@ -165,12 +165,13 @@ impl Audit<'_> {
             ),
             _ => None,
         };
-        // An applied extract changed only the versions current at its extract time: the tests
-        // read those (current now, or closed at or after it), not the closed history, which
-        // passed its audits before. A rebuilt history is tested whole.
+        // An applied or late extract changed only versions valid at or after its extract time:
+        // the tests read those (current now, or closed at or after it), not the older history,
+        // which passed its audits before. A rebuilt history is tested whole.
         let source = match (&**redo, snap.summary.get(crate::standardise::SCD2_STEP)) {
             (StageMessage::Standardise { extract_ts, .. }, Some(step))
-                if step == crate::standardise::Step::Apply.as_str() =>
+                if step == crate::standardise::Step::Apply.as_str()
+                    || step == crate::standardise::Step::Late.as_str() =>
             {
                 format!(
                     "(SELECT * FROM {silver} WHERE {VALID_TO} IS NULL OR {VALID_TO} >= {}) recent",

@@ -905,6 +905,357 @@ WHEN NOT MATCHED AND u._m_from IS NULL THEN INSERT ({cols}) VALUES ({vals})",
     sql
 }
 
+/// The extract that follows a late one: its time and the batch that holds it (landed last at
+/// that time).
+#[derive(Debug, Clone, Copy)]
+pub struct NextExtract<'a> {
+    /// Its extract time.
+    pub extract_ts: DateTime<Utc>,
+    /// Its batch.
+    pub batch_id: &'a str,
+}
+
+/// Whether a late full extract can be spliced into `table`'s history from silver alone
+/// ([`late_extract_sql`], [`late_extract_merge`]): silver records a key's state at every extract
+/// exactly when absence is recorded (`deletes: invalidate` or `new_record`) and every value
+/// column is tracked. Otherwise (`deletes: ignore`, `track_history` / `ignore_changes`) a late
+/// extract recomputes the history from bronze.
+pub fn splices_late_extracts(table: &TableConfig) -> bool {
+    let keys = &table.primary_key;
+    table.load == LoadKind::Full
+        && table.deletes != DeletesPolicy::Ignore
+        && table
+            .columns
+            .iter()
+            .all(|c| keys.contains(&c.name) || table.tracks(&c.name))
+}
+
+/// A late extract's changes to silver, as CTEs to follow a `WITH`: `removed` (the versions it
+/// replaces: the key columns as `_m0..` and `valid_from` as `_m_from`) and `inserted` (the
+/// versions that replace them, in silver's columns).
+///
+/// Under `invalidate` / `new_record` with every column tracked, silver says exactly what each key
+/// was at every extract: present with a version's values over its span, absent (or deleted)
+/// between versions. The late extract at T, between the extracts E and N, changes only the
+/// interval [T, N) of the keys whose state at T differs from their state at E (the version valid
+/// at T): a key new, changed, back, or (missing) no longer there. For those keys:
+/// - the version valid at T (if any) ends at T; when it also held at N, it resumes from N (batch
+///   N's), with its end and currency;
+/// - the late state (the key's values; under `new_record`, a missing key's deleted version with
+///   its last values) holds from T to N, or, when the version valid at N has that same state,
+///   continues as that version (which it replaces) to its end;
+/// - under `new_record`, a deletion right after the late values holds them (a deleted version
+///   keeps the last values seen): the one from N, or the part from N of a deleted version the
+///   late extract interrupts; a key first seen in the late extract and missing at N is deleted
+///   from N to its next version.
+///
+/// Every other key, and every version outside [T, N), is left as it is. Reads the late extract
+/// and the versions valid at T or at N (silver's current versions and those closed after T).
+fn late_changes(
+    dialect: Dialect,
+    table: &TableConfig,
+    bronze: &str,
+    silver: &str,
+    batch_id: &str,
+    extract_ts: DateTime<Utc>,
+    next: NextExtract<'_>,
+) -> String {
+    debug_assert!(splices_late_extracts(table), "{} is rebuilt", table.name);
+    let ApplyParts {
+        keys,
+        all,
+        tracked,
+        new_record,
+        t,
+        batch,
+        extract,
+        latest,
+        ..
+    } = ApplyParts::of(dialect, table, bronze, batch_id, extract_ts);
+    let n = timestamp_literal(dialect, Some(next.extract_ts));
+    let next_batch = format!("'{}'", next.batch_id.replace('\'', "''"));
+    let live = |alias: &str| {
+        if new_record {
+            format!("{alias}.{VALID_FROM} IS NOT NULL AND NOT {alias}.{IS_DELETED}")
+        } else {
+            format!("{alias}.{VALID_FROM} IS NOT NULL")
+        }
+    };
+    let deleted = |v: &str| {
+        if new_record {
+            format!(", {v} AS {IS_DELETED}")
+        } else {
+            String::new()
+        }
+    };
+    let covering = |at: &str| {
+        format!(
+            "SELECT * FROM {silver} WHERE {VALID_FROM} <= {at} AND ({VALID_TO} IS NULL OR {VALID_TO} > {at})"
+        )
+    };
+    // The version valid at N has the late state: the late row's values, or (missing under
+    // `new_record`) a deletion, whose values are those of the version valid at T.
+    let same_as_late = if new_record {
+        format!(
+            "CASE WHEN h._l_hash IS NOT NULL THEN w.{IS_DELETED} = FALSE AND w.{ROW_HASH} = h._l_hash \
+             ELSE w.{IS_DELETED} END"
+        )
+    } else {
+        format!("w.{ROW_HASH} = h._l_hash")
+    };
+    let removed_keys = |alias: &str| {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| format!("{alias}.{} AS _m{i}", quote(k)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let v_cols = list(&all, "v.");
+    format!(
+        "typed AS ({typed}),
+{latest},
+k AS (SELECT {src_cols}, {fingerprint} AS {ROW_HASH} FROM src),
+v AS ({at_t}),
+w AS ({at_n}),
+pair AS (
+  SELECT {pair_keys}, k.{ROW_HASH} AS _l_hash, v.{ROW_HASH} AS _v_hash, v.{VALID_FROM}, v.{VALID_TO}{v_deleted}
+  FROM k FULL OUTER JOIN v ON {kv}
+),
+hit AS (
+  SELECT p.* FROM pair p
+  WHERE (p._l_hash IS NOT NULL AND NOT ({p_live} AND p._l_hash = p._v_hash))
+     OR (p._l_hash IS NULL AND {p_live})
+),
+nx AS (
+  SELECT {h_keys}, h._l_hash, h.{VALID_FROM} AS _v_from, w.{VALID_FROM} AS _w_from, w.{VALID_TO} AS _w_to,
+    w.{IS_CURRENT} AS _w_cur, COALESCE({same_as_late}, FALSE) AS _merge, {retag} AS _retag
+  FROM hit h LEFT JOIN w ON {hw}
+),
+removed AS (
+  SELECT {removed}, _v_from AS _m_from FROM nx WHERE _v_from IS NOT NULL
+  UNION ALL
+  SELECT {removed}, _w_from AS _m_from FROM nx WHERE _merge OR _retag
+),
+inserted AS (
+  SELECT {v_cols}, v.{VALID_FROM}, {t} AS {VALID_TO}, FALSE AS {IS_CURRENT}{v_del_col}, v.{ROW_HASH}, v.{BATCH_ID}
+  FROM v JOIN nx x ON {vx}
+  UNION ALL
+  SELECT {rest_cols}, {n} AS {VALID_FROM}, v.{VALID_TO}, v.{IS_CURRENT}{v_del_col}, {rest_hash}, {next_batch} AS {BATCH_ID}
+  FROM v JOIN nx x ON {vx}{rest_join}
+  WHERE v.{VALID_TO} IS NULL OR v.{VALID_TO} > {n}
+  UNION ALL
+  SELECT {k_cols}, {t} AS {VALID_FROM}, CASE WHEN x._merge THEN x._w_to ELSE {n} END AS {VALID_TO},
+    CASE WHEN x._merge THEN x._w_cur ELSE FALSE END AS {IS_CURRENT}{live_flag}, k.{ROW_HASH}, {batch} AS {BATCH_ID}
+  FROM k JOIN nx x ON {kx}{gone}
+)",
+        typed = typed(dialect, table, &extract),
+        src_cols = list(&all, ""),
+        fingerprint = row_fingerprint(dialect, &tracked),
+        // Under `new_record`, a deletion right after the late version holds its values (the
+        // last ones seen before it): the deleted version at N (`_retag`), or the part from N of
+        // a deleted version the late extract interrupts.
+        retag = if new_record {
+            format!(
+                "COALESCE(h._l_hash IS NOT NULL AND w.{IS_DELETED} AND w.{VALID_FROM} = {n}, FALSE)"
+            )
+        } else {
+            "FALSE".into()
+        },
+        rest_cols = if new_record {
+            all.iter()
+                .map(|c| {
+                    format!(
+                        "CASE WHEN v.{IS_DELETED} AND x._l_hash IS NOT NULL THEN k.{q} ELSE v.{q} END AS {q}",
+                        q = quote(c)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            v_cols.clone()
+        },
+        rest_hash = if new_record {
+            format!(
+                "CASE WHEN v.{IS_DELETED} AND x._l_hash IS NOT NULL THEN k.{ROW_HASH} ELSE v.{ROW_HASH} END AS {ROW_HASH}"
+            )
+        } else {
+            format!("v.{ROW_HASH}")
+        },
+        rest_join = if new_record {
+            format!(" LEFT JOIN k ON {}", key_eq(&keys, "k", "v"))
+        } else {
+            String::new()
+        },
+        at_t = covering(&t),
+        at_n = covering(&n),
+        pair_keys = keys
+            .iter()
+            .map(|c| format!("COALESCE(k.{q}, v.{q}) AS {q}", q = quote(c)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        v_deleted = if new_record {
+            format!(", v.{IS_DELETED}")
+        } else {
+            String::new()
+        },
+        kv = key_eq(&keys, "k", "v"),
+        p_live = live("p"),
+        h_keys = list(&keys, "h."),
+        hw = key_eq(&keys, "h", "w"),
+        removed = removed_keys("nx"),
+        v_del_col = if new_record {
+            format!(", v.{IS_DELETED}")
+        } else {
+            String::new()
+        },
+        vx = key_eq(&keys, "v", "x"),
+        k_cols = list(&all, "k."),
+        kx = key_eq(&keys, "k", "x"),
+        live_flag = deleted("FALSE"),
+        // Under `new_record`: a key missing from the late extract gets a deleted version with its
+        // last values from T; a key first seen in it and missing at N gets one from N to its
+        // next version (or now), with the late values.
+        gone = if new_record {
+            format!(
+                "
+  UNION ALL
+  SELECT {v_cols}, {t} AS {VALID_FROM}, CASE WHEN x._merge THEN x._w_to ELSE {n} END AS {VALID_TO},
+    CASE WHEN x._merge THEN x._w_cur ELSE FALSE END AS {IS_CURRENT}, TRUE AS {IS_DELETED}, v.{ROW_HASH}, {batch} AS {BATCH_ID}
+  FROM v JOIN nx x ON {vx}
+  WHERE x._l_hash IS NULL
+  UNION ALL
+  SELECT {k_cols}, {n} AS {VALID_FROM}, f._first_after AS {VALID_TO}, f._first_after IS NULL AS {IS_CURRENT},
+    TRUE AS {IS_DELETED}, k.{ROW_HASH}, {next_batch} AS {BATCH_ID}
+  FROM k JOIN nx x ON {kx}
+  LEFT JOIN (
+    SELECT {pk}, MIN({VALID_FROM}) AS _first_after FROM {silver} WHERE {VALID_FROM} > {n} GROUP BY {pk}
+  ) f ON {kf}
+  WHERE x._w_from IS NULL
+  UNION ALL
+  SELECT {k_cols}, {n} AS {VALID_FROM}, x._w_to AS {VALID_TO}, x._w_cur AS {IS_CURRENT}, TRUE AS {IS_DELETED},
+    k.{ROW_HASH}, {next_batch} AS {BATCH_ID}
+  FROM k JOIN nx x ON {kx}
+  WHERE x._retag",
+                vx = key_eq(&keys, "v", "x"),
+                kx = key_eq(&keys, "k", "x"),
+                kf = key_eq(&keys, "k", "f"),
+                pk = list(&keys, ""),
+                k_cols = list(&all, "k."),
+            )
+        } else {
+            String::new()
+        },
+    )
+}
+
+/// A late full extract (batch `batch_id`, extract time `extract_ts`, older than silver's latest
+/// and followed by `next`) spliced into the history: silver's whole new contents, for an engine
+/// that replaces the table (the embedded one). The same as [`history_sql`] over all of bronze
+/// (a property test checks it), reading silver and the one extract; see [`late_changes`] for
+/// what changes. Only for tables where [`splices_late_extracts`] holds.
+pub fn late_extract_sql(
+    dialect: Dialect,
+    table: &TableConfig,
+    bronze: &str,
+    silver: &str,
+    batch_id: &str,
+    extract_ts: DateTime<Utc>,
+    next: NextExtract<'_>,
+) -> String {
+    let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
+    let history = history_columns(table);
+    let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    let on = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("s.{} = r._m{i}", quote(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    format!(
+        "WITH {changes},
+gone AS (SELECT r.*, TRUE AS _gone FROM removed r)
+SELECT {s_cols}, {s_history} FROM {silver} s
+LEFT JOIN gone r ON {on} AND s.{VALID_FROM} = r._m_from
+WHERE r._gone IS NULL
+UNION ALL
+SELECT * FROM inserted",
+        changes = late_changes(dialect, table, bronze, silver, batch_id, extract_ts, next),
+        s_cols = list(&all, "s."),
+        s_history = list(&history, "s."),
+    )
+}
+
+/// A late full extract spliced into the history as one `MERGE` into `target` (Athena: silver's
+/// Iceberg table, read as `silver` at its published version): the versions it replaces are
+/// deleted and their replacements inserted, so it costs the late extract and silver's versions
+/// valid at or after its time, not bronze's history. Same changes as [`late_extract_sql`].
+pub fn late_extract_merge(
+    table: &TableConfig,
+    bronze: &str,
+    silver: &str,
+    target: &str,
+    batch_id: &str,
+    extract_ts: DateTime<Utc>,
+    next: NextExtract<'_>,
+) -> String {
+    let dialect = Dialect::Trino;
+    let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
+    let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    let mut columns: Vec<&str> = all.clone();
+    columns.extend(history_columns(table));
+    let t = timestamp_literal(dialect, Some(extract_ts));
+    let match_keys = (0..keys.len())
+        .map(|i| format!("_m{i}"))
+        .collect::<Vec<_>>();
+    let on = keys
+        .iter()
+        .zip(&match_keys)
+        .map(|(k, m)| format!("t.{} = u.{m}", quote(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let cols = columns.iter().map(|c| quote(c)).collect::<Vec<_>>();
+    format!(
+        "MERGE INTO {target} AS t
+USING (
+  WITH {changes}
+  SELECT {m}, _m_from, {nulls} FROM removed
+  UNION ALL
+  SELECT {no_match}, NULL AS _m_from, {cols} FROM inserted
+) AS u
+ON (t.{VALID_TO} IS NULL OR t.{VALID_TO} > {t}) AND {on} AND t.{VALID_FROM} = u._m_from
+WHEN MATCHED THEN DELETE
+WHEN NOT MATCHED AND u._m_from IS NULL THEN INSERT ({cols}) VALUES ({vals})",
+        changes = late_changes(dialect, table, bronze, silver, batch_id, extract_ts, next),
+        m = match_keys.join(", "),
+        nulls = cols
+            .iter()
+            .map(|c| format!("NULL AS {c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        no_match = match_keys
+            .iter()
+            .map(|m| format!("NULL AS {m}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        cols = cols.join(", "),
+        vals = cols
+            .iter()
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+/// Silver's history columns after the source columns, in order.
+fn history_columns(table: &TableConfig) -> Vec<&'static str> {
+    let mut cols = vec![VALID_FROM, VALID_TO, IS_CURRENT];
+    if table.deletes == DeletesPolicy::NewRecord {
+        cols.push(IS_DELETED);
+    }
+    cols.extend([ROW_HASH, BATCH_ID]);
+    cols
+}
+
 /// Silver's layout on an engine that partitions (Athena): by the day a version closed
 /// (`day(valid_to)`). The current versions (`valid_to` NULL) are one partition of their own, so
 /// an extract's merge reads them without the closed history, and the audit of an applied

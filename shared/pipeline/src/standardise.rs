@@ -1,8 +1,8 @@
 //! The standardise stage: compute a table's new silver history (standardised names, types,
 //! trims, empty strings as NULL, dedupe, SCD2) and stage it as a snapshot of
 //! `silver_<source>.<table>` that readers do not see until the audit publishes it. An in-order
-//! extract is applied to the current versions; anything else recomputes the history from bronze
-//! (see `Standardise::plan`).
+//! extract is applied to the current versions; a late one is spliced into the versions of the
+//! keys it changes; anything else recomputes the history from bronze (see `Standardise::plan`).
 
 use chrono::{DateTime, Utc};
 use floe_config::{LoadKind, Project, TableConfig};
@@ -28,7 +28,7 @@ pub fn table_config<'p>(project: &'p Project, table: &TableRef) -> Result<&'p Ta
 pub const BRONZE_SNAPSHOT: &str = "floe.bronze-snapshot-id";
 /// Silver snapshot summary key: the latest extract time of the bronze it was computed from.
 pub const LATEST_EXTRACT: &str = "floe.latest-extract-ts";
-/// Silver snapshot summary key: how the version was computed (`apply` or `rebuild`).
+/// Silver snapshot summary key: how the version was computed (`apply`, `late` or `rebuild`).
 pub const SCD2_STEP: &str = "floe.scd2-step";
 /// Silver snapshot summary key: a fingerprint of the table config the history follows.
 pub const HISTORY_RULES: &str = "floe.history-rules";
@@ -45,6 +45,9 @@ const EXTRACT_TS: &str = "floe.extract-ts";
 pub enum Step {
     /// Merge the one new extract into silver's current versions ([`scd2::apply_extract_sql`]).
     Apply,
+    /// Splice one late extract into the versions of the keys it changes
+    /// ([`scd2::late_extract_sql`]).
+    Late,
     /// Recompute the whole history from every accepted batch of bronze ([`scd2::history_sql`]).
     Rebuild,
 }
@@ -54,6 +57,7 @@ impl Step {
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Apply => "apply",
+            Step::Late => "late",
             Step::Rebuild => "rebuild",
         }
     }
@@ -63,6 +67,8 @@ struct Plan {
     step: Step,
     /// The latest extract time in bronze at the snapshot read, when every batch records it.
     latest_extract: Option<DateTime<Utc>>,
+    /// For a late extract: the extract after it (time and batch).
+    next: Option<(DateTime<Utc>, String)>,
 }
 
 /// A fingerprint of everything in a table's config that the history depends on: a change to any
@@ -204,7 +210,14 @@ impl Standardise<'_> {
         // Athena applies an extract as one MERGE of the versions that change (reading the
         // current versions and the extract's partition); the embedded engine, which has no
         // DML, computes silver's new contents and replaces it.
-        let merge = plan.step == Step::Apply && self.lake.dialect() == crate::sql::Dialect::Trino;
+        let merge = matches!(plan.step, Step::Apply | Step::Late)
+            && self.lake.dialect() == crate::sql::Dialect::Trino;
+        let target = format!(
+            "{}.{}{}",
+            silver.namespace,
+            silver.name,
+            floe_models::materialize::ATHENA_DATA_SUFFIX
+        );
         // Bronze with the columns the history reads (a retired one as NULL); an applied extract
         // filters it to its batch.
         let bronze_name = bronze.to_string();
@@ -215,15 +228,44 @@ impl Standardise<'_> {
                 table,
                 &whole_bronze().await?,
                 &silver.to_string(),
-                &format!(
-                    "{}.{}{}",
-                    silver.namespace,
-                    silver.name,
-                    floe_models::materialize::ATHENA_DATA_SUFFIX
-                ),
+                &target,
                 message.batch_id.as_str(),
                 *extract_ts,
             ),
+            Step::Late => {
+                let (next_ts, next_batch) = plan
+                    .next
+                    .as_ref()
+                    .expect("a late step names the extract after it");
+                let next = scd2::NextExtract {
+                    extract_ts: *next_ts,
+                    batch_id: next_batch,
+                };
+                let bronze = whole_bronze().await?;
+                let silver = silver.to_string();
+                let batch = message.batch_id.as_str();
+                if merge {
+                    scd2::late_extract_merge(
+                        table,
+                        &bronze,
+                        &silver,
+                        &target,
+                        batch,
+                        *extract_ts,
+                        next,
+                    )
+                } else {
+                    scd2::late_extract_sql(
+                        self.lake.dialect(),
+                        table,
+                        &bronze,
+                        &silver,
+                        batch,
+                        *extract_ts,
+                        next,
+                    )
+                }
+            }
             Step::Apply => scd2::apply_extract_sql(
                 self.lake.dialect(),
                 table,
@@ -278,14 +320,19 @@ impl Standardise<'_> {
 }
 
 impl Standardise<'_> {
-    /// Chooses between applying the message's extract to silver and rebuilding silver.
+    /// Chooses between applying the message's extract to silver, splicing it in as a late
+    /// extract, and rebuilding silver.
     ///
     /// Applying is exact when silver's base version was computed under the same config rules
     /// and the same set of rejected batches from bronze snapshot X, the only batch bronze gained
     /// after X (apart from rejected batches) is the message's, and its extract time is later
-    /// than every extract before it. Anything else (a late or repeated extract, two extracts
-    /// landing together, a new rejection, a config change, a cdc table, a base that records no
-    /// origin) rebuilds, which is always right.
+    /// than every extract before it. Splicing is exact under the same conditions when the
+    /// extract time falls between two extracts (not on one: that is a replacement), the one
+    /// after it is a single batch, and silver alone records every key's state at every extract
+    /// ([`scd2::splices_late_extracts`]). Anything else (a repeated or replacing extract, two
+    /// extracts landing together, a new rejection, a config change, a cdc table, `deletes:
+    /// ignore` or untracked columns with a late extract, a base that records no origin)
+    /// rebuilds, which is always right.
     #[allow(clippy::too_many_arguments)]
     fn plan(
         &self,
@@ -327,6 +374,7 @@ impl Standardise<'_> {
         let rebuild = Plan {
             step: Step::Rebuild,
             latest_extract,
+            next: None,
         };
         if table.load != LoadKind::Full {
             return rebuild;
@@ -369,9 +417,6 @@ impl Standardise<'_> {
         let Some(this_extract) = extract_of(this) else {
             return rebuild;
         };
-        if before.is_some_and(|b| this_extract <= b) {
-            return rebuild;
-        }
         let only_ours = gained.iter().all(|s| match s.batch_id.as_deref() {
             Some(b) => b == ours || rejected.iter().any(|r| r == b),
             None => false,
@@ -379,9 +424,49 @@ impl Standardise<'_> {
         if !only_ours {
             return rebuild;
         }
-        Plan {
-            step: Step::Apply,
-            latest_extract,
+        if before.is_none_or(|b| this_extract > b) {
+            return Plan {
+                step: Step::Apply,
+                latest_extract,
+                next: None,
+            };
+        }
+        // Late: the other accepted extracts, as bronze holds them.
+        if !scd2::splices_late_extracts(table) {
+            return rebuild;
+        }
+        let others: Option<Vec<(DateTime<Utc>, &str)>> = lineage
+            .iter()
+            .filter_map(|s| match s.batch_id.as_deref() {
+                Some(b) if b == ours || rejected.iter().any(|r| r == b) => None,
+                Some(b) => Some(extract_of(s).map(|t| (t, b))),
+                None => Some(None),
+            })
+            .collect();
+        let Some(others) = others else {
+            return rebuild;
+        };
+        // On an existing extract time it replaces that extract: rebuilt.
+        if others.iter().any(|(t, _)| *t == this_extract) {
+            return rebuild;
+        }
+        let Some(next) = others
+            .iter()
+            .map(|(t, _)| *t)
+            .filter(|t| *t > this_extract)
+            .min()
+        else {
+            return rebuild;
+        };
+        let mut at_next = others.iter().filter(|(t, _)| *t == next);
+        match (at_next.next(), at_next.next()) {
+            (Some((_, batch)), None) => Plan {
+                step: Step::Late,
+                latest_extract,
+                next: Some((next, (*batch).to_owned())),
+            },
+            // Several files of that extract time: which one is the extract is the rebuild's call.
+            _ => rebuild,
         }
     }
 }

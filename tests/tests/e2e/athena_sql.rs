@@ -2,7 +2,8 @@
 //! cdc load), every statement the Athena engine renders parses with an independent Athena
 //! parser (sqlglot, `read="athena"`); the SCD2 statements, transpiled by sqlglot to DuckDB and
 //! run there on the scenario's bronze, give the same history as the embedded engine: the
-//! rebuild query, and the MERGE applied extract by extract.
+//! rebuild query, the MERGE applied extract by extract, and (where silver records every key's
+//! state) those MERGEs with one extract arriving late and spliced in.
 //!
 //! `_row_hash` is left out of the comparison: it is only compared within one engine, and
 //! engines render some values as text differently (see `sql::row_fingerprint`).
@@ -260,6 +261,7 @@ async fn athena_statements_parse_and_give_the_embedded_engines_history_on_duckdb
     let (dir, project) = project();
     let lake = LocalLake::open(&dir.path().join("lake")).await.unwrap();
     let mut checked = 0;
+    let mut lates = 0;
     for t in project.tables.values() {
         let extracts = match t.load {
             LoadKind::Full => full_extracts(),
@@ -357,6 +359,30 @@ async fn athena_statements_parse_and_give_the_embedded_engines_history_on_duckdb
             Vec::new()
         };
         statements.extend(merges.iter().cloned());
+        // Day 3 arrives after day 4: the others merged in order, then day 3 spliced in.
+        let late_merges: Option<Vec<String>> = scd2::splices_late_extracts(t).then(|| {
+            let (late, next) = (&batches[2], &batches[3]);
+            let mut m: Vec<String> = merges
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 2)
+                .map(|(_, m)| m.clone())
+                .collect();
+            m.push(scd2::late_extract_merge(
+                t,
+                &bronze_table.to_string(),
+                &silver_table.to_string(),
+                &silver_table.to_string(),
+                late.id.as_str(),
+                late.ts,
+                scd2::NextExtract {
+                    extract_ts: next.ts,
+                    batch_id: next.id.as_str(),
+                },
+            ));
+            m
+        });
+        statements.extend(late_merges.iter().flatten().cloned());
         statements.push(athena_sql::publish_view(&silver_table, &staging, None));
         statements.push(athena_sql::publish_view(
             &silver_table,
@@ -389,7 +415,7 @@ async fn athena_statements_parse_and_give_the_embedded_engines_history_on_duckdb
             .collect();
         let mut bronze_layout = layout(&bronze_table.to_string(), &bronze::schema(t));
         bronze_layout["rows"] = json!(bronze_rows);
-        let job = json!({
+        let mut job = json!({
             "statements": statements,
             "bronze": bronze_layout,
             "silver": layout(&silver_table.to_string(), &silver_schema),
@@ -397,6 +423,9 @@ async fn athena_statements_parse_and_give_the_embedded_engines_history_on_duckdb
             "merges": merges,
             "compare": compare,
         });
+        if let Some(late) = &late_merges {
+            job["late_merges"] = json!(late);
+        }
         let out = floe_tests::athena_sql_check(&python, &job);
         let rows = |k: &str| -> Vec<Vec<Option<String>>> {
             sorted(
@@ -428,7 +457,17 @@ async fn athena_statements_parse_and_give_the_embedded_engines_history_on_duckdb
                 t.qualified_name()
             );
         }
+        if late_merges.is_some() {
+            assert_eq!(
+                rows("late"),
+                embedded,
+                "{}: the MERGEs with a late extract on DuckDB",
+                t.qualified_name()
+            );
+            lates += 1;
+        }
         checked += 1;
     }
     assert_eq!(checked, 4);
+    assert_eq!(lates, 2, "invalidate and new_record splice late extracts");
 }

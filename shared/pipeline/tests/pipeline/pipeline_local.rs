@@ -920,6 +920,59 @@ async fn in_order_extracts_are_applied_and_a_late_one_rebuilds_the_history() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_late_extract_is_spliced_into_the_keys_it_changes() {
+    // `people` records deletions (`deletes: invalidate`), so silver alone says what each key was
+    // at every extract: a late extract changes only its keys' versions around its time.
+    let p = pipeline().await;
+    let people = |rows: &str| format!("person_id,first_name,risk_score,born\n{rows}");
+    for (day, rows) in [
+        (
+            1,
+            "1,Ada,1.00,1990-01-01\n2,Alan,2.00,1991-01-01\n3,Grace,3.00,1992-01-01\n",
+        ),
+        (
+            3,
+            "1,Ada,1.00,1990-01-01\n2,Alan,2.50,1991-01-01\n3,Grace,3.00,1992-01-01\n",
+        ),
+        // Day 2, late: Alan already at 2.50, Grace missing, Edsger new.
+        (
+            2,
+            "1,Ada,1.00,1990-01-01\n2,Alan,2.50,1991-01-01\n4,Edsger,4.00,1993-01-01\n",
+        ),
+    ] {
+        p.land(
+            "nomis.people",
+            day,
+            &format!("people_{day}.csv"),
+            people(rows).as_bytes(),
+        )
+        .await;
+        p.drain().await;
+    }
+    assert_eq!(
+        p.published_steps("silver_nomis.people").await,
+        ["apply", "apply", "late"]
+    );
+    let history = "select person_id, risk_score, valid_from, valid_to, is_current \
+                   from silver_nomis.people order by person_id, valid_from";
+    let day = |d: u32| format!("2026-11-{d:02}T06:00:00Z");
+    assert_eq!(
+        p.rows(history).await,
+        [
+            format!("1 | 1.00 | {} | NULL | true", day(1)),
+            // Alan's change moves from day 3 to day 2.
+            format!("2 | 2.00 | {} | {} | false", day(1), day(2)),
+            format!("2 | 2.50 | {} | NULL | true", day(2)),
+            // Grace is gone on day 2 and back on day 3.
+            format!("3 | 3.00 | {} | {} | false", day(1), day(2)),
+            format!("3 | 3.00 | {} | NULL | true", day(3)),
+            // Edsger was there on day 2 only.
+            format!("4 | 4.00 | {} | {} | false", day(2), day(3)),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn extracts_landed_together_rebuild_then_the_next_one_applies() {
     let p = pipeline().await;
     // Two extracts land before either is standardised: neither may be applied alone.

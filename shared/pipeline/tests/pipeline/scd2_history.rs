@@ -155,6 +155,24 @@ async fn applied(files: &[File], t: &TableConfig) -> BTreeSet<Version> {
 async fn applied_rows(files: &[File], t: &TableConfig) -> Vec<RecordBatch> {
     let dir = tempfile::tempdir().unwrap();
     let lake = LocalLake::open(dir.path()).await.unwrap();
+    let files: Vec<&File> = files.iter().collect();
+    apply_in_order(&lake, t, &files).await;
+    lake.query("SELECT * FROM silver_s.t", &ReadAt::Current)
+        .await
+        .unwrap()
+}
+
+fn batch_of(f: &File) -> BatchId {
+    BatchId::for_object(&ObjectRef::local(
+        "landing",
+        &f.name,
+        format!("{:?}", f.rows).as_bytes(),
+    ))
+}
+
+/// Creates bronze and silver in `lake`, then lands each file and applies it to silver
+/// (`scd2::apply_extract_sql`), in the order given.
+async fn apply_in_order(lake: &LocalLake, t: &TableConfig, files: &[&File]) {
     let b: TableRef = "bronze_s.t".parse().unwrap();
     let silver: TableRef = "silver_s.t".parse().unwrap();
     lake.create_table(&b, bronze::schema(t)).await.unwrap();
@@ -162,20 +180,69 @@ async fn applied_rows(files: &[File], t: &TableConfig) -> Vec<RecordBatch> {
         .await
         .unwrap();
     for (i, f) in files.iter().enumerate() {
-        land(&lake, t, &b, f, i as i64).await;
-        let object = ObjectRef::local("landing", &f.name, format!("{:?}", f.rows).as_bytes());
+        land(lake, t, &b, f, i as i64).await;
         let sql = scd2::apply_extract_sql(
             floe_pipeline::sql::Dialect::DataFusion,
             t,
             "bronze_s.t",
             "silver_s.t",
-            BatchId::for_object(&object).as_str(),
+            batch_of(f).as_str(),
             f.extract,
         );
         lake.write_query(&silver, &sql, &ReadAt::Current, &WriteOptions::default())
             .await
             .unwrap();
     }
+}
+
+/// The history when file `late` (not the last by extract time) arrives after all the others:
+/// those applied in order, then it spliced in (`scd2::late_extract_sql`), as the standardise
+/// stage does for a late extract.
+async fn late_rows(files: &[File], late: usize, t: &TableConfig) -> Vec<RecordBatch> {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LocalLake::open(dir.path()).await.unwrap();
+    let on_time: Vec<&File> = files
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != late)
+        .map(|(_, f)| f)
+        .collect();
+    apply_in_order(&lake, t, &on_time).await;
+    let f = &files[late];
+    let next = files
+        .iter()
+        .filter(|n| n.extract > f.extract)
+        .min_by_key(|n| n.extract)
+        .expect("a later extract");
+    let next_batch = batch_of(next);
+    land(
+        &lake,
+        t,
+        &"bronze_s.t".parse().unwrap(),
+        f,
+        files.len() as i64,
+    )
+    .await;
+    let sql = scd2::late_extract_sql(
+        floe_pipeline::sql::Dialect::DataFusion,
+        t,
+        "bronze_s.t",
+        "silver_s.t",
+        batch_of(f).as_str(),
+        f.extract,
+        scd2::NextExtract {
+            extract_ts: next.extract,
+            batch_id: next_batch.as_str(),
+        },
+    );
+    lake.write_query(
+        &"silver_s.t".parse().unwrap(),
+        &sql,
+        &ReadAt::Current,
+        &WriteOptions::default(),
+    )
+    .await
+    .unwrap();
     lake.query("SELECT * FROM silver_s.t", &ReadAt::Current)
         .await
         .unwrap()
@@ -487,6 +554,58 @@ proptest! {
         let rebuilt = all_rows(&runtime().block_on(history_rows(&files, &t)), &t);
         let got = all_rows(&runtime().block_on(applied_rows(&files, &t)), &t);
         prop_assert_eq!(got, rebuilt);
+    }
+
+    #[test]
+    fn a_late_extract_spliced_in_equals_the_rebuild(
+        extracts in extracts_strategy().prop_filter("a late extract needs one after it", |x| x.len() > 1),
+        late in 0usize..8,
+        policy in prop_oneof![Just(DeletesPolicy::Invalidate), Just(DeletesPolicy::NewRecord)],
+    ) {
+        // Every column of every version (batch ids and fingerprints too) is the rebuild's, and
+        // the versions are the model's.
+        let t = table(LoadKind::Full, policy);
+        let files = full_files(&extracts);
+        let late = late % (files.len() - 1);
+        let rebuilt = runtime().block_on(history_rows(&files, &t));
+        let got = runtime().block_on(late_rows(&files, late, &t));
+        prop_assert_eq!(all_rows(&got, &t), all_rows(&rebuilt, &t));
+        prop_assert_eq!(versions(got), model_full(&extracts, policy));
+    }
+}
+
+#[test]
+fn late_extracts_splice_every_kind_of_change() {
+    // Day 2 arrives last. Against day 1 it has: 1 the same, 2 changed (and day 3 has day 2's
+    // value: the versions join), 3 missing (back on day 3), 4 new, 5 missing and still missing
+    // on day 3, 6 changed back to day 0's value.
+    let rows = |xs: &[(i64, &str)]| {
+        xs.iter()
+            .map(|(k, v)| (*k, Some((*v).to_owned())))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let extracts = vec![
+        (
+            day(0),
+            rows(&[(1, "a"), (2, "b"), (3, "c"), (5, "e"), (6, "f")]),
+        ),
+        (
+            day(1),
+            rows(&[(1, "a"), (2, "b"), (3, "c"), (5, "e"), (6, "F")]),
+        ),
+        (day(2), rows(&[(1, "a"), (2, "B"), (4, "d"), (6, "f")])),
+        (
+            day(3),
+            rows(&[(1, "a"), (2, "B"), (3, "c"), (4, "d"), (6, "f")]),
+        ),
+    ];
+    for policy in [DeletesPolicy::Invalidate, DeletesPolicy::NewRecord] {
+        let t = table(LoadKind::Full, policy);
+        let files = full_files(&extracts);
+        let rebuilt = runtime().block_on(history_rows(&files, &t));
+        let got = runtime().block_on(late_rows(&files, 2, &t));
+        assert_eq!(all_rows(&got, &t), all_rows(&rebuilt, &t), "{policy:?}");
+        assert_eq!(versions(got), model_full(&extracts, policy), "{policy:?}");
     }
 }
 
