@@ -807,6 +807,58 @@ impl AthenaLake {
         Ok(())
     }
 
+    /// The live files of the table's current snapshot, from `$files` (Iceberg metadata only:
+    /// no data is scanned). An unpartitioned table's `$files` has no `partition` column.
+    async fn files_of(&self, t: &TableRef) -> Result<Vec<floe_core::ports::FileStat>> {
+        let d = Self::data(t);
+        let files = format!("{}.\"{}$files\"", d.namespace, d.name);
+        let r = match self
+            .run(&format!(
+                "SELECT content, file_size_in_bytes, record_count, json_format(CAST(partition AS JSON)) FROM {files}"
+            ))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if e.to_string().contains("'partition' cannot be resolved") => {
+                self.run(&format!(
+                    "SELECT content, file_size_in_bytes, record_count, NULL FROM {files}"
+                ))
+                .await?
+            }
+            Err(e) => return Err(e),
+        };
+        let number = |v: &Option<String>| v.as_deref().and_then(|n| n.parse::<u64>().ok());
+        Ok(r.rows
+            .iter()
+            .map(|row| {
+                let cell = |i: usize| row.get(i).cloned().flatten();
+                let partition = cell(3)
+                    .and_then(|j| {
+                        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&j).ok()
+                    })
+                    .map(|m| {
+                        m.into_iter()
+                            .map(|(k, v)| {
+                                let v = match v {
+                                    serde_json::Value::Null => None,
+                                    serde_json::Value::String(s) => Some(s),
+                                    other => Some(other.to_string()),
+                                };
+                                (k, v)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                floe_core::ports::FileStat {
+                    partition,
+                    deletes: number(&cell(0)).unwrap_or(0) != 0,
+                    bytes: number(&cell(1)).unwrap_or(0),
+                    rows: number(&cell(2)).unwrap_or(0),
+                }
+            })
+            .collect())
+    }
+
     /// The table's data and delete files.
     async fn file_count(&self, t: &TableRef) -> Result<usize> {
         let d = Self::data(t);
@@ -1123,9 +1175,16 @@ fn column_list(schema: &Schema) -> String {
         .join(", ")
 }
 
-fn parquet_bytes(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+/// A landed batch as Parquet for Athena to read once. Compressed (zstd, as Trino writes
+/// Iceberg files), since the INSERT that reads it is billed by these bytes: uncompressed, a
+/// batch of text columns costs about four times the bronze it becomes.
+pub fn parquet_bytes(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    use parquet::basic::{Compression, ZstdLevel};
     let mut buf = Vec::new();
-    let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, schema.clone(), None)
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, schema.clone(), Some(props))
         .map_err(|e| Error::Internal(format!("writing Parquet: {e}")))?;
     for b in batches {
         w.write(b)
@@ -1572,6 +1631,10 @@ impl Lake for AthenaLake {
         // versions published before this build.
         let statement = self.rewrite(statement, at).await?;
         self.dml(table, options, &[statement]).await
+    }
+
+    async fn file_stats(&self, table: &TableRef) -> Result<Vec<floe_core::ports::FileStat>> {
+        self.files_of(table).await
     }
 
     async fn maintain(

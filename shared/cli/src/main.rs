@@ -101,8 +101,17 @@ enum Command {
         #[arg(long, value_parser = parse_instant)]
         extract_ts: Option<DateTime<Utc>>,
         /// Run the pipeline until this file (and anything before it) is through.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "dry_run")]
         wait: bool,
+        /// Land nothing: print, per statement, the bytes the stages will scan for this file
+        /// (after partition pruning, from the tables' Iceberg metadata and the file's rows),
+        /// how standardise will compute silver (apply, late or rebuild), and what Athena will
+        /// bill for it at `athena.price_per_tb_usd` (10 MB minimum per statement).
+        #[arg(long)]
+        dry_run: bool,
+        /// Output format of --dry-run.
+        #[arg(long, value_enum, default_value_t = Format::Table, requires = "dry_run")]
+        format: Format,
     },
     /// Run the pipeline: watch landing/ for new files and process every queue until stopped.
     ///
@@ -381,11 +390,16 @@ async fn run(cli: Cli) -> Result<()> {
             table,
             extract_ts,
             wait,
+            dry_run,
+            format,
         } => {
             let ts = extract_ts.unwrap_or_else(|| {
                 let now = Utc::now();
                 now - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos()))
             });
+            if dry_run {
+                return land_estimate(&cli.project, &file, &table, ts, format).await;
+            }
             if let Some(project) = aws_project(&cli.project)? {
                 if wait {
                     aws::check_stack(&project).await?;
@@ -1032,6 +1046,96 @@ async fn maintain(
 }
 
 /// `floe cost`: see the command's help.
+/// `floe land --dry-run`: what landing `file` would scan and cost. The file is read and checked
+/// as landing does (a file landing would quarantine is refused here, with its problems), and
+/// written as landing's Parquet in memory to know what the insert will read.
+async fn land_estimate(
+    dir: &Path,
+    file: &Path,
+    table: &str,
+    ts: DateTime<Utc>,
+    format: Format,
+) -> Result<()> {
+    let project = Project::load(dir)?;
+    let config = project.table(table)?;
+    let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let extract = floe_pipeline::extract::read(config, &bytes).map_err(|problems| {
+        anyhow::anyhow!(
+            "{}: landing would quarantine this file:\n{}",
+            file.display(),
+            problems
+                .iter()
+                .map(|p| {
+                    let at = [
+                        p.line.map(|l| format!("line {l}")),
+                        p.column.as_ref().map(|c| format!("column {c}")),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                    if at.is_empty() {
+                        format!("  {}", p.message)
+                    } else {
+                        format!("  {at}: {}", p.message)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let rows = extract.rows() as u64;
+    let batch = floe_pipeline::landing::bronze_batch(
+        config,
+        extract,
+        "dry-run",
+        ts,
+        Utc::now(),
+        "dry-run",
+    )?;
+    let landed_bytes = floe_aws::lake::parquet_bytes(&batch.schema(), &[batch])?.len() as u64;
+    let (lake, _) = models::open(&project).await?;
+    let e = floe_pipeline::estimate::land(
+        lake.as_ref(),
+        config,
+        ts,
+        floe_pipeline::estimate::Batch { rows, landed_bytes },
+    )
+    .await?;
+    let price = project
+        .settings
+        .athena
+        .as_ref()
+        .map_or(5.0, |a| a.price_per_tb_usd);
+    let dollars = e.billed_bytes as f64 / 1e12 * price;
+    if format == Format::Json {
+        let mut v = serde_json::to_value(&e)?;
+        v["usd"] = serde_json::json!(dollars);
+        v["rows"] = serde_json::json!(rows);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{} ({rows} rows, {} bytes) into {table} at {}: nothing is landed; silver would be computed by `{}`",
+        file.display(),
+        bytes.len(),
+        ts.to_rfc3339(),
+        e.step
+    );
+    for s in &e.statements {
+        println!("  {:<12} {:>14} bytes  {}", s.stage, s.bytes, s.what);
+    }
+    println!(
+        "  and {} small statements (metadata, the file ledger, the query log)",
+        e.small_statements
+    );
+    println!(
+        "total: {} bytes scanned; Athena bills {} bytes (10 MB minimum per statement): ${dollars:.6} at ${price}/TB",
+        e.bytes, e.billed_bytes
+    );
+    Ok(())
+}
+
 async fn cost(dir: &Path, since: Option<DateTime<Utc>>, by: &str, format: Format) -> Result<()> {
     use datafusion::arrow::array::{ArrayRef, StringArray};
     use datafusion::arrow::util::display::array_value_to_string;

@@ -78,6 +78,21 @@ pub struct Maintenance {
     pub dry_run: bool,
 }
 
+/// One live file of a table's current snapshot, from its Iceberg metadata: what the bytes a
+/// scan will read are estimated from ([`Lake::file_stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileStat {
+    /// The file's partition values by partition field name (`valid_to_day`,
+    /// `_extract_ts_day`), as text (dates as `YYYY-MM-DD`); empty when the table is unpartitioned.
+    pub partition: BTreeMap<String, Option<String>>,
+    /// A delete file (position or equality deletes), not rows.
+    pub deletes: bool,
+    /// Its size.
+    pub bytes: u64,
+    /// Rows it holds (or deletes).
+    pub rows: u64,
+}
+
 /// What [`Lake::maintain`] did (or, in a dry run, would do) to one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct MaintenanceReport {
@@ -438,6 +453,10 @@ pub trait Lake: Send + Sync {
             "this engine does no table maintenance ({table})"
         )))
     }
+
+    /// The live data and delete files of the table's current snapshot (staged or published),
+    /// with their partitions, sizes and rows: read from its metadata, scanning no data.
+    async fn file_stats(&self, table: &TableRef) -> Result<Vec<FileStat>>;
 
     /// The table's catalog properties (Glue table parameters on Athena; none on the embedded
     /// lake), where the table config can be extended: see floe-pipeline's template parameters.

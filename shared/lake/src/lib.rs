@@ -604,8 +604,15 @@ impl LocalLake {
 
     /// The current version's data files: how many, and their bytes.
     async fn current_files(&self, table: &Table) -> Result<(usize, u64)> {
+        let files = self.live_files(table).await?;
+        Ok((files.len(), files.iter().map(|f| f.bytes).sum()))
+    }
+
+    /// The current version's live files, from its manifests. The embedded lake's tables are
+    /// unpartitioned, so no partition values.
+    async fn live_files(&self, table: &Table) -> Result<Vec<floe_core::ports::FileStat>> {
         let md = table.metadata();
-        let (mut files, mut bytes) = (0usize, 0u64);
+        let mut out = Vec::new();
         if let Some(snapshot) = md.current_snapshot() {
             for mf in commit::manifests_of(&self.io, md, snapshot).await? {
                 let manifest = mf
@@ -613,12 +620,16 @@ impl LocalLake {
                     .await
                     .map_err(ice("reading a manifest"))?;
                 for e in manifest.entries().iter().filter(|e| e.is_alive()) {
-                    files += 1;
-                    bytes += e.file_size_in_bytes();
+                    out.push(floe_core::ports::FileStat {
+                        partition: Default::default(),
+                        deletes: e.content_type() != iceberg::spec::DataContentType::Data,
+                        bytes: e.file_size_in_bytes(),
+                        rows: e.record_count(),
+                    });
                 }
             }
         }
-        Ok((files, bytes))
+        Ok(out)
     }
 
     /// Removes these snapshots from the table's metadata (their files become orphans).
@@ -836,6 +847,10 @@ impl Lake for LocalLake {
         let out = self.write(t, CommitKind::Overwrite, batches, options).await;
         floe_core::cost::record("insert", 0, clock.elapsed().as_millis() as u64, started_at);
         out
+    }
+
+    async fn file_stats(&self, t: &TableRef) -> Result<Vec<floe_core::ports::FileStat>> {
+        self.live_files(&self.load(t).await?).await
     }
 
     async fn maintain(&self, t: &TableRef, m: &Maintenance) -> Result<MaintenanceReport> {

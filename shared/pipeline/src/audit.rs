@@ -116,9 +116,14 @@ impl Audit<'_> {
             )));
         };
         if snap.published {
-            // Published before: a replay. The event is emitted again (consumers dedupe by batch
-            // id), in case the first run stopped between publishing and emitting.
+            // Published before: a replay, or (Athena) an extract that changed nothing, whose
+            // MERGE committed no snapshot, so its version is the published one. The event is
+            // emitted again (consumers dedupe by batch id), in case the first run stopped
+            // between publishing and emitting, and the file is recorded as published (the
+            // ledger keeps a file's latest status, so a second record changes nothing).
             self.emit_published(silver, *snapshot_id, message).await?;
+            self.record_file(message, crate::ledger::FileStatus::Published, None)
+                .await?;
             return Ok(Verdict::Published {
                 table: silver.clone(),
                 snapshot_id: *snapshot_id,

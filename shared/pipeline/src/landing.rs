@@ -37,6 +37,32 @@ pub const LANDING_PREFIX: &str = "landing/";
 /// The prefix of quarantined files and their reports.
 pub const QUARANTINE_PREFIX: &str = "quarantine/";
 
+/// A checked extract as bronze holds it: its columns as delivered, then floe's (batch, extract
+/// time, landing time, landing key, file line).
+pub fn bronze_batch(
+    table: &TableConfig,
+    extract: extract::Extract,
+    batch_id: &str,
+    extract_ts: DateTime<Utc>,
+    landed_at: DateTime<Utc>,
+    key: &str,
+) -> Result<RecordBatch> {
+    let n = extract.rows();
+    let utc = |v: i64| {
+        Arc::new(TimestampMicrosecondArray::from(vec![v; n]).with_timezone("UTC")) as ArrayRef
+    };
+    let mut columns = extract.columns;
+    columns.push(Arc::new(StringArray::from(vec![batch_id; n])));
+    columns.push(utc(extract_ts.timestamp_micros()));
+    columns.push(utc(landed_at.timestamp_micros()));
+    columns.push(Arc::new(StringArray::from(vec![key; n])));
+    columns.push(Arc::new(Int64Array::from(
+        extract.lines.iter().map(|l| *l as i64).collect::<Vec<_>>(),
+    )));
+    RecordBatch::try_new(bronze::schema(table), columns)
+        .map_err(|e| Error::Internal(format!("building the bronze batch: {e}")))
+}
+
 /// Parses an extract time as landing keys carry it: RFC 3339, `YYYY-MM-DDTHH:MM:SS` (UTC),
 /// the compact `YYYYMMDDTHHMMSSZ`, or a date (midnight UTC).
 pub fn parse_extract_ts(s: &str) -> Option<DateTime<Utc>> {
@@ -292,19 +318,14 @@ impl Landing<'_> {
             }
         }
         let n = extract.rows();
-        let utc = |v: i64| {
-            Arc::new(TimestampMicrosecondArray::from(vec![v; n]).with_timezone("UTC")) as ArrayRef
-        };
-        let mut columns = extract.columns;
-        columns.push(Arc::new(StringArray::from(vec![batch_id.as_str(); n])));
-        columns.push(utc(key.extract_ts.timestamp_micros()));
-        columns.push(utc(self.clock.now().timestamp_micros()));
-        columns.push(Arc::new(StringArray::from(vec![object.key.as_str(); n])));
-        columns.push(Arc::new(Int64Array::from(
-            extract.lines.iter().map(|l| *l as i64).collect::<Vec<_>>(),
-        )));
-        let batch = RecordBatch::try_new(bronze::schema(table), columns)
-            .map_err(|e| Error::Internal(format!("building the bronze batch: {e}")))?;
+        let batch = bronze_batch(
+            table,
+            extract,
+            batch_id.as_str(),
+            key.extract_ts,
+            self.clock.now(),
+            &object.key,
+        )?;
         let mut options = WriteOptions::batch(batch_id.clone(), run_id.clone());
         options
             .properties

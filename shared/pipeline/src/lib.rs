@@ -26,6 +26,7 @@ pub mod athena_sql;
 pub mod audit;
 pub mod bronze;
 pub mod drift;
+pub mod estimate;
 pub mod events;
 pub mod expectations;
 pub mod extract;

@@ -930,9 +930,9 @@ pub fn splices_late_extracts(table: &TableConfig) -> bool {
             .all(|c| keys.contains(&c.name) || table.tracks(&c.name))
 }
 
-/// A late extract's changes to silver, as CTEs to follow a `WITH`: `removed` (the versions it
-/// replaces: the key columns as `_m0..` and `valid_from` as `_m_from`) and `inserted` (the
-/// versions that replace them, in silver's columns).
+/// A late extract's changes to silver, as CTEs to follow a `WITH`, ending with `changes`: one
+/// row per version it removes (`_ins` false; the key as `_m0..` and `valid_from` as `_m_from`)
+/// or inserts (`_ins` true; silver's columns).
 ///
 /// Under `invalidate` / `new_record` with every column tracked, silver says exactly what each key
 /// was at every extract: present with a version's values over its span, absent (or deleted)
@@ -949,8 +949,10 @@ pub fn splices_late_extracts(table: &TableConfig) -> bool {
 ///   late extract interrupts; a key first seen in the late extract and missing at N is deleted
 ///   from N to its next version.
 ///
-/// Every other key, and every version outside [T, N), is left as it is. Reads the late extract
-/// and the versions valid at T or at N (silver's current versions and those closed after T).
+/// Every other key, and every version outside [T, N), is left as it is. Each input is read once
+/// (engines inline a CTE at every use, so the changes are made from one row per affected key,
+/// fanned out by kind): the late extract, and silver's versions valid at T, valid at N, and
+/// (`new_record`) starting after N: its current versions and those closed after T.
 fn late_changes(
     dialect: Dialect,
     table: &TableConfig,
@@ -974,24 +976,19 @@ fn late_changes(
     } = ApplyParts::of(dialect, table, bronze, batch_id, extract_ts);
     let n = timestamp_literal(dialect, Some(next.extract_ts));
     let next_batch = format!("'{}'", next.batch_id.replace('\'', "''"));
-    let live = |alias: &str| {
-        if new_record {
-            format!("{alias}.{VALID_FROM} IS NOT NULL AND NOT {alias}.{IS_DELETED}")
-        } else {
-            format!("{alias}.{VALID_FROM} IS NOT NULL")
-        }
-    };
-    let deleted = |v: &str| {
-        if new_record {
-            format!(", {v} AS {IS_DELETED}")
-        } else {
-            String::new()
-        }
-    };
+    let values: Vec<&str> = all.iter().copied().filter(|c| !keys.contains(c)).collect();
+    let late = |c: &str| quote(&format!("_l_{c}"));
+    let was = |c: &str| quote(&format!("_v_{c}"));
     let covering = |at: &str| {
         format!(
             "SELECT * FROM {silver} WHERE {VALID_FROM} <= {at} AND ({VALID_TO} IS NULL OR {VALID_TO} > {at})"
         )
+    };
+    // The version valid at T is live (not a deletion).
+    let live = if new_record {
+        "p._v_from IS NOT NULL AND NOT p._v_del".to_owned()
+    } else {
+        "p._v_from IS NOT NULL".to_owned()
     };
     // The version valid at N has the late state: the late row's values, or (missing under
     // `new_record`) a deletion, whose values are those of the version valid at T.
@@ -1003,148 +1000,159 @@ fn late_changes(
     } else {
         format!("w.{ROW_HASH} = h._l_hash")
     };
-    let removed_keys = |alias: &str| {
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| format!("{alias}.{} AS _m{i}", quote(k)))
-            .collect::<Vec<_>>()
-            .join(", ")
+    // Under `new_record`, a deletion right after the late version holds its values (the last
+    // ones seen before it): the deleted version at N.
+    let retag = if new_record {
+        format!(
+            "COALESCE(h._l_hash IS NOT NULL AND w.{IS_DELETED} AND w.{VALID_FROM} = {n}, FALSE)"
+        )
+    } else {
+        "FALSE".into()
     };
-    let v_cols = list(&all, "v.");
+    let pair_cols: Vec<String> = keys
+        .iter()
+        .map(|c| format!("COALESCE(k.{q}, v.{q}) AS {q}", q = quote(c)))
+        .chain(
+            values
+                .iter()
+                .map(|c| format!("k.{} AS {}", quote(c), late(c))),
+        )
+        .chain(
+            values
+                .iter()
+                .map(|c| format!("v.{} AS {}", quote(c), was(c))),
+        )
+        .chain([
+            format!("k.{ROW_HASH} AS _l_hash"),
+            format!("v.{ROW_HASH} AS _v_hash"),
+            format!("v.{VALID_FROM} AS _v_from"),
+            format!("v.{VALID_TO} AS _v_to"),
+            format!("v.{IS_CURRENT} AS _v_cur"),
+            format!("v.{BATCH_ID} AS _v_batch"),
+        ])
+        .chain(new_record.then(|| format!("v.{IS_DELETED} AS _v_del")))
+        .collect();
+    // Kinds of change: 1 the version valid at T goes, 2 the one valid at N goes (the late
+    // version continues it, or, `new_record`, a deletion after it takes its values); 3 the one
+    // valid at T, ended at T; 4 its part from N; 5 the late version; `new_record`: 6 a deletion
+    // from T, 7 a deletion from N (a key first seen at T), 8 the deletion at N with the late
+    // values.
+    let kinds = if new_record { 8 } else { 5 };
+    // The part from N of an interrupted deletion takes the late values (`new_record`).
+    let rest_is_late = if new_record {
+        "(d._v_del AND d._l_hash IS NOT NULL)"
+    } else {
+        "FALSE"
+    };
+    let value = |c: &str| {
+        if keys.contains(&c) {
+            format!("d.{}", quote(c))
+        } else {
+            format!(
+                "CASE WHEN x._kind IN (5, 7, 8) OR (x._kind = 4 AND {rest_is_late}) THEN d.{} ELSE d.{} END",
+                late(c),
+                was(c)
+            )
+        }
+    };
+    let late_end = format!("CASE WHEN d._merge THEN d._w_to ELSE {n} END");
+    let late_cur = "CASE WHEN d._merge THEN d._w_cur ELSE FALSE END";
+    let mut out_cols: Vec<String> = all
+        .iter()
+        .map(|c| format!("{} AS {}", value(c), quote(c)))
+        .collect();
+    out_cols.push(format!(
+        "CASE x._kind WHEN 3 THEN d._v_from WHEN 4 THEN {n} WHEN 5 THEN {t} WHEN 6 THEN {t} ELSE {n} END AS {VALID_FROM}"
+    ));
+    out_cols.push(format!(
+        "CASE x._kind WHEN 3 THEN {t} WHEN 4 THEN d._v_to WHEN 7 THEN d._first_after WHEN 8 THEN d._w_to \
+         ELSE {late_end} END AS {VALID_TO}"
+    ));
+    out_cols.push(format!(
+        "CASE x._kind WHEN 3 THEN FALSE WHEN 4 THEN d._v_cur WHEN 7 THEN d._first_after IS NULL \
+         WHEN 8 THEN d._w_cur ELSE {late_cur} END AS {IS_CURRENT}"
+    ));
+    if new_record {
+        out_cols.push(format!(
+            "CASE x._kind WHEN 3 THEN d._v_del WHEN 4 THEN d._v_del WHEN 5 THEN FALSE ELSE TRUE END AS {IS_DELETED}"
+        ));
+    }
+    out_cols.push(format!(
+        "CASE WHEN x._kind IN (5, 7, 8) OR (x._kind = 4 AND {rest_is_late}) THEN d._l_hash \
+         ELSE d._v_hash END AS {ROW_HASH}"
+    ));
+    out_cols.push(format!(
+        "CASE x._kind WHEN 3 THEN d._v_batch WHEN 5 THEN {batch} WHEN 6 THEN {batch} ELSE {next_batch} END AS {BATCH_ID}"
+    ));
+    let match_cols: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("CASE WHEN x._kind <= 2 THEN d.{} END AS _m{i}", quote(k)))
+        .collect();
+    let when = [
+        "WHEN 1 THEN d._v_from IS NOT NULL".to_owned(),
+        "WHEN 2 THEN d._merge OR d._retag".to_owned(),
+        "WHEN 3 THEN d._v_from IS NOT NULL".to_owned(),
+        format!("WHEN 4 THEN d._v_from IS NOT NULL AND (d._v_to IS NULL OR d._v_to > {n})"),
+        "WHEN 5 THEN d._l_hash IS NOT NULL".to_owned(),
+        "WHEN 6 THEN d._l_hash IS NULL".to_owned(),
+        "WHEN 7 THEN d._l_hash IS NOT NULL AND d._w_from IS NULL".to_owned(),
+        "WHEN 8 THEN d._retag".to_owned(),
+    ];
     format!(
         "typed AS ({typed}),
 {latest},
 k AS (SELECT {src_cols}, {fingerprint} AS {ROW_HASH} FROM src),
 v AS ({at_t}),
 w AS ({at_n}),
-pair AS (
-  SELECT {pair_keys}, k.{ROW_HASH} AS _l_hash, v.{ROW_HASH} AS _v_hash, v.{VALID_FROM}, v.{VALID_TO}{v_deleted}
-  FROM k FULL OUTER JOIN v ON {kv}
-),
+pair AS (SELECT {pair_cols} FROM k FULL OUTER JOIN v ON {kv}),
 hit AS (
   SELECT p.* FROM pair p
-  WHERE (p._l_hash IS NOT NULL AND NOT ({p_live} AND p._l_hash = p._v_hash))
-     OR (p._l_hash IS NULL AND {p_live})
+  WHERE (p._l_hash IS NOT NULL AND NOT ({live} AND p._l_hash = p._v_hash))
+     OR (p._l_hash IS NULL AND {live})
 ),
-nx AS (
-  SELECT {h_keys}, h._l_hash, h.{VALID_FROM} AS _v_from, w.{VALID_FROM} AS _w_from, w.{VALID_TO} AS _w_to,
-    w.{IS_CURRENT} AS _w_cur, COALESCE({same_as_late}, FALSE) AS _merge, {retag} AS _retag
-  FROM hit h LEFT JOIN w ON {hw}
+wide AS (
+  SELECT h.*, w.{VALID_FROM} AS _w_from, w.{VALID_TO} AS _w_to, w.{IS_CURRENT} AS _w_cur,
+    COALESCE({same_as_late}, FALSE) AS _merge, {retag} AS _retag{first_after}
+  FROM hit h LEFT JOIN w ON {hw}{later}
 ),
-removed AS (
-  SELECT {removed}, _v_from AS _m_from FROM nx WHERE _v_from IS NOT NULL
-  UNION ALL
-  SELECT {removed}, _w_from AS _m_from FROM nx WHERE _merge OR _retag
-),
-inserted AS (
-  SELECT {v_cols}, v.{VALID_FROM}, {t} AS {VALID_TO}, FALSE AS {IS_CURRENT}{v_del_col}, v.{ROW_HASH}, v.{BATCH_ID}
-  FROM v JOIN nx x ON {vx}
-  UNION ALL
-  SELECT {rest_cols}, {n} AS {VALID_FROM}, v.{VALID_TO}, v.{IS_CURRENT}{v_del_col}, {rest_hash}, {next_batch} AS {BATCH_ID}
-  FROM v JOIN nx x ON {vx}{rest_join}
-  WHERE v.{VALID_TO} IS NULL OR v.{VALID_TO} > {n}
-  UNION ALL
-  SELECT {k_cols}, {t} AS {VALID_FROM}, CASE WHEN x._merge THEN x._w_to ELSE {n} END AS {VALID_TO},
-    CASE WHEN x._merge THEN x._w_cur ELSE FALSE END AS {IS_CURRENT}{live_flag}, k.{ROW_HASH}, {batch} AS {BATCH_ID}
-  FROM k JOIN nx x ON {kx}{gone}
+kinds AS (SELECT * FROM (VALUES {kinds_values}) AS kinds(_kind)),
+changes AS (
+  SELECT {match_cols}, CASE x._kind WHEN 1 THEN d._v_from WHEN 2 THEN d._w_from END AS _m_from,
+    x._kind >= 3 AS _ins, {out_cols}
+  FROM wide d CROSS JOIN kinds x
+  WHERE CASE x._kind {when} END
 )",
         typed = typed(dialect, table, &extract),
         src_cols = list(&all, ""),
         fingerprint = row_fingerprint(dialect, &tracked),
-        // Under `new_record`, a deletion right after the late version holds its values (the
-        // last ones seen before it): the deleted version at N (`_retag`), or the part from N of
-        // a deleted version the late extract interrupts.
-        retag = if new_record {
-            format!(
-                "COALESCE(h._l_hash IS NOT NULL AND w.{IS_DELETED} AND w.{VALID_FROM} = {n}, FALSE)"
-            )
-        } else {
-            "FALSE".into()
-        },
-        rest_cols = if new_record {
-            all.iter()
-                .map(|c| {
-                    format!(
-                        "CASE WHEN v.{IS_DELETED} AND x._l_hash IS NOT NULL THEN k.{q} ELSE v.{q} END AS {q}",
-                        q = quote(c)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        } else {
-            v_cols.clone()
-        },
-        rest_hash = if new_record {
-            format!(
-                "CASE WHEN v.{IS_DELETED} AND x._l_hash IS NOT NULL THEN k.{ROW_HASH} ELSE v.{ROW_HASH} END AS {ROW_HASH}"
-            )
-        } else {
-            format!("v.{ROW_HASH}")
-        },
-        rest_join = if new_record {
-            format!(" LEFT JOIN k ON {}", key_eq(&keys, "k", "v"))
-        } else {
-            String::new()
-        },
         at_t = covering(&t),
         at_n = covering(&n),
-        pair_keys = keys
-            .iter()
-            .map(|c| format!("COALESCE(k.{q}, v.{q}) AS {q}", q = quote(c)))
-            .collect::<Vec<_>>()
-            .join(", "),
-        v_deleted = if new_record {
-            format!(", v.{IS_DELETED}")
-        } else {
-            String::new()
-        },
+        pair_cols = pair_cols.join(", "),
         kv = key_eq(&keys, "k", "v"),
-        p_live = live("p"),
-        h_keys = list(&keys, "h."),
         hw = key_eq(&keys, "h", "w"),
-        removed = removed_keys("nx"),
-        v_del_col = if new_record {
-            format!(", v.{IS_DELETED}")
+        // (Kind 7 only: under `invalidate` the column is there, always NULL.)
+        first_after = if new_record {
+            ", f._first_after".to_owned()
         } else {
-            String::new()
+            format!(", {} AS _first_after", timestamp_literal(dialect, None))
         },
-        vx = key_eq(&keys, "v", "x"),
-        k_cols = list(&all, "k."),
-        kx = key_eq(&keys, "k", "x"),
-        live_flag = deleted("FALSE"),
-        // Under `new_record`: a key missing from the late extract gets a deleted version with its
-        // last values from T; a key first seen in it and missing at N gets one from N to its
-        // next version (or now), with the late values.
-        gone = if new_record {
+        later = if new_record {
             format!(
-                "
-  UNION ALL
-  SELECT {v_cols}, {t} AS {VALID_FROM}, CASE WHEN x._merge THEN x._w_to ELSE {n} END AS {VALID_TO},
-    CASE WHEN x._merge THEN x._w_cur ELSE FALSE END AS {IS_CURRENT}, TRUE AS {IS_DELETED}, v.{ROW_HASH}, {batch} AS {BATCH_ID}
-  FROM v JOIN nx x ON {vx}
-  WHERE x._l_hash IS NULL
-  UNION ALL
-  SELECT {k_cols}, {n} AS {VALID_FROM}, f._first_after AS {VALID_TO}, f._first_after IS NULL AS {IS_CURRENT},
-    TRUE AS {IS_DELETED}, k.{ROW_HASH}, {next_batch} AS {BATCH_ID}
-  FROM k JOIN nx x ON {kx}
-  LEFT JOIN (
-    SELECT {pk}, MIN({VALID_FROM}) AS _first_after FROM {silver} WHERE {VALID_FROM} > {n} GROUP BY {pk}
-  ) f ON {kf}
-  WHERE x._w_from IS NULL
-  UNION ALL
-  SELECT {k_cols}, {n} AS {VALID_FROM}, x._w_to AS {VALID_TO}, x._w_cur AS {IS_CURRENT}, TRUE AS {IS_DELETED},
-    k.{ROW_HASH}, {next_batch} AS {BATCH_ID}
-  FROM k JOIN nx x ON {kx}
-  WHERE x._retag",
-                vx = key_eq(&keys, "v", "x"),
-                kx = key_eq(&keys, "k", "x"),
-                kf = key_eq(&keys, "k", "f"),
+                "\n  LEFT JOIN (SELECT {pk}, MIN({VALID_FROM}) AS _first_after FROM {silver} WHERE {VALID_FROM} > {n} GROUP BY {pk}) f ON {hf}",
                 pk = list(&keys, ""),
-                k_cols = list(&all, "k."),
+                hf = key_eq(&keys, "h", "f"),
             )
         } else {
             String::new()
         },
+        kinds_values = (1..=kinds)
+            .map(|k| format!("({k})"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        match_cols = match_cols.join(", "),
+        out_cols = out_cols.join(",\n    "),
+        when = when[..kinds].join(" "),
     )
 }
 
@@ -1163,32 +1171,35 @@ pub fn late_extract_sql(
     next: NextExtract<'_>,
 ) -> String {
     let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
-    let history = history_columns(table);
-    let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    let mut columns: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    columns.extend(history_columns(table));
     let on = keys
         .iter()
         .enumerate()
         .map(|(i, k)| format!("s.{} = r._m{i}", quote(k)))
         .collect::<Vec<_>>()
         .join(" AND ");
+    let removed: Vec<String> = (0..keys.len()).map(|i| format!("_m{i}")).collect();
     format!(
         "WITH {changes},
-gone AS (SELECT r.*, TRUE AS _gone FROM removed r)
-SELECT {s_cols}, {s_history} FROM {silver} s
+gone AS (SELECT {removed}, _m_from, TRUE AS _gone FROM changes WHERE NOT _ins)
+SELECT {s_cols} FROM {silver} s
 LEFT JOIN gone r ON {on} AND s.{VALID_FROM} = r._m_from
 WHERE r._gone IS NULL
 UNION ALL
-SELECT * FROM inserted",
+SELECT {cols} FROM changes WHERE _ins",
         changes = late_changes(dialect, table, bronze, silver, batch_id, extract_ts, next),
-        s_cols = list(&all, "s."),
-        s_history = list(&history, "s."),
+        removed = removed.join(", "),
+        s_cols = list(&columns, "s."),
+        cols = list(&columns, ""),
     )
 }
 
 /// A late full extract spliced into the history as one `MERGE` into `target` (Athena: silver's
 /// Iceberg table, read as `silver` at its published version): the versions it replaces are
 /// deleted and their replacements inserted, so it costs the late extract and silver's versions
-/// valid at or after its time, not bronze's history. Same changes as [`late_extract_sql`].
+/// valid at or after its time (each read once), not bronze's history. Same changes as
+/// [`late_extract_sql`].
 pub fn late_extract_merge(
     table: &TableConfig,
     bronze: &str,
@@ -1200,17 +1211,13 @@ pub fn late_extract_merge(
 ) -> String {
     let dialect = Dialect::Trino;
     let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
-    let all: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-    let mut columns: Vec<&str> = all.clone();
+    let mut columns: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
     columns.extend(history_columns(table));
     let t = timestamp_literal(dialect, Some(extract_ts));
-    let match_keys = (0..keys.len())
-        .map(|i| format!("_m{i}"))
-        .collect::<Vec<_>>();
     let on = keys
         .iter()
-        .zip(&match_keys)
-        .map(|(k, m)| format!("t.{} = u.{m}", quote(k)))
+        .enumerate()
+        .map(|(i, k)| format!("t.{} = u._m{i}", quote(k)))
         .collect::<Vec<_>>()
         .join(" AND ");
     let cols = columns.iter().map(|c| quote(c)).collect::<Vec<_>>();
@@ -1218,25 +1225,12 @@ pub fn late_extract_merge(
         "MERGE INTO {target} AS t
 USING (
   WITH {changes}
-  SELECT {m}, _m_from, {nulls} FROM removed
-  UNION ALL
-  SELECT {no_match}, NULL AS _m_from, {cols} FROM inserted
+  SELECT * FROM changes
 ) AS u
 ON (t.{VALID_TO} IS NULL OR t.{VALID_TO} > {t}) AND {on} AND t.{VALID_FROM} = u._m_from
 WHEN MATCHED THEN DELETE
-WHEN NOT MATCHED AND u._m_from IS NULL THEN INSERT ({cols}) VALUES ({vals})",
+WHEN NOT MATCHED AND u._ins THEN INSERT ({cols}) VALUES ({vals})",
         changes = late_changes(dialect, table, bronze, silver, batch_id, extract_ts, next),
-        m = match_keys.join(", "),
-        nulls = cols
-            .iter()
-            .map(|c| format!("NULL AS {c}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        no_match = match_keys
-            .iter()
-            .map(|m| format!("NULL AS {m}"))
-            .collect::<Vec<_>>()
-            .join(", "),
         cols = cols.join(", "),
         vals = cols
             .iter()

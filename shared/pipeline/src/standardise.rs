@@ -38,7 +38,7 @@ pub const REJECTED_BATCHES: &str = "floe.rejected-batches";
 /// rules), so that every table rebuilds once.
 const HISTORY_RULES_VERSION: u32 = 1;
 /// Bronze snapshot summary key (written by landing): the batch's extract time.
-const EXTRACT_TS: &str = "floe.extract-ts";
+pub(crate) const EXTRACT_TS: &str = "floe.extract-ts";
 
 /// How a silver version is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

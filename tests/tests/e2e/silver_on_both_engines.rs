@@ -25,6 +25,7 @@ fn tables(source: &str) -> String {
         full("invalidated", "invalidate"),
         full("kept", "new_record"),
     ) + "  patched:\n    primary_key: [id]\n    load: cdc\n    deletes: invalidate\n    ignore_null_updates: true\n    cdc: {operation_column: op, timestamp_column: at, truncate_value: T}\n    columns:\n      id: {type: bigint, nullable: false}\n      v: {type: string}\n      w: {type: string}\n      op: {type: string}\n      at: {type: timestamp}\n"
+        + "  same:\n    primary_key: [id]\n    deletes: invalidate\n    columns:\n      id: {type: bigint, nullable: false}\n      v: {type: string}\n      n: {type: bigint}\n"
         + "  tracked:\n    primary_key: [id]\n    deletes: invalidate\n    track_history: [v]\n    columns:\n      id: {type: bigint, nullable: false}\n      v: {type: string}\n      n: {type: bigint}\n"
         + "  tracked_changes:\n    primary_key: [id]\n    load: cdc\n    deletes: invalidate\n    ignore_changes: [w]\n    cdc: {operation_column: op, timestamp_column: at}\n    columns:\n      id: {type: bigint, nullable: false}\n      v: {type: string}\n      w: {type: string}\n      op: {type: string}\n      at: {type: timestamp}\n"
 }
@@ -92,6 +93,11 @@ fn deliveries() -> Vec<(&'static str, &'static str, &'static str, &'static str)>
         "p.csv",
         "id,v,w,op,at\n,,,T,2026-11-03 01:00:00\n3,m,n,I,2026-11-03 02:00:00\n",
     ));
+    // The same extract on two days: the second changes nothing (on Athena its MERGE commits
+    // no snapshot).
+    for ts in ["2026-11-01T06:00:00Z", "2026-11-02T06:00:00Z"] {
+        out.push(("same", ts, "s.csv", "id,v,n\n1,a,1\n2,b,2\n"));
+    }
     // History on `v` only: a change of `n` alone updates the current version in place; day 3
     // arrives before day 2.
     for (ts, body) in [
@@ -326,4 +332,27 @@ async fn full_loads_give_the_same_silver_on_both_engines() {
             .any(|r| r.starts_with("2|b|2|2026-11-01") && r.contains("|2026-11-02")),
         "{invalidated:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_extract_that_changes_nothing_is_published_on_both_engines() {
+    let Some((local, athena, source)) =
+        both("an unchanged extract on both engines", &["same"]).await
+    else {
+        return;
+    };
+    // Every file is accounted for: both days are published in the file ledger, though on
+    // Athena the second day's version is the first day's snapshot.
+    for run in [&local, &athena] {
+        let files = floe_pipeline::ledger::status_of(run.chain.lake.as_ref(), &[])
+            .await
+            .unwrap();
+        let same: Vec<String> = files
+            .iter()
+            .filter(|f| f.key.contains(&format!("{source}/same/")))
+            .map(|f| format!("{} {:?}", f.key, f.status))
+            .collect();
+        assert_eq!(same.len(), 2, "{same:?}");
+        assert!(same.iter().all(|f| f.ends_with("Published")), "{same:?}");
+    }
 }

@@ -362,3 +362,102 @@ fn migrate_rewrites_the_history_on_athena() {
     );
     assert_eq!(query(gold), ["1,2.50,Leeds", "2,3000000000.00,York"]);
 }
+
+/// A customers extract of `n` rows as CSV; `day` changes every 100th row's score (from the
+/// 7th), and from day 2 on every 50th key is missing.
+fn customers(n: u64, day: u64) -> String {
+    let mut out = String::from("id,name,city,score\n");
+    for i in 1..=n {
+        if day > 1 && i % 50 == 0 {
+            continue;
+        }
+        let score = if i % 100 == 7 { i * 7 + day } else { i * 7 };
+        out.push_str(&format!(
+            "{i},name {i},{},{}.{}\n",
+            ["Leeds", "York", "Hull", "Bath"][(i % 4) as usize],
+            score,
+            i % 10
+        ));
+    }
+    out
+}
+
+#[test]
+fn land_dry_run_estimates_what_the_run_then_scans_on_athena() {
+    let Some(stand_in) = StandIn::or_skip("the land --dry-run estimate on Athena") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    floe(p, &[])
+        .args(["init", "--no-sample"])
+        .arg(p)
+        .assert()
+        .success();
+    std::fs::write(
+        p.join("tables/crm.yaml"),
+        "source: crm\ntables:\n  customers:\n    primary_key: [id]\n    deletes: invalidate\n    \
+         columns:\n      id: {type: bigint, nullable: false}\n      name: {type: string}\n      \
+         city: {type: string}\n      score: {type: double}\n",
+    )
+    .unwrap();
+    let env = stack_up(&stand_in, p);
+    let file = |day: u64| {
+        let f = p.join(format!("customers-{day}.csv"));
+        std::fs::write(&f, customers(20_000, day)).unwrap();
+        f
+    };
+    let land = |day: u64, ts: &str, extra: &[&str]| {
+        floe(p, &env)
+            .args(["land", "--table", "crm.customers", "--extract-ts", ts])
+            .args(extra)
+            .arg(file(day))
+            .output()
+            .unwrap()
+    };
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    ok(land(1, "2026-11-01T06:00:00Z", &["--wait"]));
+    ok(land(3, "2026-11-03T06:00:00Z", &["--wait"]));
+    // An in-order extract (applied), then a late one (spliced in): each estimate against what
+    // the run then scanned, by stage, from floe's query log.
+    for (day, ts, step) in [
+        (4, "2026-11-04T06:00:00Z", "apply"),
+        (2, "2026-11-02T06:00:00Z", "late"),
+    ] {
+        let estimate: serde_json::Value =
+            serde_json::from_slice(&ok(land(day, ts, &["--dry-run", "--format", "json"]))).unwrap();
+        assert_eq!(estimate["step"], step, "{estimate}");
+        let since = chrono::Utc::now().to_rfc3339();
+        ok(land(day, ts, &["--wait"]));
+        let cost: Vec<serde_json::Value> = serde_json::from_slice(&ok(floe(p, &env)
+            .args(["cost", "--since", &since, "--format", "json"])
+            .output()
+            .unwrap()))
+        .unwrap();
+        for stage in ["landing", "standardise", "audit"] {
+            let estimated: u64 = estimate["statements"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["stage"] == stage)
+                .map(|s| s["bytes"].as_u64().unwrap())
+                .sum();
+            let scanned: u64 = cost
+                .iter()
+                .find(|r| r["stage"] == stage)
+                .and_then(|r| r["bytes_scanned"].as_str()?.parse().ok())
+                .unwrap_or_else(|| panic!("{stage} logged nothing: {cost:?}"));
+            assert!(
+                estimated <= 2 * scanned && scanned <= 2 * estimated,
+                "{step}: {stage} estimated {estimated} bytes, scanned {scanned}: {estimate} {cost:?}"
+            );
+        }
+    }
+}

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::cli::floe;
 use crate::drift::{configure, land, project};
+use predicates::prelude::PredicateBooleanExt;
 
 const COLUMNS: &str = "      id: {type: bigint}\n      qty: {type: int}\n";
 
@@ -97,4 +98,91 @@ fn every_stage_logs_its_statements_and_floe_cost_sums_them() {
         .assert()
         .success()
         .stdout(predicates::str::is_match(r"\b[1-9][0-9]*\b").unwrap());
+}
+
+/// `floe land --dry-run --format json` of `csv` as the extract of that day.
+fn estimate(p: &Path, day: u32, csv: &str) -> serde_json::Value {
+    let file = p.join(format!("estimate-{day}.csv"));
+    std::fs::write(&file, csv).unwrap();
+    let out = floe()
+        .args([
+            "land",
+            "--table",
+            "shop.orders",
+            "--dry-run",
+            "--format",
+            "json",
+        ])
+        .arg("--extract-ts")
+        .arg(format!("2026-11-{day:02}T06:00:00Z"))
+        .arg("-p")
+        .arg(p)
+        .arg(&file)
+        .assert()
+        .success();
+    serde_json::from_slice(&out.get_output().stdout).unwrap()
+}
+
+#[test]
+fn land_dry_run_says_how_silver_would_be_computed_and_lands_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    project(p);
+    configure(p, COLUMNS);
+    // Before anything landed (the batch's bytes are landing's Parquet of it), nothing is
+    // written.
+    let csv = "id,qty\n1,2\n2,3\n";
+    let first = estimate(p, 2, csv);
+    assert_eq!(first["step"], "apply", "{first}");
+    assert_eq!(first["rows"], 2, "{first}");
+    let stages: Vec<&str> = first["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["landing", "standardise", "audit"], "{first}");
+    assert!(
+        first["statements"][0]["bytes"].as_u64().unwrap() > 0,
+        "{first}"
+    );
+    // Every statement bills 10 MB at least: the data ones and the small ones.
+    let statements = 3 + first["small_statements"].as_u64().unwrap();
+    assert!(
+        first["billed_bytes"].as_u64().unwrap() >= statements * (10 << 20),
+        "{first}"
+    );
+    assert!(first["usd"].as_f64().unwrap() > 0.0, "{first}");
+    floe()
+        .args(["files", "--format", "json", "-p"])
+        .arg(p)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("estimate-").not());
+
+    land(p, 1, "id,qty\n1,2\n2,3\n").success();
+    land(p, 3, "id,qty\n1,2\n2,4\n").success();
+    // Between two landed extracts: spliced in (`deletes: invalidate`); on one: a replacement.
+    assert_eq!(estimate(p, 2, csv)["step"], "late");
+    assert_eq!(estimate(p, 3, csv)["step"], "rebuild");
+    let next = estimate(p, 4, csv);
+    assert_eq!(next["step"], "apply", "{next}");
+    // Now from bronze's bytes per row, and silver's files are read.
+    assert!(
+        next["statements"][1]["bytes"].as_u64().unwrap() > 0,
+        "{next}"
+    );
+    // A file landing would quarantine is refused with its problems, and nothing lands.
+    let file = p.join("bad.csv");
+    std::fs::write(&file, "id,qty\n1,x\n").unwrap();
+    floe()
+        .args(["land", "--table", "shop.orders", "--dry-run", "-p"])
+        .arg(p)
+        .arg(&file)
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "landing would quarantine this file",
+        ))
+        .stderr(predicates::str::contains("line 2"));
 }
