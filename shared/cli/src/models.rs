@@ -393,6 +393,11 @@ pub async fn plan(
     let resolver = Arc::new(PlanNames {
         namespace: floe_models::GOLD.to_owned(),
     });
+    let price = project
+        .settings
+        .athena
+        .as_ref()
+        .map_or(5.0, |a| a.price_per_tb_usd);
     let mut out = Vec::new();
     for name in models.dag.ordered(&selected) {
         let m = &models.models[&name];
@@ -427,6 +432,12 @@ pub async fn plan(
         let sql = models.renderer.render(&m.template, &ctx)?.sql;
         let steps = materialize::plan(dialect, &m.materialized, &sql, &table, columns.as_deref());
         let reads = estimated_bytes(lake, m).await?;
+        // What Athena bills for the model's statement (a view reads nothing when it is made).
+        let billed = match (&m.materialized, reads) {
+            (floe_models::Materialized::View, _) => Some(0),
+            (_, Some(b)) => Some(floe_core::cost::athena_billed_bytes("select", b)),
+            (_, None) => None,
+        };
         out.push(serde_json::json!({
             "model": name,
             "relation": table.to_string(),
@@ -438,6 +449,8 @@ pub async fn plan(
             "tags": m.tags,
             "tests": m.tests.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
             "estimated_bytes_read": reads,
+            "estimated_billed_bytes": billed,
+            "estimated_usd": billed.map(|b| b as f64 / 1e12 * price),
             "steps": steps,
         }));
     }
@@ -460,7 +473,7 @@ pub async fn plan(
             .map(|s| format!("source:{s}"))
             .collect();
         println!(
-            "\n== {} [{}] from {origin}\n   reads: {}\n   tests: {}\n   estimated bytes read: {}",
+            "\n== {} [{}] from {origin}\n   reads: {}\n   tests: {}\n   estimated bytes read: {}{}",
             v["relation"].as_str().unwrap_or_default(),
             m.materialized.name(),
             if parents.is_empty() && sources.is_empty() {
@@ -485,6 +498,10 @@ pub async fn plan(
                 .as_u64()
                 .map_or("unknown (inputs not built yet)".to_owned(), |b| b
                     .to_string()),
+            match (v["estimated_billed_bytes"].as_u64(), v["estimated_usd"].as_f64()) {
+                (Some(b), Some(usd)) => format!(" (Athena bills {b} bytes: ${usd:.6})"),
+                _ => String::new(),
+            },
         );
         for step in v["steps"].as_array().into_iter().flatten() {
             println!(
@@ -500,6 +517,24 @@ pub async fn plan(
             );
         }
     }
+    let known: Vec<(u64, u64)> = out
+        .iter()
+        .filter_map(|v| {
+            Some((
+                v["estimated_bytes_read"].as_u64()?,
+                v["estimated_billed_bytes"].as_u64()?,
+            ))
+        })
+        .collect();
+    let (bytes, billed) = known
+        .iter()
+        .fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
+    println!(
+        "\ntotal ({} of {} models with built inputs): {bytes} bytes read; Athena bills {billed} bytes (10 MB minimum per statement, views free): ${:.6} at ${price}/TB",
+        known.len(),
+        out.len(),
+        billed as f64 / 1e12 * price
+    );
     Ok(())
 }
 

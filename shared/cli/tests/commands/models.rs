@@ -111,6 +111,18 @@ fn sample_models_publish_through_the_event_chain_and_plan_runs_nothing() {
         "select count(distinct model) as n from floe_audit.model_runs where status = 'success'",
     );
     assert_eq!(runs[0]["n"].as_u64().unwrap() as usize, models.len());
+    // Its estimate: every input is built, so each model has bytes and (views apart) a bill of
+    // 10 MB at least.
+    for m in models {
+        assert!(m["estimated_bytes_read"].as_u64().is_some(), "{m}");
+        let billed = m["estimated_billed_bytes"].as_u64().unwrap();
+        if m["materialized"]["kind"] == "view" || m["materialized"] == "view" {
+            assert_eq!(billed, 0, "{m}");
+        } else {
+            assert!(billed >= 10 << 20, "{m}");
+            assert!(m["estimated_usd"].as_f64().unwrap() > 0.0, "{m}");
+        }
+    }
 
     // plan shows the DAG and the SQL, and changes nothing.
     let before = current_snapshot(&project, "gold.dim_person");
@@ -125,6 +137,8 @@ fn sample_models_publish_through_the_event_chain_and_plan_runs_nothing() {
         ))
         .stdout(predicate::str::contains("reads: dim_person"))
         .stdout(predicate::str::contains("WHERE NOT EXISTS"))
+        .stdout(predicate::str::contains("Athena bills"))
+        .stdout(predicate::str::contains("total (3 of 3 models with built inputs)"))
         .stdout(predicate::str::contains("== gold.risk_summary").not());
     assert_eq!(current_snapshot(&project, "gold.dim_person"), before);
     // A unit test whose expectation the model does not meet fails, naming the rows.
