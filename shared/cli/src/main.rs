@@ -444,15 +444,15 @@ async fn run(cli: Cli) -> Result<()> {
                 defer,
                 state,
             };
-            models::run(&project, &opts, "floe run").await
+            logged(&project, "run", models::run(&project, &opts, "floe run")).await
         }
         Command::Test { select } => {
             let project = Project::load(&cli.project)?;
-            models::test(&project, select.as_deref()).await
+            logged(&project, "test", models::test(&project, select.as_deref())).await
         }
         Command::Retry => {
             let project = Project::load(&cli.project)?;
-            models::retry(&project).await
+            logged(&project, "retry", models::retry(&project)).await
         }
         Command::Plan {
             select,
@@ -1046,6 +1046,34 @@ async fn maintain(
 }
 
 /// `floe cost`: see the command's help.
+/// Runs a command's work with its statements logged to `floe_audit.query_log` under `stage`
+/// (`floe cost` shows them), as the stage services log theirs; a log that cannot be written is
+/// a warning.
+async fn logged(
+    project: &Project,
+    stage: &str,
+    work: impl std::future::Future<Output = Result<()>>,
+) -> Result<()> {
+    let (out, statements) = floe_core::cost::collect(work).await;
+    if !statements.is_empty() {
+        let logged = async {
+            let (lake, _) = models::open(project).await?;
+            floe_pipeline::query_log::append(
+                lake.as_ref(),
+                stage,
+                &floe_pipeline::query_log::Work::default(),
+                &statements,
+            )
+            .await?;
+            anyhow::Ok(())
+        };
+        if let Err(e) = logged.await {
+            tracing::warn!(error = %e, "the statements of `floe {stage}` were not logged to floe_audit.query_log");
+        }
+    }
+    out
+}
+
 /// `floe land --dry-run`: what landing `file` would scan and cost. The file is read and checked
 /// as landing does (a file landing would quarantine is refused here, with its problems), and
 /// written as landing's Parquet in memory to know what the insert will read.

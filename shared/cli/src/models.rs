@@ -498,7 +498,10 @@ pub async fn plan(
                 .as_u64()
                 .map_or("unknown (inputs not built yet)".to_owned(), |b| b
                     .to_string()),
-            match (v["estimated_billed_bytes"].as_u64(), v["estimated_usd"].as_f64()) {
+            match (
+                v["estimated_billed_bytes"].as_u64(),
+                v["estimated_usd"].as_f64()
+            ) {
                 (Some(b), Some(usd)) => format!(" (Athena bills {b} bytes: ${usd:.6})"),
                 _ => String::new(),
             },
@@ -526,9 +529,7 @@ pub async fn plan(
             ))
         })
         .collect();
-    let (bytes, billed) = known
-        .iter()
-        .fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
+    let (bytes, billed) = known.iter().fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
     println!(
         "\ntotal ({} of {} models with built inputs): {bytes} bytes read; Athena bills {billed} bytes (10 MB minimum per statement, views free): ${:.6} at ${price}/TB",
         known.len(),

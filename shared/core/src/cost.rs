@@ -9,6 +9,7 @@
 //! [`collect`] nothing is kept.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -32,6 +33,8 @@ pub struct Statement {
 struct Sink {
     rows: Arc<Mutex<Vec<Statement>>>,
     table: Option<String>,
+    /// Bytes scanned within the innermost [`on_table_measured`].
+    tally: Option<Arc<AtomicU64>>,
 }
 
 tokio::task_local! {
@@ -44,6 +47,7 @@ pub async fn collect<F: Future>(work: F) -> (F::Output, Vec<Statement>) {
     let sink = Sink {
         rows: rows.clone(),
         table: None,
+        tally: None,
     };
     let out = SINK.scope(sink, work).await;
     let rows = std::mem::take(&mut *rows.lock().unwrap_or_else(|e| e.into_inner()));
@@ -65,9 +69,30 @@ pub async fn on_table<F: Future>(table: &str, work: F) -> F::Output {
     }
 }
 
+/// [`on_table`], also returning the bytes its statements scanned: `None` outside [`collect`],
+/// where nothing is recorded.
+pub async fn on_table_measured<F: Future>(table: &str, work: F) -> (F::Output, Option<u64>) {
+    match SINK.try_with(Clone::clone) {
+        Ok(sink) => {
+            let tally = Arc::new(AtomicU64::new(0));
+            let sink = Sink {
+                table: Some(table.to_owned()),
+                tally: Some(tally.clone()),
+                ..sink
+            };
+            let out = SINK.scope(sink, work).await;
+            (out, Some(tally.load(Ordering::Relaxed)))
+        }
+        Err(_) => (work.await, None),
+    }
+}
+
 /// Records a statement that ran (kept only inside [`collect`]).
 pub fn record(sql: &str, bytes_scanned: u64, engine_ms: u64, started_at: DateTime<Utc>) {
     let _ = SINK.try_with(|sink| {
+        if let Some(t) = &sink.tally {
+            t.fetch_add(bytes_scanned, Ordering::Relaxed);
+        }
         sink.rows
             .lock()
             .unwrap_or_else(|e| e.into_inner())

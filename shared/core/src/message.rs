@@ -92,6 +92,9 @@ pub struct StagedModel {
     pub started_at: DateTime<Utc>,
     /// When its build ended.
     pub finished_at: DateTime<Utc>,
+    /// Bytes its build's statements scanned, when they were counted (inside a stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_scanned: Option<u64>,
 }
 
 /// Where a staged write waits for its audit.

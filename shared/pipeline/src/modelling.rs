@@ -366,13 +366,21 @@ impl Modelling<'_> {
                 let selected = selected.clone();
                 running.push(async move {
                     let started = self.clock.now();
-                    // Its statements are logged under its table (floe_audit.query_log).
-                    let result = floe_core::cost::on_table(
+                    // Its statements are logged under its table (floe_audit.query_log), and
+                    // their bytes go to its run record.
+                    let (result, bytes) = floe_core::cost::on_table_measured(
                         &format!("{}.{name}", self.target.namespace),
                         self.build_one(&name, &snapshot, &selected, batch, run, statements),
                     )
                     .await;
-                    (name, started, result)
+                    (
+                        name,
+                        started,
+                        result.map(|s| StagedModel {
+                            bytes_scanned: bytes,
+                            ..s
+                        }),
+                    )
                 });
             }
             let Some((name, started_at, result)) = running.next().await else {
@@ -500,6 +508,7 @@ impl Modelling<'_> {
             rows,
             started_at: now,
             finished_at: now,
+            bytes_scanned: None,
         };
         let options = WriteOptions {
             batch_id: Some(BatchId::derive(&[batch.as_str(), name, &model.checksum])),
@@ -1177,7 +1186,7 @@ impl AuditModels<'_> {
                 started_at: s.started_at,
                 finished_at: self.clock.now(),
                 rows: s.rows,
-                bytes_scanned: None,
+                bytes_scanned: s.bytes_scanned,
                 message,
             };
             if let Some(p) = s.parents.iter().find(|p| not_published.contains(*p)) {

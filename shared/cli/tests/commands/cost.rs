@@ -98,6 +98,28 @@ fn every_stage_logs_its_statements_and_floe_cost_sums_them() {
         .assert()
         .success()
         .stdout(predicates::str::is_match(r"\b[1-9][0-9]*\b").unwrap());
+
+    // `floe run` outside the stage services logs its statements too, as stage `run`, and its
+    // run records have what each build scanned.
+    floe().args(["run", "-p"]).arg(p).assert().success();
+    let runs = cost(p, &[]);
+    assert!(
+        runs.iter()
+            .any(|(stage, n, bytes, _)| stage == "run" && *n > 0 && *bytes > 0),
+        "{runs:?}"
+    );
+    floe()
+        .args([
+            "query",
+            "--format",
+            "csv",
+            "select count(*) as n from floe_audit.model_runs where trigger = 'floe run' and bytes_scanned > 0",
+            "-p",
+        ])
+        .arg(p)
+        .assert()
+        .success()
+        .stdout(predicates::str::is_match(r"n\n[1-9]").unwrap());
 }
 
 /// `floe land --dry-run --format json` of `csv` as the extract of that day.

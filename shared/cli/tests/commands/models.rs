@@ -111,6 +111,14 @@ fn sample_models_publish_through_the_event_chain_and_plan_runs_nothing() {
         "select count(distinct model) as n from floe_audit.model_runs where status = 'success'",
     );
     assert_eq!(runs[0]["n"].as_u64().unwrap() as usize, models.len());
+    // Each run record has what its build scanned (the chain's stages count it).
+    let scanned = query(
+        &project,
+        "select count(*) as missing, sum(bytes_scanned) as total from floe_audit.model_runs where status = 'success' and bytes_scanned is null \
+         union all select 0, sum(bytes_scanned) from floe_audit.model_runs where status = 'success'",
+    );
+    assert_eq!(scanned[0]["missing"], 0, "{scanned}");
+    assert!(scanned[1]["total"].as_i64().unwrap() > 0, "{scanned}");
     // Its estimate: every input is built, so each model has bytes and (views apart) a bill of
     // 10 MB at least.
     for m in models {
@@ -138,7 +146,9 @@ fn sample_models_publish_through_the_event_chain_and_plan_runs_nothing() {
         .stdout(predicate::str::contains("reads: dim_person"))
         .stdout(predicate::str::contains("WHERE NOT EXISTS"))
         .stdout(predicate::str::contains("Athena bills"))
-        .stdout(predicate::str::contains("total (3 of 3 models with built inputs)"))
+        .stdout(predicate::str::contains(
+            "total (3 of 3 models with built inputs)",
+        ))
         .stdout(predicate::str::contains("== gold.risk_summary").not());
     assert_eq!(current_snapshot(&project, "gold.dim_person"), before);
     // A unit test whose expectation the model does not meet fails, naming the rows.
