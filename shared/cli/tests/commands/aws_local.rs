@@ -256,19 +256,25 @@ fn stack_up(stand_in: &StandIn, dir: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A new project (`floe init --no-sample`) with its stack on the stand-in; its environment.
+fn athena_project(stand_in: &StandIn) -> (tempfile::TempDir, Vec<(String, String)>) {
+    let dir = tempfile::tempdir().unwrap();
+    floe(dir.path(), &[])
+        .args(["init", "--no-sample"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    let env = stack_up(stand_in, dir.path());
+    (dir, env)
+}
+
 #[test]
 fn migrate_rewrites_the_history_on_athena() {
     let Some(stand_in) = StandIn::or_skip("floe migrate on Athena") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, env) = athena_project(&stand_in);
     let p = dir.path();
-    floe(p, &[])
-        .args(["init", "--no-sample"])
-        .arg(p)
-        .assert()
-        .success();
-    let env = stack_up(&stand_in, p);
     let configure = |columns: &str| {
         std::fs::write(
             p.join("tables/shop.yaml"),
@@ -407,13 +413,8 @@ fn land_dry_run_estimates_what_the_run_then_scans_on_athena() {
     let Some(stand_in) = StandIn::or_skip("the land --dry-run estimate on Athena") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, env) = athena_project(&stand_in);
     let p = dir.path();
-    floe(p, &[])
-        .args(["init", "--no-sample"])
-        .arg(p)
-        .assert()
-        .success();
     std::fs::write(
         p.join("tables/crm.yaml"),
         "source: crm\ntables:\n  customers:\n    primary_key: [id]\n    deletes: invalidate\n    \
@@ -421,7 +422,6 @@ fn land_dry_run_estimates_what_the_run_then_scans_on_athena() {
          city: {type: string}\n      score: {type: double}\n",
     )
     .unwrap();
-    let env = stack_up(&stand_in, p);
     let file = |day: u64| {
         let f = p.join(format!("customers-{day}.csv"));
         std::fs::write(&f, customers(20_000, day)).unwrap();
