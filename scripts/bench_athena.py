@@ -422,6 +422,8 @@ def section(r: dict) -> str:
                   f"day {late['after_day'] + 1}, landed after the last day): stand-in {late['floe_s']:.1f} s, "
                   f"{late['floe_bytes'] / 1e6:,.1f} MB scanned (by stage, MB: {by_stage(late['floe_stage_bytes'])}); "
                   f"embedded {late['embedded_s']:.1f} s (by stage, MB: {by_stage(late['embedded_stage_bytes'])})."]
+    if r.get("note"):
+        lines += ["", f"Note: {r['note']}."]
     f, g = r["floe_history"], r["dbt_history"]
     verdict = "equal" if r["equal"] else "**different**"
     lines += [

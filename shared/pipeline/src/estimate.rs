@@ -124,18 +124,32 @@ pub async fn land(
         }),
         Step::Late => {
             // The versions valid at T, at N, the merge's target (and, under `new_record`, those
-            // starting after N): each a scan of the partitions from T's day on.
+            // starting after N): each a scan of the partitions from T's day on; under `ignore`,
+            // bronze's days after T too (its key columns: counted whole, so on the high side).
             let reads = if table.deletes == floe_config::DeletesPolicy::NewRecord {
                 4
             } else {
                 3
             };
+            let bronze_after = if table.deletes == floe_config::DeletesPolicy::Ignore {
+                sum(bronze_files.iter().filter(|f| match day_of(f) {
+                    None | Some(None) => true,
+                    Some(Some(d)) => d >= day,
+                }))
+            } else {
+                0
+            };
             statements.push(Statement {
                 stage: "standardise",
                 what: format!(
-                    "splice the late extract into {silver}: the versions current or closed since its day (read {reads} times) and the batch"
+                    "splice the late extract into {silver}: the versions current or closed since its day (read {reads} times){} and the batch",
+                    if bronze_after > 0 {
+                        format!(", {bronze}'s extracts since its day (the keys)")
+                    } else {
+                        String::new()
+                    }
                 ),
-                bytes: reads * since + extract,
+                bytes: reads * since + extract + bronze_after,
             })
         }
         Step::Rebuild => statements.push(Statement {

@@ -915,15 +915,35 @@ pub struct NextExtract<'a> {
     pub batch_id: &'a str,
 }
 
-/// Whether a late full extract can be spliced into `table`'s history from silver alone
-/// ([`late_extract_sql`], [`late_extract_merge`]): silver records a key's state at every extract
-/// exactly when absence is recorded (`deletes: invalidate` or `new_record`) and every value
-/// column is tracked. Otherwise (`deletes: ignore`, `track_history` / `ignore_changes`) a late
-/// extract recomputes the history from bronze.
+/// A late full extract to splice into a table's history ([`late_extract_sql`],
+/// [`late_extract_merge`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LateExtract<'a> {
+    /// The table (its effective config).
+    pub table: &'a TableConfig,
+    /// Bronze, as the statement reads it.
+    pub bronze: &'a str,
+    /// Silver before the extract, as the statement reads it.
+    pub silver: &'a str,
+    /// The late batch.
+    pub batch_id: &'a str,
+    /// Its extract time (T), between two extracts silver holds.
+    pub extract_ts: DateTime<Utc>,
+    /// The extract after it (N).
+    pub next: NextExtract<'a>,
+    /// Batches left out of the history (rejected by their audit): under `deletes: ignore`
+    /// bronze is read after T, without them.
+    pub rejected: &'a [String],
+}
+
+/// Whether a late full extract can be spliced into `table`'s history rather than rebuilt from
+/// bronze: every value column tracked (a version keeps only its last extract's untracked values,
+/// so `track_history` / `ignore_changes` rebuild). Under `invalidate` and `new_record` silver
+/// records every key's state at every extract; under `ignore` it does not record whether a key
+/// was there between two versions, which the splice reads from bronze's extracts after T.
 pub fn splices_late_extracts(table: &TableConfig) -> bool {
     let keys = &table.primary_key;
     table.load == LoadKind::Full
-        && table.deletes != DeletesPolicy::Ignore
         && table
             .columns
             .iter()
@@ -934,34 +954,38 @@ pub fn splices_late_extracts(table: &TableConfig) -> bool {
 /// row per version it removes (`_ins` false; the key as `_m0..` and `valid_from` as `_m_from`)
 /// or inserts (`_ins` true; silver's columns).
 ///
-/// Under `invalidate` / `new_record` with every column tracked, silver says exactly what each key
-/// was at every extract: present with a version's values over its span, absent (or deleted)
-/// between versions. The late extract at T, between the extracts E and N, changes only the
-/// interval [T, N) of the keys whose state at T differs from their state at E (the version valid
-/// at T): a key new, changed, back, or (missing) no longer there. For those keys:
-/// - the version valid at T (if any) ends at T; when it also held at N, it resumes from N (batch
-///   N's), with its end and currency;
+/// The late extract at T changes only the keys whose state at T differs from the version valid
+/// at T, and only from T to the key's next observation after T, call it Q: under `invalidate` /
+/// `new_record`, where silver records a key's state at every extract (a version's values over
+/// its span, absent or deleted between versions), Q is the next extract N for every key; under
+/// `ignore`, where absence changes nothing (a key missing at T is not affected, and versions run
+/// from one observation of the key to the next change), Q is the first extract after T that
+/// holds the key, read from bronze (its key columns in the partitions after T). For those keys:
+/// - the version valid at T (if any) ends at T; when it also held at Q, it resumes from Q (Q's
+///   batch), with its end and currency;
 /// - the late state (the key's values; under `new_record`, a missing key's deleted version with
-///   its last values) holds from T to N, or, when the version valid at N has that same state,
-///   continues as that version (which it replaces) to its end;
+///   its last values) holds from T to Q (or on, current, when the key has no observation after
+///   T), or, when the version valid at Q has that same state, continues as that version (which
+///   it replaces) to its end;
 /// - under `new_record`, a deletion right after the late values holds them (a deleted version
 ///   keeps the last values seen): the one from N, or the part from N of a deleted version the
 ///   late extract interrupts; a key first seen in the late extract and missing at N is deleted
 ///   from N to its next version.
 ///
-/// Every other key, and every version outside [T, N), is left as it is. Each input is read once
+/// Every other key, and every version outside [T, Q), is left as it is. Each input is read once
 /// (engines inline a CTE at every use, so the changes are made from one row per affected key,
-/// fanned out by kind): the late extract, and silver's versions valid at T, valid at N, and
-/// (`new_record`) starting after N: its current versions and those closed after T.
-fn late_changes(
-    dialect: Dialect,
-    table: &TableConfig,
-    bronze: &str,
-    silver: &str,
-    batch_id: &str,
-    extract_ts: DateTime<Utc>,
-    next: NextExtract<'_>,
-) -> String {
+/// fanned out by kind): the late extract, silver's versions valid at T and at Q (its current
+/// versions and those closed after T), and under `ignore` bronze's keys after T.
+fn late_changes(dialect: Dialect, late: &LateExtract<'_>) -> String {
+    let LateExtract {
+        table,
+        bronze,
+        silver,
+        batch_id,
+        extract_ts,
+        next,
+        rejected,
+    } = *late;
     debug_assert!(splices_late_extracts(table), "{} is rebuilt", table.name);
     let ApplyParts {
         keys,
@@ -974,10 +998,11 @@ fn late_changes(
         latest,
         ..
     } = ApplyParts::of(dialect, table, bronze, batch_id, extract_ts);
+    let tracks_deletes = table.deletes != DeletesPolicy::Ignore;
     let n = timestamp_literal(dialect, Some(next.extract_ts));
     let next_batch = format!("'{}'", next.batch_id.replace('\'', "''"));
     let values: Vec<&str> = all.iter().copied().filter(|c| !keys.contains(c)).collect();
-    let late = |c: &str| quote(&format!("_l_{c}"));
+    let late_col = |c: &str| quote(&format!("_l_{c}"));
     let was = |c: &str| quote(&format!("_v_{c}"));
     let covering = |at: &str| {
         format!(
@@ -990,7 +1015,76 @@ fn late_changes(
     } else {
         "p._v_from IS NOT NULL".to_owned()
     };
-    // The version valid at N has the late state: the late row's values, or (missing under
+    // Affected: a late row unlike the live version at T; where absence counts, a live version
+    // missing from the late extract.
+    let missing = if tracks_deletes {
+        format!("\n     OR (p._l_hash IS NULL AND {live})")
+    } else {
+        String::new()
+    };
+    // Q for each affected key, with its batch: N, or under `ignore` the key's first observation
+    // after T in bronze (the accepted batches; one batch per extract time after T, which the
+    // plan checks).
+    let (observed, q, q_batch, w) = if tracks_deletes {
+        (
+            String::new(),
+            n.clone(),
+            next_batch.clone(),
+            format!("w AS ({})", covering(&n)),
+        )
+    } else {
+        let key_cols: Vec<String> = keys
+            .iter()
+            .map(|k| {
+                standardised(
+                    dialect,
+                    table.column(k).expect("a key is a declared column"),
+                )
+            })
+            .collect();
+        let not_rejected = if rejected.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND {BATCH_ID} NOT IN ({})",
+                rejected
+                    .iter()
+                    .map(|b| format!("'{}'", b.replace('\'', "''")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let first_batch = match dialect {
+            Dialect::Trino => format!("min_by({BATCH_ID}, {EXTRACT_TS})"),
+            Dialect::DataFusion => format!("first_value({BATCH_ID} ORDER BY {EXTRACT_TS})"),
+        };
+        (
+            format!(
+                "seen AS (
+  SELECT {pk}, MIN({EXTRACT_TS}) AS _q, {first_batch} AS _q_batch FROM (
+    SELECT {key_cols}, {EXTRACT_TS}, {BATCH_ID} FROM {bronze} WHERE {EXTRACT_TS} > {t}{not_rejected}
+  ) b GROUP BY {pk}
+),
+",
+                pk = list(&keys, ""),
+                key_cols = key_cols.join(", "),
+            ),
+            "o._q".to_owned(),
+            "o._q_batch".to_owned(),
+            format!("w AS (SELECT * FROM {silver} WHERE {VALID_TO} IS NULL OR {VALID_TO} > {t})"),
+        )
+    };
+    let (seen_join, w_at_q) = if tracks_deletes {
+        (String::new(), String::new())
+    } else {
+        (
+            format!(" LEFT JOIN seen o ON {}", key_eq(&keys, "h", "o")),
+            format!(
+                " AND w.{VALID_FROM} <= o._q AND (w.{VALID_TO} IS NULL OR w.{VALID_TO} > o._q)"
+            ),
+        )
+    };
+    // The version valid at Q has the late state: the late row's values, or (missing under
     // `new_record`) a deletion, whose values are those of the version valid at T.
     let same_as_late = if new_record {
         format!(
@@ -1015,7 +1109,7 @@ fn late_changes(
         .chain(
             values
                 .iter()
-                .map(|c| format!("k.{} AS {}", quote(c), late(c))),
+                .map(|c| format!("k.{} AS {}", quote(c), late_col(c))),
         )
         .chain(
             values
@@ -1032,9 +1126,9 @@ fn late_changes(
         ])
         .chain(new_record.then(|| format!("v.{IS_DELETED} AS _v_del")))
         .collect();
-    // Kinds of change: 1 the version valid at T goes, 2 the one valid at N goes (the late
+    // Kinds of change: 1 the version valid at T goes, 2 the one valid at Q goes (the late
     // version continues it, or, `new_record`, a deletion after it takes its values); 3 the one
-    // valid at T, ended at T; 4 its part from N; 5 the late version; `new_record`: 6 a deletion
+    // valid at T, ended at T; 4 its part from Q; 5 the late version; `new_record`: 6 a deletion
     // from T, 7 a deletion from N (a key first seen at T), 8 the deletion at N with the late
     // values.
     let kinds = if new_record { 8 } else { 5 };
@@ -1050,19 +1144,19 @@ fn late_changes(
         } else {
             format!(
                 "CASE WHEN x._kind IN (5, 7, 8) OR (x._kind = 4 AND {rest_is_late}) THEN d.{} ELSE d.{} END",
-                late(c),
+                late_col(c),
                 was(c)
             )
         }
     };
-    let late_end = format!("CASE WHEN d._merge THEN d._w_to ELSE {n} END");
-    let late_cur = "CASE WHEN d._merge THEN d._w_cur ELSE FALSE END";
+    let late_end = "CASE WHEN d._merge THEN d._w_to ELSE d._q END";
+    let late_cur = "CASE WHEN d._merge THEN d._w_cur ELSE d._q IS NULL END";
     let mut out_cols: Vec<String> = all
         .iter()
         .map(|c| format!("{} AS {}", value(c), quote(c)))
         .collect();
     out_cols.push(format!(
-        "CASE x._kind WHEN 3 THEN d._v_from WHEN 4 THEN {n} WHEN 5 THEN {t} WHEN 6 THEN {t} ELSE {n} END AS {VALID_FROM}"
+        "CASE x._kind WHEN 3 THEN d._v_from WHEN 4 THEN d._q WHEN 5 THEN {t} WHEN 6 THEN {t} ELSE d._q END AS {VALID_FROM}"
     ));
     out_cols.push(format!(
         "CASE x._kind WHEN 3 THEN {t} WHEN 4 THEN d._v_to WHEN 7 THEN d._first_after WHEN 8 THEN d._w_to \
@@ -1082,7 +1176,7 @@ fn late_changes(
          ELSE d._v_hash END AS {ROW_HASH}"
     ));
     out_cols.push(format!(
-        "CASE x._kind WHEN 3 THEN d._v_batch WHEN 5 THEN {batch} WHEN 6 THEN {batch} ELSE {next_batch} END AS {BATCH_ID}"
+        "CASE x._kind WHEN 3 THEN d._v_batch WHEN 5 THEN {batch} WHEN 6 THEN {batch} ELSE d._q_batch END AS {BATCH_ID}"
     ));
     let match_cols: Vec<String> = keys
         .iter()
@@ -1093,7 +1187,8 @@ fn late_changes(
         "WHEN 1 THEN d._v_from IS NOT NULL".to_owned(),
         "WHEN 2 THEN d._merge OR d._retag".to_owned(),
         "WHEN 3 THEN d._v_from IS NOT NULL".to_owned(),
-        format!("WHEN 4 THEN d._v_from IS NOT NULL AND (d._v_to IS NULL OR d._v_to > {n})"),
+        "WHEN 4 THEN d._v_from IS NOT NULL AND d._q IS NOT NULL AND (d._v_to IS NULL OR d._v_to > d._q)"
+            .to_owned(),
         "WHEN 5 THEN d._l_hash IS NOT NULL".to_owned(),
         "WHEN 6 THEN d._l_hash IS NULL".to_owned(),
         "WHEN 7 THEN d._l_hash IS NOT NULL AND d._w_from IS NULL".to_owned(),
@@ -1104,17 +1199,16 @@ fn late_changes(
 {latest},
 k AS (SELECT {src_cols}, {fingerprint} AS {ROW_HASH} FROM src),
 v AS ({at_t}),
-w AS ({at_n}),
-pair AS (SELECT {pair_cols} FROM k FULL OUTER JOIN v ON {kv}),
+{w},
+{observed}pair AS (SELECT {pair_cols} FROM k FULL OUTER JOIN v ON {kv}),
 hit AS (
   SELECT p.* FROM pair p
-  WHERE (p._l_hash IS NOT NULL AND NOT ({live} AND p._l_hash = p._v_hash))
-     OR (p._l_hash IS NULL AND {live})
+  WHERE (p._l_hash IS NOT NULL AND NOT ({live} AND p._l_hash = p._v_hash)){missing}
 ),
 wide AS (
-  SELECT h.*, w.{VALID_FROM} AS _w_from, w.{VALID_TO} AS _w_to, w.{IS_CURRENT} AS _w_cur,
-    COALESCE({same_as_late}, FALSE) AS _merge, {retag} AS _retag{first_after}
-  FROM hit h LEFT JOIN w ON {hw}{later}
+  SELECT h.*, {q} AS _q, {q_batch} AS _q_batch, w.{VALID_FROM} AS _w_from, w.{VALID_TO} AS _w_to,
+    w.{IS_CURRENT} AS _w_cur, COALESCE({same_as_late}, FALSE) AS _merge, {retag} AS _retag{first_after}
+  FROM hit h{seen_join} LEFT JOIN w ON {hw}{w_at_q}{later}
 ),
 kinds AS (SELECT * FROM (VALUES {kinds_values}) AS kinds(_kind)),
 changes AS (
@@ -1127,11 +1221,10 @@ changes AS (
         src_cols = list(&all, ""),
         fingerprint = row_fingerprint(dialect, &tracked),
         at_t = covering(&t),
-        at_n = covering(&n),
         pair_cols = pair_cols.join(", "),
         kv = key_eq(&keys, "k", "v"),
         hw = key_eq(&keys, "h", "w"),
-        // (Kind 7 only: under `invalidate` the column is there, always NULL.)
+        // (Kind 7 only: otherwise the column is there, always NULL.)
         first_after = if new_record {
             ", f._first_after".to_owned()
         } else {
@@ -1156,23 +1249,15 @@ changes AS (
     )
 }
 
-/// A late full extract (batch `batch_id`, extract time `extract_ts`, older than silver's latest
-/// and followed by `next`) spliced into the history: silver's whole new contents, for an engine
+/// A late full extract spliced into the history: silver's whole new contents, for an engine
 /// that replaces the table (the embedded one). The same as [`history_sql`] over all of bronze
-/// (a property test checks it), reading silver and the one extract; see [`late_changes`] for
-/// what changes. Only for tables where [`splices_late_extracts`] holds.
-pub fn late_extract_sql(
-    dialect: Dialect,
-    table: &TableConfig,
-    bronze: &str,
-    silver: &str,
-    batch_id: &str,
-    extract_ts: DateTime<Utc>,
-    next: NextExtract<'_>,
-) -> String {
-    let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
-    let mut columns: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-    columns.extend(history_columns(table));
+/// (a property test checks it), reading silver and the one extract (and under `deletes:
+/// ignore` bronze's keys after it); see [`late_changes`] for what changes. Only for tables
+/// where [`splices_late_extracts`] holds.
+pub fn late_extract_sql(dialect: Dialect, late: &LateExtract<'_>) -> String {
+    let keys: Vec<&str> = late.table.primary_key.iter().map(String::as_str).collect();
+    let mut columns: Vec<&str> = late.table.columns.iter().map(|c| c.name.as_str()).collect();
+    columns.extend(history_columns(late.table));
     let on = keys
         .iter()
         .enumerate()
@@ -1188,32 +1273,25 @@ LEFT JOIN gone r ON {on} AND s.{VALID_FROM} = r._m_from
 WHERE r._gone IS NULL
 UNION ALL
 SELECT {cols} FROM changes WHERE _ins",
-        changes = late_changes(dialect, table, bronze, silver, batch_id, extract_ts, next),
+        changes = late_changes(dialect, late),
         removed = removed.join(", "),
+        silver = late.silver,
         s_cols = list(&columns, "s."),
         cols = list(&columns, ""),
     )
 }
 
 /// A late full extract spliced into the history as one `MERGE` into `target` (Athena: silver's
-/// Iceberg table, read as `silver` at its published version): the versions it replaces are
-/// deleted and their replacements inserted, so it costs the late extract and silver's versions
-/// valid at or after its time (each read once), not bronze's history. Same changes as
-/// [`late_extract_sql`].
-pub fn late_extract_merge(
-    table: &TableConfig,
-    bronze: &str,
-    silver: &str,
-    target: &str,
-    batch_id: &str,
-    extract_ts: DateTime<Utc>,
-    next: NextExtract<'_>,
-) -> String {
+/// Iceberg table, read as `late.silver` at its published version): the versions it replaces
+/// are deleted and their replacements inserted, so it costs the late extract and silver's
+/// versions valid at or after its time (each read once; under `deletes: ignore` also bronze's
+/// keys after it), not bronze's history. Same changes as [`late_extract_sql`].
+pub fn late_extract_merge(late: &LateExtract<'_>, target: &str) -> String {
     let dialect = Dialect::Trino;
-    let keys: Vec<&str> = table.primary_key.iter().map(String::as_str).collect();
-    let mut columns: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-    columns.extend(history_columns(table));
-    let t = timestamp_literal(dialect, Some(extract_ts));
+    let keys: Vec<&str> = late.table.primary_key.iter().map(String::as_str).collect();
+    let mut columns: Vec<&str> = late.table.columns.iter().map(|c| c.name.as_str()).collect();
+    columns.extend(history_columns(late.table));
+    let t = timestamp_literal(dialect, Some(late.extract_ts));
     let on = keys
         .iter()
         .enumerate()
@@ -1230,7 +1308,7 @@ USING (
 ON (t.{VALID_TO} IS NULL OR t.{VALID_TO} > {t}) AND {on} AND t.{VALID_FROM} = u._m_from
 WHEN MATCHED THEN DELETE
 WHEN NOT MATCHED AND u._ins THEN INSERT ({cols}) VALUES ({vals})",
-        changes = late_changes(dialect, table, bronze, silver, batch_id, extract_ts, next),
+        changes = late_changes(dialect, late),
         cols = cols.join(", "),
         vals = cols
             .iter()

@@ -237,33 +237,24 @@ impl Standardise<'_> {
                     .next
                     .as_ref()
                     .expect("a late step names the extract after it");
-                let next = scd2::NextExtract {
-                    extract_ts: *next_ts,
-                    batch_id: next_batch,
-                };
                 let bronze = whole_bronze().await?;
                 let silver = silver.to_string();
-                let batch = message.batch_id.as_str();
+                let late = scd2::LateExtract {
+                    table,
+                    bronze: &bronze,
+                    silver: &silver,
+                    batch_id: message.batch_id.as_str(),
+                    extract_ts: *extract_ts,
+                    next: scd2::NextExtract {
+                        extract_ts: *next_ts,
+                        batch_id: next_batch,
+                    },
+                    rejected: &rejected,
+                };
                 if merge {
-                    scd2::late_extract_merge(
-                        table,
-                        &bronze,
-                        &silver,
-                        &target,
-                        batch,
-                        *extract_ts,
-                        next,
-                    )
+                    scd2::late_extract_merge(&late, &target)
                 } else {
-                    scd2::late_extract_sql(
-                        self.lake.dialect(),
-                        table,
-                        &bronze,
-                        &silver,
-                        batch,
-                        *extract_ts,
-                        next,
-                    )
+                    scd2::late_extract_sql(self.lake.dialect(), &late)
                 }
             }
             Step::Apply => scd2::apply_extract_sql(
@@ -328,10 +319,10 @@ impl Standardise<'_> {
     /// after X (apart from rejected batches) is the message's, and its extract time is later
     /// than every extract before it. Splicing is exact under the same conditions when the
     /// extract time falls between two extracts (not on one: that is a replacement), the one
-    /// after it is a single batch, and silver alone records every key's state at every extract
-    /// ([`scd2::splices_late_extracts`]). Anything else (a repeated or replacing extract, two
-    /// extracts landing together, a new rejection, a config change, a cdc table, `deletes:
-    /// ignore` or untracked columns with a late extract, a base that records no origin)
+    /// after it is a single batch (under `deletes: ignore`, every one after it), and every
+    /// column is tracked ([`scd2::splices_late_extracts`]). Anything else (a repeated or
+    /// replacing extract, two extracts landing together, a new rejection, a config change, a
+    /// cdc table, untracked columns with a late extract, a base that records no origin)
     /// rebuilds, which is always right.
     #[allow(clippy::too_many_arguments)]
     fn plan(
@@ -458,6 +449,21 @@ impl Standardise<'_> {
         else {
             return rebuild;
         };
+        // Under `deletes: ignore` the splice reads each key's next observation from bronze: every
+        // extract time after it must be one batch.
+        if table.deletes == floe_config::DeletesPolicy::Ignore {
+            let mut after: Vec<DateTime<Utc>> = others
+                .iter()
+                .map(|(t, _)| *t)
+                .filter(|t| *t > this_extract)
+                .collect();
+            let n = after.len();
+            after.sort();
+            after.dedup();
+            if after.len() != n {
+                return rebuild;
+            }
+        }
         let mut at_next = others.iter().filter(|(t, _)| *t == next);
         match (at_next.next(), at_next.next()) {
             (Some((_, batch)), None) => Plan {

@@ -2,8 +2,8 @@
 //! cdc load), every statement the Athena engine renders parses with an independent Athena
 //! parser (sqlglot, `read="athena"`); the SCD2 statements, transpiled by sqlglot to DuckDB and
 //! run there on the scenario's bronze, give the same history as the embedded engine: the
-//! rebuild query, the MERGE applied extract by extract, and (where silver records every key's
-//! state) those MERGEs with one extract arriving late and spliced in.
+//! rebuild query, the MERGE applied extract by extract, and (full loads) those MERGEs with one
+//! extract arriving late and spliced in.
 //!
 //! `_row_hash` is left out of the comparison: it is only compared within one engine, and
 //! engines render some values as text differently (see `sql::row_fingerprint`).
@@ -368,17 +368,21 @@ async fn athena_statements_parse_and_give_the_embedded_engines_history_on_duckdb
                 .filter(|(i, _)| *i != 2)
                 .map(|(_, m)| m.clone())
                 .collect();
+            let (bronze, silver) = (bronze_table.to_string(), silver_table.to_string());
             m.push(scd2::late_extract_merge(
-                t,
-                &bronze_table.to_string(),
-                &silver_table.to_string(),
-                &silver_table.to_string(),
-                late.id.as_str(),
-                late.ts,
-                scd2::NextExtract {
-                    extract_ts: next.ts,
-                    batch_id: next.id.as_str(),
+                &scd2::LateExtract {
+                    table: t,
+                    bronze: &bronze,
+                    silver: &silver,
+                    batch_id: late.id.as_str(),
+                    extract_ts: late.ts,
+                    next: scd2::NextExtract {
+                        extract_ts: next.ts,
+                        batch_id: next.id.as_str(),
+                    },
+                    rejected: &[],
                 },
+                &silver,
             ));
             m
         });
@@ -469,5 +473,5 @@ async fn athena_statements_parse_and_give_the_embedded_engines_history_on_duckdb
         checked += 1;
     }
     assert_eq!(checked, 4);
-    assert_eq!(lates, 2, "invalidate and new_record splice late extracts");
+    assert_eq!(lates, 3, "every full-load policy splices late extracts");
 }

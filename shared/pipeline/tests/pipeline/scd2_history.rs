@@ -223,16 +223,20 @@ async fn late_rows(files: &[File], late: usize, t: &TableConfig) -> Vec<RecordBa
         files.len() as i64,
     )
     .await;
+    let late_batch = batch_of(f);
     let sql = scd2::late_extract_sql(
         floe_pipeline::sql::Dialect::DataFusion,
-        t,
-        "bronze_s.t",
-        "silver_s.t",
-        batch_of(f).as_str(),
-        f.extract,
-        scd2::NextExtract {
-            extract_ts: next.extract,
-            batch_id: next_batch.as_str(),
+        &scd2::LateExtract {
+            table: t,
+            bronze: "bronze_s.t",
+            silver: "silver_s.t",
+            batch_id: late_batch.as_str(),
+            extract_ts: f.extract,
+            next: scd2::NextExtract {
+                extract_ts: next.extract,
+                batch_id: next_batch.as_str(),
+            },
+            rejected: &[],
         },
     );
     lake.write_query(
@@ -560,7 +564,7 @@ proptest! {
     fn a_late_extract_spliced_in_equals_the_rebuild(
         extracts in extracts_strategy().prop_filter("a late extract needs one after it", |x| x.len() > 1),
         late in 0usize..8,
-        policy in prop_oneof![Just(DeletesPolicy::Invalidate), Just(DeletesPolicy::NewRecord)],
+        policy in prop_oneof![Just(DeletesPolicy::Ignore), Just(DeletesPolicy::Invalidate), Just(DeletesPolicy::NewRecord)],
     ) {
         // Every column of every version (batch ids and fingerprints too) is the rebuild's, and
         // the versions are the model's.
@@ -599,7 +603,11 @@ fn late_extracts_splice_every_kind_of_change() {
             rows(&[(1, "a"), (2, "B"), (3, "c"), (4, "d"), (6, "f")]),
         ),
     ];
-    for policy in [DeletesPolicy::Invalidate, DeletesPolicy::NewRecord] {
+    for policy in [
+        DeletesPolicy::Ignore,
+        DeletesPolicy::Invalidate,
+        DeletesPolicy::NewRecord,
+    ] {
         let t = table(LoadKind::Full, policy);
         let files = full_files(&extracts);
         let rebuilt = runtime().block_on(history_rows(&files, &t));
