@@ -39,22 +39,26 @@ fn sample(dir: &Path, table: &str, ts: &str) -> std::path::PathBuf {
         .path()
 }
 
-fn silver(dir: &Path, env: &[(String, String)]) -> String {
+/// `floe query --format csv SQL`'s output; the query must succeed.
+fn query_csv(dir: &Path, env: &[(String, String)], sql: &str) -> String {
     let out = floe(dir, env)
-        .args([
-            "query",
-            "--format",
-            "csv",
-            "select person_id, last_name, risk_score, valid_from, valid_to, is_current from silver_nomis.people order by person_id, valid_from",
-        ])
+        .args(["query", "--format", "csv", sql])
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "{sql}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+fn silver(dir: &Path, env: &[(String, String)]) -> String {
+    query_csv(
+        dir,
+        env,
+        "select person_id, last_name, risk_score, valid_from, valid_to, is_current from silver_nomis.people order by person_id, valid_from",
+    )
 }
 
 #[test]
@@ -126,21 +130,7 @@ fn the_readme_session_runs_the_production_chain_on_the_stand_in() {
         "risk_summary",
     ] {
         let count = |dir: &Path, env: &[(String, String)]| {
-            let out = floe(dir, env)
-                .args([
-                    "query",
-                    "--format",
-                    "csv",
-                    &format!("select count(*) as n from gold.{model}"),
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "gold.{model}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap()
+            query_csv(dir, env, &format!("select count(*) as n from gold.{model}"))
         };
         let on_athena = count(aws.path(), &env);
         assert_eq!(on_athena, count(local.path(), &[]), "gold.{model}");
@@ -172,24 +162,12 @@ fn the_readme_session_runs_the_production_chain_on_the_stand_in() {
     }
     // The gold builds' run records have what each scanned (Athena's bytes; the views, made by
     // DDL, scan nothing).
-    let out = floe(aws.path(), &env)
-        .args([
-            "query",
-            "--format",
-            "csv",
-            "select count(*) as n from floe_audit.model_runs where status = 'success' and (bytes_scanned is null or bytes_scanned = 0) and model not in ('risk_summary', 'changes_nomis_people', 'changes_nomis_addresses')",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let unmeasured = query_csv(
+        aws.path(),
+        &env,
+        "select count(*) as n from floe_audit.model_runs where status = 'success' and (bytes_scanned is null or bytes_scanned = 0) and model not in ('risk_summary', 'changes_nomis_people', 'changes_nomis_addresses')",
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).lines().nth(1),
-        Some("0")
-    );
+    assert_eq!(unmeasured.lines().nth(1), Some("0"), "{unmeasured}");
     // Every table maintained (the query log, a Glue table of Parquet objects, is skipped), and
     // silver reads the same after.
     floe(aws.path(), &env)
