@@ -73,7 +73,7 @@ while [ $# -gt 0 ]; do
     --skip-scd2|--skip-planning|--skip-cold-start|--skip-dbt-compile|--keep)
       pass+=("$1"); shift ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,53p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,54p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
