@@ -79,15 +79,17 @@ pub async fn land(
 ) -> Result<Estimate> {
     let bronze = table.table_ref(Layer::Bronze);
     let silver = table.table_ref(Layer::Silver);
-    let files = |t| async move {
-        Ok::<_, floe_core::Error>(if lake.table_exists(t).await? {
+    let bronze_exists = lake.table_exists(&bronze).await?;
+    let silver_exists = lake.table_exists(&silver).await?;
+    let files = |t, exists: bool| async move {
+        Ok::<_, floe_core::Error>(if exists {
             lake.file_stats(t).await?
         } else {
             Vec::new()
         })
     };
-    let bronze_files = files(&bronze).await?;
-    let silver_files = files(&silver).await?;
+    let bronze_files = files(&bronze, bronze_exists).await?;
+    let silver_files = files(&silver, silver_exists).await?;
     // The batch as bronze will hold it (Athena rewrites it): bronze's bytes per row so far, or
     // landing's own Parquet for a first batch.
     let data = || bronze_files.iter().filter(|f| !f.deletes);
@@ -108,7 +110,7 @@ pub async fn land(
         Some(Some(d)) => d >= day,
     }));
     let all_silver = sum(silver_files.iter());
-    let step = plan(lake, table, &silver, extract_ts).await?;
+    let step = plan(lake, table, extract_ts, bronze_exists, silver_exists).await?;
     let mut statements = vec![Statement {
         stage: "landing",
         what: format!("insert the batch into {bronze} (reads landing's Parquet of it once)"),
@@ -195,18 +197,20 @@ pub async fn land(
 async fn plan(
     lake: &dyn Lake,
     table: &TableConfig,
-    silver: &floe_core::TableRef,
     extract_ts: DateTime<Utc>,
+    bronze_exists: bool,
+    silver_exists: bool,
 ) -> Result<Step> {
     if table.load != LoadKind::Full {
         return Ok(Step::Rebuild);
     }
-    if !lake.table_exists(silver).await? {
+    if !silver_exists {
         return Ok(Step::Apply);
     }
+    let silver = &table.table_ref(Layer::Silver);
     // On an extract time bronze already holds: a replacement, which rebuilds.
     let bronze = table.table_ref(Layer::Bronze);
-    if lake.table_exists(&bronze).await? {
+    if bronze_exists {
         let landed = lake.snapshots(&bronze).await?;
         let same = landed.iter().any(|s| {
             s.summary
