@@ -30,9 +30,9 @@ export const AUDIT_DATABASE = 'floe_audit';
 export const INCOMING_DATABASE = 'floe_incoming';
 /** Where the Iceberg warehouse starts inside the lake bucket: FLOE_LAKE_LOCATION is `s3://<lake bucket>/<prefix>`. */
 export const LAKE_PREFIX = 'warehouse';
-/** Where landed files are (shared/pipeline landing.rs `LANDING_PREFIX`, without its slash). */
+/** Where landed files are (shared/pipeline keys.rs `LANDING_PREFIX`, without its slash). */
 export const LANDING_PREFIX = 'landing';
-/** Where refused files go in the quarantine bucket (landing.rs `QUARANTINE_PREFIX`, without its slash). */
+/** Where refused files go in the quarantine bucket (keys.rs `QUARANTINE_PREFIX`, without its slash). */
 export const QUARANTINE_PREFIX = 'quarantine';
 /** Where Athena writes query results in the results bucket. */
 export const RESULTS_PREFIX = 'athena';

@@ -58,7 +58,7 @@ export interface StageFunctionProps {
  * A pipeline stage as an SQS-triggered Lambda function (provided.al2023, arm64).
  *
  * Why this shape: the Rust service reads everything from its environment once at cold start, so
- * the environment here is the contract (shared/aws/src/settings.rs). The event source mapping
+ * the environment here is the contract (shared/lambda/src/settings.rs). The event source mapping
  * reports partial batch failures, as the service answers with SqsBatchResponse, hands over as
  * many records as the function handles at once, and its maximumConcurrency keeps the stage
  * within its share of the Athena query quota (sizing.ts). The log group has no fixed name

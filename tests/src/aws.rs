@@ -14,10 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use floe_aws::Stage;
 use floe_aws::clients::{Clients, Connection};
-use floe_aws::settings::{Engine, Settings};
 use floe_aws::sqs::SqsQueue;
+use floe_core::Stage;
+use floe_lambda::settings::{Engine, Settings};
 use serde_json::json;
 
 /// The region every test uses.
@@ -290,7 +290,7 @@ impl AwsWorld {
             landing_bucket: self.landing_bucket.clone(),
             quarantine_bucket: self.quarantine_bucket.clone(),
             event_bus: self.bus.clone(),
-            next_queues: floe_aws::settings::next_stages(stage)
+            next_queues: floe_lambda::settings::next_stages(stage)
                 .iter()
                 .map(|s| (*s, self.queue(*s).url().to_owned()))
                 .collect(),

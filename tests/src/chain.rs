@@ -6,12 +6,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use floe_aws::Stage;
-use floe_aws::poller::poll_once;
-use floe_aws::service::Service;
-use floe_aws::settings::Engine;
 use floe_config::Project;
+use floe_core::Stage;
 use floe_core::ports::{Lake, ObjectStore};
+use floe_lambda::poller::poll_once;
+use floe_lambda::service::Service;
+use floe_lambda::settings::Engine;
 
 use crate::athena_local::LakeWorld;
 use crate::aws::AwsWorld;

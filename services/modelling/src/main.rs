@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    floe_aws::service::run_lambda(floe_aws::Stage::Modelling).await
+    floe_lambda::service::run_lambda(floe_lambda::Stage::Modelling).await
 }

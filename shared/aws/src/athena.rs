@@ -195,12 +195,14 @@ impl Athena {
         }
     }
 
-    /// Exponential backoff with full jitter: a random wait up to `first * 2^(attempt-1)`.
+    /// The wait before retry `attempt`: doubling from `first_backoff`, with jitter.
     fn backoff(&self, attempt: u32) -> Duration {
-        let cap =
-            self.pacing.first_backoff * 2u32.saturating_pow(attempt.saturating_sub(1).min(10));
-        let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as u32;
-        (cap * jitter / 1000).max(self.pacing.first_backoff / 2)
+        floe_core::backoff::Backoff::new(
+            self.pacing.first_backoff,
+            self.pacing.first_backoff * 1024,
+        )
+        .with_jitter()
+        .delay(attempt)
     }
 
     /// Starts an execution; throttled starts are retried with backoff.

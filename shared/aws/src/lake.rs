@@ -1,5 +1,9 @@
 //! The lake on AWS: Iceberg tables in the Glue catalog, written and read through Athena.
 //!
+//! One file (over 700 lines) because every Lake method on Athena keeps the same layout (data
+//! table, pinned view, published record) consistent the same way; running a query is in
+//! `athena`, the DDL text in `floe_sql::athena`.
+//!
 //! Layout of a table `ns.t` (what [`floe_core::ports::Lake`] calls one table):
 //! - `ns.t__data`: the Iceberg table holding the rows, at `<lake>/ns/t/`;
 //! - `ns.t`: a view readers query, pinned to the published snapshot
@@ -35,7 +39,7 @@ use floe_core::ports::{
     CommitOutcome, Dialect, Lake, ObjectStore, ReadAt, SnapshotInfo, WriteOptions,
 };
 use floe_core::{Error, Result, TableRef};
-use floe_pipeline::athena_sql::{self, literal};
+use floe_sql::athena::{self as athena_sql, literal};
 
 use crate::athena::Athena;
 use crate::s3::S3Store;

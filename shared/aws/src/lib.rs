@@ -1,8 +1,7 @@
-//! floe on AWS: adapters for the ports in `floe_core::ports`, and the Lambda entry point that
-//! runs a stage handler over SQS.
+//! floe on AWS: the adapters of the ports in `floe_core::ports`. The Lambda functions that run
+//! the stage handlers over them are in `floe-lambda`; nothing here knows the handlers.
 //!
 //! # Layout
-//! - [`settings`]: the services' typed configuration, read from the environment once.
 //! - [`clients`]: one `SdkConfig` (endpoint overridable, for a local stand-in) and the clients.
 //! - [`sdk_error`]: SDK errors mapped to floe's retryable/permanent errors, at this edge only.
 //! - [`s3`]: the landing and quarantine buckets as an `ObjectStore`.
@@ -12,19 +11,12 @@
 //! - [`lake`]: the lake on Athena + Glue + S3 (Iceberg tables behind views pinned at the
 //!   published snapshot).
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines.
-//! - [`service`]: a stage as an SQS-triggered Lambda (partial batch failures, DLQ, metrics).
-//! - [`poller`]: what Lambda's SQS event source mapping does, for running a service elsewhere.
 
 pub mod athena;
 pub mod clients;
 pub mod eventbridge;
 pub mod lake;
 pub mod metrics;
-pub mod poller;
 pub mod s3;
 pub mod sdk_error;
-pub mod service;
-pub mod settings;
 pub mod sqs;
-
-pub use floe_pipeline::stages::Stage;

@@ -7,40 +7,16 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
-use floe_aws::clients::{Clients, Connection};
+use floe_aws::clients::Clients;
 use floe_aws::eventbridge::EventBridgeSink;
 use floe_aws::s3::S3Store;
 use floe_aws::sqs::SqsQueue;
-use floe_config::{AthenaSettings, Project};
+use floe_config::Project;
 use floe_core::BatchId;
 use floe_core::ports::{ObjectStore, Queue};
 use floe_pipeline::landing::landing_key;
 
-/// The project's AWS settings.
-pub fn settings(project: &Project) -> Result<&AthenaSettings> {
-    project.settings.athena.as_ref().with_context(|| {
-        format!(
-            "{}: the AWS verbs need an `athena:` section (region, landing_bucket, ...)",
-            project.root.join(floe_config::PROJECT_FILE).display()
-        )
-    })
-}
-
-/// Clients for the project's account and region.
-pub async fn clients(project: &Project) -> Result<Clients> {
-    let s = settings(project)?;
-    let endpoint_url = std::env::var("FLOE_AWS_ENDPOINT_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .or_else(|| s.endpoint_url.clone());
-    Ok(Connection {
-        region: s.region.clone(),
-        endpoint_url,
-        static_credentials: None,
-    }
-    .clients()
-    .await)
-}
+pub use crate::connect::{clients, settings};
 
 /// Uploads a file to the landing bucket under its landing key.
 pub async fn land(project: &Project, file: &Path, table: &str, ts: DateTime<Utc>) -> Result<()> {
@@ -201,7 +177,7 @@ pub async fn redrive(project: &Project, q: &str) -> Result<()> {
 pub async fn check_stack(project: &Project) -> Result<()> {
     let s = settings(project)?;
     let clients = clients(project).await?;
-    for stage in floe_aws::Stage::ALL {
+    for stage in floe_core::Stage::ALL {
         queue(&clients, &format!("{}-{stage}", s.stack))
             .await
             .with_context(|| {
@@ -221,15 +197,15 @@ pub async fn check_stack(project: &Project) -> Result<()> {
 /// same service code. With `once`, it returns when every queue is empty and nothing is in
 /// flight, and fails if anything was dead-lettered.
 pub async fn up(project: &Project, once: bool, interval: f64) -> Result<()> {
-    use floe_aws::Stage;
-    use floe_aws::poller::poll_once;
-    use floe_aws::service::Service;
+    use floe_core::Stage;
+    use floe_lambda::poller::poll_once;
+    use floe_lambda::service::Service;
     use std::collections::BTreeMap;
     use std::time::Duration;
 
     let s = settings(project)?;
     let clients = clients(project).await?;
-    let (lake, _) = crate::models::open(project).await?;
+    let (lake, _) = crate::connect::open(project).await?;
     let named =
         |stage: Stage, dlq: bool| format!("{}-{stage}{}", s.stack, if dlq { "-dlq" } else { "" });
     let mut services = BTreeMap::new();
@@ -245,7 +221,7 @@ pub async fn up(project: &Project, once: bool, interval: f64) -> Result<()> {
         })?;
         let dlq = queue(&clients, &named(stage, true)).await?;
         let mut next_queues = BTreeMap::new();
-        for next in floe_aws::settings::next_stages(stage) {
+        for next in floe_lambda::settings::next_stages(stage) {
             next_queues.insert(
                 *next,
                 queue(&clients, &named(*next, false))
@@ -254,7 +230,7 @@ pub async fn up(project: &Project, once: bool, interval: f64) -> Result<()> {
                     .to_owned(),
             );
         }
-        let settings = floe_aws::settings::Settings {
+        let settings = floe_lambda::settings::Settings {
             stage,
             region: s.region.clone(),
             endpoint_url: None,
@@ -264,7 +240,7 @@ pub async fn up(project: &Project, once: bool, interval: f64) -> Result<()> {
             event_bus: "default".into(),
             next_queues,
             dlq_url: Some(dlq.url().to_owned()),
-            engine: floe_aws::settings::Engine::Athena {
+            engine: floe_lambda::settings::Engine::Athena {
                 workgroup: s.workgroup.clone(),
                 lake_location: s.lake_location.clone(),
                 output_location: Some(s.output_location.clone()),
@@ -343,8 +319,8 @@ pub async fn up(project: &Project, once: bool, interval: f64) -> Result<()> {
 }
 
 async fn dead_letters(
-    dlqs: &std::collections::BTreeMap<floe_aws::Stage, SqsQueue>,
-) -> Result<std::collections::BTreeMap<floe_aws::Stage, u64>> {
+    dlqs: &std::collections::BTreeMap<floe_core::Stage, SqsQueue>,
+) -> Result<std::collections::BTreeMap<floe_core::Stage, u64>> {
     let mut out = std::collections::BTreeMap::new();
     for (stage, q) in dlqs {
         let (waiting, in_flight) = q.depth().await?;

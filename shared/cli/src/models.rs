@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use arrow_array::Array;
 use floe_config::Project;
+use floe_core::ports::Notifier;
 use floe_core::ports::{Dialect, Lake, ReadAt};
 use floe_core::{BatchId, RunId};
 use floe_models::materialize;
@@ -21,45 +22,10 @@ use floe_pipeline::modelling::{
     AuditModels, BuildStatus, ModelVerdict, Modelling, RunRecord, Target, model_runs_table,
     record_runs,
 };
-use floe_pipeline::notify::{Notifier, Webhook};
-use floe_pipeline::runtime::state_dir;
+use floe_webhook::Webhook;
 
-/// The lake and the event sink of a project: the embedded lake and `.floe/events.jsonl`, or
-/// (`engine: athena`) the lake on Athena and EventBridge's default bus, with the `athena:`
-/// settings of floe.yaml and the usual AWS credentials.
-pub async fn open(
-    project: &Project,
-) -> Result<(Arc<dyn Lake>, Arc<dyn floe_core::ports::EventSink>)> {
-    match project.settings.engine {
-        floe_config::Engine::Local => {
-            let lake = floe_lake::LocalLake::open(&project.settings.lake_dir).await?;
-            let events = floe_pipeline::local::events::EventLog::new(
-                &state_dir(&project.root).join("events.jsonl"),
-            );
-            Ok((Arc::new(lake), Arc::new(events)))
-        }
-        floe_config::Engine::Athena => {
-            let s = crate::aws::settings(project)?;
-            let clients = crate::aws::clients(project).await?;
-            let lake = floe_aws::service::open_lake(
-                &floe_aws::settings::Engine::Athena {
-                    workgroup: s.workgroup.clone(),
-                    lake_location: s.lake_location.clone(),
-                    output_location: Some(s.output_location.clone()),
-                    database_prefix: s.database_prefix.clone(),
-                    query_timeout: None,
-                    max_concurrent_queries: Some(project.settings.concurrency as usize),
-                },
-                &clients,
-                s.price_per_tb_usd,
-            )
-            .await?;
-            let events =
-                floe_aws::eventbridge::EventBridgeSink::new(clients.eventbridge.clone(), "default");
-            Ok((lake, Arc::new(events)))
-        }
-    }
-}
+use crate::connect::open;
+use floe_local::runtime::state_dir;
 
 /// Options shared by run and retry.
 #[derive(Debug, Clone, Default)]

@@ -1,5 +1,9 @@
 //! A floe project's configuration: `floe.yaml` and `tables/*.yaml`.
 //!
+//! One file (over 700 lines) because the validated model and the checks between its parts
+//! (tables against floe.yaml, keys against columns, expectations against types) are one
+//! loader; the raw format, the types and the errors are modules of their own.
+//!
 //! Loading checks everything it can before any data moves and reports every problem at once,
 //! each naming the file, line, column and field, with a suggestion for likely typos.
 //!

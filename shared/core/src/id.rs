@@ -84,6 +84,47 @@ impl TableRef {
     pub fn in_layer(layer: Layer, source: &str, table: &str) -> Result<Self> {
         TableRef::new(layer.namespace(source), table)
     }
+
+    /// The layer the table belongs to, by its namespace; `None` for floe's own tables
+    /// (`floe_audit`) and anything else outside the three layers.
+    pub fn layer(&self) -> Option<Layer> {
+        if self.namespace == "gold" {
+            return Some(Layer::Gold);
+        }
+        let (prefix, source) = self.namespace.split_once('_')?;
+        if source.is_empty() {
+            return None;
+        }
+        match prefix {
+            "bronze" => Some(Layer::Bronze),
+            "silver" => Some(Layer::Silver),
+            _ => None,
+        }
+    }
+
+    /// The source system of a bronze or silver table (`nomis` for `silver_nomis.people`).
+    pub fn source(&self) -> Option<&str> {
+        match self.layer()? {
+            Layer::Bronze | Layer::Silver => self.namespace.split_once('_').map(|(_, s)| s),
+            Layer::Gold => None,
+        }
+    }
+
+    /// The source table a bronze or silver table holds, as the config names it
+    /// (`nomis.people` for `silver_nomis.people`).
+    pub fn source_table(&self) -> Option<String> {
+        self.source().map(|s| format!("{s}.{}", self.name))
+    }
+
+    /// The same source table in another layer (`bronze_nomis.people` -> `silver_nomis.people`);
+    /// `None` unless this is a bronze or silver table.
+    pub fn in_other_layer(&self, layer: Layer) -> Option<TableRef> {
+        let source = self.source()?;
+        Some(TableRef {
+            namespace: layer.namespace(source),
+            name: self.name.clone(),
+        })
+    }
 }
 
 impl fmt::Display for TableRef {
@@ -258,6 +299,22 @@ impl fmt::Display for RunId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_knows_its_layer_and_source() {
+        let silver: TableRef = "silver_nomis.people".parse().unwrap();
+        assert_eq!(silver.layer(), Some(Layer::Silver));
+        assert_eq!(silver.source(), Some("nomis"));
+        assert_eq!(silver.source_table().as_deref(), Some("nomis.people"));
+        let bronze = silver.in_other_layer(Layer::Bronze).unwrap();
+        assert_eq!(bronze.to_string(), "bronze_nomis.people");
+        assert_eq!(bronze.layer(), Some(Layer::Bronze));
+        let gold: TableRef = "gold.people_daily".parse().unwrap();
+        assert_eq!((gold.layer(), gold.source()), (Some(Layer::Gold), None));
+        let audit: TableRef = "floe_audit.files".parse().unwrap();
+        assert_eq!((audit.layer(), audit.source_table()), (None, None));
+        assert_eq!(audit.in_other_layer(Layer::Silver), None);
+    }
 
     fn obj(key: &str, version: Option<&str>, etag: Option<&str>) -> ObjectRef {
         ObjectRef {

@@ -132,6 +132,24 @@ impl Envelope {
         }
     }
 
+    /// The first attempt of the next step of this message's batch and run, doing `body`.
+    pub fn next(&self, body: StageMessage) -> Envelope {
+        Envelope {
+            attempt: 1,
+            body,
+            ..self.clone()
+        }
+    }
+
+    /// This step done again (its attempt counted), doing `body`: a stale write recomputed.
+    pub fn again(&self, body: StageMessage) -> Envelope {
+        Envelope {
+            attempt: self.attempt + 1,
+            body,
+            ..self.clone()
+        }
+    }
+
     /// The JSON form put on a queue.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("an envelope always serialises")

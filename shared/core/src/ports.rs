@@ -553,6 +553,27 @@ pub trait EventSink: Send + Sync {
     async fn emit(&self, event: PipelineEvent) -> Result<()>;
 }
 
+/// SQL over rows held in memory: landing checks a file's expectations with it before anything is
+/// written (the embedded engine answers, whatever engine the lake runs on).
+#[async_trait]
+pub trait RowQuery: Send + Sync {
+    /// Runs `sql` reading `rows` as the table `name`. A statement the engine refuses is
+    /// [`Error::Sql`] with the engine's words.
+    async fn query_rows(
+        &self,
+        name: &str,
+        rows: RecordBatch,
+        sql: &str,
+    ) -> Result<Vec<RecordBatch>>;
+}
+
+/// Where failure notifications go (the project's `notify: webhook:`).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Sends one notification: a line for people, the details for machines.
+    async fn notify(&self, text: &str, detail: &serde_json::Value) -> Result<()>;
+}
+
 /// The time source, so tests can pin "now".
 pub trait Clock: Send + Sync {
     /// The current instant.

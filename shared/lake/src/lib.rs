@@ -1,6 +1,10 @@
 //! The embedded lake: Apache Iceberg tables on local disk, a SQL catalog on SQLite, and
 //! DataFusion for SQL.
 //!
+//! One file (over 700 lines) because [`LocalLake`]'s methods share the catalog connection, the
+//! commit loop and the snapshot bookkeeping; what stands alone (commits, the engine, queries,
+//! schemas, orphans, in-memory SQL) is a module of its own.
+//!
 //! The catalog uses the layout of Iceberg's JDBC/SQL catalog (`iceberg_tables`,
 //! `iceberg_namespace_properties`), so other Iceberg clients (pyiceberg, Spark, DuckDB) read the
 //! same tables. Commits go through floe's own snapshot producer ([`commit`]) so that the lake can
@@ -9,12 +13,16 @@
 //! # Layout
 //! - `lib.rs`: [`LocalLake`], the [`Lake`] port over the catalog.
 //! - [`commit`]: manifests, snapshots, metadata files and the pointer swap.
+//! - `engine`: the DataFusion session every query runs in (with `floe_row_hash`).
 //! - `query`: DataFusion sessions with every table pinned to one snapshot.
+//! - `meter`: counts the bytes each statement's table scans read (the query log's measure).
 //! - `schema`: Arrow <-> Iceberg schemas.
 //! - `orphans`: files under a table that no snapshot references.
+//! - [`memory`]: [`MemoryEngine`], SQL over rows held in memory (the `RowQuery` port).
 
 pub mod commit;
 mod engine;
+pub mod memory;
 mod meter;
 mod orphans;
 mod query;
@@ -55,6 +63,7 @@ use parquet::file::properties::WriterProperties;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use commit::{AttemptFiles, CommitKind};
+pub use memory::MemoryEngine;
 pub use orphans::OrphanReport;
 
 /// Compaction rewrites a table whose files average at most this size.
@@ -68,6 +77,9 @@ pub const CATALOG_NAME: &str = "floe";
 pub const CATALOG_FILE: &str = "catalog.db";
 /// How many times a commit that lost a race is rebuilt on the new table version.
 const COMMIT_ATTEMPTS: u32 = 10;
+/// The wait before a commit that lost a race is tried again on the new metadata.
+const COMMIT_BACKOFF: floe_core::backoff::Backoff =
+    floe_core::backoff::Backoff::new(Duration::from_millis(5), Duration::from_millis(500));
 
 /// A failure to simulate inside a commit, after every file is written and before the pointer
 /// swap: how the contract tests prove that a failed write leaves no trace.
@@ -431,7 +443,6 @@ impl LocalLake {
         written: AttemptFiles,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        let mut backoff = Duration::from_millis(5);
         for attempt in 1..=COMMIT_ATTEMPTS {
             let table = match self.load(t).await {
                 Ok(table) => table,
@@ -479,10 +490,7 @@ impl LocalLake {
                 .map_err(ice("reading the metadata location"))?;
             // A process-level crash drill: `FLOE_CRASH_AT=commit:<namespace.table>` stops the
             // process with every file of this commit written and the pointer not swapped.
-            if std::env::var("FLOE_CRASH_AT").is_ok_and(|v| v == format!("commit:{t}")) {
-                eprintln!("FLOE_CRASH_AT=commit:{t}: stopping the process before the pointer swap");
-                std::process::exit(86);
-            }
+            floe_core::drill::crash_point(&format!("commit:{t}"));
             match self.take_fault() {
                 Some(Fault::FailBeforeSwap) => {
                     prepared.attempt_files.remove(&self.io).await;
@@ -515,8 +523,7 @@ impl LocalLake {
                     tracing::debug!(table = %t, attempt, "commit lost a race; retrying");
                     let jitter =
                         Duration::from_micros(u64::from(uuid::Uuid::new_v4().as_u128() as u16));
-                    tokio::time::sleep(backoff + jitter).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                    tokio::time::sleep(COMMIT_BACKOFF.delay(attempt) + jitter).await;
                 }
                 Err(e) => {
                     prepared.attempt_files.remove(&self.io).await;
@@ -669,8 +676,7 @@ impl LocalLake {
     where
         F: Fn(&iceberg::spec::TableMetadata, &str) -> Result<Option<iceberg::spec::TableMetadata>>,
     {
-        let mut backoff = Duration::from_millis(5);
-        for _ in 0..COMMIT_ATTEMPTS {
+        for attempt in 1..=COMMIT_ATTEMPTS {
             let table = self.load(t).await?;
             let current = table
                 .metadata_location_result()
@@ -683,8 +689,7 @@ impl LocalLake {
                 return Ok(true);
             }
             AttemptFiles(vec![location]).remove(&self.io).await;
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
+            tokio::time::sleep(COMMIT_BACKOFF.delay(attempt)).await;
         }
         Err(commit::conflict(
             &t.to_string(),

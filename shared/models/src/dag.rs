@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use floe_config::did_you_mean;
 use serde::{Deserialize, Serialize};
 
-use crate::project::{Materialized, Model};
+use crate::model::{Materialized, Model};
 use crate::render::Dep;
 
 /// The graph of models.

@@ -5,6 +5,7 @@
 
 pub mod dag;
 pub mod materialize;
+pub mod model;
 pub mod project;
 pub mod render;
 

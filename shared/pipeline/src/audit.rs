@@ -19,19 +19,7 @@ use crate::scd2::{IS_CURRENT, IS_DELETED, ROW_HASH, VALID_FROM, VALID_TO};
 use crate::sql::{quote, row_fingerprint, standardised};
 use crate::standardise::{stage_name, table_config};
 
-/// Drill hook, like `FLOE_CRASH_AT`: `FLOE_REJECT_FILES=<text>[,<text>...]` makes the audit fail
-/// the batch of every landed file whose key contains one of the texts, so the rejection path
-/// (and that a rejected batch never reaches a later published version) can be exercised with
-/// data that is otherwise good.
-fn rejection_drill(key: &str) -> bool {
-    std::env::var("FLOE_REJECT_FILES").is_ok_and(|v| {
-        v.split(',')
-            .any(|t| !t.trim().is_empty() && key.contains(t.trim()))
-    })
-}
-
-/// How many times a stale staged write is recomputed before the message gives up.
-pub const MAX_RESTAGES: u32 = 20;
+pub use crate::flow::MAX_RESTAGES;
 
 /// One failed test.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -149,11 +137,7 @@ impl Audit<'_> {
                 });
             }
             tracing::info!(table = %silver, other_rules, "staged history went stale: standardising again");
-            return Ok(Verdict::Stale(Envelope {
-                attempt: message.attempt + 1,
-                body: (**redo).clone(),
-                ..message.clone()
-            }));
+            return Ok(Verdict::Stale(message.again((**redo).clone())));
         }
         let at = ReadAt::Pinned(BTreeMap::from([(silver.clone(), *snapshot_id)]));
         let mut failures = Vec::new();
@@ -195,7 +179,7 @@ impl Audit<'_> {
             let rows = self.lake.query(&sql, &at).await?;
             let n: usize = rows.iter().map(|b| b.num_rows()).sum();
             if n > 0 {
-                let examples = datafusion::arrow::util::pretty::pretty_format_batches(&rows)
+                let examples = arrow_cast::pretty::pretty_format_batches(&rows)
                     .map(|t| t.to_string().lines().take(12).map(str::to_owned).collect())
                     .unwrap_or_default();
                 failures.push(Failure {
@@ -209,11 +193,7 @@ impl Audit<'_> {
             match self.lake.publish_snapshot(silver, *snapshot_id).await {
                 Ok(()) => {}
                 Err(Error::CommitConflict { .. }) => {
-                    return Ok(Verdict::Stale(Envelope {
-                        attempt: message.attempt + 1,
-                        body: (**redo).clone(),
-                        ..message.clone()
-                    }));
+                    return Ok(Verdict::Stale(message.again((**redo).clone())));
                 }
                 Err(e) => return Err(e),
             }
@@ -392,7 +372,7 @@ impl Audit<'_> {
             ),
         ];
         if let StageMessage::Standardise { object, .. } = redo
-            && rejection_drill(&object.key)
+            && floe_core::drill::reject_file(&object.key)
         {
             tests.push((
                 "injected rejection (FLOE_REJECT_FILES)".to_owned(),

@@ -21,7 +21,7 @@
 
 use std::collections::BTreeSet;
 
-use datafusion::arrow::datatypes::{DataType, Schema};
+use arrow_schema::{DataType, Schema};
 use floe_config::{
     ColumnConfig, ColumnType, Project, RESCUED_COLUMN, SchemaChangePolicy, TableConfig,
 };
@@ -172,21 +172,7 @@ fn is_floe_column(name: &str) -> bool {
     name != RESCUED_COLUMN && floe_config::RESERVED_COLUMNS.contains(&name)
 }
 
-/// The columns a table's config asks for, with `_rescued` under `schema_change: rescue`.
-pub fn declared(table: &TableConfig) -> Vec<ColumnConfig> {
-    let mut columns = table.columns.clone();
-    if table.schema_change == SchemaChangePolicy::Rescue {
-        columns.push(ColumnConfig {
-            name: RESCUED_COLUMN.into(),
-            ty: ColumnType::String,
-            nullable: true,
-            description: Some(
-                "the file's columns the config does not declare, as one JSON object".into(),
-            ),
-        });
-    }
-    columns
-}
+pub use floe_sql::declared;
 
 /// How the config differs from bronze and silver (either may not exist yet).
 pub async fn inspect(lake: &dyn Lake, table: &TableConfig) -> Result<Drift> {
@@ -431,7 +417,7 @@ pub async fn project_drift<'p>(
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::datatypes::{Field, TimeUnit};
+    use arrow_schema::{Field, TimeUnit};
 
     use super::*;
 

@@ -7,16 +7,14 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{
+use arrow_array::{
     Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
     UInt64Array,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use chrono::{DateTime, Utc};
 use floe_config::{Check, ColumnType, Expectation, OnFail, TableConfig};
-use floe_core::ports::Lake;
+use floe_core::ports::{Lake, RowQuery};
 use floe_core::{BatchId, Error, Result, RunId, TableRef};
 use serde_json::Value;
 
@@ -98,8 +96,13 @@ fn condition(table: &TableConfig, e: &Expectation) -> String {
     }
 }
 
-/// Runs `table`'s expectations over `extract` (read from `file`) and decides.
-pub async fn check(table: &TableConfig, extract: Extract, file: &str) -> Result<Verdict> {
+/// Runs `table`'s expectations over `extract` (read from `file`) on `engine` and decides.
+pub async fn check(
+    table: &TableConfig,
+    extract: Extract,
+    file: &str,
+    engine: &dyn RowQuery,
+) -> Result<Verdict> {
     let checked = extract.rows();
     if table.expectations.is_empty() {
         return Ok(Verdict::Land {
@@ -120,15 +123,6 @@ pub async fn check(table: &TableConfig, extract: Extract, file: &str) -> Result<
     columns.push(Arc::new(UInt64Array::from_iter_values(0..checked as u64)));
     let raw = RecordBatch::try_new(schema.clone(), columns)
         .map_err(|e| Error::Internal(format!("the rows of {file}: {e}")))?;
-    let ctx = SessionContext::new();
-    ctx.register_table(
-        "raw",
-        Arc::new(
-            MemTable::try_new(schema, vec![vec![raw]])
-                .map_err(|e| Error::Internal(format!("the rows of {file}: {e}")))?,
-        ),
-    )
-    .map_err(|e| Error::Internal(e.to_string()))?;
     let typed: Vec<String> = table
         .columns
         .iter()
@@ -141,9 +135,14 @@ pub async fn check(table: &TableConfig, extract: Extract, file: &str) -> Result<
             typed.join(", "),
             condition(table, e)
         );
-        let batches = async { ctx.sql(&sql).await?.collect().await }
+        let batches = engine
+            .query_rows("raw", raw.clone(), &sql)
             .await
             .map_err(|err| {
+                let err = match err {
+                    Error::Sql(words) => words,
+                    other => other.to_string(),
+                };
                 Error::Config(format!(
                     "the expectation '{}' of {} ({}) does not run: {err}; fix it in {}",
                     e.name,
@@ -261,7 +260,7 @@ pub async fn check(table: &TableConfig, extract: Extract, file: &str) -> Result<
         let columns = extract
             .columns
             .iter()
-            .map(|c| datafusion::arrow::compute::filter(c, &keep))
+            .map(|c| arrow_select::filter::filter(c, &keep))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::Internal(format!("dropping rows of {file}: {e}")))?;
         let lines = extract

@@ -1,13 +1,17 @@
 //! Reading a landed file into text columns, checked against its table config.
 //!
+//! One file (over 700 lines) because the three formats share one checking pass (header
+//! mapping, types, keys, drift, the problem list and its limit); each format's reader is one
+//! function here.
+//!
 //! Every problem names the line (file line, header = line 1) and column, says what is wrong and
 //! what to do; a file with any problem is refused whole, so nothing half-valid reaches bronze.
 
 use std::collections::{BTreeSet, HashMap};
 
-use datafusion::arrow::array::{Array, ArrayRef, StringArray};
-use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use arrow_array::{Array, ArrayRef, StringArray};
+use arrow_cast::{CastOptions, cast_with_options};
+use arrow_schema::{DataType, TimeUnit};
 use floe_config::{ColumnType, FileFormat, LoadKind, SchemaChangePolicy, TableConfig};
 use serde::Serialize;
 
@@ -470,7 +474,7 @@ fn finish(
 
 fn text_columns(
     shape: &Shape,
-    batches: Vec<datafusion::arrow::array::RecordBatch>,
+    batches: Vec<arrow_array::RecordBatch>,
     first_line: u64,
 ) -> Result<Extract, Vec<Problem>> {
     let Some(first) = batches.first() else {
@@ -503,13 +507,13 @@ fn text_columns(
                 ))]
             })?;
         let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-        datafusion::arrow::compute::concat(&refs).map_err(|e| vec![Problem::file(e.to_string())])
+        arrow_select::concat::concat(&refs).map_err(|e| vec![Problem::file(e.to_string())])
     };
     let mut columns = Vec::new();
     for i in &header.order {
         columns.push(match i {
             Some(i) => as_text(*i)?,
-            None => datafusion::arrow::array::new_null_array(&DataType::Utf8, n),
+            None => arrow_array::new_null_array(&DataType::Utf8, n),
         });
     }
     if shape.rescues() {
@@ -745,8 +749,8 @@ fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
         for r in bad.into_iter().take(MAX_PROBLEMS) {
             let value = values.value(r);
             if col.ty == ColumnType::Timestamp
-                && crate::landing::parse_extract_ts(value)
-                    .is_some_and(|t| !crate::landing::instant_in_range(t))
+                && crate::keys::parse_extract_ts(value)
+                    .is_some_and(|t| !crate::keys::instant_in_range(t))
             {
                 // A well-formed timestamp the engines cannot hold: say so, not "use ISO 8601".
                 problems.push(Problem::at(
@@ -754,7 +758,7 @@ fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
                     Some(&col.name),
                     format!(
                         "'{value}' is outside the timestamps floe stores ({})",
-                        crate::landing::INSTANT_RANGE
+                        crate::keys::INSTANT_RANGE
                     ),
                 ));
                 continue;

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
-use datafusion::arrow::datatypes::Schema;
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::Schema;
 use floe_core::ports::{Lake, WriteOptions};
 use floe_core::{BatchId, Error, Result, RunId, TableRef};
 

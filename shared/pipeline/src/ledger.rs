@@ -8,11 +8,9 @@
 
 use std::sync::Arc;
 
+use arrow_array::{Array, ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{
-    Array, ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use floe_core::message::{Envelope, StageMessage};
 use floe_core::ports::{Lake, ReadAt};
 use floe_core::{BatchId, Error, ObjectRef, Result, RunId, TableRef};
@@ -165,7 +163,7 @@ pub async fn record_dead_letter(
         files.push((o.clone(), Some(m.batch_id.to_string())));
     }
     for (object, batch_id) in files {
-        let key = crate::landing::parse_key(&object.key).ok();
+        let key = crate::keys::parse_key(&object.key).ok();
         let table = key
             .as_ref()
             .map(|k| format!("{}.{}", k.source, k.table))
@@ -221,7 +219,7 @@ pub async fn status_of(lake: &dyn Lake, landing: &[ObjectRef]) -> Result<Vec<Fil
         );
         for b in lake.query(&sql, &ReadAt::Current).await? {
             let text = |c: usize| -> Result<StringArray> {
-                let a = datafusion::arrow::compute::cast(b.column(c), &DataType::Utf8)
+                let a = arrow_cast::cast(b.column(c), &DataType::Utf8)
                     .map_err(|e| Error::Internal(format!("reading the file ledger: {e}")))?;
                 Ok(a.as_any()
                     .downcast_ref::<StringArray>()
@@ -229,7 +227,7 @@ pub async fn status_of(lake: &dyn Lake, landing: &[ObjectRef]) -> Result<Vec<Fil
                     .clone())
             };
             let time = |c: usize| -> Result<TimestampMicrosecondArray> {
-                let a = datafusion::arrow::compute::cast(
+                let a = arrow_cast::cast(
                     b.column(c),
                     &DataType::Timestamp(TimeUnit::Microsecond, None),
                 )
@@ -276,7 +274,7 @@ pub async fn status_of(lake: &dyn Lake, landing: &[ObjectRef]) -> Result<Vec<Fil
         if known.contains(&o.key) {
             continue;
         }
-        let key = crate::landing::parse_key(&o.key).ok();
+        let key = crate::keys::parse_key(&o.key).ok();
         out.push(FileRow {
             key: o.key.clone(),
             table: key.as_ref().map(|k| format!("{}.{}", k.source, k.table)),

@@ -11,37 +11,35 @@
 //! - [`expectations`]: row-level expectations checked at landing (quarantine, drop or warn).
 //! - [`extract`]: reading a landed file (CSV, Parquet, JSON lines) and checking it.
 //! - [`ledger`]: the file ledger `floe_audit.files`: where every landed file is.
+//! - [`keys`]: landing keys (`landing/<source>/<table>/<extract_ts>/<file>`) and extract times.
 //! - [`landing`]: the landing stage (file -> bronze, or quarantine).
 //! - [`standardise`]: the standardise stage (bronze -> staged silver history).
 //! - [`audit`]: the silver audit (tests, then publish or reject).
 //! - [`modelling`]: the gold layer at run time: build models staged, test them, publish.
-//! - [`notify`]: the failure webhook (Slack-compatible).
 //! - [`progress`]: how far the long work of this process has got, for the CLI to show.
 //! - [`rejections`]: batches refused by an audit, left out of later builds.
 //! - [`stages`]: the stage handlers behind one entry point (message in, next messages out).
-//! - [`runtime`]: the stages chained through local queues in one process.
-//! - [`local`]: the local runtime's adapters: durable SQLite queues, the landing folder.
+//! - [`flow`]: [`flow::route`], where each stage's results go next: the event flow on one screen.
 
-pub mod athena_sql;
 pub mod audit;
-pub mod bronze;
 pub mod drift;
 pub mod estimate;
 pub mod events;
 pub mod expectations;
 pub mod extract;
 mod floe_audit;
+pub mod flow;
+pub mod keys;
 pub mod landing;
 pub mod ledger;
-pub mod local;
 pub mod maintenance;
 pub mod modelling;
-pub mod notify;
 pub mod progress;
 pub mod query_log;
 pub mod rejections;
-pub mod runtime;
-pub mod scd2;
-pub mod sql;
 pub mod stages;
 pub mod standardise;
+
+// The SQL the stages run lives in floe-sql; these names keep the stages' paths short.
+pub use floe_sql::athena as athena_sql;
+pub use floe_sql::{self as sql, bronze, scd2};

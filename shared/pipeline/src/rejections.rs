@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{StringArray, TimestampMicrosecondArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow_array::{StringArray, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use floe_core::ports::Lake;
 use floe_core::{BatchId, Error, Result, RunId, TableRef};
 
@@ -88,13 +88,12 @@ pub async fn rejected(
     let bad = |e: &dyn std::fmt::Display| Error::Internal(format!("reading rejected batches: {e}"));
     let mut out = Vec::new();
     for rb in rows {
-        let ids =
-            datafusion::arrow::compute::cast(rb.column(0), &DataType::Utf8).map_err(|e| bad(&e))?;
+        let ids = arrow_cast::cast(rb.column(0), &DataType::Utf8).map_err(|e| bad(&e))?;
         let ids = ids
             .as_any()
             .downcast_ref::<StringArray>()
             .ok_or_else(|| bad(&"batch ids are not text"))?;
-        let at = datafusion::arrow::compute::cast(
+        let at = arrow_cast::cast(
             rb.column(1),
             &DataType::Timestamp(TimeUnit::Microsecond, None),
         )

@@ -1,83 +1,35 @@
 //! The stage handlers behind one entry point: a queue message in, the messages for the next
 //! stages out. The local runtime and the Lambda services both call [`Stages::handle`]; only what
-//! they do with the result (which queue, how a failure is retried or dead-lettered) differs.
+//! they do with the result (which queue, how a failure is retried or dead-lettered) differs, and
+//! that too follows one rule ([`floe_core::flow::Disposition`]).
+//!
+//! Reading order for one file from S3 event to published gold: [`Stages::handle`] picks the
+//! handler by the message, each handler ([`crate::landing`], [`crate::standardise`],
+//! [`crate::audit`], [`crate::modelling`]) does the work and returns a [`Decision`], and
+//! [`crate::flow::route`] says which messages follow.
 
-use std::fmt;
-use std::str::FromStr;
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use floe_config::Project;
+use floe_core::TableRef;
+use floe_core::drill::crash_point;
 use floe_core::message::{Envelope, StageMessage};
 use floe_core::ports::{Clock, EventSink, Lake, ObjectStore};
 use floe_core::{Error, Result, RunId};
-
-use std::collections::BTreeSet;
-use std::sync::Mutex;
-
-use floe_core::TableRef;
 use floe_models::Models;
+
+pub use floe_core::Stage;
 
 use crate::audit::{Audit, Verdict};
 use crate::extract::Problem;
+use crate::flow::{Decision, route};
 use crate::landing::{Landed, Landing};
 use crate::modelling::{
     AuditModels, Build, BuildStatus, ModelVerdict, Modelling, RunRecord, Target, record_runs,
 };
-use crate::runtime::crash_point;
 use crate::standardise::Standardise;
-
-/// A stage of the pipeline, named as its queue is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Stage {
-    /// S3 events in; landed files to bronze (or quarantine).
-    Landing,
-    /// Bronze batches in; silver history staged.
-    Standardise,
-    /// Staged writes in; tests, then publish or reject.
-    Audit,
-    /// Published tables in; the models downstream of them built and staged.
-    Modelling,
-}
-
-impl Stage {
-    /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 4] = [
-        Stage::Landing,
-        Stage::Standardise,
-        Stage::Audit,
-        Stage::Modelling,
-    ];
-
-    /// The stage's (and its queue's) name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Landing => "landing",
-            Stage::Standardise => "standardise",
-            Stage::Audit => "audit",
-            Stage::Modelling => "modelling",
-        }
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Stage {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Stage::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "'{s}' is not a stage: use one of landing, standardise, audit, modelling"
-                ))
-            })
-    }
-}
 
 /// Something a stage did that the caller reports (progress lines, summaries, metrics).
 #[derive(Debug, Clone, PartialEq)]
@@ -144,8 +96,8 @@ pub enum Note {
 /// What handling one message produced.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Messages for the next stages.
-    pub next: Vec<(Stage, Envelope)>,
+    /// Messages for the next stages (each names its queue: [`StageMessage::stage`]).
+    pub next: Vec<Envelope>,
     /// What happened, for the caller to report.
     pub notes: Vec<Note>,
 }
@@ -155,13 +107,7 @@ pub struct Outcome {
 /// concurrent writes would only conflict), messages of different tables side by side.
 pub fn lane(stage: Stage, body: &str) -> Option<String> {
     // bronze_<source>.<table> and silver_<source>.<table> are one lane.
-    let of_layer = |t: &floe_core::TableRef| {
-        let source = t
-            .namespace
-            .split_once('_')
-            .map_or(t.namespace.as_str(), |(_, s)| s);
-        Some(format!("{source}.{}", t.name))
-    };
+    let of_layer = |t: &TableRef| t.source_table().or_else(|| Some(t.to_string()));
     match stage {
         Stage::Landing => match crate::events::parse(body).ok()? {
             crate::events::S3Event::Created(objects) => {
@@ -213,8 +159,10 @@ pub struct Stages {
     pub events: Arc<dyn EventSink>,
     /// Now.
     pub clock: Arc<dyn Clock>,
+    /// Where landing's expectations run (SQL over a file's rows in memory).
+    pub rows: Arc<dyn floe_core::ports::RowQuery>,
     /// Where gold test failures are announced (the project's webhook), if anywhere.
-    pub notifier: Option<Arc<dyn crate::notify::Notifier>>,
+    pub notifier: Option<Arc<dyn floe_core::ports::Notifier>>,
     /// How many models (or chunks) are built at once.
     pub concurrency: usize,
 }
@@ -230,9 +178,7 @@ impl Stages {
         if !statements.is_empty() {
             let work = match &out {
                 // Landing's message is an S3 event: the batch is the one it landed.
-                Ok(o) if stage == Stage::Landing => {
-                    o.next.first().map(|(_, m)| work_of(m)).unwrap_or_default()
-                }
+                Ok(o) if stage == Stage::Landing => o.next.first().map(work_of).unwrap_or_default(),
                 _ => Envelope::from_json(body)
                     .map(|m| work_of(&m))
                     .unwrap_or_default(),
@@ -248,287 +194,291 @@ impl Stages {
     }
 
     async fn run_stage(&self, stage: Stage, body: &str) -> Result<Outcome> {
-        let mut out = Outcome::default();
-        let lake = self.lake.as_ref();
-        match stage {
-            Stage::Landing => {
-                let landing = Landing {
-                    project: &self.project,
-                    lake,
-                    landing: self.landing.as_ref(),
-                    quarantine: self.quarantine.as_ref(),
-                    events: self.events.as_ref(),
-                    clock: self.clock.as_ref(),
-                };
-                for landed in landing.handle(body, &RunId::new()).await? {
-                    match landed {
-                        Landed::Bronze {
-                            message: m,
-                            rows,
-                            bytes,
-                        } => {
-                            if let StageMessage::Standardise { object, bronze, .. } = &m.body {
-                                out.notes.push(Note::Landed {
-                                    key: object.key.clone(),
-                                    bronze: bronze.to_string(),
-                                    rows,
-                                    bytes,
-                                });
-                            }
-                            crash_point("after_bronze_commit");
-                            out.next.push((Stage::Standardise, m));
-                        }
-                        Landed::Quarantined {
-                            key,
-                            report,
-                            problems,
-                        } => out.notes.push(Note::Quarantined {
-                            key,
-                            report,
-                            problems,
-                        }),
-                    }
-                }
+        let mut notes = Vec::new();
+        let decision = match stage {
+            Stage::Landing => self.land(body, &mut notes).await?,
+            // The stack's maintenance schedule sends its requests to the modelling queue.
+            Stage::Modelling if let Some(request) = crate::maintenance::request(body) => {
+                let lines =
+                    crate::maintenance::run(self.lake.as_ref(), &self.project, &request).await?;
+                notes.extend(lines.into_iter().map(Note::Progress));
+                Decision::Done
             }
-            Stage::Standardise => {
+            _ => {
                 let m = Envelope::from_json(body)?;
-                let (audit, rows) = Standardise {
-                    project: &self.project,
-                    lake,
-                }
-                .handle(&m)
-                .await?;
-                if let StageMessage::Audit { table, .. } = &audit.body {
-                    out.notes.push(Note::Staged {
-                        table: table.to_string(),
-                        rows,
-                    });
-                }
-                out.next.push((Stage::Audit, audit));
-            }
-            Stage::Audit => {
-                let m = Envelope::from_json(body)?;
-                if let StageMessage::AuditModels {
-                    trigger,
-                    models,
-                    redo,
-                } = &m.body
-                {
-                    let project_models = self.models().await?;
-                    let lines = Mutex::new(Vec::new());
-                    let progress = |l: &str| lines.lock().expect("not poisoned").push(l.to_owned());
-                    crash_point("before_publish");
-                    let verdicts = AuditModels {
-                        project: &self.project,
-                        models: &project_models,
-                        lake,
-                        events: self.events.as_ref(),
-                        notifier: self.notifier.as_deref(),
-                        clock: self.clock.as_ref(),
-                        progress: &progress,
-                    }
-                    .handle(trigger, models, &m.batch_id, &m.run_id)
-                    .await?;
-                    // Only the lines the notes below do not repeat.
-                    out.notes.extend(
-                        lines
-                            .into_inner()
-                            .expect("not poisoned")
-                            .into_iter()
-                            .filter(|l| !l.starts_with("published "))
-                            .map(Note::Progress),
-                    );
-                    let stale = verdicts
-                        .iter()
-                        .any(|(_, v)| matches!(v, ModelVerdict::Stale));
-                    if stale && let Some(redo) = redo {
-                        if m.attempt >= crate::audit::MAX_RESTAGES {
-                            return Err(Error::CommitConflict {
-                                table: trigger.clone(),
-                                detail: "models restaged too many times while other runs kept publishing first; redrive later".into(),
-                            });
-                        }
-                        out.next.push((
-                            Stage::Modelling,
-                            Envelope {
-                                attempt: m.attempt + 1,
-                                body: (**redo).clone(),
-                                ..m.clone()
-                            },
-                        ));
-                    }
-                    for (model, v) in verdicts {
-                        let table = models
-                            .iter()
-                            .find(|s| s.model == model)
-                            .map(|s| s.table.to_string())
-                            .unwrap_or(model);
-                        match v {
-                            ModelVerdict::Published { snapshot_id } => {
-                                out.notes.push(Note::Published {
-                                    table,
-                                    snapshot_id: snapshot_id.unwrap_or_default(),
-                                })
-                            }
-                            ModelVerdict::Failed { failures } => out.notes.push(Note::Rejected {
-                                table,
-                                why: failures
-                                    .iter()
-                                    .map(|f| format!("{} ({} rows)", f.test, f.failing_rows))
-                                    .collect::<Vec<_>>()
-                                    .join("; "),
-                            }),
-                            ModelVerdict::Stale => out.notes.push(Note::Progress(format!(
-                                "{table} went stale and is built again"
-                            ))),
-                            ModelVerdict::Skipped { because } => {
-                                out.notes.push(Note::ModelFailed {
-                                    model: table,
-                                    why: format!("not published: its parent {because} was not"),
-                                })
-                            }
-                        }
-                    }
-                    return Ok(out);
-                }
-                crash_point("before_publish");
-                let verdict = Audit {
-                    project: &self.project,
-                    lake,
-                    events: self.events.as_ref(),
-                    clock: self.clock.as_ref(),
-                }
-                .handle(&m)
-                .await?;
-                match verdict {
-                    Verdict::Published { table, snapshot_id } => {
-                        out.notes.push(Note::Published {
-                            table: table.to_string(),
-                            snapshot_id,
-                        });
-                        if self.has_models_of(&table).await? {
-                            out.next.push((
-                                Stage::Modelling,
-                                Envelope {
-                                    attempt: 1,
-                                    body: StageMessage::Model { table, snapshot_id },
-                                    ..m.clone()
-                                },
-                            ));
-                        }
-                    }
-                    Verdict::Rejected { table, failures } => out.notes.push(Note::Rejected {
-                        table: table.to_string(),
-                        why: failures
-                            .iter()
-                            .map(|f| format!("{} ({} rows)", f.test, f.failing_rows))
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    }),
-                    Verdict::Stale(redo) => out.next.push((Stage::Standardise, redo)),
-                }
-            }
-            Stage::Modelling => {
-                // The stack's maintenance schedule sends its requests here.
-                if let Some(request) = crate::maintenance::request(body) {
-                    let lines = crate::maintenance::run(lake, &self.project, &request).await?;
-                    out.notes.extend(lines.into_iter().map(Note::Progress));
-                    return Ok(out);
-                }
-                let m = Envelope::from_json(body)?;
-                let StageMessage::Model { table, snapshot_id } = &m.body else {
+                if m.body.stage() != stage {
                     return Err(Error::MalformedMessage(format!(
-                        "the modelling queue takes `model` messages, not this: {}",
+                        "the {stage} queue does not take this message (it is for the {} \
+                         queue): {}",
+                        m.body.stage(),
                         m.to_json()
                     )));
-                };
-                let models = self.models().await?;
-                let source = table
-                    .namespace
-                    .strip_prefix("silver_")
-                    .map(|s| format!("{s}.{}", table.name));
-                let mut selected = source
-                    .map(|s| models.dag.downstream_of_source(&s))
-                    .unwrap_or_default();
-                if selected.is_empty() {
-                    return Ok(out);
                 }
-                // Ancestors never built yet (a first load) are built with them.
-                let ancestors: BTreeSet<String> = selected
-                    .iter()
-                    .flat_map(|m| models.dag.ancestors(m))
-                    .filter(|a| !selected.contains(a))
-                    .collect();
-                for a in ancestors {
-                    let t = TableRef::new(floe_models::GOLD, &a)?;
-                    if !lake.table_exists(&t).await? && lake.view_sql(&t).await?.is_none() {
-                        selected.insert(a);
-                    }
-                }
-                let lines = Mutex::new(Vec::new());
-                let progress = |l: &str| lines.lock().expect("not poisoned").push(l.to_owned());
-                let build = Modelling {
-                    project: &self.project,
-                    models: &models,
-                    lake,
-                    clock: self.clock.as_ref(),
-                    target: Target::default(),
-                    progress: &progress,
-                }
-                .build(&selected, &m.batch_id, &m.run_id, self.concurrency)
-                .await?;
-                out.notes.extend(
-                    lines
-                        .into_inner()
-                        .expect("not poisoned")
-                        .into_iter()
-                        .map(Note::Progress),
-                );
-                let trigger = format!("{table}@{snapshot_id}");
-                record_build_failures(lake, &m.run_id, &trigger, m.attempt, &build).await?;
-                crate::modelling::announce_build_failures(
-                    self.events.as_ref(),
-                    self.notifier.as_deref(),
-                    self.clock.as_ref(),
-                    &m.batch_id,
-                    &m.run_id,
-                    &trigger,
-                    &build,
-                )
-                .await?;
-                for b in &build.built {
-                    match &b.status {
-                        BuildStatus::Staged => out.notes.push(Note::Built {
-                            table: format!("{}.{}", floe_models::GOLD, b.model),
-                            rows: b.rows,
-                        }),
-                        BuildStatus::Error { message } => out.notes.push(Note::ModelFailed {
-                            model: b.model.clone(),
-                            why: message.clone(),
-                        }),
-                        BuildStatus::Skipped { because } => out.notes.push(Note::ModelFailed {
-                            model: b.model.clone(),
-                            why: format!("skipped: its parent {because} failed"),
-                        }),
-                    }
-                }
-                if !build.staged.is_empty() {
-                    out.next.push((
-                        Stage::Audit,
-                        Envelope {
-                            attempt: 1,
-                            body: StageMessage::AuditModels {
-                                trigger,
-                                models: build.staged,
-                                redo: Some(Box::new(m.body.clone())),
-                            },
-                            ..m.clone()
-                        },
-                    ));
+                match &m.body {
+                    StageMessage::Standardise { .. } => self.standardise(&m, &mut notes).await?,
+                    StageMessage::Audit { .. } => self.audit(&m, &mut notes).await?,
+                    StageMessage::AuditModels { .. } => self.audit_models(&m, &mut notes).await?,
+                    StageMessage::Model { .. } => self.build_models(&m, &mut notes).await?,
                 }
             }
+        };
+        Ok(Outcome {
+            next: route(decision)?,
+            notes,
+        })
+    }
+
+    /// Landing: an S3 event's files into bronze, or quarantine.
+    async fn land(&self, body: &str, notes: &mut Vec<Note>) -> Result<Decision> {
+        let landing = Landing {
+            project: &self.project,
+            lake: self.lake.as_ref(),
+            landing: self.landing.as_ref(),
+            quarantine: self.quarantine.as_ref(),
+            events: self.events.as_ref(),
+            clock: self.clock.as_ref(),
+            rows: self.rows.as_ref(),
+        };
+        let mut standardise = Vec::new();
+        for landed in landing.handle(body, &RunId::new()).await? {
+            match landed {
+                Landed::Bronze {
+                    message,
+                    rows,
+                    bytes,
+                } => {
+                    if let StageMessage::Standardise { object, bronze, .. } = &message.body {
+                        notes.push(Note::Landed {
+                            key: object.key.clone(),
+                            bronze: bronze.to_string(),
+                            rows,
+                            bytes,
+                        });
+                    }
+                    crash_point("after_bronze_commit");
+                    standardise.push(message);
+                }
+                Landed::Quarantined {
+                    key,
+                    report,
+                    problems,
+                } => notes.push(Note::Quarantined {
+                    key,
+                    report,
+                    problems,
+                }),
+            }
         }
-        Ok(out)
+        Ok(Decision::Landed(standardise))
+    }
+
+    /// Standardise: a bronze batch into a staged silver history.
+    async fn standardise(&self, m: &Envelope, notes: &mut Vec<Note>) -> Result<Decision> {
+        let (audit, rows) = Standardise {
+            project: &self.project,
+            lake: self.lake.as_ref(),
+        }
+        .handle(m)
+        .await?;
+        if let StageMessage::Audit { table, .. } = &audit.body {
+            notes.push(Note::Staged {
+                table: table.to_string(),
+                rows,
+            });
+        }
+        Ok(Decision::Staged(audit))
+    }
+
+    /// The silver audit: a staged history tested, then published or rejected.
+    async fn audit(&self, m: &Envelope, notes: &mut Vec<Note>) -> Result<Decision> {
+        crash_point("before_publish");
+        let verdict = Audit {
+            project: &self.project,
+            lake: self.lake.as_ref(),
+            events: self.events.as_ref(),
+            clock: self.clock.as_ref(),
+        }
+        .handle(m)
+        .await?;
+        Ok(match verdict {
+            Verdict::Published { table, snapshot_id } => {
+                notes.push(Note::Published {
+                    table: table.to_string(),
+                    snapshot_id,
+                });
+                Decision::Published {
+                    message: m.clone(),
+                    has_models: self.has_models_of(&table).await?,
+                    table,
+                    snapshot_id,
+                }
+            }
+            Verdict::Rejected { table, failures } => {
+                notes.push(Note::Rejected {
+                    table: table.to_string(),
+                    why: failures
+                        .iter()
+                        .map(|f| format!("{} ({} rows)", f.test, f.failing_rows))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                });
+                Decision::Done
+            }
+            Verdict::Stale(redo) => Decision::Stale(redo),
+        })
+    }
+
+    /// The gold audit: a run's staged models tested, those that pass published.
+    async fn audit_models(&self, m: &Envelope, notes: &mut Vec<Note>) -> Result<Decision> {
+        let StageMessage::AuditModels {
+            trigger,
+            models,
+            redo,
+        } = &m.body
+        else {
+            return Err(Error::Internal("audit_models takes AuditModels".into()));
+        };
+        let project_models = self.models().await?;
+        let lines = Mutex::new(Vec::new());
+        let progress = |l: &str| lines.lock().expect("not poisoned").push(l.to_owned());
+        crash_point("before_publish");
+        let verdicts = AuditModels {
+            project: &self.project,
+            models: &project_models,
+            lake: self.lake.as_ref(),
+            events: self.events.as_ref(),
+            notifier: self.notifier.as_deref(),
+            clock: self.clock.as_ref(),
+            progress: &progress,
+        }
+        .handle(trigger, models, &m.batch_id, &m.run_id)
+        .await?;
+        // Only the lines the notes below do not repeat.
+        notes.extend(
+            lines
+                .into_inner()
+                .expect("not poisoned")
+                .into_iter()
+                .filter(|l| !l.starts_with("published "))
+                .map(Note::Progress),
+        );
+        let stale = verdicts
+            .iter()
+            .any(|(_, v)| matches!(v, ModelVerdict::Stale));
+        for (model, v) in verdicts {
+            let table = models
+                .iter()
+                .find(|s| s.model == model)
+                .map(|s| s.table.to_string())
+                .unwrap_or(model);
+            notes.push(match v {
+                ModelVerdict::Published { snapshot_id } => Note::Published {
+                    table,
+                    snapshot_id: snapshot_id.unwrap_or_default(),
+                },
+                ModelVerdict::Failed { failures } => Note::Rejected {
+                    table,
+                    why: failures
+                        .iter()
+                        .map(|f| format!("{} ({} rows)", f.test, f.failing_rows))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                },
+                ModelVerdict::Stale => {
+                    Note::Progress(format!("{table} went stale and is built again"))
+                }
+                ModelVerdict::Skipped { because } => Note::ModelFailed {
+                    model: table,
+                    why: format!("not published: its parent {because} was not"),
+                },
+            });
+        }
+        Ok(Decision::ModelsAudited {
+            message: m.clone(),
+            stale,
+            redo: redo.clone(),
+        })
+    }
+
+    /// Modelling: the models downstream of a published silver table built and staged.
+    async fn build_models(&self, m: &Envelope, notes: &mut Vec<Note>) -> Result<Decision> {
+        let StageMessage::Model { table, snapshot_id } = &m.body else {
+            return Err(Error::Internal("build_models takes Model".into()));
+        };
+        let lake = self.lake.as_ref();
+        let models = self.models().await?;
+        let mut selected = table
+            .source_table()
+            .as_deref()
+            .map(|s| models.dag.downstream_of_source(s))
+            .unwrap_or_default();
+        if selected.is_empty() {
+            return Ok(Decision::Done);
+        }
+        // Ancestors never built yet (a first load) are built with them.
+        let ancestors: BTreeSet<String> = selected
+            .iter()
+            .flat_map(|m| models.dag.ancestors(m))
+            .filter(|a| !selected.contains(a))
+            .collect();
+        for a in ancestors {
+            let t = TableRef::new(floe_models::GOLD, &a)?;
+            if !lake.table_exists(&t).await? && lake.view_sql(&t).await?.is_none() {
+                selected.insert(a);
+            }
+        }
+        let lines = Mutex::new(Vec::new());
+        let progress = |l: &str| lines.lock().expect("not poisoned").push(l.to_owned());
+        let build = Modelling {
+            project: &self.project,
+            models: &models,
+            lake,
+            clock: self.clock.as_ref(),
+            target: Target::default(),
+            progress: &progress,
+        }
+        .build(&selected, &m.batch_id, &m.run_id, self.concurrency)
+        .await?;
+        notes.extend(
+            lines
+                .into_inner()
+                .expect("not poisoned")
+                .into_iter()
+                .map(Note::Progress),
+        );
+        let trigger = format!("{table}@{snapshot_id}");
+        record_build_failures(lake, &m.run_id, &trigger, m.attempt, &build).await?;
+        crate::modelling::announce_build_failures(
+            self.events.as_ref(),
+            self.notifier.as_deref(),
+            self.clock.as_ref(),
+            &m.batch_id,
+            &m.run_id,
+            &trigger,
+            &build,
+        )
+        .await?;
+        for b in &build.built {
+            notes.push(match &b.status {
+                BuildStatus::Staged => Note::Built {
+                    table: format!("{}.{}", floe_models::GOLD, b.model),
+                    rows: b.rows,
+                },
+                BuildStatus::Error { message } => Note::ModelFailed {
+                    model: b.model.clone(),
+                    why: message.clone(),
+                },
+                BuildStatus::Skipped { because } => Note::ModelFailed {
+                    model: b.model.clone(),
+                    why: format!("skipped: its parent {because} failed"),
+                },
+            });
+        }
+        Ok(Decision::Built {
+            message: m.clone(),
+            trigger,
+            staged: build.staged,
+        })
     }
 
     /// The project's models, loaded now (models and templates may change between messages),
@@ -539,10 +489,9 @@ impl Stages {
 
     /// Whether any model reads the silver table `table`.
     async fn has_models_of(&self, table: &TableRef) -> Result<bool> {
-        let Some(source) = table.namespace.strip_prefix("silver_") else {
+        let Some(qualified) = table.source_table() else {
             return Ok(false);
         };
-        let qualified = format!("{source}.{}", table.name);
         if !crate::modelling::project_has_models(&self.project.root) {
             return Ok(false);
         }

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use floe_aws::Stage;
-use floe_aws::poller::poll_once;
+use floe_core::Stage;
 use floe_core::ports::{Lake, ObjectStore, Queue, ReadAt};
 use floe_lake::LocalLake;
+use floe_lambda::poller::poll_once;
 use floe_tests::aws::{AwsWorld, Moto, QueuePolicy};
 use floe_tests::chain::{Chain, athena_engine};
 

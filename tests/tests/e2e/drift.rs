@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use floe_aws::Stage;
+use floe_core::Stage;
 use floe_core::ports::ReadAt;
 use floe_tests::athena_local::StandIn;
 use floe_tests::aws::{AwsWorld, QueuePolicy};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use floe_config::Project;
 use floe_core::ports::{Lake, ReadAt};
 use floe_lake::LocalLake;
-use floe_pipeline::runtime::Runtime;
+use floe_local::runtime::Runtime;
 use floe_tests::{json_rows, pyiceberg_read, python_or_skip, rows_as_strings};
 
 const TABLES: &str = "\

@@ -1,6 +1,9 @@
 //! The Lake port's contract, run against every adapter: the embedded lake and the lake on
 //! Athena (the stand-in: Trino on moto's Glue and S3).
 //!
+//! One file (over 700 lines) on purpose: the contract is one list of scenarios run on every
+//! adapter; split up, a scenario could join one adapter's list and not the other's.
+//!
 //! Each scenario is written once against `&dyn Lake` and asserts the port's invariants (see
 //! `floe_core::ports::Lake`), not an adapter's way of keeping them: how many snapshots a write
 //! takes, or what a summary says, differs (a replace is one commit on the embedded lake and two

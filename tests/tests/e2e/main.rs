@@ -11,3 +11,4 @@ mod interop_pipeline;
 mod interop_pyiceberg;
 mod lake_contract;
 mod silver_on_both_engines;
+mod structure;

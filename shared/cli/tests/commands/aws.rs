@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use assert_cmd::Command;
-use floe_aws::Stage;
+use floe_core::Stage;
 use floe_core::ports::{ObjectStore, Queue};
 use floe_tests::aws::{AwsWorld, Moto, QueuePolicy, REGION};
 use predicates::prelude::*;

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use floe_config::Project;
 use floe_core::ports::{Lake, ReadAt};
 use floe_lake::LocalLake;
-use floe_pipeline::runtime::Runtime;
+use floe_local::runtime::Runtime;
 use proptest::prelude::*;
 
 /// When each change happens (the extract from which the new config applies), if it does.

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use floe_core::ports::Queue;
-use floe_pipeline::local::queue::QueueStore;
+use floe_local::queue::QueueStore;
 
 async fn store() -> (tempfile::TempDir, QueueStore) {
     let dir = tempfile::tempdir().unwrap();

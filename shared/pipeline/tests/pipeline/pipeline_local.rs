@@ -1,6 +1,9 @@
 //! The local pipeline end to end, through the real durable queues: files land, flow through
 //! landing -> standardise -> audit, and silver holds exactly the expected history. Bad files are
 //! quarantined with a report naming file, line and column, and other tables keep flowing.
+//!
+//! One file (over 700 lines) on purpose: every scenario drives the same runtime end to end; it
+//! is the local pipeline's acceptance suite, read top to bottom.
 
 use std::sync::Arc;
 
@@ -9,7 +12,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use floe_config::Project;
 use floe_core::ports::{Lake, Queue, ReadAt};
 use floe_lake::LocalLake;
-use floe_pipeline::runtime::{Report, Runtime};
+use floe_local::runtime::{Report, Runtime};
 
 const PROJECT: &str = "name: test\n";
 const TABLES: &str = "\

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use floe_config::Project;
 use floe_lake::LocalLake;
-use floe_pipeline::runtime::Runtime;
+use floe_local::runtime::Runtime;
 use proptest::prelude::*;
 
 use super::drift_property::{rows, runtime};

@@ -1,6 +1,9 @@
 //! SCD2 semantics: the silver history query against a reference model of DESIGN.md's contract,
 //! on real Iceberg bronze tables, for every deletes policy, full and cdc loads, with extracts
 //! delivered in random order and more than once.
+//!
+//! One file (over 700 lines) on purpose: the reference model and the properties comparing the
+//! engine's history with it are one oracle, read together.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

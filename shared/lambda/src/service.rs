@@ -20,19 +20,20 @@ use std::time::Instant;
 use anyhow::Context;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use floe_config::Project;
-use floe_core::ports::{Clock, EventSink, Lake, PipelineEvent, Queue, SystemClock};
-use floe_core::{Error, Result};
-use floe_pipeline::stages::{Note, Stage, Stages, lane};
+use floe_core::flow::{Disposition, failed_event};
+use floe_core::ports::{Clock, EventSink, Lake, Queue, SystemClock};
+use floe_core::{Error, Result, Stage};
+use floe_pipeline::stages::{Note, Stages, lane};
 use futures::StreamExt;
-use serde_json::json;
 use tracing::Instrument;
 
-use crate::clients::{Clients, Connection};
-use crate::eventbridge::EventBridgeSink;
-use crate::metrics::{Record, Unit};
-use crate::s3::S3Store;
+use floe_aws::clients::{Clients, Connection};
+use floe_aws::eventbridge::EventBridgeSink;
+use floe_aws::metrics::{Record, Unit};
+use floe_aws::s3::S3Store;
+use floe_aws::sqs::SqsQueue;
+
 use crate::settings::{Engine, Settings};
-use crate::sqs::SqsQueue;
 
 /// One stage's service: the handler and where its results go.
 pub struct Service {
@@ -106,8 +107,7 @@ impl Service {
             &settings.event_bus,
         ));
         let notifier = project.settings.webhook.as_ref().map(|u| {
-            Arc::new(floe_pipeline::notify::Webhook::new(u))
-                as Arc<dyn floe_pipeline::notify::Notifier>
+            Arc::new(floe_webhook::Webhook::new(u)) as Arc<dyn floe_core::ports::Notifier>
         });
         let concurrency = project.settings.concurrency as usize;
         let stages = Stages {
@@ -120,6 +120,7 @@ impl Service {
             )),
             events,
             clock: Arc::new(SystemClock),
+            rows: Arc::new(floe_lake::MemoryEngine),
             notifier,
             concurrency,
         };
@@ -218,13 +219,18 @@ impl Service {
                 None => Err(Error::MalformedMessage("the SQS record has no body".into())),
             };
             let elapsed = started.elapsed().as_secs_f64() * 1e3;
-            let fate = match result {
-                Ok(()) => Fate::Done,
-                Err(e) if e.is_retryable() => {
+            // SQS's redrive policy dead-letters a message received too often.
+            let fate = match Disposition::of(&result, 0, None) {
+                Disposition::Done => Fate::Done,
+                Disposition::RetryAfter(_) => {
+                    let e = result.expect_err("only a failure is retried");
                     tracing::warn!(error = %e, "failed; SQS will deliver it again");
                     Fate::Retry(e)
                 }
-                Err(e) => self.dead_letter(r, e).await,
+                Disposition::DeadLetter => {
+                    let e = result.expect_err("only a failure is dead-lettered");
+                    self.dead_letter(r, e).await
+                }
             };
             let mut m = Record::new(self.stage.as_str())
                 .metric("Duration", Unit::Milliseconds, elapsed)
@@ -248,7 +254,8 @@ impl Service {
         for note in &outcome.notes {
             self.report(note);
         }
-        for (to, message) in outcome.next {
+        for message in outcome.next {
+            let to = message.body.stage();
             let queue = self.next.get(&to).ok_or_else(|| {
                 Error::Config(format!(
                     "the {} service has no queue for the {to} stage: set {}",
@@ -351,16 +358,7 @@ impl Service {
             self.clock.now(),
         )
         .await;
-        let event = PipelineEvent {
-            detail_type: "floe.failed".into(),
-            time: self.clock.now(),
-            detail: json!({
-                "stage": self.stage.as_str(),
-                "reason": e.to_string(),
-                "kind": e.kind(),
-                "message_id": r.message_id,
-            }),
-        };
+        let event = failed_event(self.stage, &e, r.message_id.as_deref(), self.clock.now());
         if let Err(emit) = self.events.emit(event).await {
             tracing::error!(error = %emit, "could not emit floe.failed");
         }
@@ -389,13 +387,13 @@ pub async fn open_lake(
             query_timeout,
             max_concurrent_queries,
         } => {
-            let mut athena = crate::athena::Athena::new(clients.athena.clone(), workgroup)
+            let mut athena = floe_aws::athena::Athena::new(clients.athena.clone(), workgroup)
                 .with_price_per_tb(price_per_tb_usd);
             if let Some(out) = output_location {
                 athena = athena.with_output_location(out);
             }
             if let Some(timeout) = query_timeout {
-                athena = athena.with_pacing(crate::athena::Pacing {
+                athena = athena.with_pacing(floe_aws::athena::Pacing {
                     timeout: *timeout,
                     ..Default::default()
                 });
@@ -403,7 +401,7 @@ pub async fn open_lake(
             if let Some(n) = max_concurrent_queries {
                 athena = athena.with_max_concurrent_queries(*n);
             }
-            let lake = crate::lake::AthenaLake::new(
+            let lake = floe_aws::lake::AthenaLake::new(
                 athena,
                 clients.glue.clone(),
                 clients.s3.clone(),

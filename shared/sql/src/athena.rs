@@ -14,13 +14,13 @@
 //!   the audited staging table; a merge is published by pinning the view to the audited
 //!   snapshot ([`publish_view`]), so readers never see an unaudited write.
 
+use arrow_schema::{DataType, Schema};
 use chrono::{DateTime, Utc};
-use datafusion::arrow::datatypes::{DataType, Schema};
 use floe_config::TableConfig;
 use floe_core::{PartitionField, PartitionTransform, TableRef};
 
 use crate::bronze::{BATCH_ID, EXTRACT_TS, LANDED_AT, ROW_NUMBER, SOURCE_FILE};
-use crate::sql::quote;
+use crate::quote;
 
 /// A table name as Athena reads it (`db.table`; floe's names need no quoting).
 fn name(t: &TableRef) -> String {

@@ -10,7 +10,7 @@ use floe_core::Result;
 use floe_core::ports::Queue;
 
 use crate::service::Service;
-use crate::sqs::{SQS_BATCH, SqsQueue};
+use floe_aws::sqs::{SQS_BATCH, SqsQueue};
 
 /// What one poll did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

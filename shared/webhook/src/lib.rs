@@ -4,18 +4,12 @@
 //! hooks) show `text` and ignore the rest; other receivers get the whole failure in `floe`.
 
 use async_trait::async_trait;
+use floe_core::ports::Notifier;
 use floe_core::{Error, Result};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-
-/// Where failure notifications go.
-#[async_trait]
-pub trait Notifier: Send + Sync {
-    /// Sends one notification: a line for people, the details for machines.
-    async fn notify(&self, text: &str, detail: &serde_json::Value) -> Result<()>;
-}
 
 /// A webhook URL (http or https).
 #[derive(Debug, Clone)]

@@ -1,9 +1,23 @@
-//! SQL pieces shared by the stages, per dialect. Everything floe generates quotes identifiers
-//! with double quotes, which both DataFusion and Athena (Trino) accept; the dialects differ in a
-//! few functions (string length, MD5, timestamp parsing), rendered here.
+//! The SQL floe writes, as pure functions of the table configs: nothing here runs a statement.
+//!
+//! Everything floe generates quotes identifiers with double quotes, which both DataFusion and
+//! Athena (Trino) accept; the dialects differ in a few functions (string length, MD5, timestamp
+//! parsing), rendered here.
+//!
+//! # Layout
+//! - this module: quoting, SQL types, the declarative standardisation of one column, row
+//!   fingerprints, timestamp literals, and the columns a table declares.
+//! - [`bronze`]: bronze's layout (the source columns as text, then floe's batch columns).
+//! - [`scd2`]: silver history (SCD2) as one query over bronze, for full and cdc loads, and the
+//!   incremental statements (an extract applied, a late extract spliced in).
+//! - [`athena`]: Athena's DDL and the statements only Athena runs (bronze append, publish views).
 
 use chrono::{DateTime, Utc};
-use floe_config::{ColumnConfig, ColumnType};
+use floe_config::{ColumnConfig, ColumnType, RESCUED_COLUMN, SchemaChangePolicy, TableConfig};
+
+pub mod athena;
+pub mod bronze;
+pub mod scd2;
 
 pub use floe_core::ports::Dialect;
 
@@ -110,6 +124,23 @@ pub fn timestamp_literal(dialect: Dialect, at: Option<DateTime<Utc>>) -> String 
             None => "CAST(NULL AS TIMESTAMP(6))".into(),
         },
     }
+}
+
+/// The source columns a table declares: its configured columns, then `_rescued` under
+/// `schema_change: rescue` (the file's undeclared columns as one JSON object).
+pub fn declared(table: &TableConfig) -> Vec<ColumnConfig> {
+    let mut columns = table.columns.clone();
+    if table.schema_change == SchemaChangePolicy::Rescue {
+        columns.push(ColumnConfig {
+            name: RESCUED_COLUMN.into(),
+            ty: ColumnType::String,
+            nullable: true,
+            description: Some(
+                "the file's columns the config does not declare, as one JSON object".into(),
+            ),
+        });
+    }
+    columns
 }
 
 #[cfg(test)]

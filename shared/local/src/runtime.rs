@@ -13,20 +13,19 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use floe_config::Project;
-use floe_core::ports::{
-    Clock, Delivery, EventSink, Lake, ObjectStore, PipelineEvent, Queue, SystemClock,
-};
+use floe_core::flow::{Disposition, failed_event};
+use floe_core::ports::{Clock, Delivery, EventSink, Lake, ObjectStore, Queue, SystemClock};
 use floe_core::{Error, ObjectRef, Result};
-use serde_json::json;
 
-use crate::landing::landing_key;
-use crate::local::events::EventLog;
-use crate::local::queue::{LocalQueue, QueueStore};
-use crate::local::store::LocalStore;
-use crate::stages::{Note, Stage, Stages};
+use floe_core::Stage;
+use floe_pipeline::landing::landing_key;
+use floe_pipeline::progress;
+use floe_pipeline::stages::{Note, Stages};
 
-/// The stage queues, in pipeline order.
-pub const STAGES: [&str; 4] = ["landing", "standardise", "audit", "modelling"];
+use crate::events::EventLog;
+use crate::queue::{LocalQueue, QueueStore};
+use crate::store::LocalStore;
+
 /// Receives before a message is dead-lettered.
 pub const MAX_RECEIVES: u32 = 5;
 /// How long a received message stays hidden while its handler runs.
@@ -37,17 +36,6 @@ pub const STATE_DIR: &str = ".floe";
 pub const SETTLED: Duration = Duration::from_secs(2);
 /// A temporary copy into landing this old was abandoned (a `floe land` killed mid-copy).
 pub const STALE_TEMP: Duration = Duration::from_secs(600);
-
-/// Stops the process at a named point when `FLOE_CRASH_AT` names it: how the kill tests (and
-/// drills) prove that a crash anywhere loses nothing. Points: `after_bronze_commit`,
-/// `before_publish`, and (in the lake) `commit:<namespace.table>`, just before a commit's pointer
-/// swap, e.g. `commit:silver_nomis.people` stops in the middle of an SCD2 write.
-pub fn crash_point(name: &str) {
-    if std::env::var("FLOE_CRASH_AT").is_ok_and(|v| v == name) {
-        eprintln!("FLOE_CRASH_AT={name}: stopping the process here");
-        std::process::exit(86);
-    }
-}
 
 /// What a drain did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -132,10 +120,9 @@ impl Runtime {
         let store = Arc::new(LocalStore::new("landing", &project.root));
         let events = Arc::new(EventLog::new(&state.join("events.jsonl")));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let notifier =
-            project.settings.webhook.as_ref().map(|u| {
-                Arc::new(crate::notify::Webhook::new(u)) as Arc<dyn crate::notify::Notifier>
-            });
+        let notifier = project.settings.webhook.as_ref().map(|u| {
+            Arc::new(floe_webhook::Webhook::new(u)) as Arc<dyn floe_core::ports::Notifier>
+        });
         let concurrency = project.settings.concurrency as usize;
         Ok(Runtime {
             stages: Stages {
@@ -145,6 +132,7 @@ impl Runtime {
                 quarantine: store.clone(),
                 events: events.clone(),
                 clock: clock.clone(),
+                rows: Arc::new(floe_lake::MemoryEngine),
                 notifier,
                 concurrency,
             },
@@ -210,8 +198,8 @@ impl Runtime {
                 declared.max_file_mb
             )));
         }
-        crate::progress::step(format!("copying {}", file.display()));
-        crate::progress::measure(crate::progress::Unit::Bytes, Some(size));
+        progress::step(format!("copying {}", file.display()));
+        progress::measure(progress::Unit::Bytes, Some(size));
         let bytes = read_counted(file, size)
             .map_err(|e| Error::Config(format!("cannot read {}: {e}", file.display())))?;
         let file_name = file
@@ -228,7 +216,10 @@ impl Runtime {
     /// Puts an "Object Created" event for an object on the landing queue.
     pub async fn announce(&self, object: &ObjectRef) -> Result<()> {
         self.queue("landing")
-            .send(&crate::events::object_created(object, self.clock.now()))
+            .send(&floe_pipeline::events::object_created(
+                object,
+                self.clock.now(),
+            ))
             .await
             .map(|_| ())
     }
@@ -242,7 +233,7 @@ impl Runtime {
         let seen = self.queues.seen_keys().await?;
         let mut scanned = self.scanned.lock().await;
         let mut out = Vec::new();
-        let files = self.store.files(crate::landing::LANDING_PREFIX)?;
+        let files = self.store.files(floe_pipeline::landing::LANDING_PREFIX)?;
         // Forget files that are gone (a copy renamed into place, a file removed by hand).
         let listed: std::collections::HashSet<&str> =
             files.iter().map(|(k, _)| k.as_str()).collect();
@@ -292,7 +283,7 @@ impl Runtime {
     /// than [`STALE_TEMP`] (see [`LocalStore::remove_stale_temp_files`]).
     pub fn remove_stale_temp_files(&self) -> Result<usize> {
         self.store
-            .remove_stale_temp_files(crate::landing::LANDING_PREFIX, STALE_TEMP)
+            .remove_stale_temp_files(floe_pipeline::landing::LANDING_PREFIX, STALE_TEMP)
     }
 
     /// Records that an object was announced.
@@ -315,8 +306,8 @@ impl Runtime {
         let mut waiting_said = false;
         loop {
             let mut handled = 0;
-            for stage in STAGES {
-                let queue = self.queue(stage);
+            for stage in Stage::ALL {
+                let queue = self.queue(stage.as_str());
                 for delivery in queue.receive(10, VISIBILITY).await? {
                     handled += 1;
                     self.process(stage, &queue, delivery, &mut report, &mut progress)
@@ -326,13 +317,13 @@ impl Runtime {
             if handled == 0 {
                 let pending: u64 = {
                     let mut n = 0;
-                    for stage in STAGES {
-                        n += self.queues.depth(stage).await?;
+                    for stage in Stage::ALL {
+                        n += self.queues.depth(stage.as_str()).await?;
                     }
                     n
                 };
                 if pending == 0 {
-                    crate::progress::idle();
+                    progress::idle();
                     return Ok(report);
                 }
                 // Only hidden messages are left: a retry's backoff, or work another (or a
@@ -351,58 +342,60 @@ impl Runtime {
 
     async fn process(
         &self,
-        stage: &str,
+        stage: Stage,
         queue: &LocalQueue,
         d: Delivery,
         report: &mut Report,
         progress: &mut impl FnMut(&str),
     ) -> Result<()> {
-        crate::progress::step(crate::progress::describe(stage, &d.body));
-        let result = match stage.parse::<Stage>() {
-            Ok(st) => self.stages.handle(st, &d.body).await,
-            Err(e) => Err(e),
-        };
-        match result {
+        progress::step(progress::describe(stage.as_str(), &d.body));
+        let result = self.stages.handle(stage, &d.body).await;
+        let sent = match result {
             Ok(outcome) => {
                 for note in outcome.notes {
                     report.note(note, progress);
                 }
-                for (to, m) in outcome.next {
-                    self.queue(to.as_str()).send(&m.to_json()).await?;
+                for m in outcome.next {
+                    self.queue(m.body.stage().as_str())
+                        .send(&m.to_json())
+                        .await?;
                 }
-                queue.delete(&d.receipt).await
+                Ok(())
             }
-            Err(e) if e.is_retryable() && d.receive_count < MAX_RECEIVES => {
-                let backoff = Duration::from_millis(50 * 2u64.pow(d.receive_count.min(6)));
-                tracing::warn!(stage, error = %e, attempt = d.receive_count, "retrying later");
-                progress(&format!("{stage}: retrying after {backoff:?}: {e}"));
+            Err(e) => Err(e),
+        };
+        match Disposition::of(&sent, d.receive_count, Some(MAX_RECEIVES)) {
+            Disposition::Done => queue.delete(&d.receipt).await,
+            Disposition::RetryAfter(wait) => {
+                let e = sent.expect_err("only a failure is retried");
+                tracing::warn!(%stage, error = %e, attempt = d.receive_count, "retrying later");
+                progress(&format!("{stage}: retrying after {wait:?}: {e}"));
                 report.retried += 1;
-                queue.retry_later(&d.receipt, backoff).await
+                queue.retry_later(&d.receipt, wait).await
             }
-            Err(e) => {
-                tracing::error!(stage, error = %e, "dead-lettering the message");
+            Disposition::DeadLetter => {
+                let e = sent.expect_err("only a failure is dead-lettered");
+                tracing::error!(%stage, error = %e, "dead-lettering the message");
                 progress(&format!("{stage}: dead-lettered: {e}"));
                 self.queues
-                    .queue(&format!("{stage}-dlq"), None)
+                    .queue(&stage.dead_letter_queue(), None)
                     .send(&d.body)
                     .await?;
                 queue.delete(&d.receipt).await?;
-                crate::ledger::record_dead_letter(
+                floe_pipeline::ledger::record_dead_letter(
                     self.stages.lake.as_ref(),
                     &self.stages.project,
-                    stage,
+                    stage.as_str(),
                     &d.body,
                     &e.to_string(),
                     self.clock.now(),
                 )
                 .await;
-                report.dead_lettered.push((stage.to_owned(), e.to_string()));
+                report
+                    .dead_lettered
+                    .push((stage.to_string(), e.to_string()));
                 self.events
-                    .emit(PipelineEvent {
-                        detail_type: "floe.failed".into(),
-                        time: self.clock.now(),
-                        detail: json!({"stage": stage, "reason": e.to_string(), "kind": e.kind(), "dead_letter_queue": format!("{stage}-dlq")}),
-                    })
+                    .emit(failed_event(stage, &e, None, self.clock.now()))
                     .await
             }
         }
@@ -426,6 +419,6 @@ fn read_counted(file: &Path, size: u64) -> std::io::Result<Vec<u8>> {
             return Ok(out);
         }
         out.extend_from_slice(&chunk[..n]);
-        crate::progress::add(n as u64);
+        progress::add(n as u64);
     }
 }

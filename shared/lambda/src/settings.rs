@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use floe_pipeline::stages::Stage;
+use floe_core::Stage;
 
 /// Which lake the services write.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use floe_config::TableConfig;
 
 /// The batch (landed file) a row came from.
@@ -34,7 +34,7 @@ pub fn partitioning() -> Vec<floe_core::PartitionField> {
 /// The bronze schema of a table: its declared columns as text (and `_rescued` under
 /// `schema_change: rescue`), then floe's columns.
 pub fn schema(table: &TableConfig) -> SchemaRef {
-    let mut fields: Vec<Field> = crate::drift::declared(table)
+    let mut fields: Vec<Field> = crate::declared(table)
         .iter()
         .map(|c| Field::new(&c.name, DataType::Utf8, true))
         .collect();
