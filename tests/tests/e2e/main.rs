@@ -10,5 +10,6 @@ mod drift;
 mod interop_pipeline;
 mod interop_pyiceberg;
 mod lake_contract;
+mod port_contracts;
 mod silver_on_both_engines;
 mod structure;
