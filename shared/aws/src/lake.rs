@@ -36,7 +36,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use floe_core::ports::{
-    CommitOutcome, Dialect, Lake, ObjectStore, ReadAt, SnapshotInfo, WriteOptions,
+    Capabilities, CommitOutcome, Dialect, Input, Lake, ObjectStore, ReadAt, SnapshotInfo, Write,
+    WriteOptions,
 };
 use floe_core::{Error, Result, TableRef};
 use floe_sql::athena::{self as athena_sql, literal};
@@ -771,7 +772,7 @@ impl AthenaLake {
             .fields()
             .iter()
             .map(|f| {
-                let ty = athena_sql::ddl_type(f.data_type()).map_err(Error::Internal)?;
+                let ty = athena_sql::ddl_type(f.data_type())?;
                 Column::builder()
                     .name(f.name())
                     .r#type(ty)
@@ -1308,6 +1309,102 @@ fn to_batch(r: &crate::athena::QueryResult) -> Result<RecordBatch> {
         .map_err(|e| Error::Internal(format!("Athena results as Arrow: {e}")))
 }
 
+/// The writes [`Lake::write`] dispatches to.
+impl AthenaLake {
+    async fn append_rows(
+        &self,
+        table: &TableRef,
+        batches: Vec<RecordBatch>,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        if let Some(done) = self.appended_before(table, options).await? {
+            return Ok(done);
+        }
+        let based_on = self.prepare(table, options, false).await?;
+        let (rows, files) = self.insert_rows(table, batches).await?;
+        self.finish(table, options, rows, files, based_on).await
+    }
+
+    async fn overwrite_rows(
+        &self,
+        table: &TableRef,
+        batches: Vec<RecordBatch>,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        let owner = self.lock(table).await?;
+        let result = async {
+            if let Some(id) = self.committed_snapshot(table, options).await? {
+                return self.already_committed(table, options, id).await;
+            }
+            let based_on = self.prepare(table, options, true).await?;
+            self.run(&format!("DELETE FROM {}", Self::data(table)))
+                .await?;
+            let (rows, files) = self.insert_rows(table, batches).await?;
+            self.finish(table, options, rows, files, based_on).await
+        }
+        .await;
+        self.unlock(table, &owner).await;
+        result
+    }
+
+    async fn overwrite_query_rows(
+        &self,
+        table: &TableRef,
+        sql: &str,
+        at: &ReadAt,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        let sql = self.rewrite(sql, at).await?;
+        let d = Self::data(table);
+        // By name, not position: a table whose schema evolved has its columns in another order
+        // than the query (added columns come last, retired ones stay where they were).
+        let cols = column_list(&*self.table_schema(table).await?);
+        self.dml(
+            table,
+            options,
+            &[
+                format!("DELETE FROM {d}"),
+                format!("INSERT INTO {d} ({cols}) SELECT {cols} FROM (\n{sql}\n) q"),
+            ],
+        )
+        .await
+    }
+
+    async fn append_query_rows(
+        &self,
+        table: &TableRef,
+        sql: &str,
+        at: &ReadAt,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        let sql = self.rewrite(sql, at).await?;
+        if let Some(done) = self.appended_before(table, options).await? {
+            return Ok(done);
+        }
+        // By name: the query may have fewer columns than the table (an incremental model's
+        // table keeps a column its query dropped) or another order.
+        let cols = column_list(&*self.query_schema(&sql, &ReadAt::Current).await?);
+        let insert = format!(
+            "INSERT INTO {} ({cols}) SELECT {cols} FROM (\n{sql}\n) q",
+            Self::data(table)
+        );
+        self.dml(table, options, &[insert]).await
+    }
+
+    async fn execute_statement(
+        &self,
+        table: &TableRef,
+        statement: &str,
+        at: &ReadAt,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        // The statement reads its inputs as `at` says: a model's staged parents, not the
+        // versions published before this build.
+        let statement = self.rewrite(statement, at).await?;
+        self.dml(table, options, &[statement]).await
+    }
+}
+
 #[async_trait]
 impl Lake for AthenaLake {
     async fn ensure_namespace(&self, namespace: &str) -> Result<()> {
@@ -1349,8 +1446,7 @@ impl Lake for AthenaLake {
             &schema,
             &self.table_location(table),
             partition_by,
-        )
-        .map_err(Error::Config)?;
+        )?;
         self.run(&ddl).await?;
         self.run(&athena_sql::publish_view(table, &Self::data(table), None))
             .await?;
@@ -1386,7 +1482,7 @@ impl Lake for AthenaLake {
         if pending.is_empty() {
             return Ok(());
         }
-        for sql in athena_sql::alter_columns(&Self::data(table), &pending).map_err(Error::Config)? {
+        for sql in athena_sql::alter_columns(&Self::data(table), &pending)? {
             self.run(&sql).await?;
         }
         // A view keeps the columns it was created with: the readers' view of a table that is
@@ -1510,18 +1606,34 @@ impl Lake for AthenaLake {
         self.store.delete(&self.pin_key(table)).await
     }
 
-    async fn append(
+    async fn write(
         &self,
         table: &TableRef,
-        batches: Vec<RecordBatch>,
+        write: Write<'_>,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        if let Some(done) = self.appended_before(table, options).await? {
-            return Ok(done);
+        match write {
+            Write::Append(Input::Rows(batches)) => self.append_rows(table, batches, options).await,
+            Write::Overwrite(Input::Rows(batches)) => {
+                self.overwrite_rows(table, batches, options).await
+            }
+            Write::Append(Input::Query { sql, at }) => {
+                self.append_query_rows(table, sql, at, options).await
+            }
+            Write::Overwrite(Input::Query { sql, at }) => {
+                self.overwrite_query_rows(table, sql, at, options).await
+            }
+            Write::Statement { sql, at } => self.execute_statement(table, sql, at, options).await,
         }
-        let based_on = self.prepare(table, options, false).await?;
-        let (rows, files) = self.insert_rows(table, batches).await?;
-        self.finish(table, options, rows, files, based_on).await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            dml: true,
+            table_properties: true,
+            partitioning: true,
+            billed_by_scan: true,
+        }
     }
 
     async fn append_log(&self, table: &TableRef, batches: Vec<RecordBatch>) -> Result<()> {
@@ -1556,85 +1668,6 @@ impl Lake for AthenaLake {
             .put(&key, parquet_bytes(&schema, &batches)?)
             .await
             .map(|_| ())
-    }
-
-    async fn overwrite(
-        &self,
-        table: &TableRef,
-        batches: Vec<RecordBatch>,
-        options: &WriteOptions,
-    ) -> Result<CommitOutcome> {
-        let owner = self.lock(table).await?;
-        let result = async {
-            if let Some(id) = self.committed_snapshot(table, options).await? {
-                return self.already_committed(table, options, id).await;
-            }
-            let based_on = self.prepare(table, options, true).await?;
-            self.run(&format!("DELETE FROM {}", Self::data(table)))
-                .await?;
-            let (rows, files) = self.insert_rows(table, batches).await?;
-            self.finish(table, options, rows, files, based_on).await
-        }
-        .await;
-        self.unlock(table, &owner).await;
-        result
-    }
-
-    async fn write_query(
-        &self,
-        table: &TableRef,
-        sql: &str,
-        at: &ReadAt,
-        options: &WriteOptions,
-    ) -> Result<CommitOutcome> {
-        let sql = self.rewrite(sql, at).await?;
-        let d = Self::data(table);
-        // By name, not position: a table whose schema evolved has its columns in another order
-        // than the query (added columns come last, retired ones stay where they were).
-        let cols = column_list(&*self.table_schema(table).await?);
-        self.dml(
-            table,
-            options,
-            &[
-                format!("DELETE FROM {d}"),
-                format!("INSERT INTO {d} ({cols}) SELECT {cols} FROM (\n{sql}\n) q"),
-            ],
-        )
-        .await
-    }
-
-    async fn append_query(
-        &self,
-        table: &TableRef,
-        sql: &str,
-        at: &ReadAt,
-        options: &WriteOptions,
-    ) -> Result<CommitOutcome> {
-        let sql = self.rewrite(sql, at).await?;
-        if let Some(done) = self.appended_before(table, options).await? {
-            return Ok(done);
-        }
-        // By name: the query may have fewer columns than the table (an incremental model's
-        // table keeps a column its query dropped) or another order.
-        let cols = column_list(&*self.query_schema(&sql, &ReadAt::Current).await?);
-        let insert = format!(
-            "INSERT INTO {} ({cols}) SELECT {cols} FROM (\n{sql}\n) q",
-            Self::data(table)
-        );
-        self.dml(table, options, &[insert]).await
-    }
-
-    async fn execute(
-        &self,
-        table: &TableRef,
-        statement: &str,
-        at: &ReadAt,
-        options: &WriteOptions,
-    ) -> Result<CommitOutcome> {
-        // The statement reads its inputs as `at` says: a model's staged parents, not the
-        // versions published before this build.
-        let statement = self.rewrite(statement, at).await?;
-        self.dml(table, options, &[statement]).await
     }
 
     async fn file_stats(&self, table: &TableRef) -> Result<Vec<floe_core::ports::FileStat>> {
@@ -1717,7 +1750,7 @@ impl Lake for AthenaLake {
             self.create_table(live, schema).await?;
         }
         let outcome = self
-            .write_query(
+            .overwrite_query_rows(
                 live,
                 &format!("SELECT * FROM {}", Self::data(staged)),
                 &ReadAt::Current,

@@ -6,6 +6,7 @@
 //! `$snapshots`), what IAM and KMS allow, and S3 and Glue behaviour. Each shape goes through the
 //! same code floe's services use (the Athena lake), so a pass means floe's own statements run.
 
+use floe_core::ports::LakeWrites;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -76,7 +77,7 @@ fn expect(what: &str, got: i64, want: i64) -> Result<String, String> {
 pub async fn run(project: &Project, lake: Arc<dyn Lake>) -> Result<()> {
     let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
     // A silver_ namespace: the lake gives it the project's database prefix like any other.
-    let ns = format!("silver_floe_doctor_{id}");
+    let ns = floe_core::Layer::Silver.namespace(&format!("floe_doctor_{id}"));
     let t = TableRef {
         namespace: ns.clone(),
         name: "shapes".into(),

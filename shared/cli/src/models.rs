@@ -17,6 +17,7 @@ use floe_core::ports::{Dialect, Lake, ReadAt};
 use floe_core::{BatchId, RunId};
 use floe_models::materialize;
 use floe_models::project::Origin;
+use floe_models::render::ResolveError;
 use floe_models::{Manifest, Models, RenderCtx, Resolve};
 use floe_pipeline::modelling::{
     AuditModels, BuildStatus, ModelVerdict, Modelling, RunRecord, Target, model_runs_table,
@@ -333,11 +334,14 @@ struct PlanNames {
 }
 
 impl Resolve for PlanNames {
-    fn model(&self, name: &str) -> std::result::Result<String, String> {
+    fn model(&self, name: &str) -> std::result::Result<String, ResolveError> {
         Ok(format!("{}.{name}", self.namespace))
     }
-    fn source(&self, source: &str, table: &str) -> std::result::Result<String, String> {
-        Ok(format!("silver_{source}.{table}"))
+    fn source(&self, source: &str, table: &str) -> std::result::Result<String, ResolveError> {
+        Ok(format!(
+            "{}.{table}",
+            floe_core::Layer::Silver.namespace(source)
+        ))
     }
 }
 
@@ -512,7 +516,7 @@ async fn estimated_bytes(lake: Option<&dyn Lake>, m: &floe_models::Model) -> Res
     for d in &m.deps {
         let t = match d {
             floe_models::Dep::Source { source, table } => {
-                floe_core::TableRef::new(format!("silver_{source}"), table)?
+                floe_core::TableRef::in_layer(floe_core::Layer::Silver, source, table)?
             }
             floe_models::Dep::Ref { name } => floe_core::TableRef::new(floe_models::GOLD, name)?,
         };

@@ -3,6 +3,7 @@
 //! become tables, the model renders against them, and its rows are compared as a multiset on the
 //! columns the expectation names.
 
+use floe_core::ports::LakeWrites;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use floe_core::TableRef;
 use floe_core::ports::{Dialect, Lake, ReadAt, WriteOptions};
 use floe_lake::LocalLake;
 use floe_models::project::UnitTest;
+use floe_models::render::ResolveError;
 use floe_models::{Dep, Models, RenderCtx, Resolve};
 use indexmap::IndexMap;
 use serde_json::Value as Json;
@@ -24,17 +26,20 @@ use serde_json::Value as Json;
 struct Inputs(BTreeMap<String, String>);
 
 impl Resolve for Inputs {
-    fn model(&self, name: &str) -> std::result::Result<String, String> {
-        self.0.get(&format!("ref:{name}")).cloned().ok_or_else(|| {
-            format!("the unit test gives no rows for ref('{name}'): add it under given:")
-        })
+    fn model(&self, name: &str) -> std::result::Result<String, ResolveError> {
+        self.0
+            .get(&format!("ref:{name}"))
+            .cloned()
+            .ok_or_else(|| ResolveError::NoRows {
+                relation: format!("ref('{name}')"),
+            })
     }
-    fn source(&self, source: &str, table: &str) -> std::result::Result<String, String> {
+    fn source(&self, source: &str, table: &str) -> std::result::Result<String, ResolveError> {
         self.0
             .get(&format!("source:{source}.{table}"))
             .cloned()
-            .ok_or_else(|| {
-                format!("the unit test gives no rows for source('{source}', '{table}'): add it under given:")
+            .ok_or_else(|| ResolveError::NoRows {
+                relation: format!("source('{source}', '{table}')"),
             })
     }
 }
@@ -153,7 +158,7 @@ async fn run_one(
         }
         relations.insert(key, table.to_string());
     }
-    let model = models.get(&t.model).map_err(anyhow::Error::msg)?;
+    let model = models.get(&t.model)?;
     let ctx = RenderCtx {
         resolver: Arc::new(Inputs(relations)),
         dialect: Dialect::DataFusion,

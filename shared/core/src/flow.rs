@@ -10,8 +10,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::event::Failed;
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 use crate::backoff::Backoff;
 use crate::message::StageMessage;
@@ -128,20 +128,17 @@ pub fn failed_event(
     message_id: Option<&str>,
     time: DateTime<Utc>,
 ) -> PipelineEvent {
-    let mut detail = json!({
-        "stage": stage.as_str(),
-        "reason": error.to_string(),
-        "kind": error.kind(),
-        "dead_letter_queue": stage.dead_letter_queue(),
-    });
-    if let Some(id) = message_id {
-        detail["message_id"] = json!(id);
-    }
-    PipelineEvent {
-        detail_type: "floe.failed".into(),
+    PipelineEvent::failed(
         time,
-        detail,
-    }
+        Failed {
+            reason: error.to_string(),
+            stage: Some(stage.as_str().to_owned()),
+            kind: Some(error.kind()),
+            dead_letter_queue: Some(stage.dead_letter_queue()),
+            message_id: message_id.map(str::to_owned),
+            ..Default::default()
+        },
+    )
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! - [`flow`]: the stages, which queue takes which message, and what a runner does with a
 //!   message whose handler failed (retry, dead-letter, `floe.failed`).
 //! - [`error`]: one error type whose variants say whether a retry can help.
+//! - [`event`]: the `floe.*` events, typed (published, failed, quarantined).
 //! - [`ports`]: the object store, queue, lake and clock traits with their invariants.
 //! - [`cost`]: the statements a piece of work ran and what they scanned (the query log's feed).
 //! - [`backoff`]: the one retry schedule (exponential, capped, optional jitter).
@@ -18,6 +19,7 @@ pub mod backoff;
 pub mod cost;
 pub mod drill;
 pub mod error;
+pub mod event;
 pub mod flow;
 pub mod id;
 pub mod message;

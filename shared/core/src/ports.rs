@@ -267,6 +267,52 @@ pub struct SnapshotInfo {
     pub summary: BTreeMap<String, String>,
 }
 
+/// Where the rows of a write come from.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// Rows held here.
+    Rows(Vec<RecordBatch>),
+    /// The rows of a query over the lake, in its dialect, reading the tables as `at` says. An
+    /// engine that runs SQL elsewhere (Athena) runs it there.
+    Query {
+        /// The query.
+        sql: &'a str,
+        /// The versions it reads.
+        at: &'a ReadAt,
+    },
+}
+
+/// What a write does to its table (staged or published as its [`WriteOptions`] say).
+#[derive(Debug)]
+pub enum Write<'a> {
+    /// Adds the rows.
+    Append(Input<'a>),
+    /// Replaces the table's contents with the rows.
+    Overwrite(Input<'a>),
+    /// Runs a DML statement (MERGE) that changes the table, reading its inputs as `at` says; only
+    /// on engines with [`Capabilities::dml`] (floe renders a replacing query for the others).
+    Statement {
+        /// The statement.
+        sql: &'a str,
+        /// The versions it reads.
+        at: &'a ReadAt,
+    },
+}
+
+/// What an engine can do beyond the port's guarantees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Runs DML statements as writes ([`Write::Statement`]).
+    pub dml: bool,
+    /// Keeps catalog properties per table ([`Lake::table_properties`]), where template
+    /// parameters can be set.
+    pub table_properties: bool,
+    /// Lays tables out in partitions ([`Lake::create_partitioned_table`]).
+    pub partitioning: bool,
+    /// Bills each statement by the bytes it scans (what `floe cost` and the dry-run price).
+    pub billed_by_scan: bool,
+}
+
 /// The lake: tables with snapshots, SQL reads and atomic commits.
 ///
 /// Invariants every implementation keeps:
@@ -305,13 +351,16 @@ pub trait Lake: Send + Sync {
     async fn list_tables(&self, namespace: Option<&str>) -> Result<Vec<TableRef>>;
     /// Drops the table from the catalog and deletes its files.
     async fn drop_table(&self, table: &TableRef) -> Result<()>;
-    /// Appends rows as one new snapshot.
-    async fn append(
+    /// Writes `table` as one commit with `options`' guarantees (batch idempotency, staging):
+    /// appends or replaces rows (in memory or a query's), or runs a DML statement over it.
+    async fn write(
         &self,
         table: &TableRef,
-        batches: Vec<RecordBatch>,
+        write: Write<'_>,
         options: &WriteOptions,
     ) -> Result<CommitOutcome>;
+    /// What this engine can do, so that callers choose their plan rather than meet a refusal.
+    fn capabilities(&self) -> Capabilities;
     /// Appends rows to a log table: append-only, read as written (no staging, no batch
     /// idempotency: each call is a new entry), made on its first append with these rows'
     /// schema. Engines that bill per statement write it without one (Athena: a Parquet object
@@ -326,17 +375,14 @@ pub trait Lake: Send + Sync {
                 Err(e) => return Err(e),
             }
         }
-        self.append(table, batches, &WriteOptions::default())
-            .await
-            .map(|_| ())
+        self.write(
+            table,
+            Write::Append(Input::Rows(batches)),
+            &WriteOptions::default(),
+        )
+        .await
+        .map(|_| ())
     }
-    /// Replaces the table's contents with these rows as one new snapshot.
-    async fn overwrite(
-        &self,
-        table: &TableRef,
-        batches: Vec<RecordBatch>,
-        options: &WriteOptions,
-    ) -> Result<CommitOutcome>;
     /// Points the main branch at a staged snapshot. Fails with a conflict if main moved since the
     /// snapshot was staged.
     async fn publish_snapshot(&self, table: &TableRef, snapshot_id: i64) -> Result<()>;
@@ -377,23 +423,9 @@ pub trait Lake: Send + Sync {
         Ok(Box::pin(futures::stream::iter(rows.into_iter().map(Ok))))
     }
 
-    /// The SQL dialect [`Lake::query`] and [`Lake::write_query`] take.
+    /// The SQL dialect [`Lake::query`] and the queries of [`Lake::write`] take.
     fn dialect(&self) -> Dialect {
         Dialect::DataFusion
-    }
-
-    /// Replaces the table's contents with the rows of a query over the lake (read as `at` says),
-    /// as one write with [`Lake::overwrite`]'s options and guarantees. An engine that runs SQL
-    /// elsewhere (Athena) runs it there; the default reads the rows here and writes them.
-    async fn write_query(
-        &self,
-        table: &TableRef,
-        sql: &str,
-        at: &ReadAt,
-        options: &WriteOptions,
-    ) -> Result<CommitOutcome> {
-        let rows = self.query(sql, at).await?;
-        self.overwrite(table, rows, options).await
     }
 
     /// The schema of a query's rows, without running it to the end.
@@ -407,35 +439,6 @@ pub trait Lake: Send + Sync {
         rows.first().map(|b| b.schema()).ok_or_else(|| {
             crate::Error::Internal("the engine returned no schema for a query".into())
         })
-    }
-
-    /// Appends the rows of a query over the lake, as one write with [`Lake::append`]'s options
-    /// and guarantees.
-    async fn append_query(
-        &self,
-        table: &TableRef,
-        sql: &str,
-        at: &ReadAt,
-        options: &WriteOptions,
-    ) -> Result<CommitOutcome> {
-        let rows = self.query(sql, at).await?;
-        self.append(table, rows, options).await
-    }
-
-    /// Runs a DML statement (MERGE) that changes `table`, as one write with these options; the
-    /// tables it reads are read as `at` says (a model's staged inputs). Engines without DML
-    /// refuse; floe renders a replacing query for them instead.
-    async fn execute(
-        &self,
-        table: &TableRef,
-        statement: &str,
-        at: &ReadAt,
-        options: &WriteOptions,
-    ) -> Result<CommitOutcome> {
-        let _ = (statement, at, options);
-        Err(crate::Error::Config(format!(
-            "this engine runs no DML statements (writing {table}); use a query write instead"
-        )))
     }
 
     /// Compacts the table's files, expires snapshots time travel no longer needs (see
@@ -485,6 +488,66 @@ pub trait Lake: Send + Sync {
         Ok(())
     }
 }
+
+/// Shorthands for [`Lake::write`], for every lake.
+#[async_trait]
+pub trait LakeWrites: Lake {
+    /// Appends rows as one new snapshot.
+    async fn append(
+        &self,
+        table: &TableRef,
+        batches: Vec<RecordBatch>,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        self.write(table, Write::Append(Input::Rows(batches)), options)
+            .await
+    }
+    /// Replaces the table's contents with these rows as one new snapshot.
+    async fn overwrite(
+        &self,
+        table: &TableRef,
+        batches: Vec<RecordBatch>,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        self.write(table, Write::Overwrite(Input::Rows(batches)), options)
+            .await
+    }
+    /// Replaces the table's contents with the rows of a query over the lake.
+    async fn write_query(
+        &self,
+        table: &TableRef,
+        sql: &str,
+        at: &ReadAt,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        self.write(table, Write::Overwrite(Input::Query { sql, at }), options)
+            .await
+    }
+    /// Appends the rows of a query over the lake.
+    async fn append_query(
+        &self,
+        table: &TableRef,
+        sql: &str,
+        at: &ReadAt,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        self.write(table, Write::Append(Input::Query { sql, at }), options)
+            .await
+    }
+    /// Runs a DML statement that changes `table`.
+    async fn execute(
+        &self,
+        table: &TableRef,
+        statement: &str,
+        at: &ReadAt,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        self.write(table, Write::Statement { sql: statement, at }, options)
+            .await
+    }
+}
+
+impl<T: Lake + ?Sized> LakeWrites for T {}
 
 /// A file store: the landing zone and the quarantine (S3 in AWS, a folder locally).
 ///

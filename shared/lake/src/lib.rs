@@ -38,8 +38,8 @@ use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use floe_core::ports::{
-    CommitOutcome, Lake, Maintenance, MaintenanceReport, ReadAt, SchemaEdit, SnapshotInfo,
-    WriteOptions,
+    Capabilities, CommitOutcome, Input, Lake, Maintenance, MaintenanceReport, ReadAt, SchemaEdit,
+    SnapshotInfo, Write, WriteOptions,
 };
 use floe_core::{Error, Result, TableRef};
 use futures::StreamExt;
@@ -541,7 +541,7 @@ impl LocalLake {
         ))
     }
 
-    async fn write(
+    async fn commit_rows(
         &self,
         t: &TableRef,
         kind: CommitKind,
@@ -827,31 +827,47 @@ impl Lake for LocalLake {
         Ok(())
     }
 
-    async fn append(
+    async fn write(
         &self,
         t: &TableRef,
-        batches: Vec<RecordBatch>,
+        write: Write<'_>,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        // Rows from this process: a write that scans nothing, logged as one statement.
-        let started_at = chrono::Utc::now();
-        let clock = std::time::Instant::now();
-        let out = self.write(t, CommitKind::Append, batches, options).await;
-        floe_core::cost::record("insert", 0, clock.elapsed().as_millis() as u64, started_at);
-        out
+        let (kind, input) = match write {
+            Write::Append(input) => (CommitKind::Append, input),
+            Write::Overwrite(input) => (CommitKind::Overwrite, input),
+            Write::Statement { .. } => {
+                return Err(Error::Config(format!(
+                    "the embedded engine runs no DML statements (writing {t}); use a query write \
+                     instead (see Lake::capabilities)"
+                )));
+            }
+        };
+        match input {
+            Input::Rows(batches) => {
+                // Rows from this process: a write that scans nothing, logged as one statement.
+                let started_at = chrono::Utc::now();
+                let clock = std::time::Instant::now();
+                let out = self.commit_rows(t, kind, batches, options).await;
+                floe_core::cost::record(
+                    "insert",
+                    0,
+                    clock.elapsed().as_millis() as u64,
+                    started_at,
+                );
+                out
+            }
+            Input::Query { sql, at } => self.write_query_rows(t, kind, sql, at, options).await,
+        }
     }
 
-    async fn overwrite(
-        &self,
-        t: &TableRef,
-        batches: Vec<RecordBatch>,
-        options: &WriteOptions,
-    ) -> Result<CommitOutcome> {
-        let started_at = chrono::Utc::now();
-        let clock = std::time::Instant::now();
-        let out = self.write(t, CommitKind::Overwrite, batches, options).await;
-        floe_core::cost::record("insert", 0, clock.elapsed().as_millis() as u64, started_at);
-        out
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            dml: false,
+            table_properties: false,
+            partitioning: false,
+            billed_by_scan: false,
+        }
     }
 
     async fn file_stats(&self, t: &TableRef) -> Result<Vec<floe_core::ports::FileStat>> {
@@ -1084,28 +1100,6 @@ impl Lake for LocalLake {
         at: &ReadAt,
     ) -> Result<futures::stream::BoxStream<'static, Result<RecordBatch>>> {
         Ok(Box::pin(query::stream(self, sql, at).await?))
-    }
-
-    async fn write_query(
-        &self,
-        table: &TableRef,
-        sql: &str,
-        at: &ReadAt,
-        options: &WriteOptions,
-    ) -> Result<CommitOutcome> {
-        self.write_query_rows(table, CommitKind::Overwrite, sql, at, options)
-            .await
-    }
-
-    async fn append_query(
-        &self,
-        table: &TableRef,
-        sql: &str,
-        at: &ReadAt,
-        options: &WriteOptions,
-    ) -> Result<CommitOutcome> {
-        self.write_query_rows(table, CommitKind::Append, sql, at, options)
-            .await
     }
 
     async fn create_view(&self, view: &TableRef, sql: &str) -> Result<()> {

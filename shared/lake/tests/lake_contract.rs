@@ -3,6 +3,7 @@
 //! show (fault injection, orphan scans). The port's contract over every adapter (the embedded
 //! lake, Athena on the stand-in) is tests/tests/e2e/lake_contract.rs.
 
+use floe_core::ports::LakeWrites;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -22,9 +22,28 @@ pub struct Dag {
     pub order: Vec<String>,
 }
 
+/// Why models do not form a graph.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DagError {
+    /// A model refs a name that is no model.
+    #[error("{model} refs '{missing}', which is not a model")]
+    UnknownRef {
+        /// The model.
+        model: String,
+        /// The name it refs.
+        missing: String,
+    },
+    /// Models depend on each other in a circle.
+    #[error(
+        "the models form a cycle: {}; a model cannot depend on itself, break the cycle",
+        .0.join(" -> ")
+    )]
+    Cycle(Vec<String>),
+}
+
 impl Dag {
     /// The graph of `models`; a cycle is an error naming it.
-    pub fn new(models: &BTreeMap<String, Model>) -> Result<Dag, String> {
+    pub fn new(models: &BTreeMap<String, Model>) -> Result<Dag, DagError> {
         let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut children: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut sources: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -36,7 +55,10 @@ impl Dag {
                 match d {
                     Dep::Ref { name: p } => {
                         if !models.contains_key(p) {
-                            return Err(format!("{name} refs '{p}', which is not a model"));
+                            return Err(DagError::UnknownRef {
+                                model: name.clone(),
+                                missing: p.clone(),
+                            });
                         }
                         parents.entry(name.clone()).or_default().insert(p.clone());
                         children.entry(p.clone()).or_default().insert(name.clone());
@@ -74,10 +96,7 @@ impl Dag {
         }
         if !waiting.is_empty() {
             let start = *waiting.keys().next().expect("not empty");
-            return Err(format!(
-                "the models form a cycle: {}; a model cannot depend on itself, break the cycle",
-                cycle_from(start, &parents, &waiting).join(" -> ")
-            ));
+            return Err(DagError::Cycle(cycle_from(start, &parents, &waiting)));
         }
         Ok(Dag {
             parents,

@@ -336,7 +336,7 @@ pub fn chunk_checks(built: &TableRef, spec: &ChunkSpec, rows_in: u64) -> Vec<(St
 /// A JSON value from YAML as a SQL literal.
 pub fn literal(v: &serde_json::Value) -> String {
     match v {
-        serde_json::Value::String(s) => format!("'{}'", s.replace('\'', "''")),
+        serde_json::Value::String(s) => floe_sql::literal(s),
         serde_json::Value::Bool(b) => b.to_string().to_uppercase(),
         serde_json::Value::Null => "NULL".to_owned(),
         other => other.to_string(),

@@ -26,7 +26,7 @@ pub use crate::model::{
     ChunkSize, ChunkSpec, DataTest, Materialized, Model, Origin, Period, Strategy, TestKind,
     UnitTest,
 };
-use crate::render::{Dep, RenderCtx, RenderError, Renderer, Resolve};
+use crate::render::{Dep, RenderCtx, RenderError, Renderer, Resolve, ResolveError};
 
 /// The namespace of the published gold models.
 pub const GOLD: &str = "gold";
@@ -164,25 +164,28 @@ struct Published {
 }
 
 impl Resolve for Published {
-    fn model(&self, name: &str) -> Result<String, String> {
+    fn model(&self, name: &str) -> Result<String, ResolveError> {
         if self.models.contains(name) {
             Ok(format!("{GOLD}.{name}"))
         } else {
-            Err(format!(
-                "there is no model '{name}'{}",
-                did_you_mean(name, self.models.iter().map(String::as_str))
-            ))
+            Err(ResolveError::UnknownModel {
+                name: name.to_owned(),
+                hint: did_you_mean(name, self.models.iter().map(String::as_str)),
+            })
         }
     }
-    fn source(&self, source: &str, table: &str) -> Result<String, String> {
+    fn source(&self, source: &str, table: &str) -> Result<String, ResolveError> {
         let q = format!("{source}.{table}");
         if self.sources.contains(&q) {
-            Ok(format!("silver_{source}.{table}"))
-        } else {
-            Err(format!(
-                "there is no table '{q}' under tables/{}",
-                did_you_mean(&q, self.sources.iter().map(String::as_str))
+            Ok(format!(
+                "{}.{table}",
+                floe_core::Layer::Silver.namespace(source)
             ))
+        } else {
+            Err(ResolveError::UnknownSource {
+                hint: did_you_mean(&q, self.sources.iter().map(String::as_str)),
+                table: q,
+            })
         }
     }
 }
@@ -610,8 +613,13 @@ impl Models {
         }
         let dag = match Dag::new(&out) {
             Ok(d) => Some(d),
-            Err(msg) => {
-                errors.push(ConfigError::at(Path::new(MODELS_DIR), None, None, msg));
+            Err(e) => {
+                errors.push(ConfigError::at(
+                    Path::new(MODELS_DIR),
+                    None,
+                    None,
+                    e.to_string(),
+                ));
                 None
             }
         };
@@ -628,11 +636,11 @@ impl Models {
         }
     }
 
-    /// A model by name, with a suggestion when unknown.
-    pub fn get(&self, name: &str) -> Result<&Model, String> {
+    /// A model by name; unknown, it is [`floe_core::Error::NotFound`] with a suggestion.
+    pub fn get(&self, name: &str) -> floe_core::Result<&Model> {
         self.models
             .get(name)
-            .ok_or_else(|| no_model(name, self.models.keys()))
+            .ok_or_else(|| floe_core::Error::NotFound(no_model(name, self.models.keys())))
     }
 }
 

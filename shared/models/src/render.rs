@@ -54,12 +54,39 @@ impl fmt::Display for Dep {
     }
 }
 
+/// Why `ref` or `source` names no relation; each says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// No model has the name (`hint` suggests a close one).
+    #[error("there is no model '{name}'{hint}")]
+    UnknownModel {
+        /// The name.
+        name: String,
+        /// ` (did you mean 'x'?)`, or empty.
+        hint: String,
+    },
+    /// No configured table has the name (`hint` suggests a close one).
+    #[error("there is no table '{table}' under tables/{hint}")]
+    UnknownSource {
+        /// `source.table`.
+        table: String,
+        /// ` (did you mean 'x'?)`, or empty.
+        hint: String,
+    },
+    /// A unit test gives no rows for the relation.
+    #[error("the unit test gives no rows for {relation}: add it under given:")]
+    NoRows {
+        /// `ref('x')` or `source('s', 't')`.
+        relation: String,
+    },
+}
+
 /// How a render turns `ref` and `source` into relations.
 pub trait Resolve: Send + Sync {
     /// The relation `ref(name)` reads, or why there is none.
-    fn model(&self, name: &str) -> Result<String, String>;
+    fn model(&self, name: &str) -> Result<String, ResolveError>;
     /// The relation `source(source, table)` reads, or why there is none.
-    fn source(&self, source: &str, table: &str) -> Result<String, String>;
+    fn source(&self, source: &str, table: &str) -> Result<String, ResolveError>;
 }
 
 /// What one render needs besides the template.
@@ -286,7 +313,11 @@ impl Renderer {
 fn register(env: &mut Environment<'static>) {
     env.add_function("ref", |name: String| -> Result<String, JinjaError> {
         let s = scope()?;
-        let relation = s.ctx.resolver.model(&name).map_err(failed)?;
+        let relation = s
+            .ctx
+            .resolver
+            .model(&name)
+            .map_err(|e| failed(e.to_string()))?;
         let dep = Dep::Ref { name };
         let mut deps = s.deps.lock().expect("not poisoned");
         if !deps.contains(&dep) {
@@ -298,7 +329,11 @@ fn register(env: &mut Environment<'static>) {
         "source",
         |source: String, table: String| -> Result<String, JinjaError> {
             let s = scope()?;
-            let relation = s.ctx.resolver.source(&source, &table).map_err(failed)?;
+            let relation = s
+                .ctx
+                .resolver
+                .source(&source, &table)
+                .map_err(|e| failed(e.to_string()))?;
             let dep = Dep::Source { source, table };
             let mut deps = s.deps.lock().expect("not poisoned");
             if !deps.contains(&dep) {
@@ -505,15 +540,21 @@ mod tests {
     #[derive(Debug)]
     struct Names;
     impl Resolve for Names {
-        fn model(&self, name: &str) -> Result<String, String> {
+        fn model(&self, name: &str) -> Result<String, ResolveError> {
             if name == "missing" {
-                Err("no model named 'missing'".into())
+                Err(ResolveError::UnknownModel {
+                    name: name.into(),
+                    hint: String::new(),
+                })
             } else {
                 Ok(format!("gold.{name}"))
             }
         }
-        fn source(&self, source: &str, table: &str) -> Result<String, String> {
-            Ok(format!("silver_{source}.{table}"))
+        fn source(&self, source: &str, table: &str) -> Result<String, ResolveError> {
+            Ok(format!(
+                "{}.{table}",
+                floe_core::Layer::Silver.namespace(source)
+            ))
         }
     }
 
@@ -584,7 +625,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.template, "models/a.sql");
         assert_eq!(e.line, Some(2));
-        assert!(e.message.contains("no model named 'missing'"), "{e}");
+        assert!(e.message.contains("there is no model 'missing'"), "{e}");
         r.add("models/b.sql", "SELECT {{ undefined_thing }}")
             .unwrap();
         let e = r

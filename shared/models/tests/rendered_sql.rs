@@ -9,15 +9,16 @@ use floe_core::TableRef;
 use floe_core::ports::Dialect;
 use floe_models::materialize::{self, Bound, Chunk};
 use floe_models::project::Materialized;
+use floe_models::render::ResolveError;
 use floe_models::{Models, RenderCtx, Resolve};
 
 struct Published;
 
 impl Resolve for Published {
-    fn model(&self, name: &str) -> Result<String, String> {
+    fn model(&self, name: &str) -> Result<String, ResolveError> {
         Ok(format!("gold.{name}"))
     }
-    fn source(&self, source: &str, table: &str) -> Result<String, String> {
+    fn source(&self, source: &str, table: &str) -> Result<String, ResolveError> {
         Ok(format!("silver_{source}.{table}"))
     }
 }

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use floe_config::{LoadKind, Project, TableConfig};
+use floe_core::event::{Failed, Published};
 use floe_core::message::{Envelope, StageMessage, Staged};
 use floe_core::ports::{EventSink, Lake, PipelineEvent, ReadAt};
 use floe_core::{Error, Result, TableRef};
@@ -221,19 +222,19 @@ impl Audit<'_> {
             )
             .await?;
             self.events
-                .emit(PipelineEvent {
-                    detail_type: "floe.failed".into(),
-                    time: self.clock.now(),
-                    detail: json!({
-                        "table": silver.to_string(),
-                        "staged_snapshot_id": snapshot_id,
-                        "batch_id": message.batch_id,
-                        "run_id": message.run_id,
-                        "reason": "silver tests failed; the published version is unchanged",
-                        "what_to_do": "the batch is recorded in floe_audit.rejected_batches and left out of later builds; fix the source data and land a corrected extract",
-                        "failures": failures,
-                    }),
-                })
+                .emit(PipelineEvent::failed(
+                    self.clock.now(),
+                    Failed {
+                        reason: "silver tests failed; the published version is unchanged".into(),
+                        what_to_do: Some("the batch is recorded in floe_audit.rejected_batches and left out of later builds; fix the source data and land a corrected extract".into()),
+                        table: Some(silver.to_string()),
+                        staged_snapshot_id: Some(*snapshot_id),
+                        batch_id: Some(message.batch_id.clone()),
+                        run_id: Some(message.run_id.clone()),
+                        failures: Some(json!(failures)),
+                        ..Default::default()
+                    },
+                ))
                 .await?;
             self.record_file(message, crate::ledger::FileStatus::Rejected, Some(reason))
                 .await?;
@@ -295,11 +296,17 @@ impl Audit<'_> {
         message: &Envelope,
     ) -> Result<()> {
         self.events
-            .emit(PipelineEvent {
-                detail_type: "floe.published".into(),
-                time: self.clock.now(),
-                detail: json!({"table": table.to_string(), "snapshot_id": snapshot_id, "batch_id": message.batch_id, "run_id": message.run_id}),
-            })
+            .emit(PipelineEvent::published(
+                self.clock.now(),
+                Published {
+                    table: table.to_string(),
+                    model: None,
+                    snapshot_id: Some(snapshot_id),
+                    batch_id: message.batch_id.clone(),
+                    run_id: message.run_id.clone(),
+                    trigger: None,
+                },
+            ))
             .await
     }
 
@@ -438,7 +445,7 @@ impl Audit<'_> {
                     let not_truncate = cdc
                         .truncate
                         .as_ref()
-                        .map(|v| format!(" AND UPPER(TRIM({op})) <> '{}'", v.replace('\'', "''")))
+                        .map(|v| format!(" AND UPPER(TRIM({op})) <> {}", floe_sql::literal(v)))
                         .unwrap_or_default();
                     let key_cols: Vec<String> = t
                         .primary_key

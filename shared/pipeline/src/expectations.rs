@@ -51,7 +51,7 @@ pub enum Verdict {
 fn literal(ty: ColumnType, v: &Value) -> String {
     match v {
         Value::String(s) => {
-            let quoted = format!("'{}'", s.replace('\'', "''"));
+            let quoted = floe_sql::literal(s);
             if ty == ColumnType::String {
                 quoted
             } else {
@@ -80,10 +80,7 @@ fn condition(table: &TableConfig, e: &Expectation) -> String {
             }
             format!("{q} IS NULL OR ({})", parts.join(" AND "))
         }
-        Check::Regex(r) => format!(
-            "{q} IS NULL OR regexp_like({q}, '{}')",
-            r.replace('\'', "''")
-        ),
+        Check::Regex(r) => format!("{q} IS NULL OR regexp_like({q}, {})", floe_sql::literal(r)),
         Check::AcceptedValues(values) => format!(
             "{q} IS NULL OR {q} IN ({})",
             values

@@ -2,6 +2,7 @@
 //! results, dropped rows): each is created on its first write, and written by appends keyed by a
 //! batch id, so a replayed message records nothing twice.
 
+use floe_core::ports::LakeWrites;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch};

@@ -64,29 +64,68 @@ pub fn landing_key(source: &str, table: &str, ts: DateTime<Utc>, file: &str) -> 
     )
 }
 
+/// Why a key is not a landing key; each says what a good one looks like.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// Not `landing/<source>/<table>/<extract_ts>/<file>`.
+    #[error(
+        "'{key}' is not a landing key: landing keys look like \
+         landing/<source>/<table>/<extract_ts>/<file>, e.g. \
+         landing/nomis/people/2026-11-01T06:00:00Z/people.csv"
+    )]
+    Layout {
+        /// The key.
+        key: String,
+    },
+    /// The extract-time part does not parse.
+    #[error(
+        "'{ts}' in '{key}' is not an extract time: use RFC 3339 (2026-11-01T06:00:00Z), \
+         20261101T060000Z or 2026-11-01"
+    )]
+    ExtractTime {
+        /// The key.
+        key: String,
+        /// Its extract-time part.
+        ts: String,
+    },
+    /// The extract time is outside what floe stores.
+    #[error(
+        "extract time '{ts}' in '{key}' is outside the instants floe stores ({INSTANT_RANGE}): \
+         land the file again under the time it was extracted"
+    )]
+    OutOfRange {
+        /// The key.
+        key: String,
+        /// Its extract-time part.
+        ts: String,
+    },
+}
+
 /// Reads a landing key, or says why it is not one.
-pub fn parse_key(key: &str) -> std::result::Result<LandingKey, String> {
-    let layout = "landing keys look like landing/<source>/<table>/<extract_ts>/<file>, \
-                  e.g. landing/nomis/people/2026-11-01T06:00:00Z/people.csv";
+pub fn parse_key(key: &str) -> Result<LandingKey, KeyError> {
+    let layout = || KeyError::Layout {
+        key: key.to_owned(),
+    };
     let parts: Vec<&str> = key.split('/').collect();
     let [prefix, source, table, ts, file] = parts[..] else {
-        return Err(format!("'{key}' is not a landing key: {layout}"));
+        return Err(layout());
     };
     if format!("{prefix}/") != LANDING_PREFIX
         || source.is_empty()
         || table.is_empty()
         || file.is_empty()
     {
-        return Err(format!("'{key}' is not a landing key: {layout}"));
+        return Err(layout());
     }
-    let extract_ts = parse_extract_ts(ts).ok_or_else(|| {
-        format!("'{ts}' in '{key}' is not an extract time: use RFC 3339 (2026-11-01T06:00:00Z), 20261101T060000Z or 2026-11-01")
+    let extract_ts = parse_extract_ts(ts).ok_or_else(|| KeyError::ExtractTime {
+        key: key.to_owned(),
+        ts: ts.to_owned(),
     })?;
     if !instant_in_range(extract_ts) {
-        return Err(format!(
-            "extract time '{ts}' in '{key}' is outside the instants floe stores ({INSTANT_RANGE}): \
-             land the file again under the time it was extracted"
-        ));
+        return Err(KeyError::OutOfRange {
+            key: key.to_owned(),
+            ts: ts.to_owned(),
+        });
     }
     Ok(LandingKey {
         source: source.into(),

@@ -3,6 +3,8 @@
 //! `quarantine/` with a JSON report of every problem, a `floe.quarantined` event is emitted, and
 //! nothing else is held up.
 
+use floe_core::event::Quarantined;
+use floe_core::ports::LakeWrites;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
@@ -19,8 +21,8 @@ use crate::bronze;
 use crate::events::{self, S3Event};
 use crate::extract::{self, Problem};
 pub use crate::keys::{
-    INSTANT_RANGE, LANDING_PREFIX, LandingKey, QUARANTINE_PREFIX, instant_in_range, landing_key,
-    parse_extract_ts, parse_key,
+    INSTANT_RANGE, KeyError, LANDING_PREFIX, LandingKey, QUARANTINE_PREFIX, instant_in_range,
+    landing_key, parse_extract_ts, parse_key,
 };
 
 /// A checked extract as bronze holds it: its columns as delivered, then floe's (batch, extract
@@ -151,9 +153,9 @@ impl Landing<'_> {
         let batch_id = BatchId::for_object(&object);
         let key = match parse_key(&object.key) {
             Ok(k) => k,
-            Err(msg) => {
+            Err(e) => {
                 return self
-                    .quarantine(&object, &batch_id, None, vec![Problem::file(msg)])
+                    .quarantine(&object, &batch_id, None, vec![Problem::file(e.to_string())])
                     .await;
             }
         };
@@ -353,18 +355,17 @@ impl Landing<'_> {
         )
         .await?;
         self.events
-            .emit(PipelineEvent {
-                detail_type: "floe.quarantined".into(),
-                time: self.clock.now(),
-                detail: json!({
-                    "file": object.key,
-                    "batch_id": batch_id,
-                    "table": table.map(|t| t.qualified_name()),
-                    "report": report_key,
-                    "problems": rendered.iter().take(5).collect::<Vec<_>>(),
-                    "problem_count": problems.len(),
-                }),
-            })
+            .emit(PipelineEvent::quarantined(
+                self.clock.now(),
+                Quarantined {
+                    file: object.key.clone(),
+                    batch_id: batch_id.clone(),
+                    table: table.map(|t| t.qualified_name()),
+                    report: report_key.clone(),
+                    problems: rendered.iter().take(5).cloned().collect(),
+                    problem_count: problems.len(),
+                },
+            ))
             .await?;
         Ok(Landed::Quarantined {
             key: object.key.clone(),
@@ -398,18 +399,22 @@ mod tests {
         assert!(
             parse_key("landing/nomis/people/p.csv")
                 .unwrap_err()
+                .to_string()
                 .contains("not a landing key")
         );
         assert!(parse_key("other/nomis/people/2026-11-01/p.csv").is_err());
         assert!(
             parse_key("landing/nomis/people/yesterday/p.csv")
                 .unwrap_err()
+                .to_string()
                 .contains("not an extract time")
         );
         // Beyond what the engines store (nanosecond timestamps): refused before bronze, not
         // left for the audit to fail on.
         for ts in ["9999-12-31T23:59:59Z", "1600-01-01", "2262-04-12T00:00:00Z"] {
-            let err = parse_key(&format!("landing/nomis/people/{ts}/p.csv")).unwrap_err();
+            let err = parse_key(&format!("landing/nomis/people/{ts}/p.csv"))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("outside the instants floe stores"), "{err}");
         }
         assert!(parse_key("landing/nomis/people/2262-04-10T23:00:00Z/p.csv").is_ok());

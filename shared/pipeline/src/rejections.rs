@@ -62,7 +62,7 @@ pub fn without(bronze: &TableRef, rejected: &[String]) -> String {
     }
     let list = rejected
         .iter()
-        .map(|b| format!("'{}'", b.replace('\'', "''")))
+        .map(|b| floe_sql::literal(b))
         .collect::<Vec<_>>()
         .join(", ");
     format!("(SELECT * FROM {bronze} WHERE _batch_id NOT IN ({list})) AS accepted")

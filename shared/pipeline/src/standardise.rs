@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use floe_config::{LoadKind, Project, TableConfig};
 use floe_core::message::{Envelope, StageMessage, Staged};
+use floe_core::ports::LakeWrites;
 use floe_core::ports::{Lake, ReadAt, SnapshotInfo, WriteOptions};
 use floe_core::{Error, Layer, Result, TableRef};
 
@@ -14,14 +15,10 @@ use crate::scd2;
 
 /// The table config behind a bronze or silver table name.
 pub fn table_config<'p>(project: &'p Project, table: &TableRef) -> Result<&'p TableConfig> {
-    let source = table
-        .namespace
-        .strip_prefix("bronze_")
-        .or_else(|| table.namespace.strip_prefix("silver_"))
-        .ok_or_else(|| {
-            Error::MalformedMessage(format!("{table} is not a bronze or silver table"))
-        })?;
-    project.table(&format!("{source}.{}", table.name))
+    let source_table = table.source_table().ok_or_else(|| {
+        Error::MalformedMessage(format!("{table} is not a bronze or silver table"))
+    })?;
+    project.table(&source_table)
 }
 
 /// Silver snapshot summary key: the bronze snapshot the silver version was computed from.
@@ -210,8 +207,7 @@ impl Standardise<'_> {
         // Athena applies an extract as one MERGE of the versions that change (reading the
         // current versions and the extract's partition); the embedded engine, which has no
         // DML, computes silver's new contents and replaces it.
-        let merge = matches!(plan.step, Step::Apply | Step::Late)
-            && self.lake.dialect() == crate::sql::Dialect::Trino;
+        let merge = matches!(plan.step, Step::Apply | Step::Late) && self.lake.capabilities().dml;
         let target = format!(
             "{}.{}{}",
             silver.namespace,

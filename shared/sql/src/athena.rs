@@ -17,7 +17,7 @@
 use arrow_schema::{DataType, Schema};
 use chrono::{DateTime, Utc};
 use floe_config::TableConfig;
-use floe_core::{PartitionField, PartitionTransform, TableRef};
+use floe_core::{Error, PartitionField, PartitionTransform, Result, TableRef};
 
 use crate::bronze::{BATCH_ID, EXTRACT_TS, LANDED_AT, ROW_NUMBER, SOURCE_FILE};
 use crate::quote;
@@ -27,10 +27,7 @@ fn name(t: &TableRef) -> String {
     format!("{}.{}", t.namespace, t.name)
 }
 
-/// A string literal.
-pub fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+pub use crate::literal;
 
 /// A timestamp literal (microseconds, UTC).
 pub fn timestamp(t: DateTime<Utc>) -> String {
@@ -38,14 +35,14 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 }
 
 /// The Athena DDL type of an Arrow type.
-pub fn ddl_type(t: &DataType) -> Result<String, String> {
+pub fn ddl_type(t: &DataType) -> Result<String> {
     Ok(match t {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
         // Athena's Iceberg tables store neither (Trino would widen them silently).
         DataType::Int8 | DataType::Int16 => {
-            return Err(format!(
+            return Err(Error::Config(format!(
                 "Athena's Iceberg tables cannot store {t} (tinyint/smallint): use int or bigint"
-            ));
+            )));
         }
         DataType::Int32 => "int".into(),
         DataType::Int64 => "bigint".into(),
@@ -55,7 +52,7 @@ pub fn ddl_type(t: &DataType) -> Result<String, String> {
         DataType::Boolean => "boolean".into(),
         DataType::Date32 => "date".into(),
         DataType::Timestamp(_, _) => "timestamp".into(),
-        other => return Err(format!("no Athena type for {other}")),
+        other => return Err(Error::Config(format!("no Athena type for {other}"))),
     })
 }
 
@@ -65,7 +62,7 @@ pub fn ddl_type(t: &DataType) -> Result<String, String> {
 pub fn alter_columns(
     table: &TableRef,
     edits: &[floe_core::ports::SchemaEdit],
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>> {
     use floe_core::ports::SchemaEdit;
     let t = name(table);
     let col = |c: &str| format!("`{}`", c.replace('`', "``"));
@@ -112,20 +109,20 @@ pub fn create_table(
     schema: &Schema,
     location: &str,
     partition_by: &[PartitionField],
-) -> Result<String, String> {
+) -> Result<String> {
     let cols = schema
         .fields()
         .iter()
         .map(|f| Ok(format!("`{}` {}", f.name(), ddl_type(f.data_type())?)))
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>>>()?;
     let mut parts = Vec::new();
     for p in partition_by {
         if schema.field_with_name(&p.column).is_err() {
-            return Err(format!(
+            return Err(Error::Config(format!(
                 "{}: no column {} to partition by",
                 name(table),
                 p.column
-            ));
+            )));
         }
         parts.push(match p.transform {
             PartitionTransform::Identity => format!("`{}`", p.column),

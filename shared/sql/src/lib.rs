@@ -21,6 +21,11 @@ pub mod scd2;
 
 pub use floe_core::ports::Dialect;
 
+/// A string literal: the one place floe escapes text for SQL (both dialects double a quote).
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// A quoted identifier.
 pub fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))

@@ -392,7 +392,7 @@ fn hashed_changes(dialect: Dialect, table: &TableConfig, keys: &[&str], values: 
     let Some(marker) = &cdc.truncate else {
         return format!("hashed AS ({base})");
     };
-    let marker = marker.replace('\'', "''");
+    let marker = crate::literal(marker);
     let pk = list(keys, "");
     let columns: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
     let synthetic: Vec<String> = table
@@ -405,7 +405,7 @@ fn hashed_changes(dialect: Dialect, table: &TableConfig, keys: &[&str], values: 
             } else if c.name == cdc.timestamp_column {
                 format!("m._t_ts AS {q}")
             } else if c.name == cdc.operation_column {
-                format!("CAST('{marker}' AS {}) AS {q}", crate::sql_type(c.ty))
+                format!("CAST({marker} AS {}) AS {q}", crate::sql_type(c.ty))
             } else {
                 format!("CAST(NULL AS {}) AS {q}", crate::sql_type(c.ty))
             }
@@ -415,11 +415,11 @@ fn hashed_changes(dialect: Dialect, table: &TableConfig, keys: &[&str], values: 
         "marked AS ({base}),
 marks AS (
   SELECT DISTINCT {ts} AS _t_ts, {BATCH_ID} AS _t_b, {EXTRACT_TS} AS _t_ex, {LANDED_AT} AS _t_la, {ROW_NUMBER} AS _t_rn
-  FROM marked WHERE _op = '{marker}'
+  FROM marked WHERE _op = {marker}
 ),
-seen AS (SELECT DISTINCT {pk} FROM marked WHERE _op <> '{marker}'),
+seen AS (SELECT DISTINCT {pk} FROM marked WHERE _op <> {marker}),
 hashed AS (
-  SELECT {cols}, {BATCH_ID}, {EXTRACT_TS}, {LANDED_AT}, {ROW_NUMBER}, _op, {ROW_HASH} FROM marked WHERE _op <> '{marker}'
+  SELECT {cols}, {BATCH_ID}, {EXTRACT_TS}, {LANDED_AT}, {ROW_NUMBER}, _op, {ROW_HASH} FROM marked WHERE _op <> {marker}
   UNION ALL
   SELECT {synthetic}, m._t_b AS {BATCH_ID}, m._t_ex AS {EXTRACT_TS}, m._t_la AS {LANDED_AT}, m._t_rn AS {ROW_NUMBER},
     'D' AS _op, '' AS {ROW_HASH}
@@ -552,7 +552,7 @@ impl<'a> ApplyParts<'a> {
         let values: Vec<&str> = all.iter().copied().filter(|c| !keys.contains(c)).collect();
         let (tracked, untracked) = split_tracked(table, &values);
         let t = timestamp_literal(dialect, Some(extract_ts));
-        let batch = format!("'{}'", batch_id.replace('\'', "''"));
+        let batch = crate::literal(batch_id);
         ApplyParts {
             extract: format!(
                 "(SELECT * FROM {bronze} WHERE {BATCH_ID} = {batch} AND {EXTRACT_TS} = {t}) AS this_extract"
@@ -1003,7 +1003,7 @@ fn late_changes(dialect: Dialect, late: &LateExtract<'_>) -> String {
     } = ApplyParts::of(dialect, table, bronze, batch_id, extract_ts);
     let tracks_deletes = table.deletes != DeletesPolicy::Ignore;
     let n = timestamp_literal(dialect, Some(next.extract_ts));
-    let next_batch = format!("'{}'", next.batch_id.replace('\'', "''"));
+    let next_batch = crate::literal(next.batch_id);
     let values: Vec<&str> = all.iter().copied().filter(|c| !keys.contains(c)).collect();
     let late_col = |c: &str| quote(&format!("_l_{c}"));
     let was = |c: &str| quote(&format!("_v_{c}"));
@@ -1052,7 +1052,7 @@ fn late_changes(dialect: Dialect, late: &LateExtract<'_>) -> String {
                 " AND {BATCH_ID} NOT IN ({})",
                 rejected
                     .iter()
-                    .map(|b| format!("'{}'", b.replace('\'', "''")))
+                    .map(|b| crate::literal(b))
                     .collect::<Vec<_>>()
                     .join(", ")
             )

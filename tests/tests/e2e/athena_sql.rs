@@ -8,6 +8,7 @@
 //! `_row_hash` is left out of the comparison: it is only compared within one engine, and
 //! engines render some values as text differently (see `sql::row_fingerprint`).
 
+use floe_core::ports::LakeWrites;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};

@@ -1,6 +1,7 @@
 //! Interop: pyiceberg, an independent Iceberg implementation, reads floe's tables through the same
 //! SQL catalog and sees the same snapshots and the same rows as floe.
 
+use floe_core::ports::LakeWrites;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{

@@ -10,6 +10,7 @@
 //! behind a pinned view on Athena). The embedded lake's own commit details (fault injection,
 //! orphan files) are tested in shared/lake/tests.
 
+use floe_core::ports::LakeWrites;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -15,6 +15,7 @@ use floe_models::{Model, Models, RenderCtx};
 use serde::Serialize;
 use serde_json::json;
 
+use floe_core::event::{Failed, Published};
 use floe_core::ports::Notifier;
 
 use super::resolve::*;
@@ -171,23 +172,22 @@ impl AuditModels<'_> {
                     s.table
                 ));
                 record_failures(self.lake, run, self.clock.now(), &failing).await?;
-                let detail = json!({
-                    "table": s.table.to_string(),
-                    "model": s.model,
-                    "batch_id": batch,
-                    "run_id": run,
-                    "trigger": trigger,
-                    "reason": "data tests failed; the published version is unchanged",
-                    "what_to_do": "the failing rows are in floe_audit.test_failures; fix the data or the model, then `floe retry`",
-                    "failures": failing,
-                });
-                self.events
-                    .emit(PipelineEvent {
-                        detail_type: "floe.failed".into(),
-                        time: self.clock.now(),
-                        detail: detail.clone(),
-                    })
-                    .await?;
+                let event = PipelineEvent::failed(
+                    self.clock.now(),
+                    Failed {
+                        reason: "data tests failed; the published version is unchanged".into(),
+                        what_to_do: Some("the failing rows are in floe_audit.test_failures; fix the data or the model, then `floe retry`".into()),
+                        table: Some(s.table.to_string()),
+                        model: Some(s.model.clone()),
+                        batch_id: Some(batch.clone()),
+                        run_id: Some(run.clone()),
+                        trigger: Some(trigger.to_owned()),
+                        failures: Some(json!(failing)),
+                        ..Default::default()
+                    },
+                );
+                let detail = event.detail.clone();
+                self.events.emit(event).await?;
                 if let Some(n) = self.notifier {
                     let text = format!(
                         ":x: floe: {} was not published, its tests failed: {why}. Failing rows: floe_audit.test_failures (run {}). Fix, then `floe retry`.",
@@ -225,11 +225,17 @@ impl AuditModels<'_> {
                     .unwrap_or_default()
             ));
             self.events
-                .emit(PipelineEvent {
-                    detail_type: "floe.published".into(),
-                    time: self.clock.now(),
-                    detail: json!({"table": s.table.to_string(), "model": s.model, "snapshot_id": snapshot_id, "batch_id": batch, "run_id": run, "trigger": trigger}),
-                })
+                .emit(PipelineEvent::published(
+                    self.clock.now(),
+                    Published {
+                        table: s.table.to_string(),
+                        model: Some(s.model.clone()),
+                        snapshot_id,
+                        batch_id: batch.clone(),
+                        run_id: run.clone(),
+                        trigger: Some(trigger.to_owned()),
+                    },
+                ))
                 .await?;
             records.push(record("success", None));
             verdicts.push((s.model.clone(), ModelVerdict::Published { snapshot_id }));

@@ -2,6 +2,8 @@
 //! staged as its materialization says, independent models side by side, `insert_by_chunk` models
 //! chunk by chunk (with the completeness check); a model that fails fails alone.
 
+use floe_core::event::Failed;
+use floe_core::ports::LakeWrites;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +17,6 @@ use floe_models::project::Materialized;
 use floe_models::{Dep, Model, Models, RenderCtx};
 use futures::StreamExt;
 use serde::Serialize;
-use serde_json::json;
 
 use floe_core::drill::{crash_point, skip_chunk};
 use floe_core::ports::Notifier;
@@ -546,7 +547,9 @@ impl Modelling<'_> {
         let mut out = Vec::new();
         for d in &model.deps {
             let t = match d {
-                Dep::Source { source, table } => TableRef::new(format!("silver_{source}"), table)?,
+                Dep::Source { source, table } => {
+                    TableRef::in_layer(floe_core::Layer::Silver, source, table)?
+                }
                 Dep::Ref { name } => TableRef::new(&self.target.namespace, name)?,
             };
             if let ReadAt::Pinned(p) = at
@@ -587,22 +590,21 @@ pub async fn announce_build_failures(
         let BuildStatus::Error { message } = &b.status else {
             continue;
         };
-        let detail = json!({
-            "table": format!("{}.{}", floe_models::GOLD, b.model),
-            "model": b.model,
-            "batch_id": batch,
-            "run_id": run,
-            "trigger": trigger,
-            "reason": format!("the model did not build: {message}"),
-            "what_to_do": "fix the model (or its inputs), then `floe retry`; its published version is unchanged and its descendants were skipped",
-        });
-        events
-            .emit(PipelineEvent {
-                detail_type: "floe.failed".into(),
-                time: clock.now(),
-                detail: detail.clone(),
-            })
-            .await?;
+        let event = PipelineEvent::failed(
+            clock.now(),
+            Failed {
+                reason: format!("the model did not build: {message}"),
+                what_to_do: Some("fix the model (or its inputs), then `floe retry`; its published version is unchanged and its descendants were skipped".into()),
+                table: Some(format!("{}.{}", floe_models::GOLD, b.model)),
+                model: Some(b.model.clone()),
+                batch_id: Some(batch.clone()),
+                run_id: Some(run.clone()),
+                trigger: Some(trigger.to_owned()),
+                ..Default::default()
+            },
+        );
+        let detail = event.detail.clone();
+        events.emit(event).await?;
         if let Some(n) = notifier {
             let text = format!(
                 ":x: floe: gold.{} did not build ({message}). Fix it, then `floe retry`.",

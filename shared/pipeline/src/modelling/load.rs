@@ -42,7 +42,7 @@ pub fn template_params(
 /// merged over the YAML's when the lake keeps any (Glue on Athena).
 pub async fn load_models(project: &Project, lake: &dyn Lake) -> Result<Models> {
     let mut extra = BTreeMap::new();
-    if lake.dialect() == floe_core::ports::Dialect::Trino {
+    if lake.capabilities().table_properties {
         for t in project.tables.values() {
             let silver = t.table_ref(floe_core::Layer::Silver);
             if !lake.table_exists(&silver).await? {

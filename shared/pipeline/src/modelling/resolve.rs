@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use floe_core::Result;
 use floe_models::Resolve;
+use floe_models::render::ResolveError;
 
 /// Resolves names for one model of a run.
 pub(super) struct RunResolver {
@@ -19,12 +20,12 @@ pub(super) struct RunResolver {
 }
 
 impl Resolve for RunResolver {
-    fn model(&self, name: &str) -> std::result::Result<String, String> {
+    fn model(&self, name: &str) -> std::result::Result<String, ResolveError> {
         if !self.models.contains(name) {
-            return Err(format!(
-                "there is no model '{name}'{}",
-                floe_config::did_you_mean(name, self.models.iter().map(String::as_str))
-            ));
+            return Err(ResolveError::UnknownModel {
+                name: name.to_owned(),
+                hint: floe_config::did_you_mean(name, self.models.iter().map(String::as_str)),
+            });
         }
         if !self.published_names
             && let Some(r) = self.staged.get(name)
@@ -36,8 +37,11 @@ impl Resolve for RunResolver {
             _ => Ok(format!("{}.{name}", self.target.namespace)),
         }
     }
-    fn source(&self, source: &str, table: &str) -> std::result::Result<String, String> {
-        Ok(format!("silver_{source}.{table}"))
+    fn source(&self, source: &str, table: &str) -> std::result::Result<String, ResolveError> {
+        Ok(format!(
+            "{}.{table}",
+            floe_core::Layer::Silver.namespace(source)
+        ))
     }
 }
 

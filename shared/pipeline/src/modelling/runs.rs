@@ -1,6 +1,7 @@
 //! The run-log tables: `floe_audit.model_runs` (every model's outcome) and
 //! `floe_audit.test_failures` (the failing rows of a data test).
 
+use floe_core::ports::LakeWrites;
 use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch};

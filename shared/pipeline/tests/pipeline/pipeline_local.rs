@@ -5,6 +5,7 @@
 //! One file (over 700 lines) on purpose: every scenario drives the same runtime end to end; it
 //! is the local pipeline's acceptance suite, read top to bottom.
 
+use floe_core::ports::LakeWrites;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};

@@ -5,6 +5,7 @@
 //! One file (over 700 lines) on purpose: the reference model and the properties comparing the
 //! engine's history with it are one oracle, read together.
 
+use floe_core::ports::LakeWrites;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
