@@ -9,13 +9,11 @@ use floe_core::ports::LakeWrites;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use floe_config::Project;
 use floe_core::ports::{Lake, Queue, ReadAt};
-use floe_lake::LocalLake;
-use floe_local::runtime::{Report, Runtime};
+use floe_local::runtime::Runtime;
+use floe_testkit::LocalProject;
 
-const PROJECT: &str = "name: test\n";
 const TABLES: &str = "\
 source: nomis
 tables:
@@ -61,71 +59,9 @@ tables:
       changed_at: {type: timestamp}
 ";
 
-struct Pipeline {
-    dir: tempfile::TempDir,
-    lake: Arc<LocalLake>,
-    runtime: Runtime,
-}
-
-async fn pipeline() -> Pipeline {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("floe.yaml"), PROJECT).unwrap();
-    std::fs::create_dir_all(dir.path().join("tables")).unwrap();
-    std::fs::write(dir.path().join("tables/nomis.yaml"), TABLES).unwrap();
-    let project = Project::load(dir.path()).unwrap();
-    let lake = Arc::new(LocalLake::open(&project.settings.lake_dir).await.unwrap());
-    let runtime = Runtime::open(project, lake.clone()).await.unwrap();
-    Pipeline { dir, lake, runtime }
-}
-
-impl Pipeline {
-    async fn land(&self, table: &str, day: u32, name: &str, body: &[u8]) {
-        let file = self.dir.path().join(name);
-        std::fs::write(&file, body).unwrap();
-        let ts: DateTime<Utc> = format!("2026-11-{day:02}T06:00:00Z").parse().unwrap();
-        self.runtime.land_file(&file, table, ts).await.unwrap();
-    }
-
-    async fn drain(&self) -> Report {
-        self.runtime
-            .drain(false, |m| eprintln!("{m}"))
-            .await
-            .unwrap()
-    }
-
-    /// How each published version of `table` was computed (`floe.scd2-step`), oldest first.
-    async fn published_steps(&self, table: &str) -> Vec<String> {
-        self.lake
-            .snapshots(&table.parse().unwrap())
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|s| s.published)
-            .map(|s| s.summary.get("floe.scd2-step").cloned().unwrap_or_default())
-            .collect()
-    }
-
-    async fn rows(&self, sql: &str) -> Vec<String> {
-        let batches = self.lake.query(sql, &ReadAt::Current).await.unwrap();
-        let mut out = Vec::new();
-        for b in &batches {
-            let opts = FormatOptions::default().with_null("NULL");
-            let f: Vec<ArrayFormatter> = b
-                .columns()
-                .iter()
-                .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
-                .collect();
-            for r in 0..b.num_rows() {
-                out.push(
-                    f.iter()
-                        .map(|f| f.value(r).to_string())
-                        .collect::<Vec<_>>()
-                        .join(" | "),
-                );
-            }
-        }
-        out
-    }
+/// The local pipeline over a project holding [`TABLES`] (the shared test kit's).
+async fn pipeline() -> LocalProject {
+    floe_testkit::spawn_project(&[("nomis", TABLES)]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -174,7 +110,7 @@ async fn five_extracts_flow_through_the_queues_into_the_expected_history() {
         );
     }
     let history = p
-        .rows("select person_id, first_name, risk_score, born, valid_from, valid_to, is_current from silver_nomis.people order by person_id, valid_from")
+        .query("select person_id, first_name, risk_score, born, valid_from, valid_to, is_current from silver_nomis.people order by person_id, valid_from")
         .await;
     let d = |n: u32| format!("2026-11-{n:02}T06:00:00Z");
     let expected = vec![
@@ -206,10 +142,10 @@ async fn five_extracts_flow_through_the_queues_into_the_expected_history() {
     assert_eq!(history, expected);
     // Bronze kept every extract as delivered (the padded name included).
     assert_eq!(
-        p.rows("select count(*) from bronze_nomis.people").await,
+        p.query("select count(*) from bronze_nomis.people").await,
         ["18"]
     );
-    assert_eq!(p.rows("select first_name from bronze_nomis.people where person_id = '4' and _extract_ts = timestamp '2026-11-02T06:00:00Z'").await, [" Edsger "]);
+    assert_eq!(p.query("select first_name from bronze_nomis.people where person_id = '4' and _extract_ts = timestamp '2026-11-02T06:00:00Z'").await, [" Edsger "]);
     // Each batch published one silver snapshot; the events say so.
     let published = p
         .runtime
@@ -230,11 +166,11 @@ async fn five_extracts_flow_through_the_queues_into_the_expected_history() {
     .await;
     p.drain().await;
     assert_eq!(
-        p.rows("select count(*) from silver_nomis.people").await,
+        p.query("select count(*) from silver_nomis.people").await,
         ["8"]
     );
     assert_eq!(
-        p.rows("select count(*) from bronze_nomis.people").await,
+        p.query("select count(*) from bronze_nomis.people").await,
         ["18"]
     );
 }
@@ -252,7 +188,7 @@ async fn cdc_changes_become_versions_at_their_change_time() {
     let report = p.drain().await;
     assert_eq!(report.published.len(), 1, "{report:?}");
     let rows = p
-        .rows("select event_id, kind, valid_from, valid_to, is_current, is_deleted from silver_nomis.events order by event_id, valid_from")
+        .query("select event_id, kind, valid_from, valid_to, is_current, is_deleted from silver_nomis.events order by event_id, valid_from")
         .await;
     assert_eq!(
         rows,
@@ -473,12 +409,12 @@ async fn compressed_extracts_and_byte_order_marks_are_read() {
     let report = p.drain().await;
     assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
     assert_eq!(
-        p.rows("select first_name from silver_nomis.people order by person_id")
+        p.query("select first_name from silver_nomis.people order by person_id")
             .await,
         ["Ada", "Alan"]
     );
     assert_eq!(
-        p.rows("select place from silver_nomis.visits").await,
+        p.query("select place from silver_nomis.visits").await,
         ["Leeds"]
     );
 }
@@ -613,7 +549,7 @@ async fn a_staged_history_that_fails_its_tests_is_rejected_and_the_published_one
         .find(|s| s.is_current)
         .unwrap();
     let before = p
-        .rows("select case_id, status, is_current from silver_nomis.cases order by case_id")
+        .query("select case_id, status, is_current from silver_nomis.cases order by case_id")
         .await;
 
     // A broken history: two current versions of case 1, an inverted interval, and a version of
@@ -693,7 +629,7 @@ async fn a_staged_history_that_fails_its_tests_is_rejected_and_the_published_one
         .unwrap();
     assert_eq!(now.snapshot_id, published.snapshot_id);
     assert_eq!(
-        p.rows("select case_id, status, is_current from silver_nomis.cases order by case_id")
+        p.query("select case_id, status, is_current from silver_nomis.cases order by case_id")
             .await,
         before
     );
@@ -717,7 +653,7 @@ async fn a_staged_history_that_fails_its_tests_is_rejected_and_the_published_one
         "one current row per key"
     ); // The refused batch is recorded, and left out of later builds of the table.
     let recorded = p
-        .rows("select table_name, batch_id from floe_audit.rejected_batches")
+        .query("select table_name, batch_id from floe_audit.rejected_batches")
         .await;
     assert_eq!(
         recorded,
@@ -738,7 +674,7 @@ async fn a_rejected_batch_is_left_out_of_the_next_build() {
     assert_eq!(report.published.len(), 1);
     // Say the audit refused day 2 (its batch is in bronze).
     let day2 = p
-        .rows("select distinct _batch_id from bronze_nomis.cases where _extract_ts = timestamp '2026-11-02T06:00:00Z'")
+        .query("select distinct _batch_id from bronze_nomis.cases where _extract_ts = timestamp '2026-11-02T06:00:00Z'")
         .await;
     floe_pipeline::rejections::record(
         p.lake.as_ref(),
@@ -761,7 +697,7 @@ async fn a_rejected_batch_is_left_out_of_the_next_build() {
     assert_eq!(report.published.len(), 1, "{report:?}");
     // Day 2's 'closed' is gone from the history: case 1 stayed open from day 1.
     assert_eq!(
-        p.rows("select case_id, status, valid_from, valid_to from silver_nomis.cases order by case_id, valid_from").await,
+        p.query("select case_id, status, valid_from, valid_to from silver_nomis.cases order by case_id, valid_from").await,
         ["1 | open | 2026-11-01T06:00:00Z | NULL", "2 | new | 2026-11-03T06:00:00Z | NULL"]
     );
 }
@@ -778,7 +714,7 @@ async fn json_lines_with_dedupe_by_keep_the_latest_row_per_key() {
     let report = p.drain().await;
     assert_eq!(report.published.len(), 1, "{report:?}");
     assert_eq!(
-        p.rows(
+        p.query(
             "select visit_id, place, seen_at, confirmed from silver_nomis.visits order by visit_id"
         )
         .await,
@@ -817,7 +753,7 @@ async fn parquet_files_land_with_a_composite_key() {
     let report = p.drain().await;
     assert_eq!(report.published.len(), 1, "{report:?}");
     assert_eq!(
-        p.rows("select person_id, kind, score, is_current from silver_nomis.scores order by person_id, kind").await,
+        p.query("select person_id, kind, score, is_current from silver_nomis.scores order by person_id, kind").await,
         ["1 | need | NULL | true", "1 | risk | 0.5 | true", "2 | risk | 2.25 | true"]
     );
     // Not Parquet at all: quarantined with a clear reason.
@@ -907,7 +843,7 @@ async fn in_order_extracts_are_applied_and_a_late_one_is_spliced_in_under_delete
         ["apply", "apply", "late", "apply"]
     );
     assert_eq!(
-        p.rows(
+        p.query(
             "select case_id, status, valid_from, valid_to, is_current from silver_nomis.cases \
              order by case_id, valid_from"
         )
@@ -962,7 +898,7 @@ async fn a_late_extract_is_spliced_into_the_keys_it_changes() {
                    from silver_nomis.people order by person_id, valid_from";
     let day = |d: u32| format!("2026-11-{d:02}T06:00:00Z");
     assert_eq!(
-        p.rows(history).await,
+        p.query(history).await,
         [
             format!("1 | 1.00 | {} | NULL | true", day(1)),
             // Alan's change moves from day 3 to day 2.
@@ -1006,7 +942,7 @@ async fn extracts_landed_together_rebuild_then_the_next_one_applies() {
         "{steps:?}"
     );
     assert_eq!(
-        p.rows("select case_id, status, valid_from, valid_to from silver_nomis.cases order by case_id, valid_from")
+        p.query("select case_id, status, valid_from, valid_to from silver_nomis.cases order by case_id, valid_from")
             .await,
         [
             "1 | open | 2026-11-01T06:00:00Z | 2026-11-02T06:00:00Z",
@@ -1056,7 +992,7 @@ async fn a_config_change_rebuilds_the_history_under_the_new_rules() {
     assert_eq!(steps, ["apply", "apply", "rebuild"]);
     // The whole history follows the new rule: case 2 closed when day 2 left it out, not day 3.
     assert_eq!(
-        p.rows("select case_id, valid_from, valid_to from silver_nomis.cases order by case_id, valid_from")
+        p.query("select case_id, valid_from, valid_to from silver_nomis.cases order by case_id, valid_from")
             .await,
         [
             "1 | 2026-11-01T06:00:00Z | NULL",

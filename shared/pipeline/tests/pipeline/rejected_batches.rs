@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use floe_config::Project;
 use floe_lake::LocalLake;
 use floe_local::runtime::Runtime;
 use proptest::prelude::*;
@@ -22,14 +21,8 @@ fn day_ts(day: usize) -> DateTime<Utc> {
 }
 
 async fn open() -> (tempfile::TempDir, Arc<LocalLake>, Runtime) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("floe.yaml"), "name: wap\n").unwrap();
-    std::fs::create_dir_all(dir.path().join("tables")).unwrap();
-    std::fs::write(dir.path().join("tables/s.yaml"), TABLE).unwrap();
-    let project = Project::load(dir.path()).unwrap();
-    let lake = Arc::new(LocalLake::open(&project.settings.lake_dir).await.unwrap());
-    let rt = Runtime::open(project, lake.clone()).await.unwrap();
-    (dir, lake, rt)
+    let p = floe_testkit::spawn_project(&[("s", TABLE)]).await;
+    (p.dir, p.lake, p.runtime)
 }
 
 async fn deliver(
