@@ -9,7 +9,8 @@
 //!   message whose handler failed (retry, dead-letter, `floe.failed`).
 //! - [`error`]: one error type whose variants say whether a retry can help.
 //! - [`event`]: the `floe.*` events, typed (published, failed, quarantined).
-//! - [`ports`]: the object store, queue, lake and clock traits with their invariants.
+//! - [`ports`]: the lake (one write entry, its capabilities), object store, queue, event sink,
+//!   in-memory SQL, notifier and clock traits, with their invariants.
 //! - [`cost`]: the statements a piece of work ran and what they scanned (the query log's feed).
 //! - [`backoff`]: the one retry schedule (exponential, capped, optional jitter).
 //! - [`drill`]: the drill hooks (`FLOE_CRASH_AT`, `FLOE_SKIP_CHUNK`, `FLOE_REJECT_FILES`), read

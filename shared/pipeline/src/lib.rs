@@ -1,25 +1,29 @@
-//! floe's pipeline: the stage handlers and the SQL they run.
+//! floe's pipeline: the stage handlers over the ports (`floe_core::ports`), and where their
+//! results go. No engine, database or HTTP client lives here: the SQL comes from `floe-sql`,
+//! the lakes, queues and stores from the adapter crates, the runners from `floe-local` and
+//! `floe-lambda`.
 //!
 //! # Layout
-//! - [`athena_sql`]: the statements the Athena engine runs (DDL, bronze append, SCD2 rebuild
-//!   and MERGE, publish views), in Athena's SQL.
-//! - [`bronze`]: the bronze table layout (every extract as delivered, plus batch metadata).
-//! - [`drift`]: schema drift: the config against the lake, by the table's `schema_change`.
-//! - [`sql`]: quoting and the declarative standardisation of one column.
-//! - [`scd2`]: silver history (SCD2) as one query over bronze, for full and cdc loads.
-//! - [`events`]: S3 "Object Created" events (EventBridge and S3-notification shapes).
-//! - [`expectations`]: row-level expectations checked at landing (quarantine, drop or warn).
-//! - [`extract`]: reading a landed file (CSV, Parquet, JSON lines) and checking it.
-//! - [`ledger`]: the file ledger `floe_audit.files`: where every landed file is.
-//! - [`keys`]: landing keys (`landing/<source>/<table>/<extract_ts>/<file>`) and extract times.
-//! - [`landing`]: the landing stage (file -> bronze, or quarantine).
-//! - [`standardise`]: the standardise stage (bronze -> staged silver history).
-//! - [`audit`]: the silver audit (tests, then publish or reject).
-//! - [`modelling`]: the gold layer at run time: build models staged, test them, publish.
-//! - [`progress`]: how far the long work of this process has got, for the CLI to show.
-//! - [`rejections`]: batches refused by an audit, left out of later builds.
-//! - [`stages`]: the stage handlers behind one entry point (message in, next messages out).
+//! Reading order for one file from S3 event to published gold: [`flow`], then [`stages`], then
+//! the four handlers.
 //! - [`flow`]: [`flow::route`], where each stage's results go next: the event flow on one screen.
+//! - [`stages`]: the stage handlers behind one entry point (message in, next messages out).
+//! - [`landing`]: the landing stage (file -> bronze, or quarantine), with [`keys`] (landing keys
+//!   and extract times), [`events`] (S3 "Object Created" events), [`extract`] (reading and
+//!   checking a landed file) and [`expectations`] (row-level checks: quarantine, drop or warn).
+//! - [`standardise`]: the standardise stage (bronze -> staged silver history), with [`drift`]
+//!   (the config against the lake, by `schema_change`).
+//! - [`audit`]: the silver audit (tests, then publish or reject), with [`rejections`] (batches
+//!   refused, left out of later builds).
+//! - [`modelling`]: the gold layer at run time: build models staged, test them, publish.
+//! - [`ledger`]: the file ledger `floe_audit.files`: where every landed file is;
+//!   [`query_log`]: every statement a stage ran and what it scanned; `floe_audit`: appending to
+//!   floe's own tables.
+//! - [`maintenance`]: compaction and expiry requests (the stack's schedule, `floe maintain`).
+//! - [`estimate`]: what landing a file will scan and cost (`floe land --dry-run`).
+//! - [`progress`]: how far the long work of this process has got, for the CLI to show.
+//! - [`sql`], [`athena_sql`], [`bronze`], [`scd2`]: `floe-sql`'s modules, under the names the
+//!   stages use.
 
 pub mod audit;
 pub mod drift;
