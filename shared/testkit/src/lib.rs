@@ -22,10 +22,11 @@ use floe_core::ports::{Lake, ReadAt};
 use floe_lake::LocalLake;
 use floe_local::runtime::{Report, Runtime};
 
-/// Writes a project's files (paths relative to its root) into a new temporary folder; a
-/// `floe.yaml` naming the project `test` is added unless one is given.
+/// Writes a project's files (paths relative to its root) into a new temporary folder, with its
+/// `tables/` folder; a `floe.yaml` naming the project `test` is added unless one is given.
 pub fn write_project(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::create_dir_all(dir.path().join("tables")).expect("the tables folder");
     if !files.iter().any(|(p, _)| *p == "floe.yaml") {
         std::fs::write(dir.path().join("floe.yaml"), "name: test\n").expect("floe.yaml");
     }

@@ -131,10 +131,10 @@ fn cdc_extracts() -> Vec<Extract> {
 }
 
 fn project() -> (tempfile::TempDir, Project) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("floe.yaml"), "name: conformance\n").unwrap();
-    std::fs::create_dir_all(dir.path().join("tables")).unwrap();
-    std::fs::write(dir.path().join("tables/s.yaml"), TABLES).unwrap();
+    let dir = floe_testkit::write_project(&[
+        ("floe.yaml", "name: conformance\n"),
+        ("tables/s.yaml", TABLES),
+    ]);
     let project = Project::load(dir.path()).unwrap();
     (dir, project)
 }

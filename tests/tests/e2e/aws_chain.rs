@@ -42,15 +42,12 @@ async fn chain_with(
     with_dlq: bool,
     files: &[(&str, &str)],
 ) -> (Chain, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("floe.yaml"), "name: aws_chain\n").unwrap();
-    std::fs::create_dir_all(dir.path().join("tables")).unwrap();
-    std::fs::write(dir.path().join("tables/nomis.yaml"), TABLES).unwrap();
-    for (path, body) in files {
-        let f = dir.path().join(path);
-        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-        std::fs::write(f, body).unwrap();
-    }
+    let mut all = vec![
+        ("floe.yaml", "name: aws_chain\n"),
+        ("tables/nomis.yaml", TABLES),
+    ];
+    all.extend_from_slice(files);
+    let dir = floe_testkit::write_project(&all);
     let lake: Arc<dyn Lake> = Arc::new(LocalLake::open(&dir.path().join("lake")).await.unwrap());
     let world = AwsWorld::create(moto, policy).await;
     (Chain::new(world, dir.path(), lake, None, with_dlq), dir)

@@ -27,9 +27,7 @@ const BEFORE: &str =
 const AFTER: &str = "      id: {type: bigint, nullable: false}\n      n: {type: bigint}\n      city: {type: string}\n";
 
 async fn history(athena: bool, stand_in: &StandIn, source: &str) -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("floe.yaml"), "name: drift\n").unwrap();
-    std::fs::create_dir_all(dir.path().join("tables")).unwrap();
+    let dir = floe_testkit::write_project(&[("floe.yaml", "name: drift\n")]);
     configure(dir.path(), source, BEFORE);
     let world = AwsWorld::create(&stand_in.moto(), QueuePolicy::default()).await;
     let (lake, engine) = lake_for(stand_in, athena, dir.path()).await;

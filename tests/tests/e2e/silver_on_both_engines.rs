@@ -185,10 +185,9 @@ impl Run {
 }
 
 async fn run(stand_in: &StandIn, athena: bool, source: &str) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("floe.yaml"), "name: both\n").unwrap();
-    std::fs::create_dir_all(dir.path().join("tables")).unwrap();
-    std::fs::write(dir.path().join("tables/s.yaml"), tables(source)).unwrap();
+    let tables = tables(source);
+    let dir =
+        floe_testkit::write_project(&[("floe.yaml", "name: both\n"), ("tables/s.yaml", &tables)]);
     let world = AwsWorld::create(&stand_in.moto(), QueuePolicy::default()).await;
     let (lake, engine) = lake_for(stand_in, athena, dir.path()).await;
     Run {

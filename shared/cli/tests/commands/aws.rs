@@ -11,29 +11,16 @@ use floe_tests::aws::{AwsWorld, Moto, QueuePolicy, REGION};
 use predicates::prelude::*;
 
 /// `tables/nomis.yaml` with one table, `nomis.people`.
-fn one_table(dir: &std::path::Path) {
-    std::fs::create_dir_all(dir.join("tables")).unwrap();
-    std::fs::write(
-        dir.join("tables/nomis.yaml"),
-        "source: nomis\ntables:\n  people:\n    primary_key: [id]\n    columns:\n      id: {type: bigint}\n",
-    )
-    .unwrap();
-}
+const ONE_TABLE: &str = "source: nomis\ntables:\n  people:\n    primary_key: [id]\n    columns:\n      id: {type: bigint}\n";
 
 fn project(world: &AwsWorld, endpoint: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("floe.yaml"),
-        format!(
-            "name: on_aws\nengine: athena\nathena:\n  region: {REGION}\n  workgroup: floe\n  \
-             output_location: s3://results/\n  landing_bucket: {}\n  lake_location: s3://lake/\n  \
-             endpoint_url: {endpoint}\n  stack: {}-no-stack\n",
-            world.landing_bucket, world.prefix
-        ),
-    )
-    .unwrap();
-    one_table(dir.path());
-    dir
+    let floe_yaml = format!(
+        "name: on_aws\nengine: athena\nathena:\n  region: {REGION}\n  workgroup: floe\n  \
+         output_location: s3://results/\n  landing_bucket: {}\n  lake_location: s3://lake/\n  \
+         endpoint_url: {endpoint}\n  stack: {}-no-stack\n",
+        world.landing_bucket, world.prefix
+    );
+    floe_testkit::write_project(&[("floe.yaml", &floe_yaml), ("tables/nomis.yaml", ONE_TABLE)])
 }
 
 fn floe(dir: &tempfile::TempDir) -> Command {
@@ -170,18 +157,14 @@ async fn land_inject_and_redrive_work_against_aws() {
 
 #[test]
 fn validate_says_when_the_lake_is_out_of_reach_and_still_checks_the_config() {
-    let dir = tempfile::tempdir().unwrap();
     // Nothing listens on port 9 of the loopback: Glue cannot be asked.
-    std::fs::write(
-        dir.path().join("floe.yaml"),
-        format!(
-            "name: offline\nengine: athena\nathena:\n  region: {REGION}\n  workgroup: floe\n  \
-             output_location: s3://results/\n  landing_bucket: landing\n  lake_location: s3://lake/\n  \
-             endpoint_url: http://127.0.0.1:9\n"
-        ),
-    )
-    .unwrap();
-    one_table(dir.path());
+    let floe_yaml = format!(
+        "name: offline\nengine: athena\nathena:\n  region: {REGION}\n  workgroup: floe\n  \
+         output_location: s3://results/\n  landing_bucket: landing\n  lake_location: s3://lake/\n  \
+         endpoint_url: http://127.0.0.1:9\n"
+    );
+    let dir =
+        floe_testkit::write_project(&[("floe.yaml", &floe_yaml), ("tables/nomis.yaml", ONE_TABLE)]);
     floe(&dir)
         .arg("validate")
         .assert()
