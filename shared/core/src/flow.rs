@@ -120,11 +120,13 @@ impl Disposition {
     }
 }
 
-/// The `floe.failed` event for a message of `stage` that was dead-lettered because of `error`;
-/// `message_id` is the queue's id of the message, when it has one.
+/// The `floe.failed` event for a message of `stage` that was dead-lettered to `dead_letter_queue`
+/// (its name, or its URL on SQS) because of `error`; `message_id` is the queue's id of the
+/// message, when it has one.
 pub fn failed_event(
     stage: Stage,
     error: &Error,
+    dead_letter_queue: &str,
     message_id: Option<&str>,
     time: DateTime<Utc>,
 ) -> PipelineEvent {
@@ -134,7 +136,7 @@ pub fn failed_event(
             reason: error.to_string(),
             stage: Some(stage.as_str().to_owned()),
             kind: Some(error.kind()),
-            dead_letter_queue: Some(stage.dead_letter_queue()),
+            dead_letter_queue: Some(dead_letter_queue.to_owned()),
             message_id: message_id.map(str::to_owned),
             ..Default::default()
         },
@@ -178,13 +180,13 @@ mod tests {
     #[test]
     fn the_failed_event_names_the_stage_the_reason_and_the_dead_letter_queue() {
         let e = Error::MalformedMessage("no body".into());
-        let ev = failed_event(Stage::Audit, &e, Some("m-1"), Utc::now());
+        let ev = failed_event(Stage::Audit, &e, "audit-dlq", Some("m-1"), Utc::now());
         assert_eq!(ev.detail_type, "floe.failed");
         assert_eq!(ev.detail["stage"], "audit");
         assert_eq!(ev.detail["dead_letter_queue"], "audit-dlq");
         assert_eq!(ev.detail["message_id"], "m-1");
         assert!(ev.detail["reason"].as_str().unwrap().contains("no body"));
-        let local = failed_event(Stage::Landing, &e, None, Utc::now());
+        let local = failed_event(Stage::Landing, &e, "landing-dlq", None, Utc::now());
         assert!(local.detail.get("message_id").is_none());
     }
 }

@@ -40,7 +40,8 @@ pub struct Service {
     stage: Stage,
     stages: Stages,
     next: BTreeMap<Stage, Arc<dyn Queue>>,
-    dead_letters: Option<Arc<dyn Queue>>,
+    /// The dead-letter queue's URL, and the queue.
+    dead_letters: Option<(String, Arc<dyn Queue>)>,
     events: Arc<dyn EventSink>,
     clock: Arc<dyn Clock>,
     concurrency: usize,
@@ -57,12 +58,13 @@ enum Fate {
 }
 
 impl Service {
-    /// A service for `stage` over these handlers, sending to `next` (one queue per next stage).
+    /// A service for `stage` over these handlers, sending to `next` (one queue per next stage)
+    /// and moving permanent failures to `dead_letters` (its URL, and the queue).
     pub fn new(
         stage: Stage,
         stages: Stages,
         next: BTreeMap<Stage, Arc<dyn Queue>>,
-        dead_letters: Option<Arc<dyn Queue>>,
+        dead_letters: Option<(String, Arc<dyn Queue>)>,
         concurrency: usize,
     ) -> Self {
         Service {
@@ -134,7 +136,7 @@ impl Service {
             .collect();
         let dlq = settings.dlq_url.as_deref().map(|url| {
             let q: Arc<dyn Queue> = Arc::new(SqsQueue::new(clients.sqs.clone(), url));
-            q
+            (url.to_owned(), q)
         });
         Service::new(
             settings.stage,
@@ -339,7 +341,7 @@ impl Service {
     }
 
     async fn dead_letter(&self, r: &SqsMessage, e: Error) -> Fate {
-        let Some(dlq) = &self.dead_letters else {
+        let Some((dlq_url, dlq)) = &self.dead_letters else {
             tracing::error!(error = %e, "permanent failure; no FLOE_DLQ_URL, so SQS dead-letters it after maxReceiveCount");
             return Fate::Retry(e);
         };
@@ -358,7 +360,13 @@ impl Service {
             self.clock.now(),
         )
         .await;
-        let event = failed_event(self.stage, &e, r.message_id.as_deref(), self.clock.now());
+        let event = failed_event(
+            self.stage,
+            &e,
+            dlq_url,
+            r.message_id.as_deref(),
+            self.clock.now(),
+        );
         if let Err(emit) = self.events.emit(event).await {
             tracing::error!(error = %emit, "could not emit floe.failed");
         }

@@ -395,7 +395,13 @@ impl Runtime {
                     .dead_lettered
                     .push((stage.to_string(), e.to_string()));
                 self.events
-                    .emit(failed_event(stage, &e, None, self.clock.now()))
+                    .emit(failed_event(
+                        stage,
+                        &e,
+                        &stage.dead_letter_queue(),
+                        None,
+                        self.clock.now(),
+                    ))
                     .await
             }
         }

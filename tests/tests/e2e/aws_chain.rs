@@ -410,6 +410,12 @@ async fn a_permanent_failure_goes_to_the_dead_letter_queue_at_once_with_an_event
     assert_eq!(failed.len(), 2, "{events:?}");
     assert_eq!(failed[0].1["stage"], "standardise");
     assert_eq!(failed[0].1["kind"], "bad_message");
+    assert_eq!(
+        failed[0].1["dead_letter_queue"],
+        c.world.dlq(Stage::Standardise).url(),
+        "the event names the queue the message is in"
+    );
+    assert_eq!(failed[0].1["message_id"], "m-2");
     assert_eq!(failed[1].1["stage"], "landing");
     assert!(
         failed[1].1["reason"]

@@ -1000,3 +1000,37 @@ async fn a_config_change_rebuilds_the_history_under_the_new_rules() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_on_the_wrong_queue_is_dead_lettered_naming_its_queue() {
+    use floe_core::message::{Envelope, StageMessage};
+    let p = pipeline().await;
+    let model = Envelope::new(
+        floe_core::BatchId::derive(&["misplaced"]),
+        floe_core::RunId::new(),
+        StageMessage::Model {
+            table: "silver_nomis.people".parse().unwrap(),
+            snapshot_id: 1,
+        },
+    );
+    p.runtime
+        .queue("standardise")
+        .send(&model.to_json())
+        .await
+        .unwrap();
+    let report = p.drain().await;
+    assert_eq!(report.dead_lettered.len(), 1, "{report:?}");
+    let (stage, reason) = &report.dead_lettered[0];
+    assert_eq!(stage, "standardise");
+    assert!(
+        reason.contains("the standardise queue does not take this message")
+            && reason.contains("it is for the modelling queue"),
+        "{reason}"
+    );
+    let events = p.runtime.events().read().unwrap();
+    let failed = events
+        .iter()
+        .find(|e| e.detail_type == "floe.failed")
+        .expect("a floe.failed event");
+    assert_eq!(failed.detail["dead_letter_queue"], "standardise-dlq");
+}
