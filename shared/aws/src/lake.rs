@@ -40,7 +40,8 @@ use floe_core::ports::{
     WriteOptions,
 };
 use floe_core::{Error, Result, TableRef};
-use floe_sql::athena::{self as athena_sql, literal};
+use floe_sql::athena as athena_sql;
+use floe_sql::relation::{self, At, Read};
 
 use crate::athena::Athena;
 use crate::s3::S3Store;
@@ -202,7 +203,10 @@ impl AthenaLake {
             self.athena.execute(sql, None).await
         } else {
             self.athena
-                .execute(&prefix_namespaces(sql, &self.database_prefix), None)
+                .execute(
+                    &relation::prefix_namespaces(sql, &self.database_prefix, &is_namespace),
+                    None,
+                )
                 .await
         }
     }
@@ -345,11 +349,11 @@ impl AthenaLake {
     async fn reset(&self, t: &TableRef, published: Option<i64>) -> Result<()> {
         let d = Self::data(t);
         tracing::info!(table = %t, ?published, "dropping an unpublished staged version before the next write");
-        self.run(&format!("DELETE FROM {d}")).await?;
+        self.run(&athena_sql::delete_all(&d)).await?;
         if let Some(id) = published {
-            let at = format!("{d} FOR VERSION AS OF {id}");
+            let at = athena_sql::at_version(&d, id);
             let then = self
-                .query_schema(&format!("SELECT * FROM {at}"), &ReadAt::Current)
+                .query_schema(&athena_sql::select_all(&at), &ReadAt::Current)
                 .await?;
             let now = self.table_schema(t).await?;
             let kept: Vec<Field> = then
@@ -358,9 +362,8 @@ impl AthenaLake {
                 .filter(|f| now.field_with_name(f.name()).is_ok())
                 .map(|f| f.as_ref().clone())
                 .collect();
-            let cols = column_list(&Schema::new(kept));
-            self.run(&format!("INSERT INTO {d} ({cols}) SELECT {cols} FROM {at}"))
-                .await?;
+            let cols = athena_sql::column_list(&Schema::new(kept));
+            self.run(&athena_sql::insert_select(&d, &cols, &at)).await?;
         }
         Ok(())
     }
@@ -489,13 +492,7 @@ impl AthenaLake {
         )>,
     > {
         let d = Self::data(t);
-        let r = self
-            .run(&format!(
-                "SELECT snapshot_id, parent_id, CAST(committed_at AS varchar), operation, \
-                 CAST(summary AS JSON) FROM \"{}\".\"{}$snapshots\" ORDER BY committed_at",
-                d.namespace, d.name
-            ))
-            .await?;
+        let r = self.run(&athena_sql::snapshots(&d)).await?;
         r.rows
             .iter()
             .map(|row| {
@@ -616,11 +613,7 @@ impl AthenaLake {
             return Ok(None);
         }
         let r = self
-            .run(&format!(
-                "SELECT count(*) FROM {} WHERE \"_batch_id\" = {}",
-                Self::data(t),
-                literal(batch.as_str())
-            ))
+            .run(&athena_sql::batch_rows(&Self::data(t), batch.as_str()))
             .await?;
         let found = r
             .rows
@@ -737,9 +730,10 @@ impl AthenaLake {
             .collect::<Vec<_>>()
             .join(", ");
         let result = self
-            .run(&format!(
-                "INSERT INTO {} ({cols}) SELECT {cols} FROM {temp}",
-                Self::data(t)
+            .run(&athena_sql::insert_select(
+                &Self::data(t),
+                &cols,
+                &temp.to_string(),
             ))
             .await;
         // The temporary table and file go whatever happened.
@@ -816,19 +810,10 @@ impl AthenaLake {
     /// no data is scanned). An unpartitioned table's `$files` has no `partition` column.
     async fn files_of(&self, t: &TableRef) -> Result<Vec<floe_core::ports::FileStat>> {
         let d = Self::data(t);
-        let files = format!("{}.\"{}$files\"", d.namespace, d.name);
-        let r = match self
-            .run(&format!(
-                "SELECT content, file_size_in_bytes, record_count, json_format(CAST(partition AS JSON)) FROM {files}"
-            ))
-            .await
-        {
+        let r = match self.run(&athena_sql::files(&d, true)).await {
             Ok(r) => r,
             Err(e) if e.to_string().contains("'partition' cannot be resolved") => {
-                self.run(&format!(
-                    "SELECT content, file_size_in_bytes, record_count, NULL FROM {files}"
-                ))
-                .await?
+                self.run(&athena_sql::files(&d, false)).await?
             }
             Err(e) => return Err(e),
         };
@@ -867,12 +852,7 @@ impl AthenaLake {
     /// The table's data and delete files.
     async fn file_count(&self, t: &TableRef) -> Result<usize> {
         let d = Self::data(t);
-        let r = self
-            .run(&format!(
-                "SELECT count(*) FROM {}.\"{}$files\"",
-                d.namespace, d.name
-            ))
-            .await?;
+        let r = self.run(&athena_sql::file_count(&d)).await?;
         Ok(r.rows
             .first()
             .and_then(|row| row.first().cloned().flatten())
@@ -949,8 +929,7 @@ impl AthenaLake {
             return Ok(report);
         }
         if report.compacted {
-            self.run(&format!("OPTIMIZE {d} REWRITE DATA USING BIN_PACK"))
-                .await?;
+            self.run(&athena_sql::optimize(&d)).await?;
             let compacted = self.latest(t).await?;
             if compacted != latest
                 && let Some(id) = compacted
@@ -983,12 +962,8 @@ impl AthenaLake {
         }
         if let Some(oldest) = oldest_kept {
             let age = ((now - oldest) + VACUUM_MARGIN).num_seconds().max(1);
-            self.run(&format!(
-                "ALTER TABLE {d} SET TBLPROPERTIES ('vacuum_max_snapshot_age_seconds'='{age}', \
-                 'vacuum_min_snapshots_to_keep'='1')"
-            ))
-            .await?;
-            self.run(&format!("VACUUM {d}")).await?;
+            self.run(&athena_sql::vacuum_retention(&d, age)).await?;
+            self.run(&athena_sql::vacuum(&d)).await?;
             let after = self.snapshots(t).await?;
             report.snapshots_expired = snapshots
                 .iter()
@@ -999,15 +974,21 @@ impl AthenaLake {
         Ok(report)
     }
 
-    /// `sql` with the tables `at` names read at their snapshot or instant.
+    /// `sql` with the tables `at` names read at their snapshot or instant: each relation found
+    /// by [`relation::relations`] and rendered as a typed [`Read`] of its data table.
     async fn rewrite(&self, sql: &str, at: &ReadAt) -> Result<String> {
-        Ok(match at {
-            ReadAt::Current => sql.to_owned(),
-            ReadAt::Pinned(pins) => pins.iter().fold(sql.to_owned(), |s, (t, id)| {
-                replace_table(&s, t, &format!("{} FOR VERSION AS OF {id}", Self::data(t)))
-            }),
+        let read = |t: &TableRef, at: At| Read {
+            table: Self::data(t),
+            at,
+        };
+        let reads: BTreeMap<TableRef, Read> = match at {
+            ReadAt::Current => return Ok(sql.to_owned()),
+            ReadAt::Pinned(pins) => pins
+                .iter()
+                .map(|(t, id)| (t.clone(), read(t, At::Version(*id))))
+                .collect(),
             ReadAt::Snapshot(id) => {
-                let tables = table_refs(sql);
+                let tables = relation::tables(sql, &is_namespace);
                 let [t] = tables.as_slice() else {
                     return Err(Error::Config(format!(
                         "a read at snapshot {id} must name exactly one table; this one names {}",
@@ -1022,63 +1003,31 @@ impl AthenaLake {
                         }
                     )));
                 };
-                replace_table(sql, t, &format!("{} FOR VERSION AS OF {id}", Self::data(t)))
+                BTreeMap::from([(t.clone(), read(t, At::Version(*id)))])
             }
             ReadAt::Timestamp(ts) => {
-                let mut out = sql.to_owned();
-                for t in table_refs(sql) {
-                    let with = match self.publish_record(&t).await? {
+                let mut reads = BTreeMap::new();
+                for t in relation::tables(sql, &is_namespace) {
+                    let at = match self.publish_record(&t).await? {
                         // What the view showed then: the last publish at or before `ts`, or
                         // every commit if floe took the view over later.
                         Some(r) if r.managed_since.is_none_or(|since| *ts >= since) => {
                             match r.history.iter().rev().find(|(_, at)| at <= ts) {
-                                Some((id, _)) => {
-                                    format!("{} FOR VERSION AS OF {id}", Self::data(&t))
-                                }
-                                None => format!("(SELECT * FROM {} WHERE FALSE)", Self::data(&t)),
+                                Some((id, _)) => At::Version(*id),
+                                None => At::Nothing,
                             }
                         }
-                        _ => format!(
-                            "{} FOR TIMESTAMP AS OF {}",
-                            Self::data(&t),
-                            athena_sql::timestamp(*ts)
-                        ),
+                        _ => At::Timestamp(*ts),
                     };
-                    out = replace_table(&out, &t, &with);
+                    reads.insert(t.clone(), read(&t, at));
                 }
-                out
+                reads
             }
-        })
+        };
+        Ok(relation::substitute(sql, &is_namespace, |t| {
+            reads.get(t).cloned()
+        }))
     }
-}
-
-/// The tables a query reads: `ns.t` names after FROM or JOIN, outside literals.
-pub fn table_refs(sql: &str) -> Vec<TableRef> {
-    let mut code = String::with_capacity(sql.len());
-    let mut in_literal = false;
-    for c in sql.chars() {
-        if c == '\'' {
-            in_literal = !in_literal;
-            code.push(' ');
-        } else {
-            code.push(if in_literal { ' ' } else { c });
-        }
-    }
-    let words: Vec<&str> = code
-        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
-        .filter(|w| !w.is_empty())
-        .collect();
-    let mut out: Vec<TableRef> = Vec::new();
-    for pair in words.windows(2) {
-        let keyword = pair[0].to_ascii_lowercase();
-        if (keyword == "from" || keyword == "join")
-            && let Ok(t) = pair[1].replace('"', "").parse::<TableRef>()
-            && !out.contains(&t)
-        {
-            out.push(t);
-        }
-    }
-    out
 }
 
 /// Whether a name is one of floe's namespaces (the layers, gold targets, floe's own).
@@ -1089,95 +1038,6 @@ fn is_namespace(name: &str) -> bool {
         || name.starts_with("gold_")
         || name == "floe_audit"
         || name == INCOMING_DATABASE
-}
-
-/// `sql` with every namespace qualifier (`silver_s.t`, `"silver_s"."t$snapshots"`) turned into
-/// its Glue database's name; literals, quoted names that are not qualifiers and columns
-/// (`x.col`, where `x` is no namespace) are left alone.
-pub fn prefix_namespaces(sql: &str, prefix: &str) -> String {
-    let bytes = sql.as_bytes();
-    let mut out = String::with_capacity(sql.len() + 32);
-    let mut i = 0;
-    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-    while i < bytes.len() {
-        let c = bytes[i];
-        if c == b'\'' {
-            let mut j = i + 1;
-            while j < bytes.len() {
-                if bytes[j] == b'\'' && bytes.get(j + 1) == Some(&b'\'') {
-                    j += 2;
-                } else if bytes[j] == b'\'' {
-                    break;
-                } else {
-                    j += 1;
-                }
-            }
-            let end = (j + 1).min(bytes.len());
-            out.push_str(&sql[i..end]);
-            i = end;
-            continue;
-        }
-        let after_dot = i > 0 && bytes[i - 1] == b'.';
-        let (name, end, quoted) = if c == b'"' {
-            let close = sql[i + 1..].find('"').map_or(bytes.len(), |k| i + 1 + k);
-            (
-                &sql[(i + 1).min(close)..close],
-                (close + 1).min(bytes.len()),
-                true,
-            )
-        } else if ident(c) && (i == 0 || !ident(bytes[i - 1])) {
-            let mut j = i;
-            while j < bytes.len() && ident(bytes[j]) {
-                j += 1;
-            }
-            (&sql[i..j], j, false)
-        } else {
-            let ch = sql[i..].chars().next().unwrap_or(' ');
-            out.push(ch);
-            i += ch.len_utf8();
-            continue;
-        };
-        if !after_dot && bytes.get(end) == Some(&b'.') && is_namespace(name) {
-            if quoted {
-                out.push_str(&format!("\"{prefix}{name}\""));
-            } else {
-                out.push_str(prefix);
-                out.push_str(name);
-            }
-        } else {
-            out.push_str(&sql[i..end]);
-        }
-        i = end;
-    }
-    out
-}
-
-/// Replaces whole references to `table` (`ns.t`, not `ns.t2` or `xns.t`) in `sql`.
-pub fn replace_table(sql: &str, table: &TableRef, with: &str) -> String {
-    let needle = table.to_string();
-    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '"' || c == '.';
-    let mut out = String::with_capacity(sql.len());
-    let mut rest = sql;
-    while let Some(i) = rest.find(&needle) {
-        let before_ok = rest[..i].chars().next_back().is_none_or(|c| !ident(c));
-        let after = &rest[i + needle.len()..];
-        let after_ok = after.chars().next().is_none_or(|c| !ident(c));
-        out.push_str(&rest[..i]);
-        out.push_str(if before_ok && after_ok { with } else { &needle });
-        rest = after;
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `"a", "b", ...`: a schema's columns for an INSERT's column list and its SELECT.
-fn column_list(schema: &Schema) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| format!("\"{}\"", f.name().replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A landed batch as Parquet for Athena to read once. Compressed (zstd, as Trino writes
@@ -1337,7 +1197,7 @@ impl AthenaLake {
                 return self.already_committed(table, options, id).await;
             }
             let based_on = self.prepare(table, options, true).await?;
-            self.run(&format!("DELETE FROM {}", Self::data(table)))
+            self.run(&athena_sql::delete_all(&Self::data(table)))
                 .await?;
             let (rows, files) = self.insert_rows(table, batches).await?;
             self.finish(table, options, rows, files, based_on).await
@@ -1358,13 +1218,13 @@ impl AthenaLake {
         let d = Self::data(table);
         // By name, not position: a table whose schema evolved has its columns in another order
         // than the query (added columns come last, retired ones stay where they were).
-        let cols = column_list(&*self.table_schema(table).await?);
+        let cols = athena_sql::column_list(&*self.table_schema(table).await?);
         self.dml(
             table,
             options,
             &[
-                format!("DELETE FROM {d}"),
-                format!("INSERT INTO {d} ({cols}) SELECT {cols} FROM (\n{sql}\n) q"),
+                athena_sql::delete_all(&d),
+                athena_sql::insert_query(&d, &cols, &sql),
             ],
         )
         .await
@@ -1383,11 +1243,8 @@ impl AthenaLake {
         }
         // By name: the query may have fewer columns than the table (an incremental model's
         // table keeps a column its query dropped) or another order.
-        let cols = column_list(&*self.query_schema(&sql, &ReadAt::Current).await?);
-        let insert = format!(
-            "INSERT INTO {} ({cols}) SELECT {cols} FROM (\n{sql}\n) q",
-            Self::data(table)
-        );
+        let cols = athena_sql::column_list(&*self.query_schema(&sql, &ReadAt::Current).await?);
+        let insert = athena_sql::insert_query(&Self::data(table), &cols, &sql);
         self.dml(table, options, &[insert]).await
     }
 
@@ -1542,7 +1399,7 @@ impl Lake for AthenaLake {
             // An engine that keeps the columns only in the Iceberg metadata: ask Athena.
             return self
                 .query_schema(
-                    &format!("SELECT * FROM {}", Self::data(table)),
+                    &athena_sql::select_all(&Self::data(table).to_string()),
                     &ReadAt::Current,
                 )
                 .await;
@@ -1599,7 +1456,7 @@ impl Lake for AthenaLake {
     }
 
     async fn drop_table(&self, table: &TableRef) -> Result<()> {
-        self.run(&format!("DROP VIEW IF EXISTS {table}")).await?;
+        self.run(&athena_sql::drop_view(table)).await?;
         self.run(&athena_sql::drop_table(&Self::data(table)))
             .await?;
         self.forget_records(table).await?;
@@ -1688,7 +1545,7 @@ impl Lake for AthenaLake {
 
     async fn create_view(&self, view: &TableRef, sql: &str) -> Result<()> {
         self.ensure_namespace(&view.namespace).await?;
-        self.run(&format!("CREATE OR REPLACE VIEW {view} AS\n{sql}"))
+        self.run(&athena_sql::create_view(view, sql))
             .await
             .map(|_| ())
     }
@@ -1698,7 +1555,7 @@ impl Lake for AthenaLake {
         if !tables.contains(view) {
             return Ok(None);
         }
-        let r = self.run(&format!("SHOW CREATE VIEW {view}")).await?;
+        let r = self.run(&athena_sql::show_create_view(view)).await?;
         Ok(Some(
             r.rows
                 .iter()
@@ -1709,9 +1566,7 @@ impl Lake for AthenaLake {
     }
 
     async fn drop_view(&self, view: &TableRef) -> Result<()> {
-        self.run(&format!("DROP VIEW IF EXISTS {view}"))
-            .await
-            .map(|_| ())
+        self.run(&athena_sql::drop_view(view)).await.map(|_| ())
     }
 
     async fn publish_snapshot(&self, table: &TableRef, snapshot_id: i64) -> Result<()> {
@@ -1752,7 +1607,7 @@ impl Lake for AthenaLake {
         let outcome = self
             .overwrite_query_rows(
                 live,
-                &format!("SELECT * FROM {}", Self::data(staged)),
+                &athena_sql::select_all(&Self::data(staged).to_string()),
                 &ReadAt::Current,
                 options,
             )
@@ -1766,14 +1621,13 @@ impl Lake for AthenaLake {
         if self.table_exists(to).await? {
             return Err(Error::AlreadyExists(to.to_string()));
         }
-        self.run(&format!(
-            "ALTER TABLE {} RENAME TO {}",
-            Self::data(from),
-            Self::data(to)
+        self.run(&athena_sql::rename_table(
+            &Self::data(from),
+            &Self::data(to),
         ))
         .await?;
         let record = self.publish_record(from).await?;
-        self.run(&format!("DROP VIEW IF EXISTS {from}")).await?;
+        self.run(&athena_sql::drop_view(from)).await?;
         // The snapshots keep their ids: their records move with the table.
         for (_, r) in self.snapshot_records(from).await? {
             self.record_snapshot(to, &r).await?;
@@ -1859,14 +1713,7 @@ impl Lake for AthenaLake {
 
     async fn query_schema(&self, sql: &str, at: &ReadAt) -> Result<SchemaRef> {
         let r = self
-            .run(
-                &self
-                    .rewrite(
-                        &format!("SELECT * FROM (\n{sql}\n) _floe_schema LIMIT 0"),
-                        at,
-                    )
-                    .await?,
-            )
+            .run(&self.rewrite(&athena_sql::schema_probe(sql), at).await?)
             .await?;
         Ok(Arc::new(Schema::new(
             r.columns
@@ -1889,26 +1736,6 @@ impl Lake for AthenaLake {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_whole_table_references_are_replaced() {
-        let t: TableRef = "silver_s.people".parse().unwrap();
-        let sql = "SELECT * FROM silver_s.people p JOIN silver_s.people2 q ON 1=1 JOIN xsilver_s.people r ON 1=1 WHERE (SELECT 1 FROM silver_s.people)";
-        assert_eq!(
-            replace_table(sql, &t, "X"),
-            "SELECT * FROM X p JOIN silver_s.people2 q ON 1=1 JOIN xsilver_s.people r ON 1=1 WHERE (SELECT 1 FROM X)"
-        );
-    }
-
-    #[test]
-    fn namespaces_get_the_database_prefix_and_nothing_else_does() {
-        let sql = "SELECT s.x, 'silver_a.t' AS lit FROM silver_a.t s JOIN \"bronze_a\".\"t$snapshots\" b ON s.gold = b.id JOIN gold.m USING (id) WHERE col.silver_b = 1";
-        assert_eq!(
-            prefix_namespaces(sql, "floe_dev_"),
-            "SELECT s.x, 'silver_a.t' AS lit FROM floe_dev_silver_a.t s JOIN \"floe_dev_bronze_a\".\"t$snapshots\" b ON s.gold = b.id JOIN floe_dev_gold.m USING (id) WHERE col.silver_b = 1"
-        );
-        assert_eq!(prefix_namespaces("SELECT 1", "p_"), "SELECT 1");
-    }
 
     #[test]
     fn glue_types_map_to_arrow() {

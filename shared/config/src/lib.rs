@@ -29,7 +29,7 @@ use serde_saphyr::{Location, Spanned};
 
 pub use error::{ConfigError, ConfigErrors, did_you_mean, suggest};
 pub use expect::{Check, Expectation, OnFail};
-pub use types::ColumnType;
+pub use types::{ColumnType, TypeError};
 
 /// Columns floe adds to bronze and silver tables; a source column may not use these names.
 pub const RESERVED_COLUMNS: &[&str] = &[
@@ -876,8 +876,12 @@ fn validate_source(
                     nullable: c.nullable.unwrap_or(true),
                     description: c.description.clone(),
                 }),
-                Err(msg) => {
-                    err(loc(&c.ty), field(&format!("columns.{col}.type")), msg);
+                Err(e) => {
+                    err(
+                        loc(&c.ty),
+                        field(&format!("columns.{col}.type")),
+                        e.to_string(),
+                    );
                     ok = false;
                 }
             }

@@ -49,9 +49,45 @@ pub const TYPE_NAMES: &[&str] = &[
     "timestamp",
 ];
 
+/// A type name floe does not know, or a decimal out of range; the message says what to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeError {
+    /// `decimal(p,s)` with a precision or scale out of range, or not two numbers.
+    Decimal {
+        /// The type as written.
+        text: String,
+    },
+    /// No type of that name.
+    Unknown {
+        /// The type as written.
+        text: String,
+        /// " (did you mean '...'?)" when a known name is close, or empty.
+        hint: String,
+    },
+}
+
+impl std::fmt::Display for TypeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TypeError::Decimal { text } => write!(
+                f,
+                "'{text}' is not a valid decimal: write decimal(precision, scale) with \
+                 precision 1 to 38 and scale 0 to precision, for example decimal(12,2)"
+            ),
+            TypeError::Unknown { text, hint } => write!(
+                f,
+                "unknown type '{text}'{hint}; known types: {}",
+                TYPE_NAMES.join(", ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TypeError {}
+
 impl ColumnType {
     /// Parses a type name as written in a table config.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, TypeError> {
         let t = text.trim().to_ascii_lowercase();
         let simple = match t.as_str() {
             "string" | "varchar" | "text" => Some(ColumnType::String),
@@ -70,18 +106,14 @@ impl ColumnType {
             return Ok(s);
         }
         if let Some(args) = t.strip_prefix("decimal") {
-            return parse_decimal(args.trim()).ok_or_else(|| {
-                format!(
-                    "'{text}' is not a valid decimal: write decimal(precision, scale) with \
-                     precision 1 to 38 and scale 0 to precision, for example decimal(12,2)"
-                )
+            return parse_decimal(args.trim()).ok_or_else(|| TypeError::Decimal {
+                text: text.to_owned(),
             });
         }
-        let hint = crate::error::did_you_mean(&t, TYPE_NAMES.iter().copied());
-        Err(format!(
-            "unknown type '{text}'{hint}; known types: {}",
-            TYPE_NAMES.join(", ")
-        ))
+        Err(TypeError::Unknown {
+            text: text.to_owned(),
+            hint: crate::error::did_you_mean(&t, TYPE_NAMES.iter().copied()),
+        })
     }
 
     /// The Arrow type the embedded engine stores this column as.
@@ -168,9 +200,10 @@ mod tests {
         assert!(
             ColumnType::parse("decimal(40,2)")
                 .unwrap_err()
+                .to_string()
                 .contains("precision 1 to 38")
         );
-        let e = ColumnType::parse("bigit").unwrap_err();
+        let e = ColumnType::parse("bigit").unwrap_err().to_string();
         assert!(e.contains("did you mean 'bigint'"), "{e}");
     }
 }

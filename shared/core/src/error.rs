@@ -2,6 +2,14 @@
 //!
 //! Adapters map their SDK or library errors into these variants at the edge, so a handler decides
 //! "retry with backoff" or "report, quarantine, dead-letter" without knowing which backend failed.
+//!
+//! The cause's text goes into the message ("reading a manifest: <iceberg's message>"), and the
+//! library's error value does not travel on (no `#[source]` here): a floe error is acted on by
+//! its kind, and it leaves the process as text (the `floe.failed` event, a dead-letter record,
+//! the CLI's output), so a chain of values would be flattened at every one of those edges
+//! anyway. Inside a crate, a module's own failures are typed values a caller can match
+//! (`keys::KeyError`, `DagError`, `ResolveError`, `TypeError`), turned into this type where they
+//! leave it.
 
 use std::fmt;
 

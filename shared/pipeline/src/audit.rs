@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use floe_config::{LoadKind, Project, TableConfig};
+use floe_config::{Project, TableConfig};
 use floe_core::event::{Failed, Published};
 use floe_core::message::{Envelope, StageMessage, Staged};
 use floe_core::ports::{EventSink, Lake, PipelineEvent, ReadAt};
@@ -15,9 +15,7 @@ use floe_core::{Error, Result, TableRef};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::bronze::{BATCH_ID, EXTRACT_TS, LANDED_AT};
-use crate::scd2::{IS_CURRENT, IS_DELETED, ROW_HASH, VALID_FROM, VALID_TO};
-use crate::sql::{quote, row_fingerprint, standardised};
+use crate::sql::silver_tests::{self, Extract};
 use crate::standardise::{stage_name, table_config};
 
 pub use crate::flow::MAX_RESTAGES;
@@ -64,14 +62,6 @@ pub struct Audit<'a> {
     pub events: &'a dyn EventSink,
     /// Now.
     pub clock: &'a dyn floe_core::ports::Clock,
-}
-
-fn keys(t: &TableConfig) -> String {
-    t.primary_key
-        .iter()
-        .map(|k| quote(k))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Audit<'_> {
@@ -163,10 +153,7 @@ impl Audit<'_> {
                 if step == crate::standardise::Step::Apply.as_str()
                     || step == crate::standardise::Step::Late.as_str() =>
             {
-                format!(
-                    "(SELECT * FROM {silver} WHERE {VALID_TO} IS NULL OR {VALID_TO} >= {}) recent",
-                    crate::sql::timestamp_literal(self.lake.dialect(), Some(*extract_ts))
-                )
+                silver_tests::valid_since(self.lake.dialect(), &silver.to_string(), *extract_ts)
             }
             _ => silver.to_string(),
         };
@@ -310,47 +297,8 @@ impl Audit<'_> {
             .await
     }
 
-    /// The versions whose validity runs into the next version of their key. Athena compares
-    /// within a window partition per key (spread over its workers); the embedded engine orders
-    /// the whole table by key and start once and compares each row with the next, because a
-    /// window partition per key is its slowest plan (a self-join would grow with the square of
-    /// a key's versions).
-    fn overlaps(&self, t: &TableConfig, silver: &str) -> String {
-        let pk = keys(t);
-        let (window, next_keys, same_key) = match self.lake.dialect() {
-            crate::sql::Dialect::Trino => (
-                format!("PARTITION BY {pk} ORDER BY {VALID_FROM}"),
-                String::new(),
-                "_next_from IS NOT NULL".to_owned(),
-            ),
-            crate::sql::Dialect::DataFusion => {
-                let window = format!("ORDER BY {pk}, {VALID_FROM}");
-                let next_keys = t
-                    .primary_key
-                    .iter()
-                    .enumerate()
-                    .map(|(i, k)| format!(", LEAD({}) OVER ({window}) AS _next_key{i}", quote(k)))
-                    .collect::<String>();
-                let same_key = t
-                    .primary_key
-                    .iter()
-                    .enumerate()
-                    .map(|(i, k)| format!("_next_key{i} = {}", quote(k)))
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
-                (window, next_keys, same_key)
-            }
-        };
-        format!(
-            "SELECT {pk}, {VALID_FROM}, {VALID_TO}, _next_from FROM (
-               SELECT {pk}, {VALID_FROM}, {VALID_TO}{next_keys},
-                 LEAD({VALID_FROM}) OVER ({window}) AS _next_from
-               FROM {silver}) v
-             WHERE {same_key} AND ({VALID_TO} IS NULL OR {VALID_TO} > _next_from) LIMIT 20"
-        )
-    }
-
-    /// (name, query returning the failing rows).
+    /// (name, query returning the failing rows): floe-sql's silver tests, and the drill's
+    /// injected rejection.
     fn tests(
         &self,
         t: &TableConfig,
@@ -359,25 +307,19 @@ impl Audit<'_> {
         bronze: Option<&str>,
         batch: &str,
     ) -> Vec<(String, String)> {
-        let pk = keys(t);
-        let mut tests = vec![
-            (
-                "one current row per key".to_owned(),
-                format!(
-                    "SELECT {pk}, COUNT(*) AS _current_rows FROM {silver} WHERE {IS_CURRENT} GROUP BY {pk} HAVING COUNT(*) > 1 LIMIT 20"
-                ),
-            ),
-            (
-                "validity intervals are not inverted".to_owned(),
-                format!(
-                    "SELECT {pk}, {VALID_FROM}, {VALID_TO} FROM {silver} WHERE {VALID_TO} IS NOT NULL AND {VALID_TO} <= {VALID_FROM} LIMIT 20"
-                ),
-            ),
-            (
-                "validity intervals do not overlap".to_owned(),
-                self.overlaps(t, silver),
-            ),
-        ];
+        let extract = match (redo, bronze) {
+            (StageMessage::Standardise { extract_ts, .. }, Some(bronze)) => Some(Extract {
+                bronze,
+                batch,
+                extract_ts: *extract_ts,
+            }),
+            _ => None,
+        };
+        let mut tests: Vec<(String, String)> =
+            silver_tests::tests(self.lake.dialect(), t, silver, extract.as_ref())
+                .into_iter()
+                .map(|test| (test.name.to_owned(), test.sql))
+                .collect();
         if let StageMessage::Standardise { object, .. } = redo
             && floe_core::drill::reject_file(&object.key)
         {
@@ -385,83 +327,6 @@ impl Audit<'_> {
                 "injected rejection (FLOE_REJECT_FILES)".to_owned(),
                 "SELECT 1 AS injected".to_owned(),
             ));
-        }
-        if let (StageMessage::Standardise { extract_ts, .. }, Some(bronze)) = (redo, bronze) {
-            let on: String = t
-                .primary_key
-                .iter()
-                .map(|k| format!("b.{q} = s.{q}", q = quote(k)))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let first_key = quote(&t.primary_key[0]);
-            match t.load {
-                LoadKind::Full => {
-                    let values: Vec<&str> = t
-                        .columns
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .filter(|c| !t.primary_key.iter().any(|k| k == c))
-                        // Silver's fingerprint covers the tracked columns (`track_history`): the
-                        // others of a version are the last extract's of its span, not this one's.
-                        .filter(|c| t.tracks(c))
-                        .collect();
-                    let cols: Vec<String> = t
-                        .columns
-                        .iter()
-                        .map(|c| standardised(self.lake.dialect(), c))
-                        .collect();
-                    // A literal both engines read as this instant (Trino refuses `T` and `Z`).
-                    let ts = crate::sql::timestamp_literal(self.lake.dialect(), Some(*extract_ts));
-                    let not_deleted = if t.deletes == floe_config::DeletesPolicy::NewRecord {
-                        format!(" AND NOT {IS_DELETED}")
-                    } else {
-                        String::new()
-                    };
-                    // Only the extract's latest landed file defines it: an older file of the same
-                    // extract time, replaced since, is not reconciled.
-                    tests.push((
-                        "the landed extract reconciles with the history".to_owned(),
-                        format!(
-                            "WITH latest AS (
-                               SELECT {BATCH_ID} FROM {bronze} WHERE {EXTRACT_TS} = {ts}
-                               ORDER BY {LANDED_AT} DESC, {BATCH_ID} DESC LIMIT 1),
-                             typed AS (SELECT {cols}, _row_number FROM {bronze} WHERE {BATCH_ID} = '{batch}' AND {EXTRACT_TS} = {ts} AND {BATCH_ID} IN (SELECT {BATCH_ID} FROM latest)),
-                             {one_per_key},
-                             b AS (SELECT one_per_key.*, {fp} AS _h FROM one_per_key),
-                             s AS (SELECT * FROM {silver} WHERE {VALID_FROM} <= {ts} AND ({VALID_TO} IS NULL OR {VALID_TO} > {ts}){not_deleted})
-                             SELECT b.*, s.{ROW_HASH} AS silver_hash FROM b LEFT JOIN s ON {on}
-                             WHERE s.{first_key} IS NULL OR s.{ROW_HASH} <> b._h LIMIT 20",
-                            cols = cols.join(", "),
-                            one_per_key = crate::scd2::latest_per_key(t, "typed", "one_per_key"),
-                            fp = row_fingerprint(self.lake.dialect(), &values),
-                        ),
-                    ));
-                }
-                LoadKind::Cdc => {
-                    // A `D` for a key never seen changes nothing, so only inserts and updates must
-                    // be in the history.
-                    let cdc = t.cdc.as_ref().expect("cdc tables have change columns");
-                    let op = quote(&cdc.operation_column);
-                    let not_truncate = cdc
-                        .truncate
-                        .as_ref()
-                        .map(|v| format!(" AND UPPER(TRIM({op})) <> {}", floe_sql::literal(v)))
-                        .unwrap_or_default();
-                    let key_cols: Vec<String> = t
-                        .primary_key
-                        .iter()
-                        .map(|k| standardised(self.lake.dialect(), t.column(k).expect("declared")))
-                        .collect();
-                    tests.push((
-                        "every key of the batch is in the history".to_owned(),
-                        format!(
-                            "WITH b AS (SELECT DISTINCT {} FROM {bronze} WHERE {BATCH_ID} = '{batch}' AND UPPER(TRIM({op})) <> 'D'{not_truncate})
-                             SELECT b.* FROM b LEFT JOIN (SELECT DISTINCT {pk} FROM {silver}) s ON {on} WHERE s.{first_key} IS NULL LIMIT 20",
-                            key_cols.join(", ")
-                        ),
-                    ));
-                }
-            }
         }
         tests
     }

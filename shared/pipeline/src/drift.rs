@@ -28,7 +28,7 @@ use floe_config::{
 use floe_core::ports::{Lake, ReadAt, SchemaEdit};
 use floe_core::{Error, Layer, Result};
 
-use crate::sql::{Dialect, quote};
+use crate::sql::Dialect;
 
 /// A type change the lake cannot follow without rewriting stored values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,19 +323,13 @@ pub async fn bronze_with_columns(
                 .await?
         }
     };
-    let missing: Vec<String> = table
+    let missing: Vec<&str> = table
         .columns
         .iter()
         .filter(|c| have.field_with_name(&c.name).is_err())
-        .map(|c| format!(", CAST(NULL AS VARCHAR) AS {}", quote(&c.name)))
+        .map(|c| c.name.as_str())
         .collect();
-    if missing.is_empty() {
-        return Ok(source.to_owned());
-    }
-    Ok(format!(
-        "(SELECT _floe_b.*{} FROM {source} _floe_b) AS _floe_filled",
-        missing.concat()
-    ))
+    Ok(floe_sql::reads::with_null_columns(source, &missing))
 }
 
 /// What `floe migrate` does to a table: every edit of [`inspect`], with each refused type change
@@ -393,11 +387,7 @@ pub fn model_edits(table: &Schema, query: &Schema, full: bool) -> Vec<SchemaEdit
 /// A query returning up to 10 bronze values of `column` that do not convert to its declared
 /// type (with their file and row), from the accepted batches in `source`.
 pub fn unconvertible_sql(dialect: Dialect, column: &ColumnConfig, source: &str) -> String {
-    let q = quote(&column.name);
-    format!(
-        "SELECT _source_file, _row_number, {q} FROM {source} WHERE NULLIF(TRIM({q}), '') IS NOT NULL AND ({}) IS NULL LIMIT 10",
-        crate::sql::standardised_expr(dialect, column, true)
-    )
+    floe_sql::reads::unconvertible(dialect, column, source)
 }
 
 /// The tables of a project whose config differs from the lake, with how.

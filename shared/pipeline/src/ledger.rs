@@ -211,12 +211,7 @@ pub struct FileRow {
 pub async fn status_of(lake: &dyn Lake, landing: &[ObjectRef]) -> Result<Vec<FileRow>> {
     let mut out: Vec<FileRow> = Vec::new();
     if lake.table_exists(&table()).await? {
-        let sql = format!(
-            "SELECT file_key, table_name, extract_ts, size_bytes, status, reason, batch_id, report, recorded_at \
-             FROM (SELECT f.*, ROW_NUMBER() OVER (PARTITION BY file_key ORDER BY recorded_at DESC, status DESC) AS _n FROM {} f) x \
-             WHERE _n = 1 ORDER BY file_key",
-            table()
-        );
+        let sql = floe_sql::reads::latest_file_records(&table());
         for b in lake.query(&sql, &ReadAt::Current).await? {
             let text = |c: usize| -> Result<StringArray> {
                 let a = arrow_cast::cast(b.column(c), &DataType::Utf8)

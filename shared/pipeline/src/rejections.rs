@@ -57,15 +57,7 @@ pub async fn record(
 
 /// `bronze` without the given (rejected) batches, as a table expression.
 pub fn without(bronze: &TableRef, rejected: &[String]) -> String {
-    if rejected.is_empty() {
-        return bronze.to_string();
-    }
-    let list = rejected
-        .iter()
-        .map(|b| floe_sql::literal(b))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("(SELECT * FROM {bronze} WHERE _batch_id NOT IN ({list})) AS accepted")
+    floe_sql::reads::without_batches(bronze, rejected)
 }
 
 /// The batches rejected for `silver`, with when each was rejected.
@@ -78,10 +70,7 @@ pub async fn rejected(
     }
     let rows = lake
         .query(
-            &format!(
-                "SELECT batch_id, rejected_at FROM {} WHERE table_name = '{silver}'",
-                table()
-            ),
+            &floe_sql::reads::rejected_batches(&table(), silver),
             &floe_core::ports::ReadAt::Current,
         )
         .await?;

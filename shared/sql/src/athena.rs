@@ -207,6 +207,136 @@ pub fn drop_table(table: &TableRef) -> String {
     format!("DROP TABLE IF EXISTS {}", name(table))
 }
 
+/// `"a", "b", ...`: a schema's columns, for an INSERT's column list and its SELECT (by name:
+/// an evolved table has its columns in another order than a query).
+pub fn column_list(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| quote(f.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every row of `table` deleted (a new snapshot with none).
+pub fn delete_all(table: &TableRef) -> String {
+    format!("DELETE FROM {}", name(table))
+}
+
+/// `from`'s rows (a relation or a parenthesised query) appended to `table`, column by name.
+pub fn insert_select(table: &TableRef, columns: &str, from: &str) -> String {
+    format!(
+        "INSERT INTO {} ({columns}) SELECT {columns} FROM {from}",
+        name(table)
+    )
+}
+
+/// `query`'s rows appended to `table`, column by name.
+pub fn insert_query(table: &TableRef, columns: &str, query: &str) -> String {
+    insert_select(table, columns, &format!("(\n{query}\n) q"))
+}
+
+/// `table` at snapshot `id`, as a relation.
+pub fn at_version(table: &TableRef, id: i64) -> String {
+    format!("{} FOR VERSION AS OF {id}", name(table))
+}
+
+/// Every row of `relation` (a schema probe or a copy's source).
+pub fn select_all(relation: &str) -> String {
+    format!("SELECT * FROM {relation}")
+}
+
+/// `query`'s columns and types without reading a row.
+pub fn schema_probe(query: &str) -> String {
+    format!("SELECT * FROM (\n{query}\n) _floe_schema LIMIT 0")
+}
+
+/// How many rows of `table` came with `batch` (floe's `_batch_id` column).
+pub fn batch_rows(table: &TableRef, batch: &str) -> String {
+    format!(
+        "SELECT count(*) FROM {} WHERE \"_batch_id\" = {}",
+        name(table),
+        literal(batch)
+    )
+}
+
+/// An Iceberg metadata table of `table` (`"ns"."t$snapshots"`, `$files`).
+fn metadata(table: &TableRef, which: &str) -> String {
+    format!(
+        "{}.{}",
+        quote(&table.namespace),
+        quote(&format!("{}${which}", table.name))
+    )
+}
+
+/// `table`'s snapshots, oldest first: id, parent, commit time as text, operation, summary as
+/// JSON.
+pub fn snapshots(table: &TableRef) -> String {
+    format!(
+        "SELECT snapshot_id, parent_id, CAST(committed_at AS varchar), operation, \
+         CAST(summary AS JSON) FROM {} ORDER BY committed_at",
+        metadata(table, "snapshots")
+    )
+}
+
+/// `table`'s current files: content (0 data, 1 and 2 deletes), bytes, rows, and the partition
+/// as JSON (NULL when the table is not partitioned: its `$files` has no `partition` column).
+pub fn files(table: &TableRef, partitioned: bool) -> String {
+    format!(
+        "SELECT content, file_size_in_bytes, record_count, {} FROM {}",
+        if partitioned {
+            "json_format(CAST(partition AS JSON))"
+        } else {
+            "NULL"
+        },
+        metadata(table, "files")
+    )
+}
+
+/// How many files `table`'s current snapshot holds.
+pub fn file_count(table: &TableRef) -> String {
+    format!("SELECT count(*) FROM {}", metadata(table, "files"))
+}
+
+/// Compaction: small files rewritten into fewer (a new snapshot with the same rows).
+pub fn optimize(table: &TableRef) -> String {
+    format!("OPTIMIZE {} REWRITE DATA USING BIN_PACK", name(table))
+}
+
+/// The retention `VACUUM` applies: snapshots older than `max_age_seconds` expire, one is kept.
+pub fn vacuum_retention(table: &TableRef, max_age_seconds: i64) -> String {
+    format!(
+        "ALTER TABLE {} SET TBLPROPERTIES ('vacuum_max_snapshot_age_seconds'='{max_age_seconds}', \
+         'vacuum_min_snapshots_to_keep'='1')",
+        name(table)
+    )
+}
+
+/// Expires snapshots past the retention and removes the files only they held.
+pub fn vacuum(table: &TableRef) -> String {
+    format!("VACUUM {}", name(table))
+}
+
+/// Renames a table (its files stay where they are).
+pub fn rename_table(from: &TableRef, to: &TableRef) -> String {
+    format!("ALTER TABLE {} RENAME TO {}", name(from), name(to))
+}
+
+/// A view over `query` (replacing one of the same name).
+pub fn create_view(view: &TableRef, query: &str) -> String {
+    format!("CREATE OR REPLACE VIEW {} AS\n{query}", name(view))
+}
+
+/// The statement that made a view.
+pub fn show_create_view(view: &TableRef) -> String {
+    format!("SHOW CREATE VIEW {}", name(view))
+}
+
+/// Drops a view.
+pub fn drop_view(view: &TableRef) -> String {
+    format!("DROP VIEW IF EXISTS {}", name(view))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

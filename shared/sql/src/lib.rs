@@ -10,6 +10,11 @@
 //! - [`bronze`]: bronze's layout (the source columns as text, then floe's batch columns).
 //! - [`scd2`]: silver history (SCD2) as one query over bronze, for full and cdc loads, and the
 //!   incremental statements (an extract applied, a late extract spliced in).
+//! - [`reads`]: floe's reads of its own tables (the file ledger, rejected batches, bronze
+//!   without rejected batches or with late-declared columns, unconvertible values, test counts).
+//! - [`relation`]: the tables a piece of SQL names (a lexer that knows literals, quoted names
+//!   and comments), and the same SQL with them prefixed or read at a snapshot.
+//! - [`silver_tests`]: the tests a staged silver snapshot passes before it is published.
 //! - [`athena`]: Athena's DDL and the statements only Athena runs (bronze append, publish views).
 
 use chrono::{DateTime, Utc};
@@ -17,7 +22,10 @@ use floe_config::{ColumnConfig, ColumnType, RESCUED_COLUMN, SchemaChangePolicy, 
 
 pub mod athena;
 pub mod bronze;
+pub mod reads;
+pub mod relation;
 pub mod scd2;
+pub mod silver_tests;
 
 pub use floe_core::ports::Dialect;
 

@@ -1,6 +1,6 @@
 //! Snapshots (insta) of the SQL floe-sql renders, per dialect: silver's history (rebuild, an
 //! extract applied, a late extract spliced in) for every kind of table, the standardisation of
-//! each column type, and Athena's DDL. A change to any statement shows up as a snapshot diff to
+//! each column type, the silver tests of a staged snapshot, and Athena's DDL. A change to any statement shows up as a snapshot diff to
 //! review; whether the statements are right is proven elsewhere (the SCD2 property tests on the
 //! embedded engine, the Athena SQL on DuckDB and on the Trino stand-in).
 
@@ -203,4 +203,62 @@ fn athena_ddl() {
         athena::drop_table(&data),
     ];
     insta::assert_snapshot!("athena_ddl", statements.join(";\n\n"));
+}
+
+#[test]
+fn silver_tests() {
+    let (_d, p) = project();
+    let extract = floe_sql::silver_tests::Extract {
+        bronze: "bronze_crm.t",
+        batch: "b-1",
+        extract_ts: Utc.with_ymd_and_hms(2026, 11, 2, 6, 0, 0).unwrap(),
+    };
+    for name in [
+        "customers",
+        "customers_kept",
+        "customers_partly_tracked",
+        "orders",
+    ] {
+        for (dialect, tag) in DIALECTS {
+            let tests = floe_sql::silver_tests::tests(
+                dialect,
+                table(&p, name),
+                &floe_sql::silver_tests::valid_since(dialect, "silver_crm.t", extract.extract_ts),
+                Some(&extract),
+            );
+            let text = tests
+                .iter()
+                .map(|t| format!("-- {}\n{}", t.name, t.sql))
+                .collect::<Vec<_>>()
+                .join(";\n\n");
+            insta::assert_snapshot!(format!("silver_tests_{name}_{tag}"), text);
+        }
+    }
+}
+
+#[test]
+fn athena_metadata_and_maintenance() {
+    let data = TableRef::new("silver_crm", "customers__data").unwrap();
+    let view = TableRef::new("silver_crm", "customers").unwrap();
+    let schema = scd2::silver_schema(table(&project().1, "customers"));
+    let cols = athena::column_list(&schema);
+    let statements = [
+        athena::snapshots(&data),
+        athena::files(&data, true),
+        athena::files(&data, false),
+        athena::file_count(&data),
+        athena::batch_rows(&data, "b'1"),
+        athena::optimize(&data),
+        athena::vacuum_retention(&data, 86_400),
+        athena::vacuum(&data),
+        athena::delete_all(&data),
+        athena::insert_select(&data, &cols, &athena::at_version(&data, 42)),
+        athena::insert_query(&data, &cols, "SELECT 1"),
+        athena::schema_probe("SELECT 1"),
+        athena::rename_table(&data, &TableRef::new("silver_crm", "people__data").unwrap()),
+        athena::create_view(&view, "SELECT 1"),
+        athena::show_create_view(&view),
+        athena::drop_view(&view),
+    ];
+    insta::assert_snapshot!("athena_metadata_and_maintenance", statements.join(";\n\n"));
 }

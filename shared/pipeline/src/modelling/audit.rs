@@ -335,15 +335,12 @@ impl AuditModels<'_> {
                 _ => (None, None),
             };
             let sql = materialize::test_sql(test, relation, other.as_deref(), custom.as_deref());
-            let count_sql = format!("SELECT COUNT(*) AS n FROM (\n{sql}\n) _floe_test");
+            let count_sql = floe_sql::reads::count_rows(&sql);
             let n = to_u64(&scalar(&self.lake.query(&count_sql, at).await?, 0));
             let examples = if n > 0 {
                 let rows = self
                     .lake
-                    .query(
-                        &format!("SELECT * FROM (\n{sql}\n) _floe_test LIMIT 10"),
-                        at,
-                    )
+                    .query(&floe_sql::reads::first_rows(&sql, 10), at)
                     .await?;
                 arrow_cast::pretty::pretty_format_batches(&rows)
                     .map(|t| t.to_string().lines().map(str::to_owned).collect())
