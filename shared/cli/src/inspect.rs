@@ -578,7 +578,7 @@ pub(crate) async fn migrate(dir: &Path, table: &str, dry_run: bool) -> Result<()
         // Athena's commits carry no summary of floe's: the latest extract time bronze holds.
         None => latest_extract(lake.as_ref(), &bronze).await?,
     };
-    let rules = floe_pipeline::standardise::history_rules(&effective);
+    let rules = floe_pipeline::standardise::history_rules(&effective, lake.dialect());
     let batch = floe_core::BatchId::derive(&[
         "migrate",
         &silver.to_string(),

@@ -113,7 +113,7 @@ impl Audit<'_> {
         // write is several commits records where the first one started), or if the table's
         // config changed since (its tests would judge it by other rules; standardise builds it
         // again under the new ones, or refuses a change the lake cannot follow).
-        let rules = crate::standardise::history_rules(config);
+        let rules = crate::standardise::history_rules(config, self.lake.dialect());
         let other_rules = snap
             .summary
             .get(crate::standardise::HISTORY_RULES)

@@ -9,6 +9,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+/// A hash map with a fast, non-cryptographic hasher (keys of one file, not an attacker's).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+use arrow_array::builder::StringBuilder;
 use arrow_array::{Array, ArrayRef, StringArray};
 use arrow_cast::{CastOptions, cast_with_options};
 use arrow_schema::{DataType, TimeUnit};
@@ -368,7 +372,12 @@ fn read_csv(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
         }
     }
     let header = map_header(shape, &names, Some(1))?;
-    let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); shape.width()];
+    // Each column straight into an Arrow builder: no string is allocated per value. The size
+    // hint (one value per row, the file's bytes shared out) saves the regrowing.
+    let rows_hint = bytes.iter().filter(|b| **b == b'\n').count();
+    let mut values: Vec<StringBuilder> = (0..shape.width())
+        .map(|_| StringBuilder::with_capacity(rows_hint, bytes.len() / shape.width().max(1)))
+        .collect();
     let mut lines = Vec::new();
     let mut problems = Vec::new();
     // Line numbers as an editor shows them, from each record's byte offset (the csv crate's own
@@ -423,7 +432,7 @@ fn read_csv(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
         let text = |i: usize, column: &str, problems: &mut Vec<Problem>| match std::str::from_utf8(
             record.get(i).unwrap_or_default(),
         ) {
-            Ok(s) => Some(s.to_owned()),
+            Ok(s) => Some(s),
             Err(e) => {
                 problems.push(Problem::at(line, Some(column), format!(
                         "not UTF-8 text (invalid byte at offset {} of the value): save the file as UTF-8",
@@ -434,7 +443,7 @@ fn read_csv(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
         };
         for (c, i) in header.order.iter().enumerate() {
             let v = i.and_then(|i| text(i, &table.columns[c].name, &mut problems));
-            values[c].push(v);
+            values[c].append_option(v);
         }
         if shape.rescues() {
             let pairs: Vec<(String, serde_json::Value)> = header
@@ -444,14 +453,23 @@ fn read_csv(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
                     text(*i, name, &mut problems).map(|v| (name.clone(), v.into()))
                 })
                 .collect();
-            values[table.columns.len()].push(rescued_json(pairs.into_iter()));
+            values[table.columns.len()].append_option(rescued_json(pairs.into_iter()));
         }
         lines.push(line);
         if problems.len() >= MAX_PROBLEMS {
             break;
         }
     }
-    finish(values, lines, problems)
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Extract {
+        columns: values
+            .iter_mut()
+            .map(|b| std::sync::Arc::new(b.finish()) as ArrayRef)
+            .collect(),
+        lines,
+    })
 }
 
 /// The extract of rows read value by value, unless a problem was found.
@@ -678,6 +696,8 @@ const FALSE_WORDS: &[&str] = &["false", "f", "no", "n", "0"];
 /// Values that standardise could not type, NULL keys, duplicate keys, bad cdc operations.
 fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
+    // Values are checked trimmed, an empty one as no value; a column that needs neither (the
+    // usual case) is checked as it is, without a copy.
     let cleaned: Vec<StringArray> = x
         .columns
         .iter()
@@ -686,9 +706,18 @@ fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
                 .as_any()
                 .downcast_ref::<StringArray>()
                 .expect("text columns");
-            a.iter()
-                .map(|v| v.map(str::trim).filter(|v| !v.is_empty()))
-                .collect()
+            let untidy = |v: &str| {
+                v.is_empty()
+                    || v.starts_with(char::is_whitespace)
+                    || v.ends_with(char::is_whitespace)
+            };
+            if a.iter().flatten().any(untidy) {
+                a.iter()
+                    .map(|v| v.map(str::trim).filter(|v| !v.is_empty()))
+                    .collect()
+            } else {
+                a.clone()
+            }
         })
         .collect();
     // Truncate markers of a cdc table: their key columns may be empty.
@@ -844,50 +873,84 @@ fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
             })
             .collect();
         // Keys compare as typed values, as silver will see them: `007` and `7` are one bigint key.
-        let typed_keys: Vec<StringArray> = keys
+        let typed: Vec<ArrayRef> = keys
             .iter()
             .map(|&k| {
-                let typed = cast_target(table.columns[k].ty).and_then(|target| {
-                    cast_with_options(&cleaned[k], &target, &CastOptions::default())
-                        .and_then(|t| {
-                            cast_with_options(&t, &DataType::Utf8, &CastOptions::default())
-                        })
-                        .ok()
-                });
-                match typed {
-                    Some(t) => t
-                        .as_any()
-                        .downcast_ref::<StringArray>()
-                        .expect("text")
-                        .clone(),
-                    None => cleaned[k].clone(),
-                }
+                cast_target(table.columns[k].ty)
+                    .and_then(|target| {
+                        cast_with_options(&cleaned[k], &target, &CastOptions::default()).ok()
+                    })
+                    .unwrap_or_else(|| std::sync::Arc::new(cleaned[k].clone()) as ArrayRef)
             })
             .collect();
-        let mut seen: HashMap<Vec<&str>, u64> = HashMap::new();
-        for r in 0..x.rows() {
-            let key: Vec<&str> = typed_keys
+        let mut report = |r: usize, first: u64, key: Vec<String>| {
+            let shown: Vec<String> = table
+                .primary_key
                 .iter()
-                .map(|col| if col.is_valid(r) { col.value(r) } else { "" })
+                .zip(&key)
+                .map(|(k, v)| format!("{k}={v}"))
                 .collect();
-            if let Some(first) = seen.get(&key) {
-                let shown: Vec<String> = table
-                    .primary_key
-                    .iter()
-                    .zip(&key)
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                problems.push(Problem::at(x.lines[r], None, format!(
-                    "duplicate key ({}) first seen on line {first}: a full extract has one row per key; \
-                     fix the extract, or set dedupe_by in {} to keep the latest row",
-                    shown.join(", "),
-                    table.file.display()
-                )));
-                if problems.len() >= MAX_PROBLEMS {
-                    break;
+            problems.push(Problem::at(x.lines[r], None, format!(
+                "duplicate key ({}) first seen on line {first}: a full extract has one row per key; \
+                 fix the extract, or set dedupe_by in {} to keep the latest row",
+                shown.join(", "),
+                table.file.display()
+            )));
+            problems.len() < MAX_PROBLEMS
+        };
+        match typed.as_slice() {
+            // One integer key (the usual case): hashed as a number.
+            [k] if k.data_type().is_integer() => {
+                let k = cast_with_options(k, &DataType::Int64, &CastOptions::default())
+                    .expect("integers widen to bigint");
+                let k = k
+                    .as_any()
+                    .downcast_ref::<arrow_array::Int64Array>()
+                    .expect("bigint");
+                let mut seen: FastMap<Option<i64>, u64> =
+                    FastMap::with_capacity_and_hasher(k.len(), Default::default());
+                for r in 0..k.len() {
+                    let key = k.is_valid(r).then(|| k.value(r));
+                    match seen.entry(key) {
+                        std::collections::hash_map::Entry::Occupied(first) => {
+                            let shown = key.map(|v| v.to_string()).unwrap_or_default();
+                            if !report(r, *first.get(), vec![shown]) {
+                                break;
+                            }
+                        }
+                        std::collections::hash_map::Entry::Vacant(slot) => {
+                            slot.insert(x.lines[r]);
+                        }
+                    }
                 }
-            } else {
-                seen.insert(key, x.lines[r]);
+            }
+            _ => {
+                let texts: Vec<StringArray> = typed
+                    .iter()
+                    .zip(&keys)
+                    .map(|(t, &k)| {
+                        cast_with_options(t, &DataType::Utf8, &CastOptions::default())
+                            .ok()
+                            .and_then(|t| t.as_any().downcast_ref::<StringArray>().cloned())
+                            .unwrap_or_else(|| cleaned[k].clone())
+                    })
+                    .collect();
+                let mut seen: FastMap<Vec<&str>, u64> =
+                    FastMap::with_capacity_and_hasher(x.rows(), Default::default());
+                for r in 0..x.rows() {
+                    let key: Vec<&str> = texts
+                        .iter()
+                        .map(|col| if col.is_valid(r) { col.value(r) } else { "" })
+                        .collect();
+                    if let Some(first) = seen.get(&key) {
+                        let shown = key.iter().map(|v| (*v).to_owned()).collect();
+                        if !report(r, *first, shown) {
+                            break;
+                        }
+                    } else {
+                        seen.insert(key, x.lines[r]);
+                    }
+                }
             }
         }
     }

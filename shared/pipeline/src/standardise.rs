@@ -71,7 +71,10 @@ struct Plan {
 /// A fingerprint of everything in a table's config that the history depends on: a change to any
 /// of it (say `deletes: ignore` to `invalidate`, or a column's type) makes the next build a
 /// rebuild, so the whole history follows the new rules, not just the extracts after the change.
-pub fn history_rules(table: &TableConfig) -> String {
+/// The engine's row fingerprint is part of it: the embedded engine's changed from MD5 over text
+/// to XXH3 over values (`floe_lake`'s engine module), so a local table built before rebuilds once,
+/// while Athena's, unchanged, keeps its rules.
+pub fn history_rules(table: &TableConfig, dialect: crate::sql::Dialect) -> String {
     use sha2::{Digest, Sha256};
     let columns: Vec<String> = table
         .columns
@@ -106,7 +109,10 @@ pub fn history_rules(table: &TableConfig) -> String {
             floe_config::HistoryColumns::Only(c) => format!("|track_history={c:?}"),
             floe_config::HistoryColumns::Except(c) => format!("|ignore_changes={c:?}"),
         },
-    );
+    ) + match dialect {
+        crate::sql::Dialect::DataFusion => "|fingerprint=xxh3-128",
+        crate::sql::Dialect::Trino => "",
+    };
     format!("{:x}", Sha256::digest(text.as_bytes()))[..16].to_owned()
 }
 
@@ -180,7 +186,7 @@ impl Standardise<'_> {
             .collect();
         rejected.sort();
         rejected.dedup();
-        let rules = history_rules(table);
+        let rules = history_rules(table, self.lake.dialect());
         let plan = self.plan(
             table,
             base,
@@ -279,9 +285,10 @@ impl Standardise<'_> {
             .insert(SCD2_STEP.into(), plan.step.as_str().into());
         // The rules it was built under: the audit restages a version built under other rules
         // (the config changed in between), so it never judges one by the other.
-        options
-            .properties
-            .insert(HISTORY_RULES.into(), history_rules(table));
+        options.properties.insert(
+            HISTORY_RULES.into(),
+            history_rules(table, self.lake.dialect()),
+        );
         let outcome = if merge {
             self.lake.execute(&silver, &sql, &at, &options).await?
         } else {
