@@ -26,13 +26,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array,
-    StringArray, StringBuilder,
+    StringArray, StringBuilder, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast_with_options;
-use datafusion::arrow::datatypes::{
-    DataType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType,
-};
+use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::format::DEFAULT_CAST_OPTIONS;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::config::ConfigOptions;
@@ -128,8 +125,8 @@ enum Column {
     Decimal(Decimal128Array, i8),
     Bool(BooleanArray),
     Date(Date32Array),
-    /// Values in `scale`ths of a second, encoded as microseconds.
-    Timestamp(Vec<Option<i64>>),
+    /// In microseconds, whatever the unit the query typed it in.
+    Timestamp(TimestampMicrosecondArray),
 }
 
 impl Column {
@@ -151,36 +148,11 @@ impl Column {
             DataType::Date32 | DataType::Date64 => {
                 Column::Date(cast(&DataType::Date32)?.as_primitive().clone())
             }
-            DataType::Timestamp(unit, _) => {
-                let micros = |v: i64| match unit {
-                    TimeUnit::Second => v.saturating_mul(1_000_000),
-                    TimeUnit::Millisecond => v.saturating_mul(1_000),
-                    TimeUnit::Microsecond => v,
-                    TimeUnit::Nanosecond => v.div_euclid(1_000),
-                };
-                let values: Vec<Option<i64>> = match unit {
-                    TimeUnit::Second => array
-                        .as_primitive::<TimestampSecondType>()
-                        .iter()
-                        .map(|v| v.map(micros))
-                        .collect(),
-                    TimeUnit::Millisecond => array
-                        .as_primitive::<TimestampMillisecondType>()
-                        .iter()
-                        .map(|v| v.map(micros))
-                        .collect(),
-                    TimeUnit::Microsecond => array
-                        .as_primitive::<TimestampMicrosecondType>()
-                        .iter()
-                        .collect(),
-                    TimeUnit::Nanosecond => array
-                        .as_primitive::<TimestampNanosecondType>()
-                        .iter()
-                        .map(|v| v.map(micros))
-                        .collect(),
-                };
-                Column::Timestamp(values)
-            }
+            DataType::Timestamp(_, zone) => Column::Timestamp(
+                cast(&DataType::Timestamp(TimeUnit::Microsecond, zone.clone()))?
+                    .as_primitive::<TimestampMicrosecondType>()
+                    .clone(),
+            ),
             // Text, and anything else as the text `CAST(x AS VARCHAR)` gives.
             DataType::Utf8 => Column::Text(array.as_string::<i32>().clone()),
             _ => Column::Text(cast(&DataType::Utf8)?.as_string::<i32>().clone()),
@@ -196,7 +168,7 @@ impl Column {
             Column::Decimal(a, _) => a.is_null(row),
             Column::Bool(a) => a.is_null(row),
             Column::Date(a) => a.is_null(row),
-            Column::Timestamp(v) => v[row].is_none(),
+            Column::Timestamp(a) => a.is_null(row),
         };
         if null {
             out.push(b'N');
@@ -232,9 +204,9 @@ impl Column {
                 out.push(b'd');
                 out.extend_from_slice(&a.value(row).to_le_bytes());
             }
-            Column::Timestamp(v) => {
+            Column::Timestamp(a) => {
                 out.push(b'T');
-                out.extend_from_slice(&v[row].unwrap_or_default().to_le_bytes());
+                out.extend_from_slice(&a.value(row).to_le_bytes());
             }
         }
     }
