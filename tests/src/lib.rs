@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
 /// The Python with pyiceberg, or the reason there is none.
 pub fn python() -> Result<PathBuf, String> {
@@ -131,24 +130,7 @@ pub fn rows_joined(batches: &[RecordBatch], sep: &str, null: &str) -> Vec<String
 
 /// Rows as sorted lists of display strings (NULL as `None`), comparable with the Python reader.
 pub fn rows_as_strings(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
-    let options = FormatOptions::default();
-    let mut out = Vec::new();
-    for b in batches {
-        let formatters: Vec<ArrayFormatter> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formattable"))
-            .collect();
-        for i in 0..b.num_rows() {
-            out.push(
-                b.columns()
-                    .iter()
-                    .zip(&formatters)
-                    .map(|(c, f)| (!c.is_null(i)).then(|| f.value(i).to_string()))
-                    .collect(),
-            );
-        }
-    }
+    let mut out = floe_testkit::rows_as_values(batches);
     out.sort_by(|a, b| {
         let key = |r: &Vec<Option<String>>| {
             r.iter()

@@ -138,9 +138,9 @@ impl LocalProject {
     }
 }
 
-/// Rows as text, in order: columns joined by ` | `, NULL as `NULL`.
-pub fn rows_as_text(batches: &[RecordBatch]) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
+/// Rows in order, each value as the engine displays it (NULL as `None`).
+pub fn rows_as_values(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
+    let options = FormatOptions::default();
     let mut out = Vec::new();
     for b in batches {
         let formatters: Vec<ArrayFormatter> = b
@@ -150,13 +150,26 @@ pub fn rows_as_text(batches: &[RecordBatch]) -> Vec<String> {
             .collect();
         for r in 0..b.num_rows() {
             out.push(
-                formatters
+                b.columns()
                     .iter()
-                    .map(|f| f.value(r).to_string())
-                    .collect::<Vec<_>>()
-                    .join(" | "),
+                    .zip(&formatters)
+                    .map(|(c, f)| (!c.is_null(r)).then(|| f.value(r).to_string()))
+                    .collect(),
             );
         }
     }
     out
+}
+
+/// Rows as text, in order: columns joined by ` | `, NULL as `NULL`.
+pub fn rows_as_text(batches: &[RecordBatch]) -> Vec<String> {
+    rows_as_values(batches)
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|v| v.unwrap_or_else(|| "NULL".to_owned()))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect()
 }
