@@ -1481,6 +1481,12 @@ impl Lake for AthenaLake {
                 self.overwrite_query_rows(table, sql, at, options).await
             }
             Write::Statement { sql, at } => self.execute_statement(table, sql, at, options).await,
+            Write::Append(Input::QueryOver { .. }) | Write::Overwrite(Input::QueryOver { .. }) => {
+                Err(Error::Config(format!(
+                    "Athena reads no rows held in memory (writing {table}); use a query over the \
+                     lake's tables instead (see Lake::capabilities)"
+                )))
+            }
         }
     }
 
@@ -1490,6 +1496,7 @@ impl Lake for AthenaLake {
             table_properties: true,
             partitioning: true,
             billed_by_scan: true,
+            memory_relations: false,
         }
     }
 

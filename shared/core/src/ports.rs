@@ -280,6 +280,17 @@ pub enum Input<'a> {
         /// The versions it reads.
         at: &'a ReadAt,
     },
+    /// The rows of a query that also reads rows computed beforehand and held in memory, each
+    /// under its own name (an intermediate result the query reads twice, computed once). Only
+    /// on engines with [`Capabilities::memory_relations`].
+    QueryOver {
+        /// The query.
+        sql: &'a str,
+        /// The versions of the lake's tables it reads.
+        at: &'a ReadAt,
+        /// The rows it reads by name (a bare name, no namespace).
+        relations: Vec<(String, Vec<RecordBatch>)>,
+    },
 }
 
 /// What a write does to its table (staged or published as its [`WriteOptions`] say).
@@ -311,6 +322,8 @@ pub struct Capabilities {
     pub partitioning: bool,
     /// Bills each statement by the bytes it scans (what `floe cost` and the dry-run price).
     pub billed_by_scan: bool,
+    /// Writes the rows of a query over rows held in memory ([`Input::QueryOver`]).
+    pub memory_relations: bool,
 }
 
 /// The lake: tables with snapshots, SQL reads and atomic commits.

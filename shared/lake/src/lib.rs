@@ -66,6 +66,80 @@ use commit::{AttemptFiles, CommitKind};
 pub use memory::MemoryEngine;
 pub use orphans::OrphanReport;
 
+/// A write past this many rows is shared out to one Parquet writer per core.
+const PARALLEL_WRITE_ROWS: usize = 256 * 1024;
+/// Rows handed to a writer at a time (slices of a larger batch share its buffers).
+const SLICE_ROWS: usize = 64 * 1024;
+/// The most writers one write runs at once.
+const MAX_WRITERS: usize = 4;
+
+/// One Parquet writer running on a task of its own, fed through a channel: what
+/// `write_data_stream` shares a large write out to.
+struct FileWriter {
+    rows: tokio::sync::mpsc::Sender<RecordBatch>,
+    done: tokio::task::JoinHandle<Result<Vec<DataFile>>>,
+}
+
+impl FileWriter {
+    /// Starts a writer of `table`'s data files, their names starting with `name_prefix`.
+    fn spawn(table: &Table, name_prefix: String) -> Self {
+        let (rows, mut incoming) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+        let table = table.clone();
+        let done = tokio::spawn(async move {
+            let md = table.metadata();
+            let props = WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                .build();
+            let parquet = ParquetWriterBuilder::new(props, md.current_schema().clone())
+                .with_match_mode(FieldMatchMode::Name);
+            let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+                parquet,
+                table.file_io().clone(),
+                DefaultLocationGenerator::new(md).map_err(ice("locating data files"))?,
+                DefaultFileNameGenerator::new(name_prefix, None, DataFileFormat::Parquet),
+            );
+            let mut writer = DataFileWriterBuilder::new(rolling)
+                .build(None)
+                .await
+                .map_err(ice("opening a data file"))?;
+            let mut result = Ok(());
+            while let Some(b) = incoming.recv().await {
+                result = writer.write(b).await.map_err(ice("writing a data file"));
+                if result.is_err() {
+                    break;
+                }
+            }
+            // Closing the channel tells the sender this writer stopped.
+            drop(incoming);
+            let closed = writer.close().await.map_err(ice("closing a data file"));
+            match (result, closed) {
+                (Ok(()), Ok(files)) => Ok(files),
+                (Err(e), Ok(files)) => {
+                    AttemptFiles(files.iter().map(|f| f.file_path().to_owned()).collect())
+                        .remove(table.file_io())
+                        .await;
+                    Err(e)
+                }
+                (_, Err(e)) => Err(e),
+            }
+        });
+        Self { rows, done }
+    }
+
+    /// Hands the writer rows; an error means it stopped (its `finish` says why).
+    async fn send(&self, rows: RecordBatch) -> std::result::Result<(), ()> {
+        self.rows.send(rows).await.map_err(|_| ())
+    }
+
+    /// Closes the writer's files and returns them.
+    async fn finish(self) -> Result<Vec<DataFile>> {
+        drop(self.rows);
+        self.done
+            .await
+            .map_err(|e| Error::Internal(format!("a Parquet writer task failed: {e}")))?
+    }
+}
+
 /// Compaction rewrites a table whose files average at most this size.
 const COMPACT_BELOW_BYTES: u64 = 64 * 1024 * 1024;
 /// Orphan files younger than this may belong to a commit still running: left alone.
@@ -347,6 +421,12 @@ impl LocalLake {
     /// Writes a stream of batches as Parquet data files of `table` as they come, so a query's
     /// rows never need to be in memory all at once. Nothing is committed; on an error the files
     /// written so far are removed.
+    ///
+    /// Encoding Parquet (compression, dictionaries, statistics) is most of a write's CPU: past
+    /// [`PARALLEL_WRITE_ROWS`] rows the batches are cut into slices and shared out to one
+    /// writer per core, each on a task of its own writing its own files, so a large write uses
+    /// every core while the producer (a query, a file's parser) goes on. A small write stays one
+    /// file.
     async fn write_data_stream(
         &self,
         table: &Table,
@@ -359,59 +439,62 @@ impl LocalLake {
         );
         let name = table.identifier().to_string();
         let mut batches = std::pin::pin!(batches);
-        // The writer opens a file on its first rows: an empty result writes none.
-        let first = loop {
-            match batches.next().await {
-                None => return Ok(Vec::new()),
-                Some(b) => {
-                    let b = b?;
-                    if b.num_rows() > 0 {
-                        break schema::fit_batch(&name, &b, &target)?;
-                    }
+        let lanes = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .clamp(1, MAX_WRITERS);
+        let prefix = uuid::Uuid::now_v7().simple().to_string();
+        let mut writers: Vec<FileWriter> = Vec::new();
+        let mut rows_sent = 0usize;
+        let mut next_lane = 0usize;
+        let mut failed: Option<Error> = None;
+        'read: while let Some(b) = batches.next().await {
+            let b = match b.and_then(|b| schema::fit_batch(&name, &b, &target)) {
+                Ok(b) => b,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
+            let mut offset = 0;
+            while offset < b.num_rows() {
+                let len = (b.num_rows() - offset).min(SLICE_ROWS);
+                let slice = b.slice(offset, len);
+                offset += len;
+                // One writer until the write is large enough to be worth several files.
+                let lane = if rows_sent < PARALLEL_WRITE_ROWS {
+                    0
+                } else {
+                    next_lane = (next_lane + 1) % lanes;
+                    next_lane
+                };
+                rows_sent += len;
+                while writers.len() <= lane {
+                    let name_prefix = format!("{prefix}-{}", writers.len());
+                    writers.push(FileWriter::spawn(table, name_prefix));
+                }
+                if writers[lane].send(slice).await.is_err() {
+                    // The writer stopped on an error: its result says which.
+                    break 'read;
                 }
             }
-        };
-        let props = WriterProperties::builder()
-            .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
-            .build();
-        let parquet = ParquetWriterBuilder::new(props, md.current_schema().clone())
-            .with_match_mode(FieldMatchMode::Name);
-        let rolling = RollingFileWriterBuilder::new_with_default_file_size(
-            parquet,
-            table.file_io().clone(),
-            DefaultLocationGenerator::new(md).map_err(ice("locating data files"))?,
-            DefaultFileNameGenerator::new(
-                uuid::Uuid::now_v7().simple().to_string(),
-                None,
-                DataFileFormat::Parquet,
-            ),
-        );
-        let mut writer = DataFileWriterBuilder::new(rolling)
-            .build(None)
-            .await
-            .map_err(ice("opening a data file"))?;
-        let mut result = writer
-            .write(first)
-            .await
-            .map_err(ice("writing a data file"));
-        while result.is_ok() {
-            let Some(b) = batches.next().await else { break };
-            result = match b.and_then(|b| schema::fit_batch(&name, &b, &target)) {
-                Ok(b) if b.num_rows() == 0 => Ok(()),
-                Ok(b) => writer.write(b).await.map_err(ice("writing a data file")),
-                Err(e) => Err(e),
-            };
         }
-        let closed = writer.close().await.map_err(ice("closing a data file"));
-        match (result, closed) {
-            (Ok(()), Ok(files)) => Ok(files),
-            (Err(e), Ok(files)) => {
+        let mut files = Vec::new();
+        for writer in writers {
+            match writer.finish().await {
+                Ok(written) => files.extend(written),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        match failed {
+            None => Ok(files),
+            Some(e) => {
                 AttemptFiles(files.iter().map(|f| f.file_path().to_owned()).collect())
                     .remove(table.file_io())
                     .await;
                 Err(e)
             }
-            (_, Err(e)) => Err(e),
         }
     }
 
@@ -554,17 +637,24 @@ impl LocalLake {
         .await
     }
 
-    /// [`Self::write`] of a query's rows, streamed from the engine into the data files.
+    /// [`Self::write`] of a query's rows (reading `relations` as in-memory tables), streamed
+    /// from the engine into the data files.
     async fn write_query_rows(
         &self,
         t: &TableRef,
         kind: CommitKind,
         sql: &str,
         at: &ReadAt,
+        relations: Vec<(String, Vec<RecordBatch>)>,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
-        self.write_rows(t, kind, options, query::stream(self, sql, at))
-            .await
+        self.write_rows(
+            t,
+            kind,
+            options,
+            query::stream_over(self, sql, at, relations),
+        )
+        .await
     }
 
     /// Writes the rows `rows` yields and commits them. A replay is recognised before the rows
@@ -857,7 +947,14 @@ impl Lake for LocalLake {
                 );
                 out
             }
-            Input::Query { sql, at } => self.write_query_rows(t, kind, sql, at, options).await,
+            Input::Query { sql, at } => {
+                self.write_query_rows(t, kind, sql, at, Vec::new(), options)
+                    .await
+            }
+            Input::QueryOver { sql, at, relations } => {
+                self.write_query_rows(t, kind, sql, at, relations, options)
+                    .await
+            }
         }
     }
 
@@ -867,6 +964,7 @@ impl Lake for LocalLake {
             table_properties: false,
             partitioning: false,
             billed_by_scan: false,
+            memory_relations: true,
         }
     }
 

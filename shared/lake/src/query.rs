@@ -67,7 +67,7 @@ struct Reads {
     views: Vec<(TableRef, String)>,
 }
 
-async fn references(lake: &LocalLake, sql: &str) -> Result<Vec<TableRef>> {
+async fn references(lake: &LocalLake, sql: &str, held: &[String]) -> Result<Vec<TableRef>> {
     let ctx = crate::engine::session();
     let state = ctx.state();
     let statement = state
@@ -82,6 +82,7 @@ async fn references(lake: &LocalLake, sql: &str) -> Result<Vec<TableRef>> {
             TableReference::Partial { schema, table } => {
                 TableRef::new(schema.as_ref(), table.as_ref())?
             }
+            TableReference::Bare { table } if held.iter().any(|h| h == table.as_ref()) => continue,
             TableReference::Bare { table } => {
                 let candidates: Vec<String> = lake
                     .list_tables_named(table)
@@ -112,8 +113,14 @@ async fn references(lake: &LocalLake, sql: &str) -> Result<Vec<TableRef>> {
 }
 
 impl Reads {
-    async fn collect(&mut self, lake: &LocalLake, sql: &str, depth: usize) -> Result<()> {
-        for t in references(lake, sql).await? {
+    async fn collect(
+        &mut self,
+        lake: &LocalLake,
+        sql: &str,
+        held: &[String],
+        depth: usize,
+    ) -> Result<()> {
+        for t in references(lake, sql, held).await? {
             if self.tables.contains(&t) || self.views.iter().any(|(v, _)| *v == t) {
                 continue;
             }
@@ -125,7 +132,7 @@ impl Reads {
                         "view {t} reads views more than {MAX_VIEW_DEPTH} deep: do its views read each other in a loop?"
                     )));
                 }
-                Box::pin(self.collect(lake, &view_sql, depth + 1)).await?;
+                Box::pin(self.collect(lake, &view_sql, &[], depth + 1)).await?;
                 self.views.push((t, view_sql));
             } else {
                 self.tables.push(t);
@@ -147,10 +154,20 @@ pub(crate) async fn stream(
     sql: &str,
     at: &ReadAt,
 ) -> Result<impl futures::Stream<Item = Result<RecordBatch>> + use<>> {
+    stream_over(lake, sql, at, Vec::new()).await
+}
+
+/// [`stream`] of a query that also reads `relations`, rows held in memory, by their names.
+pub(crate) async fn stream_over(
+    lake: &LocalLake,
+    sql: &str,
+    at: &ReadAt,
+    relations: Vec<(String, Vec<RecordBatch>)>,
+) -> Result<impl futures::Stream<Item = Result<RecordBatch>> + use<>> {
     use futures::StreamExt;
     let started_at = Utc::now();
     let clock = std::time::Instant::now();
-    let df = plan(lake, sql, at).await?;
+    let df = plan(lake, sql, at, relations).await?;
     let task = df.task_ctx();
     let physical = df.create_physical_plan().await.map_err(sql_err)?;
     let (physical, scanned) = metered(physical)?;
@@ -205,7 +222,7 @@ fn metered(
 
 /// The schema of a query's rows, from its plan.
 pub(crate) async fn schema(lake: &LocalLake, sql: &str, at: &ReadAt) -> Result<SchemaRef> {
-    let df = plan(lake, sql, at).await?;
+    let df = plan(lake, sql, at, Vec::new()).await?;
     Ok(Arc::new(df.schema().as_arrow().clone()))
 }
 
@@ -213,11 +230,25 @@ async fn plan(
     lake: &LocalLake,
     sql: &str,
     at: &ReadAt,
+    relations: Vec<(String, Vec<RecordBatch>)>,
 ) -> Result<datafusion::dataframe::DataFrame> {
     tracing::debug!(%sql, "planning");
     let ctx = crate::engine::session();
+    let held: Vec<String> = relations.iter().map(|(name, _)| name.clone()).collect();
+    for (name, batches) in relations {
+        let Some(schema) = batches.first().map(RecordBatch::schema) else {
+            return Err(Error::Internal(format!(
+                "the in-memory relation {name} has no batches (not even an empty one with its schema)"
+            )));
+        };
+        // One partition per batch, so the query reads them on every core.
+        let parts: Vec<Vec<RecordBatch>> = batches.into_iter().map(|b| vec![b]).collect();
+        let table = datafusion::datasource::MemTable::try_new(schema, parts).map_err(sql_err)?;
+        ctx.register_table(TableReference::bare(name.as_str()), Arc::new(table))
+            .map_err(sql_err)?;
+    }
     let mut reads = Reads::default();
-    reads.collect(lake, sql, 0).await?;
+    reads.collect(lake, sql, &held, 0).await?;
     let Reads { tables, views } = reads;
     if let ReadAt::Snapshot(id) = at
         && tables.len() != 1

@@ -516,6 +516,81 @@ async fn a_write_that_fails_before_its_commit_leaves_no_trace() {
     assert_eq!(read(lake, &t, ReadAt::Current).await, pairs(&[3], "c"));
 }
 
+/// A write large enough is shared out to one Parquet writer per core: several data files, every
+/// row once, and a failure part-way leaves none of them behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_write_is_shared_out_to_several_files_and_keeps_every_row() {
+    let h = open(Backend::Local).await;
+    let lake = h.lake.as_ref();
+    let t = with_table(lake).await;
+    let ids: Vec<i64> = (0..600_000).collect();
+    let out = lake
+        .append(&t, vec![rows(&ids, "n")], &opts(1))
+        .await
+        .unwrap();
+    assert_eq!(out.rows_added, 600_000);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores > 1 {
+        assert!(out.files_added > 1, "{out:?}");
+    }
+    let counted = lake
+        .query(
+            &format!("select count(*) as n, count(distinct id) as d, min(id) as lo, max(id) as hi from {t}"),
+            &ReadAt::Current,
+        )
+        .await
+        .unwrap();
+    let b = &counted[0];
+    let col = |i: usize| {
+        b.column(i)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .map(|a| a.value(0))
+    };
+    assert_eq!(
+        (col(0), col(1), col(2), col(3)),
+        (Some(600_000), Some(600_000), Some(0), Some(599_999))
+    );
+    // A failure after the files were written removes them all.
+    lake.inject_fault(Fault::FailBeforeSwap);
+    lake.append(&t, vec![rows(&ids, "m")], &opts(2))
+        .await
+        .unwrap_err();
+    assert!(lake.orphan_files(&t).await.unwrap().orphans.is_empty());
+}
+
+/// A write's query can read rows held in memory by name, beside the lake's tables.
+#[tokio::test]
+async fn a_query_write_reads_rows_held_in_memory() {
+    use floe_core::ports::{Input, Write};
+    let h = open(Backend::Local).await;
+    let lake = h.lake.as_ref();
+    assert!(lake.capabilities().memory_relations);
+    let t = with_table(lake).await;
+    lake.append(&t, vec![rows(&[1, 2], "a")], &opts(1))
+        .await
+        .unwrap();
+    let sql = format!(
+        "select id, name from {t} where id not in (select id from held) union all select id, name from held"
+    );
+    let at = ReadAt::Current;
+    lake.write(
+        &t,
+        Write::Overwrite(Input::QueryOver {
+            sql: &sql,
+            at: &at,
+            relations: vec![("held".into(), vec![rows(&[2, 3], "b")])],
+        }),
+        &opts(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        read(lake, &t, ReadAt::Current).await,
+        vec![(1, "a1".into()), (2, "b2".into()), (3, "b3".into())]
+    );
+}
+
 #[tokio::test]
 async fn bad_writes_and_reads_say_what_is_wrong() {
     let h = open(Backend::Local).await;

@@ -31,6 +31,48 @@ pub const SCD2_STEP: &str = "floe.scd2-step";
 pub const HISTORY_RULES: &str = "floe.history-rules";
 /// Silver snapshot summary key: how many batches were rejected for the table when it was built.
 pub const REJECTED_BATCHES: &str = "floe.rejected-batches";
+/// Snapshot summary key of an applied extract's tally: `<rows>:<sum>`, the number of versions the
+/// extract defines and the sum of their key-and-fingerprint tallies (see [`tally`]). The audit
+/// reconciles the history with the extract by summing the same over the versions valid at the
+/// extract time, instead of reading and typing the extract again.
+pub const EXTRACT_TALLY: &str = "floe.extract-tally";
+
+/// The tally of rows holding a `column` of hex fingerprints ([`scd2::TALLY`]): how many, and the
+/// wrapping sum of each one's first 64 bits. Order does not matter, so the audit sums the same
+/// over the history however its rows are stored; a missing, extra or changed version changes it.
+pub fn tally(batches: &[arrow_array::RecordBatch], column: &str) -> Result<(u64, u64)> {
+    let mut rows = 0u64;
+    let mut sum = 0u64;
+    for b in batches {
+        let Some(values) = b.column_by_name(column) else {
+            return Err(Error::Internal(format!(
+                "the tally's rows have no column {column}"
+            )));
+        };
+        let values = arrow_cast::cast(values, &arrow_schema::DataType::Utf8)
+            .map_err(|e| Error::Internal(format!("the tally column as text: {e}")))?;
+        let values = values
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .expect("cast to Utf8");
+        for v in values.iter() {
+            let v = v.unwrap_or_default();
+            let part = u64::from_str_radix(v.get(..16).unwrap_or(v), 16).map_err(|e| {
+                Error::Internal(format!(
+                    "the tally value '{v}' is not a hex fingerprint: {e}"
+                ))
+            })?;
+            rows += 1;
+            sum = sum.wrapping_add(part);
+        }
+    }
+    Ok((rows, sum))
+}
+
+/// [`tally`] as the snapshot summary records it.
+pub fn tally_text((rows, sum): (u64, u64)) -> String {
+    format!("{rows}:{sum:016x}")
+}
 /// Bumped when floe changes how silver is computed from the same config (typing, hashing, SCD2
 /// rules), so that every table rebuilds once.
 const HISTORY_RULES_VERSION: u32 = 1;
@@ -214,6 +256,11 @@ impl Standardise<'_> {
         // current versions and the extract's partition); the embedded engine, which has no
         // DML, computes silver's new contents and replaces it.
         let merge = matches!(plan.step, Step::Apply | Step::Late) && self.lake.capabilities().dml;
+        // An engine that holds rows in memory computes the extract's versions once (typing and
+        // fingerprinting the extract is most of the step) and applies them from there; their
+        // tally goes with the snapshot for the audit.
+        let held = plan.step == Step::Apply && !merge && self.lake.capabilities().memory_relations;
+        let mut relations = Vec::new();
         let target = format!(
             "{}.{}{}",
             silver.namespace,
@@ -259,6 +306,33 @@ impl Standardise<'_> {
                     scd2::late_extract_sql(self.lake.dialect(), &late)
                 }
             }
+            Step::Apply if held => {
+                let versions = scd2::extract_versions_sql(
+                    self.lake.dialect(),
+                    table,
+                    &whole_bronze().await?,
+                    message.batch_id.as_str(),
+                    *extract_ts,
+                );
+                let mut rows = self.lake.query(&versions, &at).await?;
+                if rows.is_empty() {
+                    // No versions (every row dropped by an expectation): the relation still
+                    // needs its columns.
+                    let schema = self.lake.query_schema(&versions, &at).await?;
+                    rows.push(arrow_array::RecordBatch::new_empty(schema));
+                }
+                options
+                    .properties
+                    .insert(EXTRACT_TALLY.into(), tally_text(tally(&rows, scd2::TALLY)?));
+                relations.push((scd2::EXTRACT_VERSIONS.to_owned(), rows));
+                scd2::apply_extract_over(
+                    self.lake.dialect(),
+                    table,
+                    &silver.to_string(),
+                    message.batch_id.as_str(),
+                    *extract_ts,
+                )
+            }
             Step::Apply => scd2::apply_extract_sql(
                 self.lake.dialect(),
                 table,
@@ -291,6 +365,15 @@ impl Standardise<'_> {
         );
         let outcome = if merge {
             self.lake.execute(&silver, &sql, &at, &options).await?
+        } else if held {
+            let input = floe_core::ports::Input::QueryOver {
+                sql: &sql,
+                at: &at,
+                relations,
+            };
+            self.lake
+                .write(&silver, floe_core::ports::Write::Overwrite(input), &options)
+                .await?
         } else {
             self.lake.write_query(&silver, &sql, &at, &options).await?
         };

@@ -596,7 +596,98 @@ pub fn apply_extract_sql(
     batch_id: &str,
     extract_ts: DateTime<Utc>,
 ) -> String {
+    apply_with(
+        dialect,
+        table,
+        ExtractRows::Bronze(bronze),
+        silver,
+        batch_id,
+        extract_ts,
+    )
+}
+
+/// The name [`apply_extract_over`] reads the extract's versions under.
+pub const EXTRACT_VERSIONS: &str = "floe_extract_versions";
+/// The column of [`extract_versions_sql`] that the audit's tally sums: a fingerprint of the key
+/// and the row's fingerprint.
+pub const TALLY: &str = "_tally";
+
+/// The versions one extract would open: its rows typed and standardised, the latest per key,
+/// each with its fingerprint (`_row_hash`) and a [`TALLY`] of key and fingerprint. What
+/// [`apply_extract_sql`] computes first and reads twice; the embedded engine computes it once,
+/// holds it in memory and runs [`apply_extract_over`] on it, and the audit reconciles the history
+/// with the extract by summing the same tally over the versions valid at the extract time
+/// ([`crate::silver_tests::tally_at`]).
+pub fn extract_versions_sql(
+    dialect: Dialect,
+    table: &TableConfig,
+    bronze: &str,
+    batch_id: &str,
+    extract_ts: DateTime<Utc>,
+) -> String {
+    let ApplyParts {
+        keys,
+        all,
+        tracked,
+        extract,
+        latest,
+        ..
+    } = ApplyParts::of(dialect, table, bronze, batch_id, extract_ts);
+    let mut tally: Vec<&str> = keys.clone();
+    tally.push(ROW_HASH);
+    format!(
+        "WITH typed AS ({typed}),
+{latest},
+n AS (SELECT {src_cols}, {fingerprint} AS {ROW_HASH} FROM src)
+SELECT n.*, {tally} AS {TALLY} FROM n",
+        typed = typed(dialect, table, &extract),
+        src_cols = list(&all, ""),
+        fingerprint = row_fingerprint(dialect, &tracked),
+        tally = row_fingerprint(dialect, &tally),
+    )
+}
+
+/// [`apply_extract_sql`] reading the extract's versions from [`EXTRACT_VERSIONS`], the rows of
+/// [`extract_versions_sql`] (held in memory by the engine), instead of computing them from
+/// bronze.
+pub fn apply_extract_over(
+    dialect: Dialect,
+    table: &TableConfig,
+    silver: &str,
+    batch_id: &str,
+    extract_ts: DateTime<Utc>,
+) -> String {
+    apply_with(
+        dialect,
+        table,
+        ExtractRows::Held,
+        silver,
+        batch_id,
+        extract_ts,
+    )
+}
+
+/// Where the incremental step reads the extract's versions from.
+enum ExtractRows<'a> {
+    /// Computed from this bronze relation.
+    Bronze(&'a str),
+    /// Read from [`EXTRACT_VERSIONS`].
+    Held,
+}
+
+fn apply_with(
+    dialect: Dialect,
+    table: &TableConfig,
+    rows: ExtractRows<'_>,
+    silver: &str,
+    batch_id: &str,
+    extract_ts: DateTime<Utc>,
+) -> String {
     debug_assert_eq!(table.load, LoadKind::Full, "cdc tables are rebuilt");
+    let bronze = match rows {
+        ExtractRows::Bronze(b) => b,
+        ExtractRows::Held => EXTRACT_VERSIONS,
+    };
     let ApplyParts {
         keys,
         all,
@@ -665,10 +756,19 @@ pub fn apply_extract_sql(
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let mut sql = format!(
-        "WITH typed AS ({typed}),
+    let n = match rows {
+        ExtractRows::Bronze(_) => format!(
+            "WITH typed AS ({typed}),
 {latest},
-n AS (SELECT {src_cols}, {fingerprint} AS {ROW_HASH} FROM src),
+n AS (SELECT {src_cols}, {fingerprint} AS {ROW_HASH} FROM src)",
+            typed = typed(dialect, table, &extract),
+            src_cols = list(&all, ""),
+            fingerprint = row_fingerprint(dialect, &tracked),
+        ),
+        ExtractRows::Held => format!("WITH n AS (SELECT * FROM {EXTRACT_VERSIONS})"),
+    };
+    let mut sql = format!(
+        "{n},
 nk AS (SELECT {pk}, {ROW_HASH} AS _new_hash{nk_untracked} FROM n),
 cur AS (SELECT {pk}, {ROW_HASH} AS _cur_hash{cur_deleted} FROM {silver} WHERE {IS_CURRENT})
 SELECT {s_cols}, s.{VALID_FROM},
@@ -681,9 +781,6 @@ SELECT {n_cols}, {t} AS {VALID_FROM}, {no_end} AS {VALID_TO}, TRUE AS {IS_CURREN
   n.{ROW_HASH}, {batch} AS {BATCH_ID}
 FROM cur c RIGHT JOIN n ON {cn}
 WHERE c._cur_hash IS NULL OR c._cur_hash <> n.{ROW_HASH}{reopens}",
-        typed = typed(dialect, table, &extract),
-        src_cols = list(&all, ""),
-        fingerprint = row_fingerprint(dialect, &tracked),
         cur_deleted = if new_record {
             format!(", {IS_DELETED} AS _cur_deleted")
         } else {

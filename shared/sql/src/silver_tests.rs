@@ -20,6 +20,9 @@ pub struct SilverTest {
     pub sql: String,
 }
 
+/// The name of the test that reconciles a full extract with the history.
+pub const RECONCILES: &str = "the landed extract reconciles with the history";
+
 /// The extract a staged snapshot applied, to reconcile it with the history.
 #[derive(Debug, Clone, Copy)]
 pub struct Extract<'a> {
@@ -81,6 +84,27 @@ pub fn valid_since(dialect: Dialect, silver: &str, since: DateTime<Utc>) -> Stri
     format!(
         "(SELECT * FROM {silver} WHERE {VALID_TO} IS NULL OR {VALID_TO} >= {}) recent",
         timestamp_literal(dialect, Some(since))
+    )
+}
+
+/// The [`crate::scd2::TALLY`] of every version of `silver` valid at `at` (a deleted version
+/// under `new_record` is not one): summed, what the extract applied at `at` summed to when
+/// standardise computed its versions ([`crate::scd2::extract_versions_sql`]). Only meaningful
+/// where a full extract defines every live key: not under `deletes: ignore`, where keys missing
+/// from the extract stay current.
+pub fn tally_at(dialect: Dialect, t: &TableConfig, silver: &str, at: DateTime<Utc>) -> String {
+    let ts = timestamp_literal(dialect, Some(at));
+    let mut columns: Vec<&str> = t.primary_key.iter().map(String::as_str).collect();
+    columns.push(ROW_HASH);
+    let not_deleted = if t.deletes == DeletesPolicy::NewRecord {
+        format!(" AND NOT {IS_DELETED}")
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT {tally} AS {TALLY} FROM {silver} WHERE {VALID_FROM} <= {ts} AND ({VALID_TO} IS NULL OR {VALID_TO} > {ts}){not_deleted}",
+        tally = row_fingerprint(dialect, &columns),
+        TALLY = crate::scd2::TALLY,
     )
 }
 
@@ -157,7 +181,7 @@ fn reconciles(dialect: Dialect, t: &TableConfig, silver: &str, e: &Extract<'_>) 
     // Only the extract's latest landed file defines it: an older file of the same extract time,
     // replaced since, is not reconciled.
     SilverTest {
-        name: "the landed extract reconciles with the history",
+        name: RECONCILES,
         sql: format!(
             "WITH latest AS (
                SELECT {BATCH_ID} FROM {bronze} WHERE {EXTRACT_TS} = {ts}

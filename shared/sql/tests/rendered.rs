@@ -109,6 +109,28 @@ fn an_extract_applied() {
                 t
             )
         );
+        // The embedded engine's form: the extract's versions computed once (with their tally),
+        // then applied from memory.
+        insta::assert_snapshot!(
+            format!("apply_{name}_datafusion_held"),
+            format!(
+                "{};\n\n{}",
+                scd2::extract_versions_sql(
+                    Dialect::DataFusion,
+                    table(&p, name),
+                    "bronze_crm.t",
+                    "b-2",
+                    t
+                ),
+                scd2::apply_extract_over(
+                    Dialect::DataFusion,
+                    table(&p, name),
+                    "silver_crm.t",
+                    "b-2",
+                    t
+                )
+            )
+        );
         insta::assert_snapshot!(
             format!("apply_{name}_trino_merge"),
             scd2::apply_extract_merge(
@@ -226,11 +248,20 @@ fn silver_tests() {
                 &floe_sql::silver_tests::valid_since(dialect, "silver_crm.t", extract.extract_ts),
                 Some(&extract),
             );
-            let text = tests
+            let mut text = tests
                 .iter()
                 .map(|t| format!("-- {}\n{}", t.name, t.sql))
                 .collect::<Vec<_>>()
                 .join(";\n\n");
+            text.push_str(&format!(
+                ";\n\n-- tally of the versions valid at the extract time\n{}",
+                floe_sql::silver_tests::tally_at(
+                    dialect,
+                    table(&p, name),
+                    "silver_crm.t",
+                    extract.extract_ts
+                )
+            ));
             insta::assert_snapshot!(format!("silver_tests_{name}_{tag}"), text);
         }
     }

@@ -661,6 +661,115 @@ async fn a_staged_history_that_fails_its_tests_is_rejected_and_the_published_one
     );
 }
 
+/// The audit reconciles an applied extract (of a table whose extracts define every live key:
+/// `deletes: invalidate`) by the tally standardise recorded: a history whose versions valid at
+/// the extract time hold one the extract does not (a key it left out, still current) gives every
+/// extract key its version, so only the tally catches it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_history_that_does_not_tally_with_its_extract_is_rejected() {
+    use floe_core::message::{Envelope, StageMessage, Staged};
+    use floe_core::ports::WriteOptions;
+    use floe_core::{BatchId, RunId};
+    use floe_pipeline::audit::{Audit, Verdict};
+
+    let p = pipeline().await;
+    let object = p
+        .land(
+            "nomis.people",
+            1,
+            "people.csv",
+            b"person_id,first_name,risk_score,born\n1,Ada,1.50,1990-01-02\n2,Alan,2.25,1991-03-04\n",
+        )
+        .await;
+    p.drain().await;
+    let silver: floe_core::TableRef = "silver_nomis.people".parse().unwrap();
+    let bronze: floe_core::TableRef = "bronze_nomis.people".parse().unwrap();
+    let published = p
+        .lake
+        .snapshots(&silver)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.is_current)
+        .unwrap();
+    assert!(
+        published
+            .summary
+            .contains_key(floe_pipeline::standardise::EXTRACT_TALLY),
+        "an applied extract records its tally: {:?}",
+        published.summary
+    );
+    // The same history, plus a current version of a key the extract does not hold.
+    let bad = p
+        .lake
+        .query(
+            "select person_id, first_name, risk_score, born, valid_from, valid_to, is_current, _row_hash, _batch_id from silver_nomis.people
+             union all
+             select 3, first_name, risk_score, born, valid_from, valid_to, is_current, _row_hash, _batch_id from silver_nomis.people where person_id = 1",
+            &ReadAt::Current,
+        )
+        .await
+        .unwrap();
+    let batch = BatchId::for_object(&object);
+    let mut options = WriteOptions::batch(BatchId::derive(&["tampered"]), RunId::from_string("r"));
+    options.stage_only = true;
+    for (k, v) in &published.summary {
+        if k.starts_with("floe.")
+            && !["floe.batch-id", "floe.run-id", "floe.staged"].contains(&k.as_str())
+        {
+            options.properties.insert(k.clone(), v.clone());
+        }
+    }
+    let staged = p.lake.overwrite(&silver, bad, &options).await.unwrap();
+    let bronze_snapshot_id = p
+        .lake
+        .snapshots(&bronze)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.is_current)
+        .unwrap()
+        .snapshot_id;
+    let message = Envelope::new(
+        batch,
+        RunId::from_string("r"),
+        StageMessage::Audit {
+            table: silver.clone(),
+            staged: Staged::Snapshot {
+                snapshot_id: staged.snapshot_id,
+            },
+            redo: Box::new(StageMessage::Standardise {
+                object,
+                bronze,
+                bronze_snapshot_id,
+                extract_ts: floe_testkit::november(1),
+            }),
+        },
+    );
+    let clock = floe_core::ports::SystemClock;
+    let verdict = Audit {
+        project: p.runtime.project(),
+        lake: p.lake.as_ref(),
+        events: p.runtime.events(),
+        clock: &clock,
+    }
+    .handle(&message)
+    .await
+    .unwrap();
+    let Verdict::Rejected { failures, .. } = verdict else {
+        panic!("expected a rejection, got {verdict:?}")
+    };
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(
+        failures[0].test,
+        floe_pipeline::sql::silver_tests::RECONCILES
+    );
+    assert!(
+        failures[0].examples[0].contains("tally 3:"),
+        "the tally names what it found: {failures:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_batch_is_left_out_of_the_next_build() {
     use floe_core::ports::Clock;
