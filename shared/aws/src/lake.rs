@@ -42,6 +42,7 @@ use floe_core::ports::{
 use floe_core::{Error, Result, TableRef};
 use floe_sql::athena as athena_sql;
 use floe_sql::relation::{self, At, Read};
+use futures::StreamExt;
 
 use crate::athena::Athena;
 use crate::s3::S3Store;
@@ -370,7 +371,6 @@ impl AthenaLake {
 
     /// The records floe keeps beside `t`'s snapshots, by snapshot id.
     async fn snapshot_records(&self, t: &TableRef) -> Result<BTreeMap<i64, SnapshotRecord>> {
-        use futures::StreamExt;
         let keys = self.store.list(&self.records_prefix(t)).await?;
         let records: Vec<Result<Option<SnapshotRecord>>> =
             futures::stream::iter(keys.into_iter().map(|o| async move {
@@ -699,44 +699,93 @@ impl AthenaLake {
         })
     }
 
-    /// Inserts rows from this process into `t`'s data through a temporary external table.
-    async fn insert_rows(&self, t: &TableRef, batches: Vec<RecordBatch>) -> Result<(u64, usize)> {
-        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-        if rows == 0 {
-            return Ok((0, 0));
-        }
-        let schema = batches[0].schema();
+    /// Uploads rows from this process as Parquet parts, which [`Self::insert_uploaded`] inserts
+    /// through a temporary external table. Parts are uploaded as the rows come, [`PART_ROWS`]
+    /// to a part, so a large file is never held whole. A stream that fails removes the parts
+    /// it uploaded; no rows at all is `None`.
+    async fn upload_rows(&self, mut rows: Rows<'_>) -> Result<Option<Uploaded>> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let folder = format!("{}_floe/incoming/{id}/", self.prefix);
-        let key = format!("{folder}part-0.parquet");
-        self.store
-            .put(&key, parquet_bytes(&schema, &batches)?)
-            .await?;
+        let mut parts = Uploaded {
+            folder: format!("{}_floe/incoming/{id}/", self.prefix),
+            id,
+            keys: Vec::new(),
+            schema: None,
+            rows: 0,
+        };
+        let mut pending: Vec<RecordBatch> = Vec::new();
+        let mut pending_rows = 0usize;
+        let uploaded = async {
+            loop {
+                let next = rows.next().await.transpose()?;
+                let end = next.is_none();
+                if let Some(b) = next {
+                    parts.schema.get_or_insert_with(|| b.schema());
+                    pending_rows += b.num_rows();
+                    parts.rows += b.num_rows() as u64;
+                    pending.push(b);
+                }
+                if let Some(schema) = &parts.schema
+                    && pending_rows > 0
+                    && (end || pending_rows >= PART_ROWS)
+                {
+                    let key = format!("{}part-{}.parquet", parts.folder, parts.keys.len());
+                    let bytes = parquet_bytes(schema, &pending)?;
+                    pending.clear();
+                    pending_rows = 0;
+                    self.store.put(&key, bytes).await?;
+                    parts.keys.push(key);
+                }
+                if end {
+                    return Ok::<_, Error>(());
+                }
+            }
+        }
+        .await;
+        if let Err(e) = uploaded {
+            self.remove_parts(&parts).await;
+            return Err(e);
+        }
+        Ok((parts.rows > 0).then_some(parts))
+    }
+
+    async fn remove_parts(&self, parts: &Uploaded) {
+        for key in &parts.keys {
+            if let Err(e) = self.store.delete(key).await {
+                tracing::warn!(%key, error = %e, "temporary upload left behind");
+            }
+        }
+    }
+
+    /// Inserts uploaded parts into `t` with one statement; the parts and their temporary table
+    /// go whatever happens.
+    async fn insert_uploaded(&self, t: &TableRef, parts: Uploaded) -> Result<(u64, usize)> {
+        let schema = parts.schema.clone().expect("uploaded parts have rows");
         let temp = TableRef {
             namespace: INCOMING_DATABASE.into(),
-            name: format!("t_{id}"),
+            name: format!("t_{}", parts.id),
         };
-        self.create_external(
-            &temp,
-            &schema,
-            &format!("s3://{}/{folder}", self.store.bucket()),
-            true,
-        )
-        .await?;
         let cols = schema
             .fields()
             .iter()
             .map(|f| format!("\"{}\"", f.name()))
             .collect::<Vec<_>>()
             .join(", ");
-        let result = self
-            .run(&athena_sql::insert_select(
+        let result = async {
+            self.create_external(
+                &temp,
+                &schema,
+                &format!("s3://{}/{}", self.store.bucket(), parts.folder),
+                true,
+            )
+            .await?;
+            self.run(&athena_sql::insert_select(
                 &Self::data(t),
                 &cols,
                 &temp.to_string(),
             ))
-            .await;
-        // The temporary table and file go whatever happened.
+            .await
+        }
+        .await;
         let dropped = self
             .glue
             .delete_table()
@@ -745,11 +794,14 @@ impl AthenaLake {
             .send()
             .await;
         if let Err(e) = dropped {
-            tracing::warn!(table = %temp, error = %sdk_error::map("Glue DeleteTable", e), "temporary table left behind");
+            let e = sdk_error::map("Glue DeleteTable", e);
+            if !matches!(e, Error::NotFound(_)) {
+                tracing::warn!(table = %temp, error = %e, "temporary table left behind");
+            }
         }
-        self.store.delete(&key).await?;
+        self.remove_parts(&parts).await;
         result?;
-        Ok((rows, 1))
+        Ok((parts.rows, parts.keys.len()))
     }
 
     /// A Glue external table over Parquet files under `location`.
@@ -1040,6 +1092,26 @@ fn is_namespace(name: &str) -> bool {
         || name == INCOMING_DATABASE
 }
 
+/// Rows uploaded for an insert: Parquet parts under one folder.
+struct Uploaded {
+    id: String,
+    folder: String,
+    keys: Vec<String>,
+    schema: Option<SchemaRef>,
+    rows: u64,
+}
+
+/// Rows to insert, as they come.
+type Rows<'a> = futures::stream::BoxStream<'a, Result<RecordBatch>>;
+
+/// Rows held in memory, as a stream.
+fn held(batches: Vec<RecordBatch>) -> Rows<'static> {
+    futures::stream::iter(batches.into_iter().map(Ok)).boxed()
+}
+
+/// Rows per Parquet part of an insert (a part is encoded in memory before it is uploaded).
+const PART_ROWS: usize = 1 << 20;
+
 /// A landed batch as Parquet for Athena to read once. Compressed (zstd, as Trino writes
 /// Iceberg files), since the INSERT that reads it is billed by these bytes: uncompressed, a
 /// batch of text columns costs about four times the bronze it becomes.
@@ -1174,21 +1246,35 @@ impl AthenaLake {
     async fn append_rows(
         &self,
         table: &TableRef,
-        batches: Vec<RecordBatch>,
+        batches: Rows<'_>,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
         if let Some(done) = self.appended_before(table, options).await? {
             return Ok(done);
         }
-        let based_on = self.prepare(table, options, false).await?;
-        let (rows, files) = self.insert_rows(table, batches).await?;
+        // Every row uploaded before the table is touched: a stream that fails (a file refused
+        // half way through its chunks) leaves it as it was.
+        let parts = self.upload_rows(batches).await?;
+        let based_on = match self.prepare(table, options, false).await {
+            Ok(b) => b,
+            Err(e) => {
+                if let Some(p) = &parts {
+                    self.remove_parts(p).await;
+                }
+                return Err(e);
+            }
+        };
+        let (rows, files) = match parts {
+            Some(p) => self.insert_uploaded(table, p).await?,
+            None => (0, 0),
+        };
         self.finish(table, options, rows, files, based_on).await
     }
 
     async fn overwrite_rows(
         &self,
         table: &TableRef,
-        batches: Vec<RecordBatch>,
+        batches: Rows<'_>,
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
         let owner = self.lock(table).await?;
@@ -1196,10 +1282,28 @@ impl AthenaLake {
             if let Some(id) = self.committed_snapshot(table, options).await? {
                 return self.already_committed(table, options, id).await;
             }
-            let based_on = self.prepare(table, options, true).await?;
-            self.run(&athena_sql::delete_all(&Self::data(table)))
-                .await?;
-            let (rows, files) = self.insert_rows(table, batches).await?;
+            // Every row uploaded before the table is emptied: a stream that fails leaves it
+            // as it was.
+            let parts = self.upload_rows(batches).await?;
+            let based_on = match self.prepare(table, options, true).await {
+                Ok(b) => b,
+                Err(e) => {
+                    if let Some(p) = &parts {
+                        self.remove_parts(p).await;
+                    }
+                    return Err(e);
+                }
+            };
+            if let Err(e) = self.run(&athena_sql::delete_all(&Self::data(table))).await {
+                if let Some(p) = &parts {
+                    self.remove_parts(p).await;
+                }
+                return Err(e);
+            }
+            let (rows, files) = match parts {
+                Some(p) => self.insert_uploaded(table, p).await?,
+                None => (0, 0),
+            };
             self.finish(table, options, rows, files, based_on).await
         }
         .await;
@@ -1470,9 +1574,15 @@ impl Lake for AthenaLake {
         options: &WriteOptions,
     ) -> Result<CommitOutcome> {
         match write {
-            Write::Append(Input::Rows(batches)) => self.append_rows(table, batches, options).await,
+            Write::Append(Input::Rows(batches)) => {
+                self.append_rows(table, held(batches), options).await
+            }
             Write::Overwrite(Input::Rows(batches)) => {
-                self.overwrite_rows(table, batches, options).await
+                self.overwrite_rows(table, held(batches), options).await
+            }
+            Write::Append(Input::Stream(rows)) => self.append_rows(table, rows, options).await,
+            Write::Overwrite(Input::Stream(rows)) => {
+                self.overwrite_rows(table, rows, options).await
             }
             Write::Append(Input::Query { sql, at }) => {
                 self.append_query_rows(table, sql, at, options).await

@@ -176,6 +176,37 @@ impl ObjectRef {
             size: bytes.len() as u64,
         }
     }
+
+    /// [`ObjectRef::local`] of the bytes `reader` yields, read as they come (a file larger than
+    /// memory), each block passed to `seen` as well (a copy, a progress count).
+    pub fn local_read(
+        bucket: &str,
+        key: &str,
+        mut reader: impl std::io::Read,
+        mut seen: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<Self> {
+        let mut hash = Sha256::new();
+        let mut size = 0u64;
+        let mut block = vec![0u8; 1 << 20];
+        loop {
+            let n = match reader.read(&mut block) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hash.update(&block[..n]);
+            seen(&block[..n])?;
+            size += n as u64;
+        }
+        Ok(ObjectRef {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: None,
+            etag: Some(hex::encode(&hash.finalize()[..16])),
+            size,
+        })
+    }
 }
 
 /// The identity of one landed file's journey through the pipeline.
@@ -355,6 +386,14 @@ mod tests {
             BatchId::for_object(&ObjectRef::local("landing", "k", b"abd"))
         );
         assert_eq!(a.size, 3);
+        let mut copied = Vec::new();
+        let read = ObjectRef::local_read("landing", "k", &b"abc"[..], |b| {
+            copied.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(read, a, "read as it comes, the same identity");
+        assert_eq!(copied, b"abc");
     }
 
     #[test]

@@ -268,10 +268,13 @@ pub struct SnapshotInfo {
 }
 
 /// Where the rows of a write come from.
-#[derive(Debug)]
 pub enum Input<'a> {
     /// Rows held here.
     Rows(Vec<RecordBatch>),
+    /// Rows that arrive as they are computed (a large file checked chunk by chunk): written as
+    /// they come, committed once the stream ends. An `Err` from the stream stops the write and
+    /// removes what it wrote; the table stays as it was.
+    Stream(futures::stream::BoxStream<'a, Result<RecordBatch>>),
     /// The rows of a query over the lake, in its dialect, reading the tables as `at` says. An
     /// engine that runs SQL elsewhere (Athena) runs it there.
     Query {
@@ -291,6 +294,26 @@ pub enum Input<'a> {
         /// The rows it reads by name (a bare name, no namespace).
         relations: Vec<(String, Vec<RecordBatch>)>,
     },
+}
+
+impl std::fmt::Debug for Input<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Rows(b) => f.debug_tuple("Rows").field(b).finish(),
+            Input::Stream(_) => f.write_str("Stream(..)"),
+            Input::Query { sql, at } => f
+                .debug_struct("Query")
+                .field("sql", sql)
+                .field("at", at)
+                .finish(),
+            Input::QueryOver { sql, at, relations } => f
+                .debug_struct("QueryOver")
+                .field("sql", sql)
+                .field("at", at)
+                .field("relations", relations)
+                .finish(),
+        }
+    }
 }
 
 /// What a write does to its table (staged or published as its [`WriteOptions`] say).
@@ -574,6 +597,23 @@ pub trait ObjectStore: Send + Sync {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<ObjectRef>;
     /// Reads a whole object; [`crate::Error::NotFound`] if absent.
     async fn get(&self, key: &str) -> Result<Vec<u8>>;
+    /// Opens an object to read as it arrives, for objects too large to hold in memory. The
+    /// reader blocks: read it on a blocking thread. The default reads the whole object first.
+    async fn open(&self, key: &str) -> Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(std::io::Cursor::new(self.get(key).await?)))
+    }
+    /// Copies the object `from_key` of `from` here as `key`, without holding it whole where
+    /// the stores allow (a file copied on one disk, a server-side copy between buckets); the
+    /// default reads it and writes it. [`crate::Error::NotFound`] if it is absent.
+    async fn copy_from(&self, from: &dyn ObjectStore, from_key: &str, key: &str) -> Result<()> {
+        let bytes = from.get(from_key).await?;
+        self.put(key, bytes).await.map(|_| ())
+    }
+    /// The file holding an object, for a store on this machine's disk.
+    fn local_path(&self, key: &str) -> Option<std::path::PathBuf> {
+        let _ = key;
+        None
+    }
     /// The objects under a prefix, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectRef>>;
     /// Deletes an object; deleting an absent object is not an error.

@@ -947,6 +947,21 @@ impl Lake for LocalLake {
                 );
                 out
             }
+            Input::Stream(rows) => {
+                // Rows from this process as they are computed: written as they come.
+                let started_at = chrono::Utc::now();
+                let clock = std::time::Instant::now();
+                let out = self
+                    .write_rows(t, kind, options, async move { Ok(rows) })
+                    .await;
+                floe_core::cost::record(
+                    "insert",
+                    0,
+                    clock.elapsed().as_millis() as u64,
+                    started_at,
+                );
+                out
+            }
             Input::Query { sql, at } => {
                 self.write_query_rows(t, kind, sql, at, Vec::new(), options)
                     .await

@@ -125,6 +125,7 @@ impl Service {
             rows: Arc::new(floe_lake::MemoryEngine),
             notifier,
             concurrency,
+            chunk_rows: floe_pipeline::extract::CHUNK_ROWS,
         };
         let next = settings
             .next_queues

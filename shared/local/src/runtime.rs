@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use floe_config::Project;
 use floe_core::flow::{Disposition, failed_event};
-use floe_core::ports::{Clock, Delivery, EventSink, Lake, ObjectStore, Queue, SystemClock};
+use floe_core::ports::{Clock, Delivery, EventSink, Lake, Queue, SystemClock};
 use floe_core::{Error, ObjectRef, Result};
 
 use floe_core::Stage;
@@ -135,6 +135,7 @@ impl Runtime {
                 rows: Arc::new(floe_lake::MemoryEngine),
                 notifier,
                 concurrency,
+                chunk_rows: floe_pipeline::extract::CHUNK_ROWS,
             },
             store,
             events,
@@ -142,6 +143,14 @@ impl Runtime {
             clock,
             scanned: Default::default(),
         })
+    }
+
+    /// Lands files `rows` rows at a time (at least one) instead of
+    /// [`floe_pipeline::extract::CHUNK_ROWS`]: a test of a file of many chunks without a
+    /// large file.
+    pub fn with_chunk_rows(mut self, rows: usize) -> Self {
+        self.stages.chunk_rows = rows.max(1);
+        self
     }
 
     /// The project.
@@ -200,14 +209,12 @@ impl Runtime {
         }
         progress::step(format!("copying {}", file.display()));
         progress::measure(progress::Unit::Bytes, Some(size));
-        let bytes = read_counted(file, size)
-            .map_err(|e| Error::Config(format!("cannot read {}: {e}", file.display())))?;
         let file_name = file
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| Error::Config(format!("{} has no file name", file.display())))?;
         let key = landing_key(source, name, extract_ts, file_name);
-        let object = self.store.put(&key, bytes).await?;
+        let object = self.store.put_file(&key, file, progress::add)?;
         self.announce(&object).await?;
         self.mark_announced(&object).await?;
         Ok(object)
@@ -250,8 +257,7 @@ impl Runtime {
             let object = match scanned.get(&key) {
                 Some((_, Some(o))) if unchanged => o.clone(),
                 _ if unchanged || settled => {
-                    let bytes = self.store.get(&key).await?;
-                    let o = self.store.object_ref(&key, &bytes);
+                    let o = self.store.identify(&key)?;
                     scanned.insert(key.clone(), (stamp, Some(o.clone())));
                     o
                 }
@@ -411,20 +417,4 @@ impl Runtime {
 /// The folder of a project's local state.
 pub fn state_dir(project_root: &Path) -> PathBuf {
     project_root.join(STATE_DIR)
-}
-
-/// Reads a whole file, counting its bytes for [`crate::progress`] as they come.
-fn read_counted(file: &Path, size: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(file)?;
-    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    let mut chunk = vec![0u8; 8 << 20];
-    loop {
-        let n = f.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(out);
-        }
-        out.extend_from_slice(&chunk[..n]);
-        progress::add(n as u64);
-    }
 }

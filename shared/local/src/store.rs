@@ -121,6 +121,48 @@ impl LocalStore {
     pub fn object_ref(&self, key: &str, bytes: &[u8]) -> ObjectRef {
         ObjectRef::local(&self.bucket, key, bytes)
     }
+
+    /// The identity of the object stored at `key`, its file read as it comes (never held whole).
+    pub fn identify(&self, key: &str) -> Result<ObjectRef> {
+        let path = self.path(key)?;
+        let file = std::fs::File::open(&path).map_err(io("reading", &path))?;
+        ObjectRef::local_read(&self.bucket, key, file, |_| Ok(())).map_err(io("reading", &path))
+    }
+
+    /// Copies the file `from` in as the object `key`, block by block (a file larger than memory
+    /// is never held whole), each block's size passed to `progress`; readers never see half of
+    /// it.
+    pub fn put_file(
+        &self,
+        key: &str,
+        from: &Path,
+        mut progress: impl FnMut(u64),
+    ) -> Result<ObjectRef> {
+        use std::io::Write as _;
+        let path = self.path(key)?;
+        let dir = path.parent().expect("a key names a file in a folder");
+        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        let source = std::fs::File::open(from).map_err(io("reading", from))?;
+        let tmp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
+        let copied = (|| {
+            let mut out = std::fs::File::create(&tmp)?;
+            let object = ObjectRef::local_read(&self.bucket, key, source, |block| {
+                progress(block.len() as u64);
+                out.write_all(block)
+            })?;
+            out.flush()?;
+            Ok::<_, std::io::Error>(object)
+        })();
+        let object = match copied {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(io("copying", from)(e));
+            }
+        };
+        std::fs::rename(&tmp, &path).map_err(io("renaming into", &path))?;
+        Ok(object)
+    }
 }
 
 fn io(what: &str, path: &Path) -> impl Fn(std::io::Error) -> Error {
@@ -152,12 +194,30 @@ impl ObjectStore for LocalStore {
         std::fs::read(&path).map_err(io("reading", &path))
     }
 
+    async fn copy_from(&self, from: &dyn ObjectStore, from_key: &str, key: &str) -> Result<()> {
+        match from.local_path(from_key) {
+            Some(file) => self.put_file(key, &file, |_| {}).map(|_| ()),
+            None => {
+                let bytes = from.get(from_key).await?;
+                self.put(key, bytes).await.map(|_| ())
+            }
+        }
+    }
+
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.path(key).ok()
+    }
+
+    async fn open(&self, key: &str) -> Result<Box<dyn std::io::Read + Send>> {
+        let path = self.path(key)?;
+        let file = std::fs::File::open(&path).map_err(io("reading", &path))?;
+        Ok(Box::new(file))
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectRef>> {
         let mut out = Vec::new();
         for (key, _) in self.files(prefix)? {
-            let path = self.path(&key)?;
-            let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
-            out.push(self.object_ref(&key, &bytes));
+            out.push(self.identify(&key)?);
         }
         Ok(out)
     }

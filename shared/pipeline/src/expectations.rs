@@ -93,7 +93,9 @@ fn condition(table: &TableConfig, e: &Expectation) -> String {
     }
 }
 
-/// Runs `table`'s expectations over `extract` (read from `file`) on `engine` and decides.
+/// Runs `table`'s expectations over `extract` (read from `file`, or a chunk of it) on `engine`
+/// and decides. Whether the whole file dropped every row is the caller's to ask
+/// ([`all_dropped`]).
 pub async fn check(
     table: &TableConfig,
     extract: Extract,
@@ -239,17 +241,6 @@ pub async fn check(
             )
         })
         .collect();
-    if !dropped.is_empty() && dropped.len() == checked {
-        return Ok(Verdict::Refuse(vec![Problem::file(format!(
-            "every row fails an expectation with on_fail: drop ({}), so nothing would land: fix the extract",
-            results
-                .iter()
-                .filter(|f| f.expectation.on_fail == OnFail::Drop && !f.rows.is_empty())
-                .map(|f| f.expectation.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))]));
-    }
     let extract = if dropped.is_empty() {
         extract
     } else {
@@ -274,6 +265,22 @@ pub async fn check(
         results,
         dropped,
         checked,
+    })
+}
+
+/// The problem of a file whose every row an expectation with `on_fail: drop` dropped (nothing
+/// would land), if that is what happened to it.
+pub fn all_dropped(results: &[Failed], dropped: usize, checked: usize) -> Option<Problem> {
+    (dropped > 0 && dropped == checked).then(|| {
+        Problem::file(format!(
+            "every row fails an expectation with on_fail: drop ({}), so nothing would land: fix the extract",
+            results
+                .iter()
+                .filter(|f| f.expectation.on_fail == OnFail::Drop && !f.rows.is_empty())
+                .map(|f| f.expectation.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
     })
 }
 

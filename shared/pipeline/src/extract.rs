@@ -8,6 +8,7 @@
 //! what to do; a file with any problem is refused whole, so nothing half-valid reaches bronze.
 
 use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
 
 /// A hash map with a fast, non-cryptographic hasher (keys of one file, not an attacker's).
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -103,68 +104,687 @@ pub fn snake_case(header: &str) -> String {
     out.trim_end_matches('_').to_owned()
 }
 
+/// Rows a landed file is read and checked in: whatever the file's size, landing holds a few
+/// chunks of it at a time.
+pub const CHUNK_ROWS: usize = 131_072;
+
 /// Reads and checks a file of `table`'s format.
 pub fn read(table: &TableConfig, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
     read_with(table, bytes, &BTreeSet::new())
 }
 
 /// [`read`], leaving out the file's columns named in `retired` (columns the lake keeps that the
-/// config no longer declares: a source may still send them).
+/// config no longer declares: a source may still send them). The whole file in one extract,
+/// for files that fit in memory; landing reads chunk by chunk ([`open`]).
 pub fn read_with(
     table: &TableConfig,
     bytes: &[u8],
     retired: &BTreeSet<String>,
 ) -> Result<Extract, Vec<Problem>> {
-    let shape = Shape { table, retired };
-    let bytes = decompress(bytes)?;
-    let bytes: &[u8] = &bytes;
-    if let Some(p) = wrong_format(table.format, bytes) {
+    let chunks = open(
+        table,
+        retired,
+        Box::new(std::io::Cursor::new(bytes.to_vec())),
+        CHUNK_ROWS,
+    )?;
+    let mut parts = Vec::new();
+    let mut problems = Vec::new();
+    for chunk in chunks {
+        match chunk {
+            Ok(x) if problems.is_empty() => parts.push(x),
+            Ok(_) => {}
+            Err(p) => problems.extend(p),
+        }
+        if problems.len() >= MAX_PROBLEMS {
+            break;
+        }
+    }
+    if !problems.is_empty() {
+        problems.truncate(MAX_PROBLEMS);
+        return Err(problems);
+    }
+    let extract = Extract::concat(parts, Shape { table, retired }.width());
+    if extract.rows() == 0 {
+        return Err(vec![no_rows()]);
+    }
+    crate::progress::phase("checking values");
+    Checker::new(table).check(&extract)?;
+    Ok(extract)
+}
+
+/// The problem of a file with a header and no rows.
+pub fn no_rows() -> Problem {
+    Problem::file("the file has a header but no rows: land the extract again with its rows")
+}
+
+impl Extract {
+    /// The chunks' rows as one extract of `width` columns.
+    pub fn concat(parts: Vec<Extract>, width: usize) -> Extract {
+        if parts.len() == 1 {
+            return parts.into_iter().next().expect("one part");
+        }
+        let columns = (0..width)
+            .map(|c| {
+                let arrays: Vec<&dyn Array> = parts.iter().map(|p| p.columns[c].as_ref()).collect();
+                if arrays.is_empty() {
+                    arrow_array::new_empty_array(&DataType::Utf8)
+                } else {
+                    arrow_select::concat::concat(&arrays).expect("text columns concatenate")
+                }
+            })
+            .collect();
+        Extract {
+            columns,
+            lines: parts.into_iter().flat_map(|p| p.lines).collect(),
+        }
+    }
+}
+
+/// A landed file opened for reading: its rows come chunk by chunk, in file order, each row with
+/// its file line. A chunk with problems comes as its problems (reading goes on past them, so a
+/// report can list a file's problems); a problem that leaves the rest unreadable (undecodable
+/// bytes, a corrupt Parquet page) ends the file.
+pub struct Chunks {
+    table: TableConfig,
+    retired: BTreeSet<String>,
+    source: Source,
+    chunk_rows: usize,
+    ended: bool,
+}
+
+enum Source {
+    Csv(Box<CsvSource>),
+    Parquet(Box<ParquetSource>),
+    Jsonl(Box<JsonlSource>),
+}
+
+impl Iterator for Chunks {
+    type Item = Result<Extract, Vec<Problem>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        let shape = Shape {
+            table: &self.table,
+            retired: &self.retired,
+        };
+        let (chunk, ended) = match &mut self.source {
+            Source::Csv(s) => s.next(&shape, self.chunk_rows),
+            Source::Parquet(s) => s.next(&shape),
+            Source::Jsonl(s) => s.next(&shape, self.chunk_rows),
+        };
+        self.ended = ended;
+        chunk
+    }
+}
+
+/// Opens a file of `table`'s format (gzip or zstd compressed or not, known by its first
+/// bytes) to read it chunk by chunk, `chunk_rows` rows at most to a chunk; refuses it at once
+/// when its format, emptiness or header is wrong. Reading blocks: run it on a blocking thread.
+pub fn open(
+    table: &TableConfig,
+    retired: &BTreeSet<String>,
+    input: Box<dyn Read + Send>,
+    chunk_rows: usize,
+) -> Result<Chunks, Vec<Problem>> {
+    let unreadable =
+        |e: std::io::Error| vec![Problem::file(format!("the file cannot be read: {e}"))];
+    let (head, input) = peek(input, |h| h.len() >= 4).map_err(unreadable)?;
+    let compressed = head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+    if compressed {
+        // Progress counts the bytes read after decompression, whose total is not known.
+        crate::progress::measure(crate::progress::Unit::Bytes, None);
+    }
+    let input: Box<dyn Read + Send> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(Decoded {
+            inner: flate2::read::MultiGzDecoder::new(input),
+            what: "gzip",
+        })
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let decoder = zstd::stream::read::Decoder::new(input).map_err(unreadable)?;
+        Box::new(Decoded {
+            inner: decoder,
+            what: "zstd",
+        })
+    } else {
+        input
+    };
+    let content = |h: &[u8]| h.len() >= 4 && h.iter().any(|b| !b.is_ascii_whitespace());
+    let (head, input) = peek(input, content).map_err(|e| vec![Problem::file(e.to_string())])?;
+    if let Some(p) = wrong_format(table.format, &head) {
         return Err(vec![p]);
     }
-    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+    if head.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(vec![Problem::file(
             "the file is empty: land the extract again with its rows (an empty full extract would close every current version)",
         )]);
     }
-    let extract = match table.format {
-        FileFormat::Csv => read_csv(&shape, bytes)?,
-        FileFormat::Parquet => read_parquet(&shape, bytes)?,
-        FileFormat::Jsonl => read_jsonl(&shape, bytes)?,
+    let shape = Shape { table, retired };
+    let source = match table.format {
+        FileFormat::Csv => Source::Csv(Box::new(CsvSource::open(&shape, without_bom(input)?)?)),
+        FileFormat::Parquet => {
+            Source::Parquet(Box::new(ParquetSource::open(&shape, input, chunk_rows)?))
+        }
+        FileFormat::Jsonl => Source::Jsonl(Box::new(JsonlSource {
+            input: std::io::BufReader::with_capacity(1 << 20, without_bom(input)?),
+            line: 0,
+            read: 0,
+            buf: Vec::new(),
+        })),
     };
-    if extract.rows() == 0 {
-        return Err(vec![Problem::file(
-            "the file has a header but no rows: land the extract again with its rows",
-        )]);
-    }
-    crate::progress::phase("checking values");
-    check_values(table, &extract)?;
-    Ok(extract)
+    Ok(Chunks {
+        table: table.clone(),
+        retired: retired.clone(),
+        source,
+        chunk_rows: chunk_rows.max(1),
+        ended: false,
+    })
 }
 
-/// The file's bytes, decompressed when they are gzip or zstd (known by their magic bytes, so the
-/// name does not matter: `people.csv.gz`, `people.csv.zst` or a renamed file read the same).
-fn decompress(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Vec<Problem>> {
-    use std::io::Read;
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                vec![Problem::file(format!(
-                    "a gzip file that does not decompress ({e}): land the whole file again"
-                ))]
-            })?;
-        return Ok(out.into());
+/// Reads the start of `input` until `enough` says so (or the input ends, or 1 MiB was read)
+/// and gives it back with a reader of the whole input, the start included.
+fn peek(
+    mut input: Box<dyn Read + Send>,
+    enough: impl Fn(&[u8]) -> bool,
+) -> std::io::Result<(Vec<u8>, Box<dyn Read + Send>)> {
+    let mut head = Vec::new();
+    let mut block = [0u8; 8192];
+    while !enough(&head) && head.len() < (1 << 20) {
+        let n = match input.read(&mut block) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        head.extend_from_slice(&block[..n]);
     }
-    if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        let out = zstd::stream::decode_all(bytes).map_err(|e| {
+    Ok((
+        head.clone(),
+        Box::new(std::io::Cursor::new(head).chain(input)),
+    ))
+}
+
+/// The input past a UTF-8 byte-order mark, if it starts with one.
+fn without_bom(input: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>, Vec<Problem>> {
+    let (head, input) =
+        peek(input, |h| h.len() >= 3).map_err(|e| vec![Problem::file(e.to_string())])?;
+    if !head.starts_with(b"\xEF\xBB\xBF") {
+        return Ok(input);
+    }
+    let mut input = input;
+    let mut bom = [0u8; 3];
+    input
+        .read_exact(&mut bom)
+        .map_err(|e| vec![Problem::file(e.to_string())])?;
+    Ok(input)
+}
+
+/// A decompressing reader whose errors say what could not be decompressed.
+struct Decoded<R> {
+    inner: R,
+    what: &'static str,
+}
+
+impl<R: Read> Read for Decoded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "a {} file that does not decompress ({e}): land the whole file again",
+                    self.what
+                ),
+            )
+        })
+    }
+}
+
+/// A reader that notes where every line break it passes on is, so a record's file line can be
+/// told from its byte offset while the parser reads ahead.
+struct Lines<R> {
+    inner: R,
+    offset: u64,
+    breaks: std::collections::VecDeque<u64>,
+    before: u64,
+}
+
+impl<R: Read> Read for Lines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let at = self.offset;
+        self.breaks
+            .extend(memchr::memchr_iter(b'\n', &buf[..n]).map(|i| at + i as u64));
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> Lines<R> {
+    /// The file line of the byte at `offset` (1 = the first line), as an editor counts: a
+    /// record the parser starts at the `\n` of a CRLF is on the line after it. Offsets must
+    /// not go backwards.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        while self.breaks.front().is_some_and(|b| *b <= offset) {
+            self.breaks.pop_front();
+            self.before += 1;
+        }
+        self.before + 1
+    }
+}
+
+struct CsvSource {
+    reader: csv::Reader<Lines<Box<dyn Read + Send>>>,
+    header: Header,
+    /// The file's column names, as its header has them.
+    names: Vec<String>,
+    /// Each record is read into this one, checked as UTF-8 as a whole.
+    record: csv::StringRecord,
+    read: u64,
+}
+
+impl CsvSource {
+    fn open(shape: &Shape, input: Box<dyn Read + Send>) -> Result<Self, Vec<Problem>> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(false)
+            .buffer_capacity(1 << 16)
+            .from_reader(Lines {
+                inner: input,
+                offset: 0,
+                breaks: Default::default(),
+                before: 0,
+            });
+        let mut header = csv::ByteRecord::new();
+        match reader.read_byte_record(&mut header) {
+            Ok(true) => {}
+            Ok(false) => return Err(vec![Problem::file("the file is empty")]),
+            Err(e) => {
+                return Err(vec![Problem::at(
+                    1,
+                    None,
+                    format!("unreadable header: {e}"),
+                )]);
+            }
+        }
+        let mut names = Vec::new();
+        for (i, f) in header.iter().enumerate() {
+            match std::str::from_utf8(f) {
+                Ok(s) => names.push(s.to_owned()),
+                Err(_) => {
+                    return Err(vec![Problem::at(
+                        1,
+                        None,
+                        format!(
+                            "header field {} is not UTF-8: save the file as UTF-8",
+                            i + 1
+                        ),
+                    )]);
+                }
+            }
+        }
+        let header = map_header(shape, &names, Some(1))?;
+        Ok(CsvSource {
+            reader,
+            header,
+            names,
+            record: csv::StringRecord::new(),
+            read: 0,
+        })
+    }
+
+    /// The name of the file's `field`th column: as declared (headers match declared names
+    /// snake_cased), or as the header has it for a column kept in `_rescued`.
+    fn field_name(&self, field: usize) -> String {
+        if let Some((_, raw)) = self.header.rescued.iter().find(|(i, _)| *i == field) {
+            return raw.clone();
+        }
+        self.names
+            .get(field)
+            .map_or_else(|| format!("field {}", field + 1), |n| snake_case(n))
+    }
+
+    /// The next chunk, and whether the file ended with it.
+    fn next(
+        &mut self,
+        shape: &Shape,
+        chunk_rows: usize,
+    ) -> (Option<Result<Extract, Vec<Problem>>>, bool) {
+        let table = shape.table;
+        // Each column straight into an Arrow builder: no string is allocated per value.
+        let mut values: Vec<StringBuilder> = (0..shape.width())
+            .map(|_| StringBuilder::with_capacity(chunk_rows.min(1 << 20), 0))
+            .collect();
+        let mut lines = Vec::with_capacity(chunk_rows.min(1 << 20));
+        let mut problems = Vec::new();
+        let mut ended = false;
+        let mut taken = 0usize;
+        while taken < chunk_rows {
+            taken += 1;
+            match self.reader.read_record(&mut self.record) {
+                Ok(true) => {}
+                Ok(false) => {
+                    ended = true;
+                    break;
+                }
+                Err(e) => {
+                    if let csv::ErrorKind::Io(io) = e.kind() {
+                        problems.push(Problem::file(io.to_string()));
+                        ended = true;
+                        break;
+                    }
+                    let line = e
+                        .position()
+                        .map(|p| self.reader.get_mut().line_at(p.byte()));
+                    if let csv::ErrorKind::Utf8 { err, .. } = e.kind() {
+                        // The record is checked as a whole (one pass over its bytes); the
+                        // field at fault is named.
+                        problems.push(Problem {
+                            line,
+                            column: Some(self.field_name(err.field())),
+                            message: format!(
+                                "not UTF-8 text (invalid byte at offset {} of the value): save the file as UTF-8",
+                                err.valid_up_to()
+                            ),
+                        });
+                        if problems.len() >= MAX_PROBLEMS {
+                            ended = true;
+                            break;
+                        }
+                        continue;
+                    }
+                    let message = match e.kind() {
+                        csv::ErrorKind::UnequalLengths {
+                            expected_len, len, ..
+                        } => format!(
+                            "{len} fields where the header has {expected_len}: check quoting and delimiters on this line"
+                        ),
+                        _ => format!("malformed CSV: {e}"),
+                    };
+                    problems.push(Problem {
+                        line,
+                        column: None,
+                        message,
+                    });
+                    if problems.len() >= MAX_PROBLEMS {
+                        ended = true;
+                        break;
+                    }
+                    continue;
+                }
+            }
+            self.read += 1;
+            let record = &self.record;
+            let byte = record.position().map_or(0, |p| p.byte());
+            let line = self.reader.get_mut().line_at(byte);
+            if self.read.is_multiple_of(8192) {
+                crate::progress::set(byte);
+                crate::progress::rows(self.read);
+            }
+            for (c, i) in self.header.order.iter().enumerate() {
+                values[c].append_option(i.and_then(|i| record.get(i)));
+            }
+            if shape.rescues() {
+                let pairs: Vec<(String, serde_json::Value)> = self
+                    .header
+                    .rescued
+                    .iter()
+                    .filter_map(|(i, name)| record.get(*i).map(|v| (name.clone(), v.into())))
+                    .collect();
+                values[table.columns.len()].append_option(rescued_json(pairs.into_iter()));
+            }
+            lines.push(line);
+            if problems.len() >= MAX_PROBLEMS {
+                ended = true;
+                break;
+            }
+        }
+        if !problems.is_empty() {
+            return (Some(Err(problems)), ended);
+        }
+        if lines.is_empty() {
+            return (None, true);
+        }
+        let columns = values
+            .iter_mut()
+            .map(|b| std::sync::Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        (Some(Ok(Extract { columns, lines })), ended)
+    }
+}
+
+struct JsonlSource {
+    input: std::io::BufReader<Box<dyn Read + Send>>,
+    line: u64,
+    read: u64,
+    buf: Vec<u8>,
+}
+
+impl JsonlSource {
+    fn next(
+        &mut self,
+        shape: &Shape,
+        chunk_rows: usize,
+    ) -> (Option<Result<Extract, Vec<Problem>>>, bool) {
+        use std::io::BufRead as _;
+        let table = shape.table;
+        let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); shape.width()];
+        let mut lines = Vec::new();
+        let mut problems = Vec::new();
+        let mut ended = false;
+        while lines.len() < chunk_rows {
+            self.buf.clear();
+            match self.input.read_until(b'\n', &mut self.buf) {
+                Ok(0) => {
+                    ended = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    problems.push(Problem::file(e.to_string()));
+                    ended = true;
+                    break;
+                }
+            }
+            self.line += 1;
+            self.read += self.buf.len() as u64;
+            let line = self.line;
+            if line.is_multiple_of(8192) {
+                crate::progress::set(self.read);
+                crate::progress::rows(line);
+            }
+            let raw = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            let Ok(l) = std::str::from_utf8(raw) else {
+                // Text past this point cannot be trusted to split into lines as written.
+                return (
+                    Some(Err(vec![Problem::at(
+                        line,
+                        None,
+                        "not UTF-8 text: save the file as UTF-8",
+                    )])),
+                    true,
+                );
+            };
+            if l.trim().is_empty() {
+                continue;
+            }
+            let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(l) {
+                Ok(UniqueKeys(o)) => o,
+                Err(e) => {
+                    problems.push(Problem::at(line, None, format!("not a JSON object: {e}")));
+                    if problems.len() >= MAX_PROBLEMS {
+                        ended = true;
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let names: Vec<String> = obj.keys().cloned().collect();
+            let header = match map_header(shape, &names, Some(line)) {
+                Ok(h) => h,
+                Err(p) => {
+                    problems.extend(p);
+                    if problems.len() >= MAX_PROBLEMS {
+                        ended = true;
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let by_name: HashMap<String, &serde_json::Value> =
+                obj.iter().map(|(k, v)| (snake_case(k), v)).collect();
+            for (c, col) in table.columns.iter().enumerate() {
+                values[c].push(match by_name.get(&col.name) {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(s)) => Some(s.clone()),
+                    Some(v) => Some(v.to_string()),
+                });
+            }
+            if shape.rescues() {
+                values[table.columns.len()].push(rescued_json(
+                    header
+                        .rescued
+                        .iter()
+                        .map(|(_, name)| (name.clone(), obj[name].clone())),
+                ));
+            }
+            lines.push(line);
+            if problems.len() >= MAX_PROBLEMS {
+                ended = true;
+                break;
+            }
+        }
+        if !problems.is_empty() {
+            return (Some(Err(problems)), ended);
+        }
+        if lines.is_empty() {
+            return (None, true);
+        }
+        let columns = values
+            .into_iter()
+            .map(|v| std::sync::Arc::new(StringArray::from(v)) as ArrayRef)
+            .collect();
+        (Some(Ok(Extract { columns, lines })), ended)
+    }
+}
+
+struct ParquetSource {
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    header: Header,
+    names: Vec<String>,
+    next_line: u64,
+}
+
+impl ParquetSource {
+    /// Parquet is read from its footer: the file is held (compressed, as delivered) and its
+    /// rows decoded `chunk_rows` at a time.
+    fn open(
+        shape: &Shape,
+        mut input: Box<dyn Read + Send>,
+        chunk_rows: usize,
+    ) -> Result<Self, Vec<Problem>> {
+        let mut data = Vec::new();
+        input
+            .read_to_end(&mut data)
+            .map_err(|e| vec![Problem::file(e.to_string())])?;
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            bytes::Bytes::from(data),
+        )
+        .map_err(|e| vec![Problem::file(format!("not a readable Parquet file: {e}"))])?;
+        let names: Vec<String> = builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let header = map_header(shape, &names, None)?;
+        let reader = builder
+            .with_batch_size(chunk_rows.clamp(1, 1 << 20))
+            .build()
+            .map_err(|e| vec![Problem::file(format!("not a readable Parquet file: {e}"))])?;
+        Ok(ParquetSource {
+            reader,
+            header,
+            names,
+            // Parquet has no lines: a row's "line" is its position, from 1.
+            next_line: 1,
+        })
+    }
+
+    fn next(&mut self, shape: &Shape) -> (Option<Result<Extract, Vec<Problem>>>, bool) {
+        let batch = match self.reader.next() {
+            None => return (None, true),
+            Some(Err(e)) => {
+                return (
+                    Some(Err(vec![Problem::file(format!(
+                        "corrupt Parquet data: {e}"
+                    ))])),
+                    true,
+                );
+            }
+            Some(Ok(b)) => b,
+        };
+        let first = self.next_line;
+        self.next_line += batch.num_rows() as u64;
+        crate::progress::rows(self.next_line - 1);
+        match text_columns(shape, &self.header, &self.names, &batch, first) {
+            Ok(x) => (Some(Ok(x)), false),
+            Err(p) => (Some(Err(p)), true),
+        }
+    }
+}
+
+/// One Parquet batch's declared columns as text (and its undeclared ones in `_rescued`).
+fn text_columns(
+    shape: &Shape,
+    header: &Header,
+    names: &[String],
+    batch: &arrow_array::RecordBatch,
+    first_line: u64,
+) -> Result<Extract, Vec<Problem>> {
+    let n = batch.num_rows();
+    let as_text = |i: usize| -> Result<ArrayRef, Vec<Problem>> {
+        cast_with_options(batch.column(i), &DataType::Utf8, &CastOptions::default()).map_err(|e| {
             vec![Problem::file(format!(
-                "a zstd file that does not decompress ({e}): land the whole file again"
+                "cannot read column '{}' as text: {e}",
+                names[i]
             ))]
-        })?;
-        return Ok(out.into());
+        })
+    };
+    let mut columns = Vec::new();
+    for i in &header.order {
+        columns.push(match i {
+            Some(i) => as_text(*i)?,
+            None => arrow_array::new_null_array(&DataType::Utf8, n),
+        });
     }
-    Ok(bytes.into())
+    if shape.rescues() {
+        let texts: Vec<(String, ArrayRef)> = header
+            .rescued
+            .iter()
+            .map(|(i, name)| as_text(*i).map(|a| (name.clone(), a)))
+            .collect::<Result<_, _>>()?;
+        let rows: StringArray = (0..n)
+            .map(|r| {
+                rescued_json(texts.iter().map(|(name, a)| {
+                    let a = a.as_any().downcast_ref::<StringArray>().expect("text");
+                    let v = if a.is_null(r) {
+                        serde_json::Value::Null
+                    } else {
+                        a.value(r).into()
+                    };
+                    (name.clone(), v)
+                }))
+            })
+            .collect();
+        columns.push(std::sync::Arc::new(rows));
+    }
+    let n = n as u64;
+    Ok(Extract {
+        columns,
+        lines: (first_line..first_line + n).collect(),
+    })
 }
 
 /// A file of another format than the table's (a Parquet file on a CSV table reads as binary
@@ -335,315 +955,6 @@ fn rescued_json(pairs: impl Iterator<Item = (String, serde_json::Value)>) -> Opt
     (!obj.is_empty()).then(|| serde_json::Value::Object(obj).to_string())
 }
 
-fn read_csv(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
-    let table = shape.table;
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(false)
-        .from_reader(bytes);
-    crate::progress::measure(crate::progress::Unit::Bytes, Some(bytes.len() as u64));
-    let mut records = reader.byte_records();
-    let header = match records.next() {
-        Some(Ok(h)) => h,
-        Some(Err(e)) => {
-            return Err(vec![Problem::at(
-                1,
-                None,
-                format!("unreadable header: {e}"),
-            )]);
-        }
-        None => return Err(vec![Problem::file("the file is empty")]),
-    };
-    let mut names = Vec::new();
-    for (i, f) in header.iter().enumerate() {
-        match std::str::from_utf8(f) {
-            Ok(s) => names.push(s.to_owned()),
-            Err(_) => {
-                return Err(vec![Problem::at(
-                    1,
-                    None,
-                    format!(
-                        "header field {} is not UTF-8: save the file as UTF-8",
-                        i + 1
-                    ),
-                )]);
-            }
-        }
-    }
-    let header = map_header(shape, &names, Some(1))?;
-    // Each column straight into an Arrow builder: no string is allocated per value. The size
-    // hint (one value per row, the file's bytes shared out) saves the regrowing.
-    let rows_hint = bytes.iter().filter(|b| **b == b'\n').count();
-    let mut values: Vec<StringBuilder> = (0..shape.width())
-        .map(|_| StringBuilder::with_capacity(rows_hint, bytes.len() / shape.width().max(1)))
-        .collect();
-    let mut lines = Vec::new();
-    let mut problems = Vec::new();
-    // Line numbers as an editor shows them, from each record's byte offset (the csv crate's own
-    // count is one short on CRLF files: it ends a record at the \r and starts the next at the
-    // \n, which is counted here as the line break it is). Records come in order: counted once.
-    let mut counted = (0usize, 1u64);
-    let mut line_at = |byte: u64| -> u64 {
-        let mut byte = usize::try_from(byte).unwrap_or(usize::MAX).min(bytes.len());
-        if bytes.get(byte) == Some(&b'\n') {
-            byte += 1;
-        }
-        if byte >= counted.0 {
-            counted.1 += bytes[counted.0..byte]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count() as u64;
-            counted.0 = byte;
-        }
-        counted.1
-    };
-    let mut read = 0u64;
-    for record in records {
-        read += 1;
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map(|p| line_at(p.byte()));
-                let message = match e.kind() {
-                    csv::ErrorKind::UnequalLengths {
-                        expected_len, len, ..
-                    } => format!(
-                        "{len} fields where the header has {expected_len}: check quoting and delimiters on this line"
-                    ),
-                    _ => format!("malformed CSV: {e}"),
-                };
-                problems.push(Problem {
-                    line,
-                    column: None,
-                    message,
-                });
-                if problems.len() >= MAX_PROBLEMS {
-                    break;
-                }
-                continue;
-            }
-        };
-        let line = record.position().map_or(0, |p| line_at(p.byte()));
-        if read.is_multiple_of(8192) {
-            crate::progress::set(record.position().map_or(0, |p| p.byte()));
-            crate::progress::rows(read);
-        }
-        let text = |i: usize, column: &str, problems: &mut Vec<Problem>| match std::str::from_utf8(
-            record.get(i).unwrap_or_default(),
-        ) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                problems.push(Problem::at(line, Some(column), format!(
-                        "not UTF-8 text (invalid byte at offset {} of the value): save the file as UTF-8",
-                        e.valid_up_to()
-                    )));
-                None
-            }
-        };
-        for (c, i) in header.order.iter().enumerate() {
-            let v = i.and_then(|i| text(i, &table.columns[c].name, &mut problems));
-            values[c].append_option(v);
-        }
-        if shape.rescues() {
-            let pairs: Vec<(String, serde_json::Value)> = header
-                .rescued
-                .iter()
-                .filter_map(|(i, name)| {
-                    text(*i, name, &mut problems).map(|v| (name.clone(), v.into()))
-                })
-                .collect();
-            values[table.columns.len()].append_option(rescued_json(pairs.into_iter()));
-        }
-        lines.push(line);
-        if problems.len() >= MAX_PROBLEMS {
-            break;
-        }
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(Extract {
-        columns: values
-            .iter_mut()
-            .map(|b| std::sync::Arc::new(b.finish()) as ArrayRef)
-            .collect(),
-        lines,
-    })
-}
-
-/// The extract of rows read value by value, unless a problem was found.
-fn finish(
-    values: Vec<Vec<Option<String>>>,
-    lines: Vec<u64>,
-    problems: Vec<Problem>,
-) -> Result<Extract, Vec<Problem>> {
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(Extract {
-        columns: values
-            .into_iter()
-            .map(|v| std::sync::Arc::new(StringArray::from(v)) as ArrayRef)
-            .collect(),
-        lines,
-    })
-}
-
-fn text_columns(
-    shape: &Shape,
-    batches: Vec<arrow_array::RecordBatch>,
-    first_line: u64,
-) -> Result<Extract, Vec<Problem>> {
-    let Some(first) = batches.first() else {
-        return Ok(Extract {
-            columns: (0..shape.width())
-                .map(|_| {
-                    std::sync::Arc::new(StringArray::from(Vec::<Option<String>>::new())) as ArrayRef
-                })
-                .collect(),
-            lines: Vec::new(),
-        });
-    };
-    let names: Vec<String> = first
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    let header = map_header(shape, &names, None)?;
-    let n = batches.iter().map(|b| b.num_rows()).sum::<usize>();
-    let as_text = |i: usize| -> Result<ArrayRef, Vec<Problem>> {
-        let parts: Vec<ArrayRef> = batches
-            .iter()
-            .map(|b| cast_with_options(b.column(i), &DataType::Utf8, &CastOptions::default()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| {
-                vec![Problem::file(format!(
-                    "cannot read column '{}' as text: {e}",
-                    names[i]
-                ))]
-            })?;
-        let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-        arrow_select::concat::concat(&refs).map_err(|e| vec![Problem::file(e.to_string())])
-    };
-    let mut columns = Vec::new();
-    for i in &header.order {
-        columns.push(match i {
-            Some(i) => as_text(*i)?,
-            None => arrow_array::new_null_array(&DataType::Utf8, n),
-        });
-    }
-    if shape.rescues() {
-        let texts: Vec<(String, ArrayRef)> = header
-            .rescued
-            .iter()
-            .map(|(i, name)| as_text(*i).map(|a| (name.clone(), a)))
-            .collect::<Result<_, _>>()?;
-        let rows: StringArray = (0..n)
-            .map(|r| {
-                rescued_json(texts.iter().map(|(name, a)| {
-                    let a = a.as_any().downcast_ref::<StringArray>().expect("text");
-                    let v = if a.is_null(r) {
-                        serde_json::Value::Null
-                    } else {
-                        a.value(r).into()
-                    };
-                    (name.clone(), v)
-                }))
-            })
-            .collect();
-        columns.push(std::sync::Arc::new(rows));
-    }
-    let n = n as u64;
-    Ok(Extract {
-        columns,
-        lines: (first_line..first_line + n).collect(),
-    })
-}
-
-fn read_parquet(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
-    let data = bytes::Bytes::copy_from_slice(bytes);
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)
-        .and_then(|b| b.build())
-        .map_err(|e| vec![Problem::file(format!("not a readable Parquet file: {e}"))])?;
-    let batches = reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| vec![Problem::file(format!("corrupt Parquet data: {e}"))])?;
-    // Parquet has no lines: a row's "line" is its position, from 1.
-    text_columns(shape, batches, 1)
-}
-
-fn read_jsonl(shape: &Shape, bytes: &[u8]) -> Result<Extract, Vec<Problem>> {
-    let table = shape.table;
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = 1 + bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count() as u64;
-        vec![Problem::at(
-            line,
-            None,
-            "not UTF-8 text: save the file as UTF-8",
-        )]
-    })?;
-    // A byte-order mark is read past, as for CSV.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); shape.width()];
-    let mut lines = Vec::new();
-    let mut problems = Vec::new();
-    crate::progress::measure(crate::progress::Unit::Bytes, Some(text.len() as u64));
-    let mut read = 0u64;
-    for (i, l) in text.lines().enumerate() {
-        let line = i as u64 + 1;
-        read += l.len() as u64 + 1;
-        if line.is_multiple_of(8192) {
-            crate::progress::set(read);
-            crate::progress::rows(line);
-        }
-        if l.trim().is_empty() {
-            continue;
-        }
-        let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(l) {
-            Ok(UniqueKeys(o)) => o,
-            Err(e) => {
-                problems.push(Problem::at(line, None, format!("not a JSON object: {e}")));
-                continue;
-            }
-        };
-        let names: Vec<String> = obj.keys().cloned().collect();
-        let header = match map_header(shape, &names, Some(line)) {
-            Ok(h) => h,
-            Err(p) => {
-                problems.extend(p);
-                continue;
-            }
-        };
-        let by_name: HashMap<String, &serde_json::Value> =
-            obj.iter().map(|(k, v)| (snake_case(k), v)).collect();
-        for (c, col) in table.columns.iter().enumerate() {
-            values[c].push(match by_name.get(&col.name) {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(s)) => Some(s.clone()),
-                Some(v) => Some(v.to_string()),
-            });
-        }
-        if shape.rescues() {
-            values[table.columns.len()].push(rescued_json(
-                header
-                    .rescued
-                    .iter()
-                    .map(|(_, name)| (name.clone(), obj[name].clone())),
-            ));
-        }
-        lines.push(line);
-        if problems.len() >= MAX_PROBLEMS {
-            break;
-        }
-    }
-    finish(values, lines, problems)
-}
-
 /// The Arrow type standardise casts a column to (the same cast kernels DataFusion's CAST uses).
 fn cast_target(t: ColumnType) -> Option<DataType> {
     match t {
@@ -693,8 +1004,41 @@ fn lossy_reason(ty: ColumnType, text: &str) -> Option<String> {
 const TRUE_WORDS: &[&str] = &["true", "t", "yes", "y", "1"];
 const FALSE_WORDS: &[&str] = &["false", "f", "no", "n", "0"];
 
+/// The checks of a file's values, chunk by chunk: values standardise could not type, NULL keys,
+/// bad cdc operations, and keys repeated anywhere in the file (the keys seen are remembered
+/// across chunks).
+pub struct Checker<'a> {
+    table: &'a TableConfig,
+    /// Integer keys seen, with the line each was first seen on.
+    int_keys: FastMap<Option<i64>, u64>,
+    /// Other keys seen, by a 128-bit hash of their values (two rows of different keys share
+    /// one with a chance of about 2^-128 per pair), with the line each was first seen on.
+    text_keys: FastMap<(u64, u64), u64>,
+}
+
+impl<'a> Checker<'a> {
+    /// No rows checked yet.
+    pub fn new(table: &'a TableConfig) -> Self {
+        Checker {
+            table,
+            int_keys: FastMap::default(),
+            text_keys: FastMap::default(),
+        }
+    }
+
+    /// Checks the next chunk of the file's rows.
+    pub fn check(&mut self, x: &Extract) -> Result<(), Vec<Problem>> {
+        check_values(self.table, x, &mut self.int_keys, &mut self.text_keys)
+    }
+}
+
 /// Values that standardise could not type, NULL keys, duplicate keys, bad cdc operations.
-fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
+fn check_values(
+    table: &TableConfig,
+    x: &Extract,
+    int_keys: &mut FastMap<Option<i64>, u64>,
+    text_keys: &mut FastMap<(u64, u64), u64>,
+) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
     // Values are checked trimmed, an empty one as no value; a column that needs neither (the
     // usual case) is checked as it is, without a copy.
@@ -907,8 +1251,8 @@ fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
                     .as_any()
                     .downcast_ref::<arrow_array::Int64Array>()
                     .expect("bigint");
-                let mut seen: FastMap<Option<i64>, u64> =
-                    FastMap::with_capacity_and_hasher(k.len(), Default::default());
+                let seen = int_keys;
+                seen.reserve(k.len());
                 for r in 0..k.len() {
                     let key = k.is_valid(r).then(|| k.value(r));
                     match seen.entry(key) {
@@ -935,20 +1279,29 @@ fn check_values(table: &TableConfig, x: &Extract) -> Result<(), Vec<Problem>> {
                             .unwrap_or_else(|| cleaned[k].clone())
                     })
                     .collect();
-                let mut seen: FastMap<Vec<&str>, u64> =
-                    FastMap::with_capacity_and_hasher(x.rows(), Default::default());
+                use std::hash::BuildHasher as _;
+                let seen = text_keys;
+                seen.reserve(x.rows());
+                let halves = (
+                    foldhash::fast::FixedState::with_seed(0x5eed_0ff1_0e5e),
+                    foldhash::fast::FixedState::with_seed(0xf10e_5eed_0ff1),
+                );
                 for r in 0..x.rows() {
                     let key: Vec<&str> = texts
                         .iter()
                         .map(|col| if col.is_valid(r) { col.value(r) } else { "" })
                         .collect();
-                    if let Some(first) = seen.get(&key) {
-                        let shown = key.iter().map(|v| (*v).to_owned()).collect();
-                        if !report(r, *first, shown) {
-                            break;
+                    let hash = (halves.0.hash_one(&key), halves.1.hash_one(&key));
+                    match seen.entry(hash) {
+                        std::collections::hash_map::Entry::Occupied(first) => {
+                            let shown = key.iter().map(|v| (*v).to_owned()).collect();
+                            if !report(r, *first.get(), shown) {
+                                break;
+                            }
                         }
-                    } else {
-                        seen.insert(key, x.lines[r]);
+                        std::collections::hash_map::Entry::Vacant(slot) => {
+                            slot.insert(x.lines[r]);
+                        }
                     }
                 }
             }

@@ -4,7 +4,6 @@
 //! nothing else is held up.
 
 use floe_core::event::Quarantined;
-use floe_core::ports::LakeWrites;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
@@ -12,10 +11,14 @@ use chrono::{DateTime, Utc};
 use floe_config::{Project, TableConfig};
 use floe_core::message::{Envelope, StageMessage};
 use floe_core::ports::{
-    Clock, EventSink, Lake, ObjectStore, PipelineEvent, RowQuery, WriteOptions,
+    Clock, EventSink, Input, Lake, ObjectStore, PipelineEvent, RowQuery, Write, WriteOptions,
 };
 use floe_core::{BatchId, Error, Layer, ObjectRef, Result, RunId};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 
 use crate::bronze;
 use crate::events::{self, S3Event};
@@ -51,6 +54,171 @@ pub fn bronze_batch(
         .map_err(|e| Error::Internal(format!("building the bronze batch: {e}")))
 }
 
+/// What the checks of a landed file found, chunk by chunk.
+#[derive(Debug, Default)]
+struct Intake {
+    /// Every problem found (at most [`extract::MAX_PROBLEMS`]).
+    problems: Vec<Problem>,
+    /// Every expectation with its failing rows (positions in the file), in config order.
+    results: Vec<crate::expectations::Failed>,
+    /// The rows dropped by expectations.
+    dropped: Vec<(u64, String, String)>,
+    /// Rows checked.
+    checked: usize,
+    /// Rows passed on to bronze.
+    landed: usize,
+}
+
+impl Intake {
+    /// The problems that refuse the file, if any.
+    fn refused(&self) -> Option<Vec<Problem>> {
+        (!self.problems.is_empty()).then(|| self.problems.clone())
+    }
+
+    fn add(&mut self, problems: Vec<Problem>) {
+        let room = extract::MAX_PROBLEMS.saturating_sub(self.problems.len());
+        self.problems.extend(problems.into_iter().take(room));
+    }
+
+    fn full(&self) -> bool {
+        self.problems.len() >= extract::MAX_PROBLEMS
+    }
+}
+
+/// A landed file being checked: the chunks its reader sends, and what became of them.
+struct Checking<'s> {
+    chunks: tokio::sync::mpsc::Receiver<std::result::Result<extract::Extract, Vec<Problem>>>,
+    checker: extract::Checker<'s>,
+    table: &'s TableConfig,
+    file: &'s str,
+    rows: &'s dyn RowQuery,
+    intake: Arc<Mutex<Intake>>,
+    batch_id: &'s BatchId,
+    extract_ts: DateTime<Utc>,
+    landed_at: DateTime<Utc>,
+    /// Rows of the file before the chunk in hand.
+    offset: usize,
+    ended: bool,
+}
+
+impl Checking<'_> {
+    /// The next chunk's bronze batch; an error once the file is refused (the problems are in
+    /// the intake) or its expectations cannot run; `None` at the end of a file that passed.
+    async fn next(&mut self) -> Option<Result<RecordBatch>> {
+        if self.ended {
+            return None;
+        }
+        let refused = || {
+            Err(Error::InvalidData {
+                file: self.file.to_owned(),
+                detail: "refused: see its quarantine report".into(),
+            })
+        };
+        loop {
+            let Some(chunk) = self.chunks.recv().await else {
+                // The end of the file: what only the whole file can tell.
+                self.ended = true;
+                let mut intake = self.intake.lock().expect("intake");
+                if intake.problems.is_empty() {
+                    if intake.checked == 0 {
+                        intake.problems.push(extract::no_rows());
+                    } else if let Some(p) = crate::expectations::all_dropped(
+                        &intake.results,
+                        intake.dropped.len(),
+                        intake.checked,
+                    ) {
+                        intake.problems.push(p);
+                    }
+                }
+                return if intake.problems.is_empty() {
+                    None
+                } else {
+                    Some(refused())
+                };
+            };
+            let extract = match chunk {
+                Ok(x) => x,
+                Err(problems) => {
+                    let mut intake = self.intake.lock().expect("intake");
+                    intake.add(problems);
+                    if intake.full() {
+                        self.ended = true;
+                        return Some(refused());
+                    }
+                    continue;
+                }
+            };
+            let n = extract.rows();
+            let offset = self.offset;
+            self.offset += n;
+            let checked = self.checker.check(&extract);
+            let refusing = {
+                let mut intake = self.intake.lock().expect("intake");
+                if let Err(problems) = checked {
+                    intake.add(problems);
+                }
+                if intake.full() {
+                    self.ended = true;
+                    return Some(refused());
+                }
+                !intake.problems.is_empty()
+            };
+            if refusing {
+                // Refused already: the rest is read for its problems only.
+                continue;
+            }
+            let verdict =
+                match crate::expectations::check(self.table, extract, self.file, self.rows).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        self.ended = true;
+                        return Some(Err(e));
+                    }
+                };
+            let mut intake = self.intake.lock().expect("intake");
+            let (extract, results, dropped, checked) = match verdict {
+                crate::expectations::Verdict::Land {
+                    extract,
+                    results,
+                    dropped,
+                    checked,
+                } => (extract, results, dropped, checked),
+                crate::expectations::Verdict::Refuse(problems) => {
+                    intake.add(problems);
+                    if intake.full() {
+                        self.ended = true;
+                        return Some(refused());
+                    }
+                    continue;
+                }
+            };
+            if intake.results.is_empty() {
+                intake.results = results
+                    .iter()
+                    .map(|f| crate::expectations::Failed {
+                        expectation: f.expectation.clone(),
+                        rows: Vec::new(),
+                    })
+                    .collect();
+            }
+            for (all, chunk) in intake.results.iter_mut().zip(results) {
+                all.rows.extend(chunk.rows.into_iter().map(|r| r + offset));
+            }
+            intake.dropped.extend(dropped);
+            intake.checked += checked;
+            intake.landed += extract.rows();
+            return Some(bronze_batch(
+                self.table,
+                extract,
+                self.batch_id.as_str(),
+                self.extract_ts,
+                self.landed_at,
+                self.file,
+            ));
+        }
+    }
+}
+
 /// What the landing stage needs.
 pub struct Landing<'a> {
     /// The project (table configs).
@@ -67,6 +235,8 @@ pub struct Landing<'a> {
     pub clock: &'a dyn Clock,
     /// Where expectations run over a file's rows.
     pub rows: &'a dyn RowQuery,
+    /// Rows a file is read and checked in ([`extract::CHUNK_ROWS`]; tests make it small).
+    pub chunk_rows: usize,
 }
 
 /// What became of one landed object.
@@ -187,32 +357,29 @@ impl Landing<'_> {
         // refused before anything is read or written.
         let drift = crate::drift::inspect(self.lake, table).await?;
         drift.check(table)?;
-        let bytes = self.landing.get(&object.key).await?;
-        let extract = match extract::read_with(table, &bytes, &drift.undeclared) {
-            Ok(x) => x,
-            Err(problems) => {
-                return self
-                    .quarantine(&object, &batch_id, Some(table), problems)
-                    .await;
-            }
-        };
-        let (extract, results, dropped, checked) =
-            match crate::expectations::check(table, extract, &object.key, self.rows).await? {
-                crate::expectations::Verdict::Land {
-                    extract,
-                    results,
-                    dropped,
-                    checked,
-                } => (extract, results, dropped, checked),
-                crate::expectations::Verdict::Refuse(problems) => {
-                    return self
-                        .quarantine(&object, &batch_id, Some(table), problems)
-                        .await;
-                }
-            };
-        let expected = crate::expectations::summary(&results, dropped.len());
-        if let Some(line) = &expected {
-            tracing::warn!(file = %object.key, "{line}");
+        // The file is read, checked and written chunk by chunk (bounded memory whatever its
+        // size) and committed once its last chunk passed; a problem anywhere refuses it whole.
+        // The tables are prepared once its first chunk passed, so a file refused at its start
+        // changes nothing.
+        let landed_at = self.clock.now();
+        let intake = Arc::new(Mutex::new(Intake::default()));
+        let mut rows = self
+            .checked_rows(
+                table,
+                &object,
+                &drift.undeclared,
+                &batch_id,
+                key.extract_ts,
+                landed_at,
+                intake.clone(),
+            )
+            .await?;
+        let first = rows.next().await;
+        let refused = intake.lock().expect("intake").refused();
+        if let Some(problems) = refused {
+            return self
+                .quarantine(&object, &batch_id, Some(table), problems)
+                .await;
         }
         let bronze_ref = table.table_ref(Layer::Bronze);
         if !drift.bronze.is_empty() {
@@ -232,15 +399,6 @@ impl Landing<'_> {
                 Err(e) => return Err(e),
             }
         }
-        let n = extract.rows();
-        let batch = bronze_batch(
-            table,
-            extract,
-            batch_id.as_str(),
-            key.extract_ts,
-            self.clock.now(),
-            &object.key,
-        )?;
         let mut options = WriteOptions::batch(batch_id.clone(), run_id.clone());
         options
             .properties
@@ -248,8 +406,64 @@ impl Landing<'_> {
         options
             .properties
             .insert("floe.extract-ts".into(), key.extract_ts.to_rfc3339());
-        crate::progress::phase("writing bronze");
-        let outcome = self.lake.append(&bronze_ref, vec![batch], &options).await?;
+        crate::progress::phase("checking and writing bronze");
+        let rows = futures::stream::iter(first).chain(rows).boxed();
+        let written = self
+            .lake
+            .write(&bronze_ref, Write::Append(Input::Stream(rows)), &options)
+            .await;
+        let refused = intake.lock().expect("intake").refused();
+        if let Some(problems) = refused {
+            // Refused by a later chunk: the write stopped and removed what it wrote.
+            return self
+                .quarantine(&object, &batch_id, Some(table), problems)
+                .await;
+        }
+        let outcome = written?;
+        let intake = if outcome.already_committed && !table.expectations.is_empty() {
+            // Landed before (a redelivered event): the expectations' counts are recorded
+            // again from the file, so a landing that stopped before recording them completes.
+            let again = Arc::new(Mutex::new(Intake::default()));
+            let mut rows = self
+                .checked_rows(
+                    table,
+                    &object,
+                    &drift.undeclared,
+                    &batch_id,
+                    key.extract_ts,
+                    landed_at,
+                    again.clone(),
+                )
+                .await?;
+            while let Some(row) = rows.next().await {
+                row?;
+            }
+            std::mem::take(&mut *again.lock().expect("intake"))
+        } else {
+            std::mem::take(&mut *intake.lock().expect("intake"))
+        };
+        let Intake {
+            results,
+            dropped,
+            checked,
+            landed: mut n,
+            ..
+        } = intake;
+        if outcome.already_committed && table.expectations.is_empty() {
+            // Only the first chunk was read: the rows are the landed snapshot's.
+            let snapshots = self.lake.snapshots(&bronze_ref).await?;
+            if let Some(added) = snapshots
+                .iter()
+                .find(|s| s.snapshot_id == outcome.snapshot_id)
+                .and_then(|s| s.added_rows)
+            {
+                n = added as usize;
+            }
+        }
+        let expected = crate::expectations::summary(&results, dropped.len());
+        if let Some(line) = &expected {
+            tracing::warn!(file = %object.key, "{line}");
+        }
         tracing::info!(table = %bronze_ref, rows = n, snapshot_id = outcome.snapshot_id, replay = outcome.already_committed, "landed");
         crate::expectations::record(
             self.lake,
@@ -295,6 +509,61 @@ impl Landing<'_> {
         })
     }
 
+    /// The rows of a landed file as bronze batches, read on a blocking thread and checked chunk
+    /// by chunk as the stream is polled ([`extract::CHUNK_ROWS`] rows to a chunk). What the
+    /// checks found goes to `intake`; a refused file ends the stream with an error once every
+    /// problem to report (at most [`extract::MAX_PROBLEMS`]) is known.
+    #[allow(clippy::too_many_arguments)]
+    async fn checked_rows<'s>(
+        &'s self,
+        table: &'s TableConfig,
+        object: &'s ObjectRef,
+        retired: &BTreeSet<String>,
+        batch_id: &'s BatchId,
+        extract_ts: DateTime<Utc>,
+        landed_at: DateTime<Utc>,
+        intake: Arc<Mutex<Intake>>,
+    ) -> Result<BoxStream<'s, Result<RecordBatch>>> {
+        crate::progress::measure(crate::progress::Unit::Bytes, Some(object.size));
+        let input = self.landing.open(&object.key).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let (config, retired) = (table.clone(), retired.clone());
+        let chunk_rows = self.chunk_rows;
+        tokio::task::spawn_blocking(move || {
+            let chunks = match extract::open(&config, &retired, input, chunk_rows) {
+                Ok(c) => c,
+                Err(problems) => {
+                    let _ = tx.blocking_send(Err(problems));
+                    return;
+                }
+            };
+            for chunk in chunks {
+                if tx.blocking_send(chunk).is_err() {
+                    // The reader went away (a replayed write that needs no rows).
+                    return;
+                }
+            }
+        });
+        let state = Checking {
+            chunks: rx,
+            checker: extract::Checker::new(table),
+            table,
+            file: &object.key,
+            rows: self.rows,
+            intake,
+            batch_id,
+            extract_ts,
+            landed_at,
+            offset: 0,
+            ended: false,
+        };
+        Ok(futures::stream::unfold(state, |mut st| async move {
+            let next = st.next().await?;
+            Some((next, st))
+        })
+        .boxed())
+    }
+
     async fn quarantine(
         &self,
         object: &ObjectRef,
@@ -308,11 +577,12 @@ impl Landing<'_> {
             .unwrap_or(&object.key);
         let target = format!("{QUARANTINE_PREFIX}{rest}");
         let report_key = format!("{target}.report.json");
-        match self.landing.get(&object.key).await {
-            Ok(bytes) => {
-                self.quarantine.put(&target, bytes).await?;
-            }
-            Err(Error::NotFound(_)) => {}
+        match self
+            .quarantine
+            .copy_from(self.landing, &object.key, &target)
+            .await
+        {
+            Ok(()) | Err(Error::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
         let rendered: Vec<String> = problems.iter().map(|p| p.render(&object.key)).collect();

@@ -165,6 +165,9 @@ pub struct Stages {
     pub notifier: Option<Arc<dyn floe_core::ports::Notifier>>,
     /// How many models (or chunks) are built at once.
     pub concurrency: usize,
+    /// Rows a landed file is read and checked in ([`crate::extract::CHUNK_ROWS`] unless set:
+    /// fewer hold less memory and write more, smaller files).
+    pub chunk_rows: usize,
 }
 
 impl Stages {
@@ -238,6 +241,7 @@ impl Stages {
             events: self.events.as_ref(),
             clock: self.clock.as_ref(),
             rows: self.rows.as_ref(),
+            chunk_rows: self.chunk_rows,
         };
         let mut standardise = Vec::new();
         for landed in landing.handle(body, &RunId::new()).await? {

@@ -773,3 +773,67 @@ async fn rename_moves_the_table_and_refuses_to_clobber(#[case] backend: Backend)
     let err = lake.rename_table(&again, &to).await.unwrap_err();
     assert!(matches!(err, floe_core::Error::AlreadyExists(_)), "{err}");
 }
+
+#[rstest]
+#[case::local(Backend::Local)]
+#[case::athena(Backend::Athena)]
+#[tokio::test]
+async fn a_streamed_write_commits_whole_or_not_at_all(#[case] backend: Backend) {
+    use floe_core::ports::{Input, Write};
+    use futures::StreamExt;
+    let Some(h) = open(backend, "a_streamed_write_commits_whole_or_not_at_all").await else {
+        return;
+    };
+    let lake = h.lake.as_ref();
+    let t = h.with_table().await;
+    // Rows as they come, a batch at a time: committed once the stream ends.
+    let stream = futures::stream::iter((0..5).map(|i| Ok(rows(&[2 * i, 2 * i + 1], "s"))));
+    let out = lake
+        .write(&t, Write::Append(Input::Stream(stream.boxed())), &opts(1))
+        .await
+        .unwrap();
+    assert_eq!(out.rows_added, 10);
+    let all: Vec<i64> = (0..10).collect();
+    assert_eq!(read(lake, &t, ReadAt::Current).await, pairs(&all, "s"));
+    let before = lake.snapshots(&t).await.unwrap().len();
+    // A stream that fails after some batches (a file refused at a later chunk): nothing of it
+    // is committed, whether it appends or replaces.
+    let failing = || {
+        futures::stream::iter((0..3).map(|i| {
+            if i < 2 {
+                Ok(rows(&[100 + i], "x"))
+            } else {
+                Err(floe_core::Error::InvalidData {
+                    file: "f.csv".into(),
+                    detail: "refused at chunk 3".into(),
+                })
+            }
+        }))
+        .boxed()
+    };
+    let err = lake
+        .write(&t, Write::Append(Input::Stream(failing())), &opts(2))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("refused at chunk 3"), "{err}");
+    let err = lake
+        .write(&t, Write::Overwrite(Input::Stream(failing())), &opts(3))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("refused at chunk 3"), "{err}");
+    assert_eq!(read(lake, &t, ReadAt::Current).await, pairs(&all, "s"));
+    assert_eq!(lake.snapshots(&t).await.unwrap().len(), before);
+    // A replayed batch is recognised before its stream is read.
+    let untouched = futures::stream::iter([Err(floe_core::Error::Internal(
+        "a replay must not read its rows".into(),
+    ))]);
+    let replay = lake
+        .write(
+            &t,
+            Write::Append(Input::Stream(untouched.boxed())),
+            &opts(1),
+        )
+        .await
+        .unwrap();
+    assert!(replay.already_committed);
+}

@@ -278,6 +278,62 @@ async fn a_put_object_reads_back_whole_with_an_identity_of_its_content(#[case] b
     assert_eq!(s.get("landing/big/t/x/big.bin").await.unwrap(), big);
 }
 
+/// The quarantine store of a case: another folder, or the quarantine bucket.
+fn quarantine_store(w: &World) -> Arc<dyn ObjectStore> {
+    match &w.aws {
+        None => Arc::new(LocalStore::new("quarantine", &w.dir.join("q"))),
+        Some(aws) => Arc::new(S3Store::new(aws.clients.s3.clone(), &aws.quarantine_bucket)),
+    }
+}
+
+#[rstest]
+#[case::local(Backend::Local)]
+#[case::s3_on_moto(Backend::Moto)]
+#[tokio::test]
+async fn an_object_streams_as_it_is_read_and_copies_between_stores(#[case] backend: Backend) {
+    let Some(w) = world(backend, "object store: open and copy", 3).await else {
+        return;
+    };
+    let s = store(&w);
+    let key = "landing/nomis/people/2026-11-01T06:00:00Z/people 1+2.csv";
+    let big: Vec<u8> = (0..5 * 1024 * 1024 + 17).map(|i| (i % 251) as u8).collect();
+    s.put(key, big.clone()).await.unwrap();
+    // Read on a blocking thread, in small reads, as landing reads a file.
+    let reader = s.open(key).await.unwrap();
+    let read = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut reader = reader;
+        let mut out = Vec::new();
+        let mut block = [0u8; 4096];
+        loop {
+            let n = reader.read(&mut block).unwrap();
+            if n == 0 {
+                return out;
+            }
+            out.extend_from_slice(&block[..n]);
+        }
+    })
+    .await
+    .unwrap();
+    assert!(read == big, "the object streams back byte for byte");
+    let q = quarantine_store(&w);
+    let to = "quarantine/nomis/people/2026-11-01T06:00:00Z/people 1+2.csv";
+    q.copy_from(s.as_ref(), key, to).await.unwrap();
+    assert!(q.get(to).await.unwrap() == big, "the copy is whole");
+    let missing = q
+        .copy_from(s.as_ref(), "landing/no/such/x/file.csv", "quarantine/x")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, floe_core::Error::NotFound(_)),
+        "{missing}"
+    );
+    assert!(matches!(
+        s.open("landing/no/such/x/file.csv").await,
+        Err(floe_core::Error::NotFound(_))
+    ));
+}
+
 #[rstest]
 #[case::local(Backend::Local)]
 #[case::s3_on_moto(Backend::Moto)]

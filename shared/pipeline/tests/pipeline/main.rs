@@ -3,6 +3,7 @@
 //! several keeps a fresh build's disk and link time down); every module is one former test file.
 
 mod drift_property;
+mod landing_chunks;
 mod local_queue;
 mod pipeline_local;
 mod rejected_batches;
