@@ -506,6 +506,67 @@ def cold_start(args, work):
     return json.loads(out_json.read_text())
 
 
+# --- landing a large file (P5) --------------------------------------------------------------
+
+def landing(args, work):
+    """`floe land --wait` of one large CSV, stopped once the file is in bronze: the landing
+    stage's time (its first log line to its last) and the process's peak RSS until then."""
+    rows = args.landing_rows
+    data = args.data_dir / f"landing-{rows}"
+    log(f"[landing] data: one CSV of {rows:,} rows in {data}")
+    run([args.python, HERE / "bench_data.py", "--rows", rows, "--out", data, "--landing-only"])
+    manifest = json.loads((data / "manifest.json").read_text())
+    file = data / "day0.csv"
+    project = work / "landing"
+    floe_project(project, "csv", [tuple(c) for c in manifest["columns"]])
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_file = logs / "landing.log"
+    log(f"[landing] floe: {file.stat().st_size / 2**20:,.0f} MiB to bronze")
+    env = os.environ | QUIET_ENV | {"FLOE_LOG": "warn,floe_pipeline=info", "NO_COLOR": "1"}
+    with open(log_file, "wb") as err:
+        proc = subprocess.Popen([str(c) for c in (
+            args.floe, "land", file, "--table", f"{SOURCE}.{TABLE}", "--extract-ts",
+            manifest["day0"], "--wait", "-p", project)],
+            env=env, stdout=subprocess.DEVNULL, stderr=err)
+        peak, landed = 0.0, None
+        try:
+            while proc.poll() is None:
+                peak = max(peak, rss_mib(proc.pid))
+                text = log_file.read_text(errors="replace")
+                if "floe_pipeline::landing: landed" in text or "quarantined" in text:
+                    landed = text
+                    break
+                if peak > MEMORY_BUDGET_MIB:
+                    break
+                time.sleep(0.05)
+        finally:
+            proc.kill()
+            proc.wait()
+    text = landed or log_file.read_text(errors="replace")
+    if landed is None:
+        if peak > MEMORY_BUDGET_MIB:
+            return {"rows": rows, "bytes": file.stat().st_size, "peak_mib": peak,
+                    "note": f"over the memory budget ({MEMORY_BUDGET_MIB / 1024:g} GiB)"}
+        raise Failed(f"floe land of {file} did not land it:\n{text[-3000:]}")
+    if "quarantined" in text:
+        raise Failed(f"{file} was quarantined:\n{text[-3000:]}")
+
+    def at(marker):
+        m = re.search(r"^(\S+Z)\s+INFO .*" + re.escape(marker), text, re.M)
+        if not m:
+            raise Failed(f"no '{marker}' line in {log_file}")
+        return datetime.datetime.fromisoformat(m[1].replace("Z", "+00:00"))
+
+    seconds = (at("floe_pipeline::landing: landed") - at("floe_pipeline::landing: reading")
+               ).total_seconds()
+    size = file.stat().st_size
+    out = {"rows": rows, "bytes": size, "seconds": seconds, "peak_mib": peak,
+           "mb_per_s": size / 1e6 / seconds}
+    log(f"  {seconds:.1f} s, {out['mb_per_s']:.0f} MB/s, peak {peak:,.0f} MiB")
+    return out
+
+
 # --- report -------------------------------------------------------------------------------
 
 def cpu_model():
@@ -531,7 +592,7 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
-def report(meta, scd2_rows, plan, cold):
+def report(meta, scd2_rows, plan, cold, land=None):
     L = ["# floe benchmarks", ""]
     L += [f"- date: {meta['date']}",
           f"- machine: {meta['cpus']} CPUs (nproc), {meta['cpu']}, {meta['mem_gib']:.0f} GiB RAM, "
@@ -604,6 +665,21 @@ def report(meta, scd2_rows, plan, cold):
                                         for t in ("floe", "dbt", "dbt_inner", "floor"))
                              + " |")
             L.append("")
+    if land:
+        L += ["## Landing one large CSV (bounded memory)", "",
+              "`floe land --wait` of one CSV (the customer dimension's columns, made by "
+              "scripts/bench_data.py --landing-only) into a new table, stopped once the file is "
+              "in bronze. Landing = the landing stage's first log line to its last (the file read "
+              "chunk by chunk, checked, written to bronze and committed; the copy into the "
+              "landing zone before it is not counted); MB/s in 10^6 bytes of the file a second; "
+              "peak = the process's peak RSS until then.", "",
+              "| rows | file (MiB) | landing (s) | MB/s | peak (MiB) |", "|---:|---:|---:|---:|---:|"]
+        L.append(f"| {land['rows']:,} | {land['bytes'] / 2**20:,.0f} "
+                 f"| {num(land.get('seconds'))} | {num(land.get('mb_per_s'), 0)} "
+                 f"| {num(land.get('peak_mib'), 0)} |")
+        if land.get("note"):
+            L.append(f"\n{land['note']}")
+        L.append("")
     if plan:
         n = plan["models"]
         L += [f"## Planning: {n} models ({plan['templates']} templates x {plan['tables']} tables)",
@@ -656,6 +732,48 @@ def summary(scd2_rows, plan):
                 L.append(f"planning {plan['models']} models: floe plan/{other} "
                          f"{num_ratio(ratio(plan['floe plan']['median_s'], plan[other]['median_s']))}")
     return "\n".join(L)
+
+
+def targets(scd2_rows, plan, cold, land):
+    """Issue 18's targets, each with what this run measured and whether it holds."""
+    def verdict(ok):
+        return "holds" if ok else "does not hold"
+
+    L = []
+    for r in scd2_rows:
+        if r["kind"] != "day1" or r["change"] != "1%":
+            continue
+        fd, ff = ratio(r.get("floe_s"), r.get("dbt_s")), ratio(r.get("floe_s"), r.get("floor_s"))
+        mem = (r.get("floe_mib") is not None and r.get("dbt_mib") is not None
+               and r["floe_mib"] <= r["dbt_mib"])
+        if fd is None or ff is None:
+            L.append(f"P1 {r['rows']:,} {r['format']}: not measured ({r.get('floe_note', 'not run')})")
+            continue
+        L.append(f"P1 {r['rows']:,} {r['format']} 1%: floe/dbt {num_ratio(fd)} (<= 0.5: "
+                 f"{verdict(fd <= 0.5)}), floe/floor {num_ratio(ff)} (<= 3: {verdict(ff <= 3)}), "
+                 f"peak {num(r.get('floe_mib'), 0)} vs dbt {num(r.get('dbt_mib'), 0)} MiB "
+                 f"({verdict(mem)})")
+    if plan and "floe plan" in plan and "dbt parse" in plan:
+        x = ratio(plan["dbt parse"]["median_s"], plan["floe plan"]["median_s"])
+        L.append(f"P2 planning {plan['models']} models: floe plan is {num(x, 0)}x faster than "
+                 f"dbt parse (>= 100x: {verdict(x is not None and x >= 100)})")
+    if cold:
+        for s in cold["services"]:
+            zipped = s.get("zip_mib")
+            L.append(f"P3 {s['service']}: cold start {s['median_ms']:.1f} ms median (<= 25: "
+                     f"{verdict(s['median_ms'] <= 25)}), peak RSS {s['peak_rss_mib']:.1f} MiB "
+                     f"(<= 32: {verdict(s['peak_rss_mib'] <= 32)}), binary "
+                     f"{s['binary_mib']:.1f} MiB"
+                     + (f", zipped {zipped:.1f} MiB (<= 15 MB: {verdict(zipped * 1.048576 <= 15)})"
+                        if zipped is not None else ""))
+    if land and land.get("seconds"):
+        ok_mem, ok_speed = land["peak_mib"] <= 2048, land["mb_per_s"] >= 100
+        L.append(f"P5 landing {land['rows']:,} rows ({land['bytes'] / 1e9:.2f} GB): peak "
+                 f"{land['peak_mib']:,.0f} MiB (<= 2 GiB: {verdict(ok_mem)}), "
+                 f"{land['mb_per_s']:.0f} MB/s (>= 100: {verdict(ok_speed)})")
+    elif land:
+        L.append(f"P5 landing {land['rows']:,} rows: {land.get('note')}")
+    return "\n".join(L) or "(nothing measured)"
 
 
 def chart(path, scd2_rows, plan, cold):
@@ -739,6 +857,8 @@ def main():
     p.add_argument("--skip-scd2", action="store_true")
     p.add_argument("--skip-planning", action="store_true")
     p.add_argument("--skip-cold-start", action="store_true")
+    p.add_argument("--skip-landing", action="store_true")
+    p.add_argument("--landing-rows", type=int, default=20_000_000)
     p.add_argument("--skip-dbt", action="store_true")
     p.add_argument("--skip-floe", action="store_true")
     p.add_argument("--skip-dbt-compile", action="store_true")
@@ -756,7 +876,7 @@ def main():
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
         write_results(args.out, saved["meta"], saved["scd2"], saved["planning"],
-                      saved["cold_start"])
+                      saved["cold_start"], saved.get("landing"))
         return
     if not (args.bin_dir and args.data_dir and args.work_dir):
         sys.exit("--bin-dir, --data-dir and --work-dir are needed (scripts/bench.sh passes them)")
@@ -775,7 +895,7 @@ def main():
     args.dbt = bin_dir / "dbt"
     args.floe = args.bin_dir / "floe"
     args.floor = args.bin_dir / "floe-bench-floor"
-    for b in (args.floe, args.floor):
+    for b in (args.floe,) + (() if args.skip_scd2 else (args.floor,)):
         if not os.access(b, os.X_OK):
             sys.exit(f"{b} is missing: scripts/bench.sh builds it (cargo build --release -p floe-cli "
                      "-p floe-bench)")
@@ -799,7 +919,7 @@ def main():
             "duckdb": tool_version([args.python, "-c", "import duckdb; print(duckdb.__version__)"],
                                    r"(\S+)")}
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    scd2_rows, plan, cold = [], None, None
+    scd2_rows, plan, cold, land = [], None, None, None
     try:
         if not args.skip_scd2:
             for size in sizes:
@@ -808,6 +928,8 @@ def main():
                 log(f"[{size}] data: {rows:,} rows and its day-1 extracts in {data}")
                 run([args.python, HERE / "bench_data.py", "--rows", rows, "--out", data])
                 scd2_rows += scd2(args, size, rows, data, args.work_dir / size)
+        if not args.skip_landing:
+            land = landing(args, args.work_dir)
         if not args.skip_planning:
             plan = planning(args, args.work_dir)
         if not args.skip_cold_start:
@@ -818,11 +940,11 @@ def main():
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     meta["took_min"] = (time.monotonic() - started) / 60
 
-    write_results(args.out, meta, scd2_rows, plan, cold)
+    write_results(args.out, meta, scd2_rows, plan, cold, land)
 
 
-def write_results(out, meta, scd2_rows, plan, cold):
-    text = report(meta, scd2_rows, plan, cold)
+def write_results(out, meta, scd2_rows, plan, cold, land=None):
+    text = report(meta, scd2_rows, plan, cold, land)
     out.mkdir(parents=True, exist_ok=True)
     # The Athena comparison (scripts/bench_athena.py, `scripts/bench.sh --athena`) keeps its own
     # section of results.md between markers: a run of the other parts leaves it as it was.
@@ -835,11 +957,14 @@ def write_results(out, meta, scd2_rows, plan, cold):
             athena = "\n" + old[start:end] + "<!-- athena:end -->\n"
     (out / "results.md").write_text(text + "\n\n![results](results.png)\n" + athena)
     (out / "results.json").write_text(json.dumps(
-        {"meta": meta, "scd2": scd2_rows, "planning": plan, "cold_start": cold}, indent=2) + "\n")
+        {"meta": meta, "scd2": scd2_rows, "planning": plan, "cold_start": cold,
+         "landing": land}, indent=2) + "\n")
     chart(out / "results.png", scd2_rows, plan, cold)
     print(text)
     print("\n## Ratios (below 1: floe is faster)\n")
     print(summary(scd2_rows, plan))
+    print("\n## Targets (issue 18)\n")
+    print(targets(scd2_rows, plan, cold, land))
     print(f"\nwrote {out / 'results.md'}, {out / 'results.png'} and {out / 'results.json'}")
 
 

@@ -2,8 +2,9 @@
 # floe against the tools users would pick instead, with one command:
 #
 #   scripts/bench.sh [--size small|1m|10m|1m,10m] [--formats csv,parquet] [--repeat N]
-#                    [--skip-scd2] [--skip-planning] [--skip-cold-start] [--skip-dbt-compile]
-#                    [--plan-runs N] [--cold-runs N] [--max-memory-gib G] [--out DIR] [--keep]
+#                    [--skip-scd2] [--skip-landing] [--skip-planning] [--skip-cold-start]
+#                    [--skip-dbt-compile] [--landing-rows N] [--plan-runs N] [--cold-runs N]
+#                    [--max-memory-gib G] [--out DIR] [--keep]
 #   scripts/bench.sh --athena [--days N] [--rows N] [--change PCT] [--maintain-every N] [--late] [--out DIR]
 #
 # --athena runs only the Athena comparison (scripts/bench_athena.py): N daily full extracts
@@ -30,6 +31,10 @@
 #     floor  `floe-bench-floor` (bench/): DataFusion, floe's version, reads both extracts, joins
 #            them on the key and writes the changed rows as Parquet: the least any SCD2 does.
 #   Each history is checked afterwards (current rows and versions as the generator says).
+# Landing: one CSV of --landing-rows rows (default 20M, ~2.3 GiB; scripts/bench_data.py
+#   --landing-only) through `floe land --wait`, stopped once it is in bronze: the landing
+#   stage's time, MB/s and the process's peak RSS (the file is read in chunks: memory stays
+#   bounded whatever its size). ~1.5 min with the data made (~30 s to make it).
 # Planning: a floe project of 10 templates x 100 tables = 1,000 models, `floe plan --json`,
 #   against the same 1,000 models as a dbt project: `dbt parse` and `dbt compile` (both with
 #   --no-partial-parse). Median of --plan-runs (default 3).
@@ -38,7 +43,8 @@
 #   shown as over memory budget, rather than left to push the machine into the OOM killer.
 #
 # Prints a markdown table with the ratios floe/dbt and floe/floor (and the growth in time from
-# each size to the next when several run, e.g. --size 1m,10m), and writes
+# each size to the next when several run, e.g. --size 1m,10m), issue 18's targets (P1, P2, P3,
+# P5) each with what was measured and whether it holds, and writes
 # bench/results.md, bench/results.png (the chart) and bench/results.json (or --out DIR).
 # Time here (2 cores): small ~4 min, --size small,1m,10m ~17 min plus ~4 min to install
 # .venv-bench, plus the first release build (~25 min from scratch; seconds when up to date). Disk:
@@ -67,13 +73,13 @@ while [ $# -gt 0 ]; do
     --days|--rows|--change|--maintain-every)
       [ $# -ge 2 ] || { echo "$1 needs a value (see --help)" >&2; exit 2; }
       athena+=("$1" "$2"); shift 2 ;;
-    --size|--formats|--repeat|--plan-runs|--cold-runs|--max-memory-gib)
+    --size|--formats|--repeat|--plan-runs|--cold-runs|--max-memory-gib|--landing-rows)
       [ $# -ge 2 ] || { echo "$1 needs a value (see --help)" >&2; exit 2; }
       pass+=("$1" "$2"); shift 2 ;;
-    --skip-scd2|--skip-planning|--skip-cold-start|--skip-dbt-compile|--keep)
+    --skip-scd2|--skip-landing|--skip-planning|--skip-cold-start|--skip-dbt-compile|--keep)
       pass+=("$1"); shift ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,54p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,60p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done

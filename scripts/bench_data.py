@@ -2,6 +2,8 @@
 """The benchmark's data: a customer dimension and its daily full extracts (used by scripts/bench.sh).
 
     bench_data.py --rows N --out DIR [--seed S]
+    bench_data.py --rows N --out DIR --landing-only
+
 
 writes, in DIR (skipped when DIR/manifest.json says they were made with the same rows and seed):
 
@@ -10,6 +12,9 @@ writes, in DIR (skipped when DIR/manifest.json says they were made with the same
                                          pct% of N keys changed, of which 60% updated, 20% deleted
                                          (missing from the extract) and 20% inserted (new keys)
   manifest.json                          rows, seed and the exact counts of each extract
+
+--landing-only writes day0.csv alone (the landing benchmark's file: 20M rows are ~2.1 GiB), a
+million rows at a time, so that its size is not bounded by this script's memory.
 
 CSV and Parquet of an extract hold the same rows. Columns: customer_id (bigint, the key),
 first_name, last_name, email, city, segment (strings), date_of_birth (date), credit_limit
@@ -129,16 +134,33 @@ def main():
     p.add_argument("--rows", type=int, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--landing-only", action="store_true",
+                   help="write day0.csv alone, a million rows at a time")
     args = p.parse_args()
 
     manifest_path = args.out / "manifest.json"
+    kind = "landing" if args.landing_only else "scd2"
     if manifest_path.exists():
         m = json.loads(manifest_path.read_text())
-        if m.get("rows") == args.rows and m.get("seed") == args.seed:
+        if (m.get("rows") == args.rows and m.get("seed") == args.seed
+                and m.get("kind", "scd2") == kind):
             print(f"data for {args.rows} rows already in {args.out}", file=sys.stderr)
             return
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
+    if args.landing_only:
+        step = 1_000_000
+        with pacsv.CSVWriter(args.out / "day0.csv", customers(rng, np.arange(1, 2), DAY0).schema) as w:
+            for start in range(1, args.rows + 1, step):
+                ids = np.arange(start, min(start + step, args.rows + 1))
+                w.write_table(customers(rng, ids, DAY0))
+        manifest_path.write_text(json.dumps(
+            {"rows": args.rows, "seed": args.seed, "kind": kind, "columns": COLUMNS, "key": KEY,
+             "day0": DAY0.isoformat() + "Z", "extracts": {"day0": {"rows": args.rows}}},
+            indent=2) + "\n")
+        size = (args.out / "day0.csv").stat().st_size
+        print(f"wrote {args.out / 'day0.csv'}: {size / 2**20:.1f} MiB", file=sys.stderr)
+        return
     day0 = customers(rng, np.arange(1, args.rows + 1), DAY0)
     write(day0, args.out / "day0")
     extracts = {"day0": {"rows": day0.num_rows}}
@@ -146,7 +168,7 @@ def main():
         t, counts = day1(rng, day0, pct)
         write(t, args.out / f"day1_{pct}")
         extracts[f"day1_{pct}"] = counts
-    manifest = {"rows": args.rows, "seed": args.seed, "columns": COLUMNS, "key": KEY,
+    manifest = {"rows": args.rows, "seed": args.seed, "kind": kind, "columns": COLUMNS, "key": KEY,
                 "day0": DAY0.isoformat() + "Z", "day1": DAY1.isoformat() + "Z",
                 "extracts": extracts}
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -1010,7 +1010,7 @@ const FALSE_WORDS: &[&str] = &["false", "f", "no", "n", "0"];
 pub struct Checker<'a> {
     table: &'a TableConfig,
     /// Integer keys seen, with the line each was first seen on.
-    int_keys: FastMap<Option<i64>, u64>,
+    int_keys: FastMap<i64, u64>,
     /// Other keys seen, by a 128-bit hash of their values (two rows of different keys share
     /// one with a chance of about 2^-128 per pair), with the line each was first seen on.
     text_keys: FastMap<(u64, u64), u64>,
@@ -1036,7 +1036,7 @@ impl<'a> Checker<'a> {
 fn check_values(
     table: &TableConfig,
     x: &Extract,
-    int_keys: &mut FastMap<Option<i64>, u64>,
+    int_keys: &mut FastMap<i64, u64>,
     text_keys: &mut FastMap<(u64, u64), u64>,
 ) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
@@ -1254,11 +1254,14 @@ fn check_values(
                 let seen = int_keys;
                 seen.reserve(k.len());
                 for r in 0..k.len() {
-                    let key = k.is_valid(r).then(|| k.value(r));
+                    // An empty or untyped key is a problem of its own (reported above).
+                    if k.is_null(r) {
+                        continue;
+                    }
+                    let key = k.value(r);
                     match seen.entry(key) {
                         std::collections::hash_map::Entry::Occupied(first) => {
-                            let shown = key.map(|v| v.to_string()).unwrap_or_default();
-                            if !report(r, *first.get(), vec![shown]) {
+                            if !report(r, *first.get(), vec![key.to_string()]) {
                                 break;
                             }
                         }

@@ -361,6 +361,7 @@ impl Landing<'_> {
         // size) and committed once its last chunk passed; a problem anywhere refuses it whole.
         // The tables are prepared once its first chunk passed, so a file refused at its start
         // changes nothing.
+        tracing::info!(bytes = object.size, "reading");
         let landed_at = self.clock.now();
         let intake = Arc::new(Mutex::new(Intake::default()));
         let mut rows = self
