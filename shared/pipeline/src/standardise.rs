@@ -259,7 +259,15 @@ impl Standardise<'_> {
         // An engine that holds rows in memory computes the extract's versions once (typing and
         // fingerprinting the extract is most of the step) and applies them from there; their
         // tally goes with the snapshot for the audit.
-        let held = plan.step == Step::Apply && !merge && self.lake.capabilities().memory_relations;
+        // A redelivered message whose version is staged already is answered by the write
+        // without running anything: its extract is not typed again for nothing.
+        let replay = silver_snapshots
+            .iter()
+            .any(|s| s.batch_id.as_deref() == Some(message.batch_id.as_str()));
+        let held = plan.step == Step::Apply
+            && !merge
+            && !replay
+            && self.lake.capabilities().memory_relations;
         let mut relations = Vec::new();
         let target = format!(
             "{}.{}{}",

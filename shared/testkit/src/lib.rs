@@ -125,6 +125,17 @@ impl LocalProject {
         rows_as_text(&batches)
     }
 
+    /// The snapshot readers of `table` (`namespace.table`) see now.
+    pub async fn current_snapshot(&self, table: &str) -> floe_core::ports::SnapshotInfo {
+        self.lake
+            .snapshots(&table.parse().expect("namespace.table"))
+            .await
+            .expect("the table's snapshots")
+            .into_iter()
+            .find(|s| s.is_current)
+            .unwrap_or_else(|| panic!("{table} has no current snapshot"))
+    }
+
     /// How each published version of `table` was computed (`floe.scd2-step`), oldest first.
     pub async fn published_steps(&self, table: &str) -> Vec<String> {
         self.lake

@@ -525,10 +525,8 @@ async fn a_poison_message_is_dead_lettered_and_redrive_brings_it_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_staged_history_that_fails_its_tests_is_rejected_and_the_published_one_stays() {
-    use floe_core::message::{Envelope, StageMessage, Staged};
-    use floe_core::ports::WriteOptions;
-    use floe_core::{BatchId, ObjectRef, RunId};
-    use floe_pipeline::audit::{Audit, Verdict};
+    use floe_core::message::StageMessage;
+    use floe_core::{BatchId, ObjectRef};
 
     let p = pipeline().await;
     p.land(
@@ -540,14 +538,7 @@ async fn a_staged_history_that_fails_its_tests_is_rejected_and_the_published_one
     .await;
     p.drain().await;
     let silver: floe_core::TableRef = "silver_nomis.cases".parse().unwrap();
-    let published = p
-        .lake
-        .snapshots(&silver)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.is_current)
-        .unwrap();
+    let published = p.current_snapshot("silver_nomis.cases").await;
     let before = p
         .query("select case_id, status, is_current from silver_nomis.cases order by case_id")
         .await;
@@ -572,36 +563,11 @@ async fn a_staged_history_that_fails_its_tests_is_rejected_and_the_published_one
         b"x",
     );
     let batch = BatchId::for_object(&object);
-    let mut options = WriteOptions::batch(batch.clone(), RunId::from_string("r"));
-    options.stage_only = true;
-    let staged = p.lake.overwrite(&silver, bad, &options).await.unwrap();
-    let message = Envelope::new(
-        batch,
-        RunId::from_string("r"),
-        StageMessage::Audit {
-            table: silver.clone(),
-            staged: Staged::Snapshot {
-                snapshot_id: staged.snapshot_id,
-            },
-            redo: Box::new(StageMessage::Model {
-                table: silver.clone(),
-                snapshot_id: 0,
-            }),
-        },
-    );
-    let clock = floe_core::ports::SystemClock;
-    let verdict = Audit {
-        project: p.runtime.project(),
-        lake: p.lake.as_ref(),
-        events: p.runtime.events(),
-        clock: &clock,
-    }
-    .handle(&message)
-    .await
-    .unwrap();
-    let Verdict::Rejected { failures, .. } = verdict else {
-        panic!("expected a rejection, got {verdict:?}")
+    let redo = StageMessage::Model {
+        table: silver.clone(),
+        snapshot_id: 0,
     };
+    let failures = audit_staged(&p, &silver, bad, &batch, &batch, Default::default(), redo).await;
     let names: Vec<&str> = failures.iter().map(|f| f.test.as_str()).collect();
     assert!(names.contains(&"one current row per key"), "{names:?}");
     assert!(
@@ -619,14 +585,7 @@ async fn a_staged_history_that_fails_its_tests_is_rejected_and_the_published_one
         "case 2's open version runs into the next: {overlaps:?}"
     );
     // Readers still see the published version, by snapshot id and by content.
-    let now = p
-        .lake
-        .snapshots(&silver)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.is_current)
-        .unwrap();
+    let now = p.current_snapshot("silver_nomis.cases").await;
     assert_eq!(now.snapshot_id, published.snapshot_id);
     assert_eq!(
         p.query("select case_id, status, is_current from silver_nomis.cases order by case_id")
@@ -655,10 +614,7 @@ async fn a_staged_history_that_fails_its_tests_is_rejected_and_the_published_one
     let recorded = p
         .query("select table_name, batch_id from floe_audit.rejected_batches")
         .await;
-    assert_eq!(
-        recorded,
-        [format!("silver_nomis.cases | {}", message.batch_id)]
-    );
+    assert_eq!(recorded, [format!("silver_nomis.cases | {batch}")]);
 }
 
 /// The audit reconciles an applied extract (of a table whose extracts define every live key:
@@ -667,10 +623,8 @@ async fn a_staged_history_that_fails_its_tests_is_rejected_and_the_published_one
 /// extract key its version, so only the tally catches it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_history_that_does_not_tally_with_its_extract_is_rejected() {
-    use floe_core::message::{Envelope, StageMessage, Staged};
-    use floe_core::ports::WriteOptions;
-    use floe_core::{BatchId, RunId};
-    use floe_pipeline::audit::{Audit, Verdict};
+    use floe_core::BatchId;
+    use floe_core::message::StageMessage;
 
     let p = pipeline().await;
     let object = p
@@ -684,14 +638,7 @@ async fn a_history_that_does_not_tally_with_its_extract_is_rejected() {
     p.drain().await;
     let silver: floe_core::TableRef = "silver_nomis.people".parse().unwrap();
     let bronze: floe_core::TableRef = "bronze_nomis.people".parse().unwrap();
-    let published = p
-        .lake
-        .snapshots(&silver)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.is_current)
-        .unwrap();
+    let published = p.current_snapshot("silver_nomis.people").await;
     assert!(
         published
             .summary
@@ -710,40 +657,73 @@ async fn a_history_that_does_not_tally_with_its_extract_is_rejected() {
         )
         .await
         .unwrap();
-    let batch = BatchId::for_object(&object);
-    let mut options = WriteOptions::batch(BatchId::derive(&["tampered"]), RunId::from_string("r"));
+    // Staged with the published version's floe records (its tally among them).
+    let properties = published
+        .summary
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("floe.")
+                && !["floe.batch-id", "floe.run-id", "floe.staged"].contains(&k.as_str())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let redo = StageMessage::Standardise {
+        object: object.clone(),
+        bronze_snapshot_id: p.current_snapshot("bronze_nomis.people").await.snapshot_id,
+        bronze,
+        extract_ts: floe_testkit::november(1),
+    };
+    let failures = audit_staged(
+        &p,
+        &silver,
+        bad,
+        &BatchId::derive(&["tampered"]),
+        &BatchId::for_object(&object),
+        properties,
+        redo,
+    )
+    .await;
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(
+        failures[0].test,
+        floe_pipeline::sql::silver_tests::RECONCILES
+    );
+    assert!(
+        failures[0].examples[0].contains("tally 3:"),
+        "the tally names what it found: {failures:?}"
+    );
+}
+
+/// Stages `rows` as a version of `silver` (written under `written_as`, with `properties`),
+/// audits it as batch `batch` (`redo`: what a restage would run) and returns the failed tests
+/// of the rejection it must be.
+async fn audit_staged(
+    p: &LocalProject,
+    silver: &floe_core::TableRef,
+    rows: Vec<datafusion::arrow::array::RecordBatch>,
+    written_as: &floe_core::BatchId,
+    batch: &floe_core::BatchId,
+    properties: std::collections::BTreeMap<String, String>,
+    redo: floe_core::message::StageMessage,
+) -> Vec<floe_pipeline::audit::Failure> {
+    use floe_core::RunId;
+    use floe_core::message::{Envelope, StageMessage, Staged};
+    use floe_core::ports::WriteOptions;
+    use floe_pipeline::audit::{Audit, Verdict};
+
+    let mut options = WriteOptions::batch(written_as.clone(), RunId::from_string("r"));
     options.stage_only = true;
-    for (k, v) in &published.summary {
-        if k.starts_with("floe.")
-            && !["floe.batch-id", "floe.run-id", "floe.staged"].contains(&k.as_str())
-        {
-            options.properties.insert(k.clone(), v.clone());
-        }
-    }
-    let staged = p.lake.overwrite(&silver, bad, &options).await.unwrap();
-    let bronze_snapshot_id = p
-        .lake
-        .snapshots(&bronze)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.is_current)
-        .unwrap()
-        .snapshot_id;
+    options.properties.extend(properties);
+    let staged = p.lake.overwrite(silver, rows, &options).await.unwrap();
     let message = Envelope::new(
-        batch,
+        batch.clone(),
         RunId::from_string("r"),
         StageMessage::Audit {
             table: silver.clone(),
             staged: Staged::Snapshot {
                 snapshot_id: staged.snapshot_id,
             },
-            redo: Box::new(StageMessage::Standardise {
-                object,
-                bronze,
-                bronze_snapshot_id,
-                extract_ts: floe_testkit::november(1),
-            }),
+            redo: Box::new(redo),
         },
     );
     let clock = floe_core::ports::SystemClock;
@@ -756,18 +736,10 @@ async fn a_history_that_does_not_tally_with_its_extract_is_rejected() {
     .handle(&message)
     .await
     .unwrap();
-    let Verdict::Rejected { failures, .. } = verdict else {
-        panic!("expected a rejection, got {verdict:?}")
-    };
-    assert_eq!(failures.len(), 1, "{failures:?}");
-    assert_eq!(
-        failures[0].test,
-        floe_pipeline::sql::silver_tests::RECONCILES
-    );
-    assert!(
-        failures[0].examples[0].contains("tally 3:"),
-        "the tally names what it found: {failures:?}"
-    );
+    match verdict {
+        Verdict::Rejected { failures, .. } => failures,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
