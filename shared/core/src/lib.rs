@@ -11,6 +11,8 @@
 //! - [`event`]: the `floe.*` events, typed (published, failed, quarantined).
 //! - [`ports`]: the lake (one write entry, its capabilities), object store, queue, event sink,
 //!   in-memory SQL, notifier and clock traits, with their invariants.
+//! - [`maintenance`]: what table maintenance is asked to do and what it reports (re-exported
+//!   from [`ports`]).
 //! - [`cost`]: the statements a piece of work ran and what they scanned (the query log's feed).
 //! - [`backoff`]: the one retry schedule (exponential, capped, optional jitter).
 //! - [`drill`]: the drill hooks (`FLOE_CRASH_AT`, `FLOE_SKIP_CHUNK`, `FLOE_REJECT_FILES`), read
@@ -23,6 +25,7 @@ pub mod error;
 pub mod event;
 pub mod flow;
 pub mod id;
+pub mod maintenance;
 pub mod message;
 pub mod ports;
 

@@ -64,53 +64,7 @@ impl PartitionField {
     }
 }
 
-/// The `floe.*` property marking a snapshot [`Lake::maintain`] made: the same rows as its
-/// parent in other files, no batch of its own.
-pub const MAINTENANCE: &str = "floe.maintenance";
-
-/// What [`Lake::maintain`] does to a table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Maintenance {
-    /// Time travel keeps working this far back: every snapshot committed since, and every
-    /// snapshot that was the published one at some instant since, are kept.
-    pub keep_for: chrono::Duration,
-    /// Say what would be done, and do nothing.
-    pub dry_run: bool,
-}
-
-/// One live file of a table's current snapshot, from its Iceberg metadata: what the bytes a
-/// scan will read are estimated from ([`Lake::file_stats`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct FileStat {
-    /// The file's partition values by partition field name (`valid_to_day`,
-    /// `_extract_ts_day`), as text (dates as `YYYY-MM-DD`); empty when the table is unpartitioned.
-    pub partition: BTreeMap<String, Option<String>>,
-    /// A delete file (position or equality deletes), not rows.
-    pub deletes: bool,
-    /// Its size.
-    pub bytes: u64,
-    /// Rows it holds (or deletes).
-    pub rows: u64,
-}
-
-/// What [`Lake::maintain`] did (or, in a dry run, would do) to one table.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct MaintenanceReport {
-    /// Data files (and delete files) before, and after compaction.
-    pub files_before: usize,
-    /// After compaction (the same in a dry run, or when nothing needed it).
-    pub files_after: usize,
-    /// Whether the files were rewritten (or would be).
-    pub compacted: bool,
-    /// Snapshots expired (or that would be).
-    pub snapshots_expired: usize,
-    /// Snapshots kept.
-    pub snapshots_kept: usize,
-    /// Files no snapshot references that were removed (or would be).
-    pub orphan_files: usize,
-    /// Why the table was left alone, when it was.
-    pub skipped: Option<String>,
-}
+pub use crate::maintenance::{FileStat, MAINTENANCE, Maintenance, MaintenanceReport};
 
 /// The snapshots time travel may still read after maintenance keeping `keep_for`: each
 /// committed at or after `now - keep_for`, the published one now, and each that was the
@@ -299,19 +253,13 @@ pub enum Input<'a> {
 impl std::fmt::Debug for Input<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Input::Rows(b) => f.debug_tuple("Rows").field(b).finish(),
+            Input::Rows(b) => write!(f, "Rows({} batches)", b.len()),
             Input::Stream(_) => f.write_str("Stream(..)"),
-            Input::Query { sql, at } => f
-                .debug_struct("Query")
-                .field("sql", sql)
-                .field("at", at)
-                .finish(),
-            Input::QueryOver { sql, at, relations } => f
-                .debug_struct("QueryOver")
-                .field("sql", sql)
-                .field("at", at)
-                .field("relations", relations)
-                .finish(),
+            Input::Query { sql, at } => write!(f, "Query({sql:?} at {at:?})"),
+            Input::QueryOver { sql, at, relations } => {
+                let names: Vec<&str> = relations.iter().map(|(n, _)| n.as_str()).collect();
+                write!(f, "QueryOver({sql:?} at {at:?} over {names:?})")
+            }
         }
     }
 }
@@ -610,8 +558,7 @@ pub trait ObjectStore: Send + Sync {
         self.put(key, bytes).await.map(|_| ())
     }
     /// The file holding an object, for a store on this machine's disk.
-    fn local_path(&self, key: &str) -> Option<std::path::PathBuf> {
-        let _ = key;
+    fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
         None
     }
     /// The objects under a prefix, in key order.
