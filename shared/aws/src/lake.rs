@@ -748,6 +748,21 @@ impl AthenaLake {
         Ok((parts.rows > 0).then_some(parts))
     }
 
+    /// `step`'s result; when it fails, the uploaded parts are removed first.
+    async fn or_remove<T>(
+        &self,
+        parts: &Option<Uploaded>,
+        step: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let out = step.await;
+        if out.is_err()
+            && let Some(p) = parts
+        {
+            self.remove_parts(p).await;
+        }
+        out
+    }
+
     async fn remove_parts(&self, parts: &Uploaded) {
         for key in &parts.keys {
             if let Err(e) = self.store.delete(key).await {
@@ -1255,15 +1270,9 @@ impl AthenaLake {
         // Every row uploaded before the table is touched: a stream that fails (a file refused
         // half way through its chunks) leaves it as it was.
         let parts = self.upload_rows(batches).await?;
-        let based_on = match self.prepare(table, options, false).await {
-            Ok(b) => b,
-            Err(e) => {
-                if let Some(p) = &parts {
-                    self.remove_parts(p).await;
-                }
-                return Err(e);
-            }
-        };
+        let based_on = self
+            .or_remove(&parts, self.prepare(table, options, false))
+            .await?;
         let (rows, files) = match parts {
             Some(p) => self.insert_uploaded(table, p).await?,
             None => (0, 0),
@@ -1285,21 +1294,14 @@ impl AthenaLake {
             // Every row uploaded before the table is emptied: a stream that fails leaves it
             // as it was.
             let parts = self.upload_rows(batches).await?;
-            let based_on = match self.prepare(table, options, true).await {
-                Ok(b) => b,
-                Err(e) => {
-                    if let Some(p) = &parts {
-                        self.remove_parts(p).await;
-                    }
-                    return Err(e);
-                }
-            };
-            if let Err(e) = self.run(&athena_sql::delete_all(&Self::data(table))).await {
-                if let Some(p) = &parts {
-                    self.remove_parts(p).await;
-                }
-                return Err(e);
-            }
+            let based_on = self
+                .or_remove(&parts, self.prepare(table, options, true))
+                .await?;
+            self.or_remove(
+                &parts,
+                self.run(&athena_sql::delete_all(&Self::data(table))),
+            )
+            .await?;
             let (rows, files) = match parts {
                 Some(p) => self.insert_uploaded(table, p).await?,
                 None => (0, 0),

@@ -60,6 +60,20 @@ impl S3Store {
         }
     }
 
+    /// The body of the object at `key` as it arrives, with the name of the call for errors.
+    async fn body(&self, key: &str) -> Result<(String, ByteStream)> {
+        let what = format!("S3 GetObject s3://{}/{key}", self.bucket);
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error::map(&what, e))?;
+        Ok((what, out.body))
+    }
+
     pub async fn head(&self, key: &str) -> Result<ObjectRef> {
         let out = self
             .client
@@ -106,17 +120,8 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>> {
-        let what = format!("S3 GetObject s3://{}/{key}", self.bucket);
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| sdk_error::map(&what, e))?;
-        let body = out
-            .body
+        let (what, body) = self.body(key).await?;
+        let body = body
             .collect()
             .await
             .map_err(|e| Error::Transient(format!("{what}: reading the body: {e}")))?;
@@ -146,19 +151,10 @@ impl ObjectStore for S3Store {
     }
 
     async fn open(&self, key: &str) -> Result<Box<dyn std::io::Read + Send>> {
-        let what = format!("S3 GetObject s3://{}/{key}", self.bucket);
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| sdk_error::map(&what, e))?;
+        let (what, mut body) = self.body(key).await?;
         // The body comes on this runtime and is read on a blocking thread: a few blocks held
         // between them, never the whole object.
         let (tx, rx) = tokio::sync::mpsc::channel(8);
-        let mut body = out.body;
         tokio::spawn(async move {
             while let Some(block) = body.next().await {
                 let block = block

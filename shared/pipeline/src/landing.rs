@@ -363,18 +363,20 @@ impl Landing<'_> {
         // changes nothing.
         tracing::info!(bytes = object.size, "reading");
         let landed_at = self.clock.now();
-        let intake = Arc::new(Mutex::new(Intake::default()));
-        let mut rows = self
-            .checked_rows(
+        // The file's checked rows, what the checks found going to `intake`.
+        let read = |intake: Arc<Mutex<Intake>>| {
+            self.checked_rows(
                 table,
                 &object,
                 &drift.undeclared,
                 &batch_id,
                 key.extract_ts,
                 landed_at,
-                intake.clone(),
+                intake,
             )
-            .await?;
+        };
+        let intake = Arc::new(Mutex::new(Intake::default()));
+        let mut rows = read(intake.clone()).await?;
         let first = rows.next().await;
         let refused = intake.lock().expect("intake").refused();
         if let Some(problems) = refused {
@@ -425,17 +427,7 @@ impl Landing<'_> {
             // Landed before (a redelivered event): the expectations' counts are recorded
             // again from the file, so a landing that stopped before recording them completes.
             let again = Arc::new(Mutex::new(Intake::default()));
-            let mut rows = self
-                .checked_rows(
-                    table,
-                    &object,
-                    &drift.undeclared,
-                    &batch_id,
-                    key.extract_ts,
-                    landed_at,
-                    again.clone(),
-                )
-                .await?;
+            let mut rows = read(again.clone()).await?;
             while let Some(row) = rows.next().await {
                 row?;
             }
