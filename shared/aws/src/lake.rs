@@ -1599,6 +1599,10 @@ impl Lake for AthenaLake {
                      lake's tables instead (see Lake::capabilities)"
                 )))
             }
+            Write::Delta { .. } => Err(Error::Config(format!(
+                "Athena replaces rows with a MERGE statement, not a row delta (writing {table}); \
+                 see Lake::capabilities"
+            ))),
         }
     }
 
@@ -1609,6 +1613,7 @@ impl Lake for AthenaLake {
             partitioning: true,
             billed_by_scan: true,
             memory_relations: false,
+            row_deltas: false,
         }
     }
 

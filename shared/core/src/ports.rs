@@ -279,6 +279,19 @@ pub enum Write<'a> {
         /// The versions it reads.
         at: &'a ReadAt,
     },
+    /// Adds rows of which some replace live rows, without rewriting the data files those live
+    /// in (merge-on-read: the replaced rows are marked in delete files, which maintenance
+    /// folds in). A row whose `replaces` column is true replaces the one live row with the
+    /// same values in the `on` columns; exactly one must exist, or nothing is written. The
+    /// `replaces` column is not stored. Only on engines with [`Capabilities::row_deltas`].
+    Delta {
+        /// The rows to add, with the `replaces` column.
+        rows: Input<'a>,
+        /// The columns that name the live row a row replaces.
+        on: &'a [String],
+        /// The boolean column that says a row replaces a live one.
+        replaces: &'a str,
+    },
 }
 
 /// What an engine can do beyond the port's guarantees.
@@ -295,6 +308,8 @@ pub struct Capabilities {
     pub billed_by_scan: bool,
     /// Writes the rows of a query over rows held in memory ([`Input::QueryOver`]).
     pub memory_relations: bool,
+    /// Replaces rows without rewriting their data files ([`Write::Delta`]).
+    pub row_deltas: bool,
 }
 
 /// The lake: tables with snapshots, SQL reads and atomic commits.

@@ -16,9 +16,10 @@ use floe_core::{Error, Result};
 use iceberg::MetadataLocation;
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataFile, MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestList, ManifestWriter,
-    ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention,
-    SnapshotSummaryCollector, Summary, TableMetadata, UNASSIGNED_SEQUENCE_NUMBER,
+    DataContentType, DataFile, MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestList,
+    ManifestWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference,
+    SnapshotRetention, SnapshotSummaryCollector, Summary, TableMetadata,
+    UNASSIGNED_SEQUENCE_NUMBER,
 };
 use iceberg::table::Table;
 
@@ -38,6 +39,9 @@ pub enum CommitKind {
     Append,
     /// Mark every live file deleted and add the new ones.
     Overwrite,
+    /// Keep every live file and add the new ones, position delete files among them (a row
+    /// delta: Iceberg's `overwrite` operation without removing a data file).
+    Delta,
 }
 
 /// The files of one attempt that must go if the attempt does not land.
@@ -163,6 +167,22 @@ fn data_manifest(
     .build_v2_data())
 }
 
+/// A writer of a delete manifest of `snapshot_id` at `path`.
+fn delete_manifest(
+    io: &FileIO,
+    md: &TableMetadata,
+    snapshot_id: i64,
+    path: &str,
+) -> Result<ManifestWriter> {
+    Ok(ManifestWriterBuilder::new(
+        io.new_output(path).map_err(ice("creating a manifest"))?,
+        Some(snapshot_id),
+        md.current_schema().clone(),
+        md.default_partition_spec().as_ref().clone(),
+    )
+    .build_v2_deletes())
+}
+
 fn total(md: &TableMetadata, key: &str) -> u64 {
     md.current_snapshot()
         .and_then(|s| s.summary().additional_properties.get(key))
@@ -188,169 +208,236 @@ pub async fn prepare(
     let mut attempt = AttemptFiles::default();
     let mut summary = SnapshotSummaryCollector::default();
 
-    let result: Result<Prepared> = async {
-        let mut manifests = Vec::new();
-        // The new files, in one manifest whose entries inherit this snapshot's sequence number.
-        if !files.is_empty() {
-            let path = format!("{}/metadata/{commit_uuid}-m0.avro", md.location());
-            attempt.0.push(path.clone());
-            let mut w = data_manifest(io, md, snapshot_id, &path)?;
-            for f in files {
-                summary.add_file(f, schema.clone(), spec.clone());
-                w.add_file(f.clone(), UNASSIGNED_SEQUENCE_NUMBER)
-                    .map_err(ice("adding a data file"))?;
-            }
-            manifests.push(
-                w.write_manifest_file()
-                    .await
-                    .map_err(ice("writing a manifest"))?,
-            );
-        }
-        let existing = live_manifests(io, md).await?;
-        let (mut total_files, mut total_records, mut total_size) = (
-            total(md, "total-data-files"),
-            total(md, "total-records"),
-            total(md, "total-files-size"),
-        );
-        match kind {
-            CommitKind::Append => manifests.extend(existing),
-            CommitKind::Overwrite => {
-                // Every live file is recorded as deleted, so the history says what was replaced.
-                let path = format!("{}/metadata/{commit_uuid}-m1.avro", md.location());
-                let mut w = data_manifest(io, md, snapshot_id, &path)?;
-                let mut deleted = 0;
-                for m in existing {
-                    if m.content != ManifestContentType::Data {
-                        manifests.push(m);
-                        continue;
-                    }
-                    let manifest = m
-                        .load_manifest(io)
-                        .await
-                        .map_err(ice("reading a manifest"))?;
-                    for e in manifest.entries().iter().filter(|e| e.is_alive()) {
-                        summary.remove_file(e.data_file(), schema.clone(), spec.clone());
-                        w.add_delete_file(
-                            e.data_file().clone(),
-                            e.sequence_number().unwrap_or(0),
-                            e.file_sequence_number,
-                        )
-                        .map_err(ice("recording a deleted file"))?;
-                        deleted += 1;
-                    }
-                }
-                if deleted > 0 {
-                    attempt.0.push(path);
-                    manifests.push(
-                        w.write_manifest_file()
-                            .await
-                            .map_err(ice("writing a manifest"))?,
-                    );
-                }
-                (total_files, total_records, total_size) = (0, 0, 0);
-            }
-        }
-
-        let list_path = format!(
-            "{}/metadata/snap-{snapshot_id}-0-{commit_uuid}.avro",
-            md.location()
-        );
-        attempt.0.push(list_path.clone());
-        let mut lw = iceberg::spec::ManifestListWriter::v2(
-            io.new_output(&list_path)
-                .map_err(ice("creating a manifest list"))?
-                .writer()
-                .await
-                .map_err(ice("creating a manifest list"))?,
-            snapshot_id,
-            parent,
-            seq,
-        );
-        lw.add_manifests(manifests.into_iter())
-            .map_err(ice("listing manifests"))?;
-        lw.close().await.map_err(ice("writing a manifest list"))?;
-
-        let rows_added: u64 = files.iter().map(|f| f.record_count()).sum();
-        let size_added: u64 = files.iter().map(|f| f.file_size_in_bytes()).sum();
-        let mut props: HashMap<String, String> = options
-            .properties
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if let Some(b) = &options.batch_id {
-            props.insert(BATCH_ID.into(), b.to_string());
-        }
-        if let Some(r) = &options.run_id {
-            props.insert(RUN_ID.into(), r.to_string());
-        }
-        if options.stage_only {
-            props.insert(STAGED.into(), "true".into());
-        }
-        props.extend(summary.build());
-        // Totals are always written: readers (and later commits) rely on them.
-        props.insert(
-            "total-data-files".into(),
-            (total_files + files.len() as u64).to_string(),
-        );
-        props.insert(
-            "total-records".into(),
-            (total_records + rows_added).to_string(),
-        );
-        props.insert(
-            "total-files-size".into(),
-            (total_size + size_added).to_string(),
-        );
-        for k in [
-            "total-delete-files",
-            "total-position-deletes",
-            "total-equality-deletes",
-        ] {
-            props.insert(k.into(), "0".into());
-        }
-        let snapshot = Snapshot::builder()
-            .with_snapshot_id(snapshot_id)
-            .with_parent_snapshot_id(parent)
-            .with_sequence_number(seq)
-            .with_timestamp_ms(
-                chrono::Utc::now()
-                    .timestamp_millis()
-                    .max(md.last_updated_ms()),
-            )
-            .with_manifest_list(list_path)
-            .with_summary(Summary {
-                operation: match kind {
-                    CommitKind::Append => Operation::Append,
-                    CommitKind::Overwrite => Operation::Overwrite,
-                },
-                additional_properties: props,
-            })
-            .with_schema_id(md.current_schema_id())
-            .build();
-        let current = table
-            .metadata_location_result()
-            .map_err(ice("reading the metadata location"))?;
-        let builder = md.clone().into_builder(Some(current.to_owned()));
-        let builder = if options.stage_only {
-            builder.add_snapshot(snapshot)
-        } else {
-            builder.set_branch_snapshot(snapshot, MAIN_BRANCH)
-        }
-        .map_err(ice("adding the snapshot"))?;
-        let new_md = builder
-            .build()
-            .map_err(ice("building table metadata"))?
-            .metadata;
-        let new_location = write_metadata(io, current, &new_md).await?;
-        attempt.0.push(new_location.clone());
-        Ok(Prepared {
-            snapshot_id,
-            new_location,
-            rows_added,
-            files_added: files.len(),
-            attempt_files: AttemptFiles::default(),
-        })
+    let (deletes, files): (Vec<DataFile>, Vec<DataFile>) = files
+        .iter()
+        .cloned()
+        .partition(|f| f.content_type() != DataContentType::Data);
+    let files = files.as_slice();
+    if !deletes.is_empty() && kind != CommitKind::Delta {
+        return Err(Error::Internal(
+            "delete files are committed by a row delta only".into(),
+        ));
     }
-    .await;
+    let result: Result<Prepared> =
+        async {
+            let mut manifests = Vec::new();
+            // The new files, in one manifest whose entries inherit this snapshot's sequence number.
+            if !files.is_empty() {
+                let path = format!("{}/metadata/{commit_uuid}-m0.avro", md.location());
+                attempt.0.push(path.clone());
+                let mut w = data_manifest(io, md, snapshot_id, &path)?;
+                for f in files {
+                    summary.add_file(f, schema.clone(), spec.clone());
+                    w.add_file(f.clone(), UNASSIGNED_SEQUENCE_NUMBER)
+                        .map_err(ice("adding a data file"))?;
+                }
+                manifests.push(
+                    w.write_manifest_file()
+                        .await
+                        .map_err(ice("writing a manifest"))?,
+                );
+            }
+            // The new position delete files, in a delete manifest of their own.
+            if !deletes.is_empty() {
+                let path = format!("{}/metadata/{commit_uuid}-m2.avro", md.location());
+                attempt.0.push(path.clone());
+                let mut w = delete_manifest(io, md, snapshot_id, &path)?;
+                for f in &deletes {
+                    summary.add_file(f, schema.clone(), spec.clone());
+                    w.add_file(f.clone(), UNASSIGNED_SEQUENCE_NUMBER)
+                        .map_err(ice("adding a delete file"))?;
+                }
+                manifests.push(
+                    w.write_manifest_file()
+                        .await
+                        .map_err(ice("writing a manifest"))?,
+                );
+            }
+            let existing = live_manifests(io, md).await?;
+            let (mut total_files, mut total_records, mut total_size) = (
+                total(md, "total-data-files"),
+                total(md, "total-records"),
+                total(md, "total-files-size"),
+            );
+            let (mut delete_files, mut position_deletes) = (
+                total(md, "total-delete-files"),
+                total(md, "total-position-deletes"),
+            );
+            match kind {
+                CommitKind::Append | CommitKind::Delta => manifests.extend(existing),
+                CommitKind::Overwrite => {
+                    // Every live file (delete files too) is recorded as deleted, so the history
+                    // says what was replaced.
+                    let mut removed: [(ManifestContentType, Option<ManifestWriter>, usize, String);
+                        2] = [
+                        (
+                            ManifestContentType::Data,
+                            None,
+                            0,
+                            format!("{}/metadata/{commit_uuid}-m1.avro", md.location()),
+                        ),
+                        (
+                            ManifestContentType::Deletes,
+                            None,
+                            0,
+                            format!("{}/metadata/{commit_uuid}-m3.avro", md.location()),
+                        ),
+                    ];
+                    for m in existing {
+                        let slot = usize::from(m.content != ManifestContentType::Data);
+                        let manifest = m
+                            .load_manifest(io)
+                            .await
+                            .map_err(ice("reading a manifest"))?;
+                        for e in manifest.entries().iter().filter(|e| e.is_alive()) {
+                            let (content, writer, n, path) = &mut removed[slot];
+                            if writer.is_none() {
+                                *writer = Some(match content {
+                                    ManifestContentType::Data => {
+                                        data_manifest(io, md, snapshot_id, path)?
+                                    }
+                                    ManifestContentType::Deletes => {
+                                        delete_manifest(io, md, snapshot_id, path)?
+                                    }
+                                });
+                            }
+                            summary.remove_file(e.data_file(), schema.clone(), spec.clone());
+                            writer
+                                .as_mut()
+                                .expect("opened above")
+                                .add_delete_file(
+                                    e.data_file().clone(),
+                                    e.sequence_number().unwrap_or(0),
+                                    e.file_sequence_number,
+                                )
+                                .map_err(ice("recording a deleted file"))?;
+                            *n += 1;
+                        }
+                    }
+                    for (_, writer, n, path) in removed {
+                        if let Some(w) = writer
+                            && n > 0
+                        {
+                            attempt.0.push(path);
+                            manifests.push(
+                                w.write_manifest_file()
+                                    .await
+                                    .map_err(ice("writing a manifest"))?,
+                            );
+                        }
+                    }
+                    (total_files, total_records, total_size) = (0, 0, 0);
+                    (delete_files, position_deletes) = (0, 0);
+                }
+            }
+
+            let list_path = format!(
+                "{}/metadata/snap-{snapshot_id}-0-{commit_uuid}.avro",
+                md.location()
+            );
+            attempt.0.push(list_path.clone());
+            let mut lw = iceberg::spec::ManifestListWriter::v2(
+                io.new_output(&list_path)
+                    .map_err(ice("creating a manifest list"))?
+                    .writer()
+                    .await
+                    .map_err(ice("creating a manifest list"))?,
+                snapshot_id,
+                parent,
+                seq,
+            );
+            lw.add_manifests(manifests.into_iter())
+                .map_err(ice("listing manifests"))?;
+            lw.close().await.map_err(ice("writing a manifest list"))?;
+
+            let rows_added: u64 = files.iter().map(|f| f.record_count()).sum();
+            let size_added: u64 = files
+                .iter()
+                .chain(&deletes)
+                .map(|f| f.file_size_in_bytes())
+                .sum();
+            let mut props: HashMap<String, String> = options
+                .properties
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if let Some(b) = &options.batch_id {
+                props.insert(BATCH_ID.into(), b.to_string());
+            }
+            if let Some(r) = &options.run_id {
+                props.insert(RUN_ID.into(), r.to_string());
+            }
+            if options.stage_only {
+                props.insert(STAGED.into(), "true".into());
+            }
+            props.extend(summary.build());
+            // Totals are always written: readers (and later commits) rely on them.
+            props.insert(
+                "total-data-files".into(),
+                (total_files + files.len() as u64).to_string(),
+            );
+            props.insert(
+                "total-records".into(),
+                (total_records + rows_added).to_string(),
+            );
+            props.insert(
+                "total-files-size".into(),
+                (total_size + size_added).to_string(),
+            );
+            props.insert(
+                "total-delete-files".into(),
+                (delete_files + deletes.len() as u64).to_string(),
+            );
+            props.insert(
+                "total-position-deletes".into(),
+                (position_deletes + deletes.iter().map(|f| f.record_count()).sum::<u64>())
+                    .to_string(),
+            );
+            props.insert("total-equality-deletes".into(), "0".into());
+            let snapshot = Snapshot::builder()
+                .with_snapshot_id(snapshot_id)
+                .with_parent_snapshot_id(parent)
+                .with_sequence_number(seq)
+                .with_timestamp_ms(
+                    chrono::Utc::now()
+                        .timestamp_millis()
+                        .max(md.last_updated_ms()),
+                )
+                .with_manifest_list(list_path)
+                .with_summary(Summary {
+                    operation: match kind {
+                        CommitKind::Append => Operation::Append,
+                        CommitKind::Overwrite | CommitKind::Delta => Operation::Overwrite,
+                    },
+                    additional_properties: props,
+                })
+                .with_schema_id(md.current_schema_id())
+                .build();
+            let current = table
+                .metadata_location_result()
+                .map_err(ice("reading the metadata location"))?;
+            let builder = md.clone().into_builder(Some(current.to_owned()));
+            let builder = if options.stage_only {
+                builder.add_snapshot(snapshot)
+            } else {
+                builder.set_branch_snapshot(snapshot, MAIN_BRANCH)
+            }
+            .map_err(ice("adding the snapshot"))?;
+            let new_md = builder
+                .build()
+                .map_err(ice("building table metadata"))?
+                .metadata;
+            let new_location = write_metadata(io, current, &new_md).await?;
+            attempt.0.push(new_location.clone());
+            Ok(Prepared {
+                snapshot_id,
+                new_location,
+                rows_added,
+                files_added: files.len(),
+                attempt_files: AttemptFiles::default(),
+            })
+        }
+        .await;
     match result {
         Ok(mut p) => {
             p.attempt_files = attempt;

@@ -21,6 +21,7 @@
 //! - [`memory`]: [`MemoryEngine`], SQL over rows held in memory (the `RowQuery` port).
 
 pub mod commit;
+mod delta;
 mod engine;
 pub mod memory;
 mod meter;
@@ -685,6 +686,105 @@ impl LocalLake {
         self.commit(t, kind, files, written, options).await
     }
 
+    /// A row delta ([`Write::Delta`]): the rows are written as new data files while the `on`
+    /// values of those that replace a live row are noted; the replaced rows are then found in
+    /// the current snapshot's data files (their `on` columns only) and marked in one position
+    /// delete file, committed with the new files on top of that snapshot and no other.
+    async fn write_delta(
+        &self,
+        t: &TableRef,
+        rows: Input<'_>,
+        on: &[String],
+        replaces: &str,
+        options: &WriteOptions,
+    ) -> Result<CommitOutcome> {
+        let started_at = chrono::Utc::now();
+        let clock = std::time::Instant::now();
+        let table = self.load(t).await?;
+        if let Some(batch) = &options.batch_id
+            && let Some(existing) = commit::snapshot_of_batch(table.metadata(), batch.as_str())
+        {
+            return Ok(CommitOutcome {
+                snapshot_id: existing,
+                already_committed: true,
+                rows_added: 0,
+                files_added: 0,
+            });
+        }
+        // The replaced rows are found in this snapshot, so the commit must land on it.
+        let base = table.metadata().current_snapshot_id();
+        let mut options = options.clone();
+        if options.expected_snapshot_id.is_none() {
+            options.expected_snapshot_id = base;
+        }
+        // Rows from this process are logged as one statement; a query logs itself.
+        let held = matches!(rows, Input::Rows(_) | Input::Stream(_));
+        let rows: futures::stream::BoxStream<'_, Result<RecordBatch>> = match rows {
+            Input::Rows(batches) => futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
+            Input::Stream(rows) => rows,
+            Input::Query { sql, at } => query::stream(self, sql, at).await?.boxed(),
+            Input::QueryOver { sql, at, relations } => {
+                query::stream_over(self, sql, at, relations).await?.boxed()
+            }
+        };
+        let name = t.to_string();
+        let replaced = Arc::new(Mutex::new(delta::Replaced::new(&table, on)?));
+        let noted = replaced.clone();
+        let rows = rows.map(move |b| {
+            b.and_then(|b| {
+                noted
+                    .lock()
+                    .expect("the replaced rows' lock")
+                    .take(&name, b, replaces)
+            })
+        });
+        let mut files = self.write_data_stream(&table, rows).await?;
+        let written = AttemptFiles(files.iter().map(|f| f.file_path().to_owned()).collect());
+        let mut replaced = Arc::try_unwrap(replaced)
+            .map_err(|_| Error::Internal("the row delta's stream is still held".into()))?
+            .into_inner()
+            .expect("the replaced rows' lock");
+        if !replaced.is_empty() {
+            let found = async {
+                let (live, deleted) = delta::live_files(&table).await?;
+                let schema = table.metadata().current_schema().clone();
+                let ids = on
+                    .iter()
+                    .map(|c| {
+                        schema.field_by_name(c).map(|f| f.id).ok_or_else(|| {
+                            Error::Internal(format!("{t} has no column '{c}' to match on"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let name = t.to_string();
+                let positions = tokio::task::spawn_blocking(move || {
+                    replaced.positions(&name, &live, &deleted, &ids)
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("finding replaced rows: {e}")))??;
+                let prefix = uuid::Uuid::now_v7().simple().to_string();
+                delta::write_deletes(&table, &positions, &prefix).await
+            }
+            .await;
+            match found {
+                Ok(Some(deletes)) => files.push(deletes),
+                Ok(None) => {}
+                Err(e) => {
+                    written.remove(&self.io).await;
+                    return Err(e);
+                }
+            }
+        }
+        let written = AttemptFiles(files.iter().map(|f| f.file_path().to_owned()).collect());
+        let out = self
+            .commit(t, CommitKind::Delta, files, written, &options)
+            .await;
+        if held {
+            floe_core::cost::record("insert", 0, clock.elapsed().as_millis() as u64, started_at);
+        }
+        out
+    }
+
     /// Files under the table's folder that no snapshot or metadata file references: left by a
     /// process that died between writing and committing.
     pub async fn orphan_files(&self, t: &TableRef) -> Result<OrphanReport> {
@@ -932,6 +1032,9 @@ impl Lake for LocalLake {
                      instead (see Lake::capabilities)"
                 )));
             }
+            Write::Delta { rows, on, replaces } => {
+                return self.write_delta(t, rows, on, replaces, options).await;
+            }
         };
         match input {
             Input::Rows(batches) => {
@@ -980,6 +1083,7 @@ impl Lake for LocalLake {
             partitioning: false,
             billed_by_scan: false,
             memory_relations: true,
+            row_deltas: true,
         }
     }
 
@@ -1007,7 +1111,9 @@ impl Lake for LocalLake {
         report.files_before = files;
         report.files_after = files;
         // Small files only: a table of large files is left as it is.
-        report.compacted = files > 1 && bytes / files as u64 <= COMPACT_BELOW_BYTES;
+        // Small files, or rows replaced through delete files (folded in by the rewrite).
+        report.compacted = (files > 1 && bytes / files as u64 <= COMPACT_BELOW_BYTES)
+            || self.live_files(&table).await?.iter().any(|f| f.deletes);
         let infos = query::snapshot_infos(md);
         let shown: Vec<(i64, chrono::DateTime<chrono::Utc>)> = md
             .history()

@@ -368,7 +368,9 @@ pub(crate) fn snapshot_infos(md: &TableMetadata) -> Vec<SnapshotInfo> {
                 batch_id: props.get(BATCH_ID).cloned(),
                 run_id: props.get(RUN_ID).cloned(),
                 added_rows: num("added-records").or(Some(0)),
-                total_rows: num("total-records"),
+                // Rows replaced through a position delete file are still in their data file.
+                total_rows: num("total-records")
+                    .map(|n| n.saturating_sub(num("total-position-deletes").unwrap_or(0))),
                 is_current: current == Some(s.snapshot_id()),
                 published: published.contains(&s.snapshot_id()),
                 summary: props

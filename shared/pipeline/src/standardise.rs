@@ -333,13 +333,25 @@ impl Standardise<'_> {
                     .properties
                     .insert(EXTRACT_TALLY.into(), tally_text(tally(&rows, scd2::TALLY)?));
                 relations.push((scd2::EXTRACT_VERSIONS.to_owned(), rows));
-                scd2::apply_extract_over(
-                    self.lake.dialect(),
-                    table,
-                    &silver.to_string(),
-                    message.batch_id.as_str(),
-                    *extract_ts,
-                )
+                // An engine with row deltas writes the versions that change only (the stored
+                // ones they replace are marked in a delete file); the others rewrite silver.
+                if self.lake.capabilities().row_deltas {
+                    scd2::apply_extract_delta(
+                        self.lake.dialect(),
+                        table,
+                        &silver.to_string(),
+                        message.batch_id.as_str(),
+                        *extract_ts,
+                    )
+                } else {
+                    scd2::apply_extract_over(
+                        self.lake.dialect(),
+                        table,
+                        &silver.to_string(),
+                        message.batch_id.as_str(),
+                        *extract_ts,
+                    )
+                }
             }
             Step::Apply => scd2::apply_extract_sql(
                 self.lake.dialect(),
@@ -379,9 +391,17 @@ impl Standardise<'_> {
                 at: &at,
                 relations,
             };
-            self.lake
-                .write(&silver, floe_core::ports::Write::Overwrite(input), &options)
-                .await?
+            let on = scd2::delta_match_columns(table);
+            let write = if self.lake.capabilities().row_deltas {
+                floe_core::ports::Write::Delta {
+                    rows: input,
+                    on: &on,
+                    replaces: scd2::REPLACES,
+                }
+            } else {
+                floe_core::ports::Write::Overwrite(input)
+            };
+            self.lake.write(&silver, write, &options).await?
         } else {
             self.lake.write_query(&silver, &sql, &at, &options).await?
         };

@@ -603,6 +603,7 @@ pub fn apply_extract_sql(
         silver,
         batch_id,
         extract_ts,
+        false,
     )
 }
 
@@ -664,6 +665,43 @@ pub fn apply_extract_over(
         silver,
         batch_id,
         extract_ts,
+        false,
+    )
+}
+
+/// The column of [`apply_extract_delta`]'s rows that says a row replaces the current version
+/// with the same key and `valid_from`.
+pub const REPLACES: &str = "_replaces";
+
+/// The columns that name the version a row of [`apply_extract_delta`] replaces: the key and
+/// `valid_from`.
+pub fn delta_match_columns(table: &TableConfig) -> Vec<String> {
+    let mut on: Vec<String> = table.primary_key.clone();
+    on.push(VALID_FROM.to_owned());
+    on
+}
+
+/// [`apply_extract_over`] as changes only (merge-on-read): the current versions this extract
+/// changes, as they become (closed, or their untracked values taken in place), each marked
+/// [`REPLACES`] (the stored version is to be replaced, matched on [`delta_match_columns`]), and
+/// the versions it opens. Every version it leaves alone is left out, so the write costs the
+/// changed rows instead of the whole history; applied over silver, the result is the same table
+/// [`apply_extract_over`] writes.
+pub fn apply_extract_delta(
+    dialect: Dialect,
+    table: &TableConfig,
+    silver: &str,
+    batch_id: &str,
+    extract_ts: DateTime<Utc>,
+) -> String {
+    apply_with(
+        dialect,
+        table,
+        ExtractRows::Held,
+        silver,
+        batch_id,
+        extract_ts,
+        true,
     )
 }
 
@@ -675,6 +713,8 @@ enum ExtractRows<'a> {
     Held,
 }
 
+/// `delta`: the changed and new versions only, marked [`REPLACES`] or not (see
+/// [`apply_extract_delta`]); otherwise the whole new table.
 fn apply_with(
     dialect: Dialect,
     table: &TableConfig,
@@ -682,6 +722,7 @@ fn apply_with(
     silver: &str,
     batch_id: &str,
     extract_ts: DateTime<Utc>,
+    delta: bool,
 ) -> String {
     debug_assert_eq!(table.load, LoadKind::Full, "cdc tables are rebuilt");
     let bronze = match rows {
@@ -767,6 +808,27 @@ n AS (SELECT {src_cols}, {fingerprint} AS {ROW_HASH} FROM src)",
         ),
         ExtractRows::Held => format!("WITH n AS (SELECT * FROM {EXTRACT_VERSIONS})"),
     };
+    // As changes only: the current versions that end or take new untracked values, marked as
+    // replacing the stored ones; every other column marks its rows as new.
+    let (replacing, adding, changes_only) = if delta {
+        let untracked_changed: String = untracked
+            .iter()
+            .map(|c| {
+                format!(
+                    " OR ({stays} AND k.{} IS DISTINCT FROM s.{})",
+                    quote(&format!("_new_{c}")),
+                    quote(c)
+                )
+            })
+            .collect();
+        (
+            format!(", TRUE AS {REPLACES}"),
+            format!(", FALSE AS {REPLACES}"),
+            format!("\nWHERE s.{IS_CURRENT} AND (({closes}){untracked_changed})"),
+        )
+    } else {
+        Default::default()
+    };
     let mut sql = format!(
         "{n},
 nk AS (SELECT {pk}, {ROW_HASH} AS _new_hash{nk_untracked} FROM n),
@@ -774,11 +836,11 @@ cur AS (SELECT {pk}, {ROW_HASH} AS _cur_hash{cur_deleted} FROM {silver} WHERE {I
 SELECT {s_cols}, s.{VALID_FROM},
   CASE WHEN {closes} THEN {t} ELSE s.{VALID_TO} END AS {VALID_TO},
   CASE WHEN {closes} THEN FALSE ELSE s.{IS_CURRENT} END AS {IS_CURRENT}{s_deleted},
-  s.{ROW_HASH}, s.{BATCH_ID}
-FROM nk k RIGHT JOIN {silver} s ON {ks} AND s.{IS_CURRENT}
+  s.{ROW_HASH}, s.{BATCH_ID}{replacing}
+FROM nk k RIGHT JOIN {silver} s ON {ks} AND s.{IS_CURRENT}{changes_only}
 UNION ALL
 SELECT {n_cols}, {t} AS {VALID_FROM}, {no_end} AS {VALID_TO}, TRUE AS {IS_CURRENT}{live},
-  n.{ROW_HASH}, {batch} AS {BATCH_ID}
+  n.{ROW_HASH}, {batch} AS {BATCH_ID}{adding}
 FROM cur c RIGHT JOIN n ON {cn}
 WHERE c._cur_hash IS NULL OR c._cur_hash <> n.{ROW_HASH}{reopens}",
         cur_deleted = if new_record {
@@ -806,7 +868,7 @@ WHERE c._cur_hash IS NULL OR c._cur_hash <> n.{ROW_HASH}{reopens}",
             "
 UNION ALL
 SELECT {s_cols}, {t} AS {VALID_FROM}, {no_end} AS {VALID_TO}, TRUE AS {IS_CURRENT}, TRUE AS {IS_DELETED},
-  s.{ROW_HASH}, {batch} AS {BATCH_ID}
+  s.{ROW_HASH}, {batch} AS {BATCH_ID}{adding}
 FROM nk k RIGHT JOIN {silver} s ON {ks} AND s.{IS_CURRENT}
 WHERE s.{IS_CURRENT} AND NOT s.{IS_DELETED} AND k._new_hash IS NULL",
             s_cols = list(&all, "s."),

@@ -1,5 +1,6 @@
 //! Interop for what the pipeline writes: pyiceberg reads the bronze and silver tables of a local
-//! pipeline run (staged then published snapshots, text and typed columns) with floe's rows.
+//! pipeline run (staged then published snapshots, text and typed columns, position delete
+//! files) with floe's rows.
 
 use floe_core::ports::{Lake, ReadAt};
 use floe_tests::{json_rows, pyiceberg_read, python_or_skip, rows_as_strings};
@@ -40,6 +41,13 @@ async fn pyiceberg_reads_the_pipelines_bronze_and_silver() {
         assert_eq!(report.published.len(), 1, "{report:?}");
     }
     let lake = &p.lake;
+    // The second extract was applied as a row delta: silver's replaced versions are marked in a
+    // position delete file, which pyiceberg must apply too.
+    let silver_files = lake
+        .file_stats(&"silver_crm.accounts".parse().unwrap())
+        .await
+        .unwrap();
+    assert!(silver_files.iter().any(|f| f.deletes), "{silver_files:?}");
     let py = pyiceberg_read(
         &python,
         lake.root(),

@@ -837,3 +837,116 @@ async fn a_streamed_write_commits_whole_or_not_at_all(#[case] backend: Backend) 
         .unwrap();
     assert!(replay.already_committed);
 }
+
+/// `rows` with a `replaces` column: true for the ids in `replacing`.
+fn delta_rows(ids: &[i64], tag: &str, replacing: &[i64]) -> RecordBatch {
+    let plain = rows(ids, tag);
+    let mut fields: Vec<Field> = schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("replaces", DataType::Boolean, false));
+    let mut columns = plain.columns().to_vec();
+    columns.push(Arc::new(arrow_array::BooleanArray::from(
+        ids.iter()
+            .map(|i| replacing.contains(i))
+            .collect::<Vec<_>>(),
+    )));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+#[rstest]
+#[case::local(Backend::Local)]
+#[case::athena(Backend::Athena)]
+#[tokio::test]
+async fn a_row_delta_replaces_rows_exactly_or_changes_nothing(#[case] backend: Backend) {
+    use floe_core::ports::{Input, Maintenance, Write};
+    let Some(h) = open(backend, "a_row_delta_replaces_rows_exactly").await else {
+        return;
+    };
+    let lake = h.lake.as_ref();
+    let t = h.with_table().await;
+    let on = ["id".to_owned()];
+    let delta = |batch: RecordBatch, n: u32| {
+        let t = t.clone();
+        let on = on.clone();
+        async move {
+            lake.write(
+                &t,
+                Write::Delta {
+                    rows: Input::Rows(vec![batch]),
+                    on: &on,
+                    replaces: "replaces",
+                },
+                &opts(n),
+            )
+            .await
+        }
+    };
+    let first = lake
+        .append(&t, vec![rows(&[1, 2, 3], "a")], &opts(1))
+        .await
+        .unwrap();
+    if !lake.capabilities().row_deltas {
+        // An engine without row deltas says so and writes nothing (Athena replaces rows with
+        // MERGE statements instead).
+        let err = delta(delta_rows(&[2], "b", &[2]), 2).await.unwrap_err();
+        assert!(err.to_string().contains(&t.to_string()), "{err}");
+        assert_eq!(
+            read(lake, &t, ReadAt::Current).await,
+            pairs(&[1, 2, 3], "a")
+        );
+        return;
+    }
+    // 2 is replaced, 4 is added.
+    let out = delta(delta_rows(&[2, 4], "b", &[2]), 2).await.unwrap();
+    assert_eq!(out.rows_added, 2);
+    let expected = vec![
+        (1, "a1".to_owned()),
+        (2, "b2".into()),
+        (3, "a3".into()),
+        (4, "b4".into()),
+    ];
+    assert_eq!(read(lake, &t, ReadAt::Current).await, expected);
+    assert_eq!(
+        read(lake, &t, ReadAt::Snapshot(first.snapshot_id)).await,
+        pairs(&[1, 2, 3], "a")
+    );
+    let history = lake.snapshots(&t).await.unwrap();
+    assert_eq!(history.last().unwrap().total_rows, Some(4));
+    // The replaced row's data file was kept: a delete file marks the row.
+    assert!(lake.file_stats(&t).await.unwrap().iter().any(|f| f.deletes));
+    // A row replaced again (now in the delta's own file) and one of the first file.
+    delta(delta_rows(&[1, 2], "c", &[1, 2]), 3).await.unwrap();
+    let expected = vec![
+        (1, "c1".to_owned()),
+        (2, "c2".into()),
+        (3, "a3".into()),
+        (4, "b4".into()),
+    ];
+    assert_eq!(read(lake, &t, ReadAt::Current).await, expected);
+    assert!(
+        delta(delta_rows(&[1], "z", &[1]), 3)
+            .await
+            .unwrap()
+            .already_committed
+    );
+    // A row that replaces nothing, or two that replace the same row: nothing is written.
+    let snapshots = lake.snapshots(&t).await.unwrap().len();
+    let err = delta(delta_rows(&[9], "x", &[9]), 4).await.unwrap_err();
+    assert!(err.to_string().contains("replace no live row"), "{err}");
+    let err = delta(delta_rows(&[3, 3], "x", &[3]), 5).await.unwrap_err();
+    assert!(err.to_string().contains("replace the same row"), "{err}");
+    assert_eq!(read(lake, &t, ReadAt::Current).await, expected);
+    assert_eq!(lake.snapshots(&t).await.unwrap().len(), snapshots);
+    // Maintenance folds the delete files in; the answers stay.
+    let keep_all = Maintenance {
+        keep_for: chrono::Duration::days(7),
+        dry_run: false,
+    };
+    let report = lake.maintain(&t, &keep_all).await.unwrap();
+    assert!(report.compacted, "{report:?}");
+    assert!(!lake.file_stats(&t).await.unwrap().iter().any(|f| f.deletes));
+    assert_eq!(read(lake, &t, ReadAt::Current).await, expected);
+}

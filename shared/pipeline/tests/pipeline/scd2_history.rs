@@ -199,6 +199,57 @@ async fn apply_in_order(lake: &LocalLake, t: &TableConfig, files: &[&File]) {
     }
 }
 
+/// The history built as the embedded standardise stage builds it: each file, in the order given,
+/// landed, its versions computed and held (`scd2::extract_versions_sql`), and only the versions
+/// that change written as a row delta (`scd2::apply_extract_delta`: new files plus a position
+/// delete file for the versions they replace).
+async fn applied_as_deltas_rows(files: &[File], t: &TableConfig) -> Vec<RecordBatch> {
+    use floe_core::ports::{Input, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LocalLake::open(dir.path()).await.unwrap();
+    let b: TableRef = "bronze_s.t".parse().unwrap();
+    let silver: TableRef = "silver_s.t".parse().unwrap();
+    lake.create_table(&b, bronze::schema(t)).await.unwrap();
+    lake.create_table(&silver, scd2::silver_schema(t))
+        .await
+        .unwrap();
+    let dialect = floe_pipeline::sql::Dialect::DataFusion;
+    let on = scd2::delta_match_columns(t);
+    for (i, f) in files.iter().enumerate() {
+        land(&lake, t, &b, f, i as i64).await;
+        let batch = batch_of(f);
+        let versions_sql =
+            scd2::extract_versions_sql(dialect, t, "bronze_s.t", batch.as_str(), f.extract);
+        let mut versions = lake.query(&versions_sql, &ReadAt::Current).await.unwrap();
+        if versions.is_empty() {
+            let schema = lake
+                .query_schema(&versions_sql, &ReadAt::Current)
+                .await
+                .unwrap();
+            versions.push(RecordBatch::new_empty(schema));
+        }
+        let sql = scd2::apply_extract_delta(dialect, t, "silver_s.t", batch.as_str(), f.extract);
+        lake.write(
+            &silver,
+            Write::Delta {
+                rows: Input::QueryOver {
+                    sql: &sql,
+                    at: &ReadAt::Current,
+                    relations: vec![(scd2::EXTRACT_VERSIONS.to_owned(), versions)],
+                },
+                on: &on,
+                replaces: scd2::REPLACES,
+            },
+            &WriteOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    lake.query("SELECT * FROM silver_s.t", &ReadAt::Current)
+        .await
+        .unwrap()
+}
+
 /// The history when file `late` (not the last by extract time) arrives after all the others:
 /// those applied in order, then it spliced in (`scd2::late_extract_sql`), as the standardise
 /// stage does for a late extract.
@@ -523,6 +574,16 @@ proptest! {
     ) {
         let t = table(LoadKind::Full, policy);
         let got = runtime().block_on(applied(&full_files(&extracts), &t));
+        prop_assert_eq!(got, model_full(&extracts, policy));
+    }
+
+    #[test]
+    fn extracts_applied_as_row_deltas_match_the_model(
+        extracts in extracts_strategy(),
+        policy in prop_oneof![Just(DeletesPolicy::Ignore), Just(DeletesPolicy::Invalidate), Just(DeletesPolicy::NewRecord)],
+    ) {
+        let t = table(LoadKind::Full, policy);
+        let got = versions(runtime().block_on(applied_as_deltas_rows(&full_files(&extracts), &t)));
         prop_assert_eq!(got, model_full(&extracts, policy));
     }
 
@@ -909,6 +970,8 @@ fn a_change_of_an_untracked_column_updates_the_current_version_in_place() {
     assert_eq!(rebuilt, expected);
     let applied = versions_with_w(runtime().block_on(applied_rows(&files, &t)));
     assert_eq!(applied, expected);
+    let deltas = versions_with_w(runtime().block_on(applied_as_deltas_rows(&files, &t)));
+    assert_eq!(deltas, expected);
     assert_eq!(
         model_tracked_full(&extracts, DeletesPolicy::Invalidate),
         expected
@@ -938,6 +1001,16 @@ proptest! {
     ) {
         let t = tracked_table(LoadKind::Full, policy);
         let got = versions_with_w(runtime().block_on(applied_rows(&tracked_full_files(&extracts), &t)));
+        prop_assert_eq!(got, model_tracked_full(&extracts, policy));
+    }
+
+    #[test]
+    fn tracked_extracts_applied_as_row_deltas_match_the_model(
+        extracts in tracked_extracts(),
+        policy in prop_oneof![Just(DeletesPolicy::Ignore), Just(DeletesPolicy::Invalidate), Just(DeletesPolicy::NewRecord)],
+    ) {
+        let t = tracked_table(LoadKind::Full, policy);
+        let got = versions_with_w(runtime().block_on(applied_as_deltas_rows(&tracked_full_files(&extracts), &t)));
         prop_assert_eq!(got, model_tracked_full(&extracts, policy));
     }
 
