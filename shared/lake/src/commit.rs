@@ -151,36 +151,25 @@ pub async fn live_data_files(table: &Table) -> Result<Vec<DataFile>> {
     Ok(out)
 }
 
-/// A writer of a data manifest of `snapshot_id` at `path`, for the table's current schema and spec.
-fn data_manifest(
+/// A writer of a manifest of `snapshot_id` at `path` (data files, or delete files), for the
+/// table's current schema and spec.
+fn manifest_writer(
     io: &FileIO,
     md: &TableMetadata,
     snapshot_id: i64,
     path: &str,
+    content: ManifestContentType,
 ) -> Result<ManifestWriter> {
-    Ok(ManifestWriterBuilder::new(
+    let builder = ManifestWriterBuilder::new(
         io.new_output(path).map_err(ice("creating a manifest"))?,
         Some(snapshot_id),
         md.current_schema().clone(),
         md.default_partition_spec().as_ref().clone(),
-    )
-    .build_v2_data())
-}
-
-/// A writer of a delete manifest of `snapshot_id` at `path`.
-fn delete_manifest(
-    io: &FileIO,
-    md: &TableMetadata,
-    snapshot_id: i64,
-    path: &str,
-) -> Result<ManifestWriter> {
-    Ok(ManifestWriterBuilder::new(
-        io.new_output(path).map_err(ice("creating a manifest"))?,
-        Some(snapshot_id),
-        md.current_schema().clone(),
-        md.default_partition_spec().as_ref().clone(),
-    )
-    .build_v2_deletes())
+    );
+    Ok(match content {
+        ManifestContentType::Data => builder.build_v2_data(),
+        ManifestContentType::Deletes => builder.build_v2_deletes(),
+    })
 }
 
 fn total(md: &TableMetadata, key: &str) -> u64 {
@@ -225,7 +214,7 @@ pub async fn prepare(
             if !files.is_empty() {
                 let path = format!("{}/metadata/{commit_uuid}-m0.avro", md.location());
                 attempt.0.push(path.clone());
-                let mut w = data_manifest(io, md, snapshot_id, &path)?;
+                let mut w = manifest_writer(io, md, snapshot_id, &path, ManifestContentType::Data)?;
                 for f in files {
                     summary.add_file(f, schema.clone(), spec.clone());
                     w.add_file(f.clone(), UNASSIGNED_SEQUENCE_NUMBER)
@@ -241,7 +230,8 @@ pub async fn prepare(
             if !deletes.is_empty() {
                 let path = format!("{}/metadata/{commit_uuid}-m2.avro", md.location());
                 attempt.0.push(path.clone());
-                let mut w = delete_manifest(io, md, snapshot_id, &path)?;
+                let mut w =
+                    manifest_writer(io, md, snapshot_id, &path, ManifestContentType::Deletes)?;
                 for f in &deletes {
                     summary.add_file(f, schema.clone(), spec.clone());
                     w.add_file(f.clone(), UNASSIGNED_SEQUENCE_NUMBER)
@@ -292,14 +282,8 @@ pub async fn prepare(
                         for e in manifest.entries().iter().filter(|e| e.is_alive()) {
                             let (content, writer, n, path) = &mut removed[slot];
                             if writer.is_none() {
-                                *writer = Some(match content {
-                                    ManifestContentType::Data => {
-                                        data_manifest(io, md, snapshot_id, path)?
-                                    }
-                                    ManifestContentType::Deletes => {
-                                        delete_manifest(io, md, snapshot_id, path)?
-                                    }
-                                });
+                                *writer =
+                                    Some(manifest_writer(io, md, snapshot_id, path, *content)?);
                             }
                             summary.remove_file(e.data_file(), schema.clone(), spec.clone());
                             writer

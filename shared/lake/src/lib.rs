@@ -141,6 +141,18 @@ impl FileWriter {
     }
 }
 
+/// The outcome of a write whose batch `table` has committed already: nothing to do (a
+/// redelivered message), answered before its rows are asked for.
+fn replayed(table: &Table, options: &WriteOptions) -> Option<CommitOutcome> {
+    let batch = options.batch_id.as_ref()?;
+    commit::snapshot_of_batch(table.metadata(), batch.as_str()).map(|existing| CommitOutcome {
+        snapshot_id: existing,
+        already_committed: true,
+        rows_added: 0,
+        files_added: 0,
+    })
+}
+
 /// Compaction rewrites a table whose files average at most this size.
 const COMPACT_BELOW_BYTES: u64 = 64 * 1024 * 1024;
 /// Orphan files younger than this may belong to a commit still running: left alone.
@@ -671,15 +683,8 @@ impl LocalLake {
         S: futures::Stream<Item = Result<RecordBatch>>,
     {
         let table = self.load(t).await?;
-        if let Some(batch) = &options.batch_id
-            && let Some(existing) = commit::snapshot_of_batch(table.metadata(), batch.as_str())
-        {
-            return Ok(CommitOutcome {
-                snapshot_id: existing,
-                already_committed: true,
-                rows_added: 0,
-                files_added: 0,
-            });
+        if let Some(replayed) = replayed(&table, options) {
+            return Ok(replayed);
         }
         let files = self.write_data_stream(&table, rows.await?).await?;
         let written = AttemptFiles(files.iter().map(|f| f.file_path().to_owned()).collect());
@@ -701,15 +706,8 @@ impl LocalLake {
         let started_at = chrono::Utc::now();
         let clock = std::time::Instant::now();
         let table = self.load(t).await?;
-        if let Some(batch) = &options.batch_id
-            && let Some(existing) = commit::snapshot_of_batch(table.metadata(), batch.as_str())
-        {
-            return Ok(CommitOutcome {
-                snapshot_id: existing,
-                already_committed: true,
-                rows_added: 0,
-                files_added: 0,
-            });
+        if let Some(replayed) = replayed(&table, options) {
+            return Ok(replayed);
         }
         // The replaced rows are found in this snapshot, so the commit must land on it.
         let base = table.metadata().current_snapshot_id();

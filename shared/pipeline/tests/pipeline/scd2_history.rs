@@ -174,15 +174,21 @@ fn batch_of(f: &File) -> BatchId {
     ))
 }
 
-/// Creates bronze and silver in `lake`, then lands each file and applies it to silver
-/// (`scd2::apply_extract_sql`), in the order given.
-async fn apply_in_order(lake: &LocalLake, t: &TableConfig, files: &[&File]) {
+/// Creates `t`'s bronze (`bronze_s.t`) and silver (`silver_s.t`) tables in `lake`.
+async fn create_tables(lake: &LocalLake, t: &TableConfig) -> (TableRef, TableRef) {
     let b: TableRef = "bronze_s.t".parse().unwrap();
     let silver: TableRef = "silver_s.t".parse().unwrap();
     lake.create_table(&b, bronze::schema(t)).await.unwrap();
     lake.create_table(&silver, scd2::silver_schema(t))
         .await
         .unwrap();
+    (b, silver)
+}
+
+/// Creates bronze and silver in `lake`, then lands each file and applies it to silver
+/// (`scd2::apply_extract_sql`), in the order given.
+async fn apply_in_order(lake: &LocalLake, t: &TableConfig, files: &[&File]) {
+    let (b, silver) = create_tables(lake, t).await;
     for (i, f) in files.iter().enumerate() {
         land(lake, t, &b, f, i as i64).await;
         let sql = scd2::apply_extract_sql(
@@ -207,12 +213,7 @@ async fn applied_as_deltas_rows(files: &[File], t: &TableConfig) -> Vec<RecordBa
     use floe_core::ports::{Input, Write};
     let dir = tempfile::tempdir().unwrap();
     let lake = LocalLake::open(dir.path()).await.unwrap();
-    let b: TableRef = "bronze_s.t".parse().unwrap();
-    let silver: TableRef = "silver_s.t".parse().unwrap();
-    lake.create_table(&b, bronze::schema(t)).await.unwrap();
-    lake.create_table(&silver, scd2::silver_schema(t))
-        .await
-        .unwrap();
+    let (b, silver) = create_tables(&lake, t).await;
     let dialect = floe_pipeline::sql::Dialect::DataFusion;
     let on = scd2::delta_match_columns(t);
     for (i, f) in files.iter().enumerate() {
