@@ -73,7 +73,7 @@ pub fn describe(t: &TableRef, r: &MaintenanceReport, dry_run: bool) -> String {
             "{t}: {} files{}; {} snapshots would expire, {} kept; {} orphan files found",
             r.files_before,
             if r.compacted {
-                ", small: would be compacted"
+                ", would be compacted"
             } else {
                 ""
             },
