@@ -182,9 +182,10 @@ pub struct Model {
     /// A digest of everything that defines it (SQL, parameters, config, tests), for
     /// `state:modified`.
     pub checksum: String,
-    /// Template context (`table`, `params`) of a generated model.
+    /// Template context (`table`, `params`) of a generated model (shared: every render of the
+    /// model reads it, none changes it).
     #[serde(skip)]
-    pub extra: BTreeMap<String, Json>,
+    pub extra: std::sync::Arc<BTreeMap<String, Json>>,
 }
 
 impl Model {

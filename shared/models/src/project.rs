@@ -191,7 +191,7 @@ impl Resolve for Published {
 }
 
 /// A model found on disk: name, file, origin, template text, template context.
-type Found = (String, PathBuf, Origin, String, BTreeMap<String, Json>);
+type Found = (String, PathBuf, Origin, String, Arc<BTreeMap<String, Json>>);
 
 fn template_context(t: &TableConfig, params: &Json) -> BTreeMap<String, Json> {
     let columns: Vec<Json> = t
@@ -290,7 +290,7 @@ impl Models {
                 Ok(text) => {
                     let name = name_of(&p);
                     if claim(&name, &shown, &mut errors) {
-                        found.push((name, shown, Origin::Written, text, BTreeMap::new()));
+                        found.push((name, shown, Origin::Written, text, Default::default()));
                     }
                 }
                 Err(e) => errors.push(ConfigError::at(
@@ -348,7 +348,7 @@ impl Models {
                             table: t.qualified_name(),
                         },
                         text.clone(),
-                        template_context(t, params),
+                        Arc::new(template_context(t, params)),
                     ));
                 }
             }
@@ -396,7 +396,7 @@ impl Models {
             };
             let mut hasher = Sha256::new();
             hasher.update(text.as_bytes());
-            hasher.update(serde_json::to_vec(&extra).unwrap_or_default());
+            hasher.update(serde_json::to_vec(&*extra).unwrap_or_default());
             models.insert(
                 name.clone(),
                 (
@@ -524,7 +524,7 @@ impl Models {
                 is_incremental: false,
                 this: None,
                 vars: vars.clone(),
-                extra: BTreeMap::new(),
+                extra: Default::default(),
             };
             match renderer.render(&template, &ctx) {
                 Ok(r) => {

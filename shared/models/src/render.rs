@@ -102,8 +102,8 @@ pub struct RenderCtx {
     pub this: Option<String>,
     /// The project's variables.
     pub vars: Arc<BTreeMap<String, serde_json::Value>>,
-    /// Extra context (a template's `table` and `params`).
-    pub extra: BTreeMap<String, serde_json::Value>,
+    /// Extra context (a template's `table` and `params`), shared by every render of a model.
+    pub extra: Arc<BTreeMap<String, serde_json::Value>>,
 }
 
 /// A rendered model.
@@ -568,7 +568,7 @@ mod tests {
                 "since".into(),
                 serde_json::json!("2026-01-01"),
             )])),
-            extra: BTreeMap::new(),
+            extra: Default::default(),
         }
     }
 

@@ -308,7 +308,7 @@ impl AuditModels<'_> {
             is_incremental: false,
             this: Some(relation.to_owned()),
             vars: self.models.vars.clone(),
-            extra: BTreeMap::new(),
+            extra: Default::default(),
         };
         let mut out = Vec::new();
         for test in &model.tests {
